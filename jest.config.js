@@ -1,0 +1,38 @@
+// Tests are named by tier: *.unit.spec.ts (pure, no I/O), *.int.spec.ts (real Kafka and
+// PostgreSQL), *.e2e.spec.ts (whole system as separate processes).
+const swc = [
+  '@swc/jest',
+  {
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+      target: 'es2023',
+    },
+    module: { type: 'commonjs' },
+    sourceMaps: 'inline',
+  },
+];
+
+const moduleNameMapper = {
+  '^@cashflow/migrations$': '<rootDir>/migrations',
+  '^@cashflow/(.*)$': '<rootDir>/libs/$1/src',
+};
+
+const project = (displayName, testMatch, extra = {}) => ({
+  displayName,
+  testMatch,
+  rootDir: __dirname,
+  testEnvironment: 'node',
+  transform: { '^.+\\.ts$': swc },
+  moduleNameMapper,
+  testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.local/', '/.cache/'],
+  ...extra,
+});
+
+module.exports = {
+  projects: [
+    project('unit', ['<rootDir>/**/*.unit.spec.ts']),
+    project('int', ['<rootDir>/**/*.int.spec.ts'], { slowTestThreshold: 30 }),
+    project('e2e', ['<rootDir>/**/*.e2e.spec.ts'], { slowTestThreshold: 60 }),
+  ],
+};

@@ -1,0 +1,74 @@
+/**
+ * The Kafka topics of cashflow-refresh: the one place their names, keys and retention live.
+ *
+ * The event topics are the system's log: the projection is rebuilt from them, so they keep
+ * events indefinitely (no time- or size-based deletion).
+ */
+import type { EventType } from './events';
+
+export type TopicKey = 'refreshRequested' | 'refreshOutcomes' | 'reportOutcomes' | 'deadLetter';
+
+export interface TopicDefinition {
+  readonly key: TopicKey;
+  /** Name without the deployment's prefix (KAFKA_TOPIC_PREFIX). */
+  readonly name: string;
+  readonly description: string;
+  /** Event types carried by the topic; empty for topics that carry foreign records. */
+  readonly events: readonly EventType[];
+  /** Kafka topic configs applied when the project creates the topic. */
+  readonly configs: Readonly<Record<string, string>>;
+}
+
+/** Kept forever: the log the projection is rebuilt from. */
+/** Partitions per topic when the project creates it (KAFKA_PARTITIONS overrides). */
+export const DEFAULT_PARTITIONS = 12;
+
+const KEEP_FOREVER = { 'cleanup.policy': 'delete', 'retention.ms': '-1', 'retention.bytes': '-1' };
+
+export const TOPICS: Readonly<Record<TopicKey, TopicDefinition>> = {
+  refreshRequested: {
+    key: 'refreshRequested',
+    name: 'cashflow-refresh.refresh-requested.v1',
+    description: 'Upstream services ask for a fresh Cashflow Report for one Item.',
+    events: ['RefreshRequested'],
+    configs: KEEP_FOREVER,
+  },
+  refreshOutcomes: {
+    key: 'refreshOutcomes',
+    name: 'cashflow-refresh.refresh-outcomes.v1',
+    description:
+      'The refresh worker answers every RefreshRequested with exactly one RefreshAccepted or RefreshFailed.',
+    events: ['RefreshAccepted', 'RefreshFailed'],
+    configs: KEEP_FOREVER,
+  },
+  reportOutcomes: {
+    key: 'reportOutcomes',
+    name: 'cashflow-refresh.report-outcomes.v1',
+    description:
+      "The webhook ingress publishes Plaid's verified CASHFLOW_REPORT_READY webhooks as ReportReady or ReportFailed.",
+    events: ['ReportReady', 'ReportFailed'],
+    configs: KEEP_FOREVER,
+  },
+  deadLetter: {
+    key: 'deadLetter',
+    name: 'cashflow-refresh.dead-letter.v1',
+    description:
+      'Records a consumer could not decode or validate: the original key, value and headers, plus dlq_* headers with the reason.',
+    events: [],
+    configs: KEEP_FOREVER,
+  },
+};
+
+export const TOPIC_KEYS = Object.keys(TOPICS) as TopicKey[];
+
+/** The full topic name in a deployment whose topics share `prefix` (may be empty). */
+export function topicName(key: TopicKey, prefix = ''): string {
+  return `${prefix}${TOPICS[key].name}`;
+}
+
+/** The topic an event type is published to. */
+export function topicKeyForEvent(type: EventType): TopicKey {
+  const found = TOPIC_KEYS.find((key) => TOPICS[key].events.includes(type));
+  if (!found) throw new Error(`No topic carries ${type}`);
+  return found;
+}
