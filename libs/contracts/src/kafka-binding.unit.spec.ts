@@ -1,5 +1,5 @@
 import { sampleEvent } from '../../../test/support/sample-events';
-import { EVENT_TYPES, type EventType } from './events';
+import { EVENT_TYPES, type EventType, type RefreshAccepted } from './events';
 import {
   CE_HEADERS,
   InvalidEventError,
@@ -140,8 +140,8 @@ describe('CloudEvents binary mode over Kafka', () => {
   });
 
   it('refuses to encode an invalid event, naming the field', () => {
-    const event = sampleEvent('RefreshAccepted');
-    const broken = { ...event, data: { ...event.data, days_requested: 0 } };
+    const event = sampleEvent('RefreshAccepted') as RefreshAccepted;
+    const broken: RefreshAccepted = { ...event, data: { ...event.data, days_requested: 0 } };
     expect(() => encodeEvent(broken)).toThrow(InvalidEventError);
     expect(() => encodeEvent(broken)).toThrow(/data\.days_requested/);
   });

@@ -1,0 +1,15 @@
+import { createLogger, listenHttpApp, startApp } from '@cashflow/observability';
+import { SERVICE, loadRefreshWorkerConfig } from './config';
+import { RefreshWorkerModule } from './refresh-worker.module';
+
+startApp(SERVICE, async () => {
+  const config = loadRefreshWorkerConfig();
+  const logger = createLogger({ service: SERVICE, level: config.logLevel });
+  const app = await listenHttpApp({
+    module: RefreshWorkerModule.forRoot(config, logger),
+    logger,
+    ...config.http,
+  });
+  logger.info({ ...config.http, plaid: config.plaid.baseUrl }, `${SERVICE} started`);
+  return app;
+});

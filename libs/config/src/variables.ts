@@ -1,0 +1,101 @@
+/**
+ * The environment variables of cashflow-refresh: one set of names across every app, the scripts,
+ * docker-compose.yml and the README. Each app composes the groups it needs.
+ */
+import { z } from 'zod';
+
+const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).default(fallback);
+
+const brokerList = z
+  .string()
+  .transform((s) => s.split(',').map((b) => b.trim()).filter(Boolean))
+  .pipe(
+    z
+      .array(z.string().regex(/^[^\s:/]+:\d{1,5}$/, 'each broker must be host:port'))
+      .min(1, 'at least one broker, e.g. 127.0.0.1:19092'),
+  );
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const commonVariables = {
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  /** Address the HTTP servers bind to; docker-compose sets 0.0.0.0. */
+  BIND_ADDRESS: z.string().min(1).default('127.0.0.1'),
+};
+
+export const kafkaVariables = {
+  KAFKA_BROKERS: brokerList,
+  KAFKA_CLIENT_ID: z.string().min(1).optional(),
+  KAFKA_TOPIC_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only')
+    .default(''),
+};
+
+export const topicAdminVariables = {
+  KAFKA_PARTITIONS: z.coerce.number().int().min(1).max(1000).default(12),
+  KAFKA_REPLICATION_FACTOR: z.coerce.number().int().min(1).max(10).default(1),
+};
+
+export const databaseVariables = {
+  DATABASE_URL: z
+    .string()
+    .url('must be a URL such as postgres://user:password@127.0.0.1:15432/cashflow')
+    .refine((u) => /^postgres(ql)?:\/\//.test(u), 'must start with postgres:// or postgresql://'),
+};
+
+export const PLAID_ENVIRONMENTS = ['local', 'sandbox', 'production'] as const;
+export const PLAID_BASE_URLS = {
+  sandbox: 'https://sandbox.plaid.com',
+  production: 'https://production.plaid.com',
+} as const;
+
+export const plaidVariables = {
+  /** local = this project's Plaid sandbox app; sandbox and production = Plaid itself. */
+  PLAID_ENV: z.enum(PLAID_ENVIRONMENTS).default('local'),
+  /** Overrides the base URL PLAID_ENV implies. */
+  PLAID_BASE_URL: z.string().url().optional(),
+  PLAID_CLIENT_ID: z.string().min(1).optional(),
+  PLAID_SECRET: z.string().min(1).optional(),
+};
+
+export const ports = {
+  REFRESH_WORKER_PORT: port(8081),
+  WEBHOOK_INGRESS_PORT: port(8080),
+  WEBHOOK_INGRESS_ADMIN_PORT: port(8082),
+  PROJECTOR_PORT: port(8083),
+  PLAID_SANDBOX_PORT: port(8090),
+};
+
+/** Every variable any app reads, for docs and for checking docker-compose.yml against. */
+export const ALL_VARIABLES = {
+  ...commonVariables,
+  ...kafkaVariables,
+  ...topicAdminVariables,
+  ...databaseVariables,
+  ...plaidVariables,
+  ...ports,
+};
+export type VariableName = keyof typeof ALL_VARIABLES;
+
+/**
+ * Plaid settings resolved: the base URL PLAID_ENV implies, and credentials required for real
+ * Plaid. The local sandbox accepts whatever credentials it was started with.
+ */
+export function resolvePlaid(
+  env: z.output<z.ZodObject<typeof plaidVariables>>,
+  ctx: z.RefinementCtx,
+  localPort: number,
+) {
+  if (env.PLAID_ENV !== 'local') {
+    for (const name of ['PLAID_CLIENT_ID', 'PLAID_SECRET'] as const) {
+      if (!env[name]) {
+        ctx.addIssue({ code: 'custom', path: [name], message: `required when PLAID_ENV=${env.PLAID_ENV}` });
+      }
+    }
+  }
+  const baseUrl =
+    env.PLAID_BASE_URL ??
+    (env.PLAID_ENV === 'local' ? `http://127.0.0.1:${localPort}` : PLAID_BASE_URLS[env.PLAID_ENV]);
+  return { env: env.PLAID_ENV, baseUrl, clientId: env.PLAID_CLIENT_ID, secret: env.PLAID_SECRET };
+}

@@ -1,0 +1,43 @@
+import { Kafka, Partitioners, logLevel, type KafkaConfig, type LogEntry } from 'kafkajs';
+import type { Logger } from 'pino';
+
+export interface KafkaOptions {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  /** Put in front of every topic name, so several deployments can share one cluster. */
+  readonly topicPrefix: string;
+  readonly logger: Logger;
+}
+
+const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+/** A kafkajs client that logs through pino. kafkajs stays behind this library's interface. */
+export function createKafka(options: KafkaOptions, overrides: Partial<KafkaConfig> = {}): Kafka {
+  const log = options.logger.child({ component: 'kafkajs' });
+  return new Kafka({
+    clientId: options.clientId,
+    brokers: [...options.brokers],
+    connectionTimeout: 3000,
+    requestTimeout: 30000,
+    retry: { initialRetryTime: 300, retries: 8 },
+    logLevel: logLevel.WARN,
+    logCreator:
+      () =>
+      ({ namespace, level, log: entry }: LogEntry) => {
+        const { message, ...rest } = entry;
+        log[LEVELS[level] ?? 'info']({ namespace, ...rest }, message);
+      },
+    ...overrides,
+  });
+}
+
+/**
+ * Java's murmur2 partitioner, so a key lands on the same partition whichever client produced it
+ * (librdkafka clients such as kcat need `-X partitioner=murmur2_random` to agree).
+ */
+export const partitioner = Partitioners.DefaultPartitioner;

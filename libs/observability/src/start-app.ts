@@ -1,0 +1,70 @@
+import { ConfigError } from '@cashflow/config';
+import type { INestApplication, Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { Logger } from 'pino';
+import { createLogger } from './logger';
+import { PinoNestLogger } from './nest-logger';
+
+/** Exit status for invalid configuration (sysexits EX_CONFIG). */
+export const EXIT_CONFIG = 78;
+
+export interface Started {
+  /** Stops the app; resolves when every connection is closed. */
+  close(): Promise<void>;
+}
+
+/**
+ * Runs an app's start-up and turns failures into a clear message and exit status: invalid
+ * configuration prints the variables at fault and exits 78; anything else is logged and exits 1.
+ * SIGINT and SIGTERM close the app once, then exit 0.
+ */
+export function startApp(service: string, start: () => Promise<Started>): void {
+  const fallbackLogger: Logger = createLogger({ service, level: 'info' });
+  start().then(
+    (app) => {
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        fallbackLogger.info({ signal }, `${service} stopping`);
+        app.close().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            fallbackLogger.error({ err: error }, `${service} did not stop cleanly`);
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    },
+    (error: unknown) => {
+      if (error instanceof ConfigError) {
+        process.stderr.write(`${error.message}\n`);
+        process.exit(EXIT_CONFIG);
+      }
+      fallbackLogger.fatal({ err: error }, `${service} failed to start`);
+      process.exit(1);
+    },
+  );
+}
+
+export interface HttpAppOptions {
+  readonly module: unknown;
+  readonly logger: Logger;
+  readonly port: number;
+  readonly host: string;
+}
+
+/**
+ * Creates a NestJS HTTP app that logs through pino and listens on host:port. Start-up errors
+ * (an unreachable broker, a port in use) reject instead of aborting, so startApp reports them.
+ */
+export async function listenHttpApp(options: HttpAppOptions): Promise<INestApplication> {
+  const app = await NestFactory.create(options.module as Type, {
+    logger: new PinoNestLogger(options.logger),
+    abortOnError: false,
+  });
+  await app.listen(options.port, options.host);
+  return app;
+}

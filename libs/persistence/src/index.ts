@@ -1,0 +1,3 @@
+export * from './data-source';
+export * from './database-readiness';
+export * from './persistence.module';
