@@ -27,7 +27,10 @@ export function buildProgram(): Command {
     .description('Apply pending database migrations (DATABASE_URL).')
     .action(async () => {
       const env = loadConfig(SERVICE, z.object({ ...databaseVariables }));
-      const report = await runMigrations({ url: env.DATABASE_URL, applicationName: 'cashflow-cli' });
+      const report = await runMigrations({
+        url: env.DATABASE_URL,
+        applicationName: 'cashflow-cli',
+      });
       process.stdout.write(
         report.applied.length
           ? `Applied ${report.applied.length} migration(s): ${report.applied.join(', ')}\n`

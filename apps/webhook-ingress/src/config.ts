@@ -24,7 +24,8 @@ const WebhookIngressEnv = z
       ctx.addIssue({
         code: 'custom',
         path: ['WEBHOOK_INGRESS_ADMIN_PORT'],
-        message: 'must differ from WEBHOOK_INGRESS_PORT: health and metrics stay off the public port',
+        message:
+          'must differ from WEBHOOK_INGRESS_PORT: health and metrics stay off the public port',
       });
     }
   })
@@ -42,6 +43,8 @@ const WebhookIngressEnv = z
 
 export type WebhookIngressConfig = z.output<typeof WebhookIngressEnv>;
 
-export function loadWebhookIngressConfig(env: NodeJS.ProcessEnv = process.env): WebhookIngressConfig {
+export function loadWebhookIngressConfig(
+  env: NodeJS.ProcessEnv = process.env,
+): WebhookIngressConfig {
   return loadConfig(SERVICE, WebhookIngressEnv, env);
 }

@@ -24,12 +24,15 @@ export function loadConfig<S extends z.ZodType>(
   env: NodeJS.ProcessEnv = process.env,
 ): z.output<S> {
   // Empty variables count as unset: `FOO=` in a .env file means "use the default".
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const cleaned = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ''),
+  );
   const result = schema.safeParse(cleaned);
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => ({
     variable: issue.path.length ? String(issue.path[0]) : '(environment)',
-    message: issue.code === 'invalid_type' && issue.input === undefined ? 'required' : issue.message,
+    message:
+      issue.code === 'invalid_type' && issue.input === undefined ? 'required' : issue.message,
   }));
   throw new ConfigError(service, problems);
 }

@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { ConfigError, loadConfig } from './load-config';
-import { commonVariables, databaseVariables, kafkaVariables, plaidVariables, ports, resolvePlaid } from './variables';
+import {
+  commonVariables,
+  databaseVariables,
+  kafkaVariables,
+  plaidVariables,
+  ports,
+  resolvePlaid,
+} from './variables';
 
 const schema = z.object({ ...commonVariables, ...kafkaVariables, ...databaseVariables });
 
@@ -8,14 +15,18 @@ function problemsOf(fn: () => unknown): string[] {
   try {
     fn();
   } catch (error) {
-    if (error instanceof ConfigError) return error.problems.map((p) => `${p.variable}: ${p.message}`);
+    if (error instanceof ConfigError)
+      return error.problems.map((p) => `${p.variable}: ${p.message}`);
     throw error;
   }
   throw new Error('expected a ConfigError');
 }
 
 describe('loadConfig', () => {
-  const valid = { KAFKA_BROKERS: '127.0.0.1:19092, 127.0.0.2:19092', DATABASE_URL: 'postgres://u:p@127.0.0.1:15432/db' };
+  const valid = {
+    KAFKA_BROKERS: '127.0.0.1:19092, 127.0.0.2:19092',
+    DATABASE_URL: 'postgres://u:p@127.0.0.1:15432/db',
+  };
 
   it('parses variables and applies defaults', () => {
     const config = loadConfig('test', schema, valid);
@@ -62,13 +73,17 @@ describe('loadConfig', () => {
     const plaid = z
       .object({ ...plaidVariables, ...ports })
       .transform((env, ctx) => resolvePlaid(env, ctx, env.PLAID_SANDBOX_PORT));
-    expect(loadConfig('test', plaid, {})).toMatchObject({ env: 'local', baseUrl: 'http://127.0.0.1:8090' });
+    expect(loadConfig('test', plaid, {})).toMatchObject({
+      env: 'local',
+      baseUrl: 'http://127.0.0.1:8090',
+    });
     expect(problemsOf(() => loadConfig('test', plaid, { PLAID_ENV: 'production' }))).toEqual([
       'PLAID_CLIENT_ID: required when PLAID_ENV=production',
       'PLAID_SECRET: required when PLAID_ENV=production',
     ]);
     expect(
-      loadConfig('test', plaid, { PLAID_ENV: 'sandbox', PLAID_CLIENT_ID: 'id', PLAID_SECRET: 's' }).baseUrl,
+      loadConfig('test', plaid, { PLAID_ENV: 'sandbox', PLAID_CLIENT_ID: 'id', PLAID_SECRET: 's' })
+        .baseUrl,
     ).toBe('https://sandbox.plaid.com');
   });
 });

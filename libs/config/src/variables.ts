@@ -8,7 +8,12 @@ const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).def
 
 const brokerList = z
   .string()
-  .transform((s) => s.split(',').map((b) => b.trim()).filter(Boolean))
+  .transform((s) =>
+    s
+      .split(',')
+      .map((b) => b.trim())
+      .filter(Boolean),
+  )
   .pipe(
     z
       .array(z.string().regex(/^[^\s:/]+:\d{1,5}$/, 'each broker must be host:port'))
@@ -90,7 +95,11 @@ export function resolvePlaid(
   if (env.PLAID_ENV !== 'local') {
     for (const name of ['PLAID_CLIENT_ID', 'PLAID_SECRET'] as const) {
       if (!env[name]) {
-        ctx.addIssue({ code: 'custom', path: [name], message: `required when PLAID_ENV=${env.PLAID_ENV}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: `required when PLAID_ENV=${env.PLAID_ENV}`,
+        });
       }
     }
   }

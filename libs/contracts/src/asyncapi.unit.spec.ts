@@ -1,4 +1,4 @@
-import { Parser } from '@asyncapi/parser';
+import { DiagnosticSeverity, Parser } from '@asyncapi/parser';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -13,7 +13,7 @@ const text = readFileSync(DOC_PATH, 'utf8');
 describe('docs/asyncapi.yaml', () => {
   it('is a valid AsyncAPI 3 document', async () => {
     const { document, diagnostics } = await new Parser().parse(text);
-    const errors = diagnostics.filter((d) => d.severity === 0);
+    const errors = diagnostics.filter((d) => d.severity === DiagnosticSeverity.Error);
     expect(errors.map((e) => `${e.path.join('.')}: ${e.message}`)).toEqual([]);
     expect(document?.version()).toBe('3.0.0');
   });
@@ -24,7 +24,10 @@ describe('docs/asyncapi.yaml', () => {
 
   it('describes every topic, and every event with the schema the code validates with', async () => {
     const { document } = await new Parser().parse(text);
-    const addresses = document!.channels().all().map((c) => c.address());
+    const addresses = document!
+      .channels()
+      .all()
+      .map((c) => c.address());
     expect(addresses.sort()).toEqual(TOPIC_KEYS.map((k) => TOPICS[k].name).sort());
 
     for (const type of EVENT_TYPES) {

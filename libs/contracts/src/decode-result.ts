@@ -29,8 +29,7 @@ export interface DecodeError {
 }
 
 export type DecodeResult<T> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly error: DecodeError };
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: DecodeError };
 
 export function decodeFailure(
   code: DecodeErrorCode,

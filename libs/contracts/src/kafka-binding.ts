@@ -119,28 +119,51 @@ export function decodeEvent(
   const headers = Headers.safeParse(readHeaders(record.headers));
   if (!headers.success) {
     const failure = fromZodIssues(headers.error.issues);
-    const missing = headers.error.issues.some((i) => i.code === 'invalid_type' && i.input === undefined);
-    return decodeFailure(missing ? 'MISSING_HEADER' : 'INVALID_HEADER', failure.field, failure.message, failure.issues);
+    const missing = headers.error.issues.some(
+      (i) => i.code === 'invalid_type' && i.input === undefined,
+    );
+    return decodeFailure(
+      missing ? 'MISSING_HEADER' : 'INVALID_HEADER',
+      failure.field,
+      failure.message,
+      failure.issues,
+    );
   }
   const h = headers.data;
   const type = eventTypeOfCloudEventType(h[CE_HEADERS.type]);
   if (!type) {
-    return decodeFailure('UNKNOWN_EVENT_TYPE', CE_HEADERS.type, `${CE_HEADERS.type}: unknown event type "${h[CE_HEADERS.type]}"`);
+    return decodeFailure(
+      'UNKNOWN_EVENT_TYPE',
+      CE_HEADERS.type,
+      `${CE_HEADERS.type}: unknown event type "${h[CE_HEADERS.type]}"`,
+    );
   }
   if (expected && !expected.includes(type)) {
-    return decodeFailure('UNEXPECTED_EVENT_TYPE', CE_HEADERS.type, `${CE_HEADERS.type}: ${type} is not expected here (expected ${expected.join(', ')})`);
+    return decodeFailure(
+      'UNEXPECTED_EVENT_TYPE',
+      CE_HEADERS.type,
+      `${CE_HEADERS.type}: ${type} is not expected here (expected ${expected.join(', ')})`,
+    );
   }
   if (record.value === null || record.value.length === 0) {
     return decodeFailure('MISSING_VALUE', 'value', 'value: the message has no data');
   }
   if (record.value.length > MAX_EVENT_BYTES) {
-    return decodeFailure('TOO_LARGE', 'value', `value: ${record.value.length} bytes exceeds ${MAX_EVENT_BYTES}`);
+    return decodeFailure(
+      'TOO_LARGE',
+      'value',
+      `value: ${record.value.length} bytes exceeds ${MAX_EVENT_BYTES}`,
+    );
   }
   let json: unknown;
   try {
     json = JSON.parse(record.value.toString());
   } catch (error) {
-    return decodeFailure('INVALID_JSON', 'value', `value: not valid JSON (${(error as Error).message})`);
+    return decodeFailure(
+      'INVALID_JSON',
+      'value',
+      `value: not valid JSON (${(error as Error).message})`,
+    );
   }
   const data = EVENTS[type].data.safeParse(json);
   if (!data.success) {
@@ -149,7 +172,11 @@ export function decodeEvent(
   }
   const itemId = data.data.item_id;
   if (h[CE_HEADERS.subject] !== itemId) {
-    return decodeFailure('SUBJECT_MISMATCH', CE_HEADERS.subject, `${CE_HEADERS.subject}: must equal data.item_id`);
+    return decodeFailure(
+      'SUBJECT_MISMATCH',
+      CE_HEADERS.subject,
+      `${CE_HEADERS.subject}: must equal data.item_id`,
+    );
   }
   const key = record.key === null ? null : record.key.toString();
   if (key !== itemId) {

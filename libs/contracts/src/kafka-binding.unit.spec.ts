@@ -90,7 +90,11 @@ describe('CloudEvents binary mode over Kafka', () => {
   });
 
   it('rejects a value that is not JSON', () => {
-    expectFailure({ ...asConsumed('RefreshRequested'), value: Buffer.from('{nope') }, 'INVALID_JSON', 'value');
+    expectFailure(
+      { ...asConsumed('RefreshRequested'), value: Buffer.from('{nope') },
+      'INVALID_JSON',
+      'value',
+    );
   });
 
   it('rejects an empty value', () => {
@@ -125,7 +129,11 @@ describe('CloudEvents binary mode over Kafka', () => {
   });
 
   it('rejects a key or subject that is not the item_id, since ordering hangs on the key', () => {
-    expectFailure({ ...asConsumed('RefreshRequested'), key: Buffer.from('other') }, 'KEY_MISMATCH', 'key');
+    expectFailure(
+      { ...asConsumed('RefreshRequested'), key: Buffer.from('other') },
+      'KEY_MISMATCH',
+      'key',
+    );
     const record = asConsumed('RefreshRequested');
     record.headers[CE_HEADERS.subject] = Buffer.from('other');
     expectFailure(record, 'SUBJECT_MISMATCH', 'ce_subject');

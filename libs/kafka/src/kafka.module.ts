@@ -1,5 +1,4 @@
 import {
-
   Module,
   type DynamicModule,
   type OnApplicationBootstrap,
@@ -36,7 +35,11 @@ export class KafkaModule implements OnApplicationBootstrap, OnApplicationShutdow
           useFactory: (kafka: Kafka) => new EventPublisher(kafka, options.topicPrefix),
           inject: [KAFKA],
         },
-        { provide: KafkaReadiness, useFactory: (kafka: Kafka) => new KafkaReadiness(kafka), inject: [KAFKA] },
+        {
+          provide: KafkaReadiness,
+          useFactory: (kafka: Kafka) => new KafkaReadiness(kafka),
+          inject: [KAFKA],
+        },
       ],
       exports: [KAFKA, KAFKA_OPTIONS, EventPublisher, KafkaReadiness],
     };
@@ -50,4 +53,3 @@ export class KafkaModule implements OnApplicationBootstrap, OnApplicationShutdow
     await Promise.allSettled([this.publisher.disconnect(), this.readiness.close()]);
   }
 }
-

@@ -32,7 +32,10 @@ export async function ensureTopics(kafka: Kafka, layout: TopicLayout): Promise<E
           topic: t.name,
           numPartitions: layout.partitions,
           replicationFactor: layout.replicationFactor,
-          configEntries: Object.entries(TOPICS[t.key].configs).map(([name, value]) => ({ name, value })),
+          configEntries: Object.entries(TOPICS[t.key].configs).map(([name, value]) => ({
+            name,
+            value,
+          })),
         })),
       });
     }
@@ -42,7 +45,11 @@ export async function ensureTopics(kafka: Kafka, layout: TopicLayout): Promise<E
       const metadata = await admin.fetchTopicMetadata({ topics: existing });
       for (const topic of metadata.topics) {
         if (topic.partitions.length !== layout.partitions) {
-          mismatched.push({ topic: topic.name, partitions: topic.partitions.length, expected: layout.partitions });
+          mismatched.push({
+            topic: topic.name,
+            partitions: topic.partitions.length,
+            expected: layout.partitions,
+          });
         }
       }
     }

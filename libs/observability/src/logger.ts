@@ -41,7 +41,9 @@ export function scrubSecrets(text: string): string {
   return SECRET_PATTERNS.reduce(
     (out, pattern) =>
       out.replace(pattern, (match, prefix?: string) =>
-        typeof prefix === 'string' && match.startsWith(prefix) ? `${prefix}[REDACTED]@` : '[REDACTED]',
+        typeof prefix === 'string' && match.startsWith(prefix)
+          ? `${prefix}[REDACTED]@`
+          : '[REDACTED]',
       ),
     text,
   );
@@ -65,15 +67,19 @@ export function createLogger({ service, level, destination }: LoggerOptions): Lo
       serializers: {
         err: (err: Error) => {
           const out = pino.stdSerializers.err(err);
-          return { ...out, message: scrubSecrets(out.message), stack: scrubSecrets(out.stack ?? '') };
+          return {
+            ...out,
+            message: scrubSecrets(out.message),
+            stack: scrubSecrets(out.stack ?? ''),
+          };
         },
       },
       hooks: {
         logMethod(args, method) {
           // Messages are free text: scrub them too.
-          const scrubbed = args.map((a) => (typeof a === 'string' ? scrubSecrets(a) : a)) as Parameters<
-            typeof method
-          >;
+          const scrubbed = args.map((a) =>
+            typeof a === 'string' ? scrubSecrets(a) : a,
+          ) as Parameters<typeof method>;
           method.apply(this, scrubbed);
         },
       },

@@ -18,7 +18,12 @@ describe('logger', () => {
   it('writes JSON lines with the service name and an ISO time', () => {
     const { lines, logger } = capture();
     logger.info({ item_id: 'item-1' }, 'hello');
-    expect(lines[0]).toMatchObject({ service: 'test', level: 'info', item_id: 'item-1', msg: 'hello' });
+    expect(lines[0]).toMatchObject({
+      service: 'test',
+      level: 'info',
+      item_id: 'item-1',
+      msg: 'hello',
+    });
     expect(String(lines[0]?.time)).toMatch(/^\d{4}-\d\d-\d\dT/);
   });
 

@@ -14,7 +14,8 @@ export class PinoNestLogger implements LoggerService {
   }
   error(message: unknown, traceOrContext?: string, context?: string) {
     const ctx = context ?? traceOrContext;
-    if (message instanceof Error) this.logger.error({ err: message, context: ctx }, message.message);
+    if (message instanceof Error)
+      this.logger.error({ err: message, context: ctx }, message.message);
     else this.write('error', message, ctx);
   }
   warn(message: unknown, context?: string) {
@@ -30,8 +31,13 @@ export class PinoNestLogger implements LoggerService {
     this.write('fatal', message, context);
   }
 
-  private write(level: 'info' | 'error' | 'warn' | 'debug' | 'trace' | 'fatal', message: unknown, context?: string) {
-    if (typeof message === 'object' && message !== null) this.logger[level]({ context, ...message });
+  private write(
+    level: 'info' | 'error' | 'warn' | 'debug' | 'trace' | 'fatal',
+    message: unknown,
+    context?: string,
+  ) {
+    if (typeof message === 'object' && message !== null)
+      this.logger[level]({ context, ...message });
     else this.logger[level]({ context }, String(message));
   }
 }

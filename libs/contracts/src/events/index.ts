@@ -43,11 +43,7 @@ export type ReportReady = Event<'ReportReady', ReportReadyData>;
 export type ReportFailed = Event<'ReportFailed', ReportFailedData>;
 
 export type CashflowEvent =
-  | RefreshRequested
-  | RefreshAccepted
-  | RefreshFailed
-  | ReportReady
-  | ReportFailed;
+  RefreshRequested | RefreshAccepted | RefreshFailed | ReportReady | ReportFailed;
 export type EventType = CashflowEvent['type'];
 export type EventOfType<T extends EventType> = Extract<CashflowEvent, { type: T }>;
 export type EventData<T extends EventType> = EventOfType<T>['data'];
@@ -60,10 +56,7 @@ export interface EventDefinition<T extends EventType> {
   readonly data: z.ZodType<EventData<T>>;
 }
 
-function define<T extends EventType>(
-  type: T,
-  data: z.ZodType<EventData<T>>,
-): EventDefinition<T> {
+function define<T extends EventType>(type: T, data: z.ZodType<EventData<T>>): EventDefinition<T> {
   return { type, version: 1, cloudEventType: `cashflow-refresh.${type}.v1`, data };
 }
 

@@ -32,7 +32,9 @@ export const RefreshFailedData = z
     days_requested: z
       .number()
       .nullable()
-      .describe('days_requested as asked for (after the default), null when it was absent and invalid.'),
+      .describe(
+        'days_requested as asked for (after the default), null when it was absent and invalid.',
+      ),
     error: RefreshFailure,
     retryable: z
       .boolean()
