@@ -32,7 +32,13 @@ const project = (displayName, testMatch, extra = {}) => ({
 module.exports = {
   projects: [
     project('unit', ['<rootDir>/**/*.unit.spec.ts']),
-    project('int', ['<rootDir>/**/*.int.spec.ts'], { slowTestThreshold: 30 }),
-    project('e2e', ['<rootDir>/**/*.e2e.spec.ts'], { slowTestThreshold: 60 }),
+    project('int', ['<rootDir>/**/*.int.spec.ts'], {
+      slowTestThreshold: 30,
+      setupFilesAfterEnv: ['<rootDir>/test/support/int-timeouts.setup.ts'],
+    }),
+    project('e2e', ['<rootDir>/**/*.e2e.spec.ts'], {
+      slowTestThreshold: 60,
+      setupFilesAfterEnv: ['<rootDir>/test/support/e2e-timeouts.setup.ts'],
+    }),
   ],
 };

@@ -1,0 +1,2 @@
+// Whole processes start and stop in these tests; waits inside tests have their own deadlines.
+jest.setTimeout(120_000);

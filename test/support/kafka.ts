@@ -1,0 +1,49 @@
+import { createKafka } from '@cashflow/kafka';
+import { createLogger } from '@cashflow/observability';
+import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import { KAFKA_BROKERS, uniqueSuffix } from './infra';
+import { waitFor } from './wait-for';
+
+export const quietLogger = createLogger({ service: 'test', level: 'error' });
+
+export function testKafka(prefix: string): Kafka {
+  return createKafka({
+    brokers: KAFKA_BROKERS,
+    clientId: 'test',
+    topicPrefix: prefix,
+    logger: quietLogger,
+  });
+}
+
+export interface Received {
+  readonly topic: string;
+  readonly message: KafkaMessage;
+}
+
+/** Reads topics from the beginning into an array, in a consumer group of its own. */
+export async function collect(kafka: Kafka, topics: string[]) {
+  const received: Received[] = [];
+  const consumer: Consumer = kafka.consumer({ groupId: `test-reader-${uniqueSuffix()}` });
+  await consumer.connect();
+  await consumer.subscribe({ topics, fromBeginning: true });
+  await consumer.run({
+    eachMessage: ({ topic, message }) => {
+      received.push({ topic, message });
+      return Promise.resolve();
+    },
+  });
+  return {
+    received,
+    /** Resolves with the matching records once `count` of them have arrived. */
+    until: (count: number, match: (r: Received) => boolean = () => true, timeoutMs?: number) =>
+      waitFor(
+        `${count} records on ${topics.join(', ')}`,
+        () => {
+          const matching = received.filter(match);
+          return matching.length >= count ? matching : undefined;
+        },
+        timeoutMs,
+      ),
+    stop: () => consumer.disconnect(),
+  };
+}
