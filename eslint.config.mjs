@@ -16,9 +16,12 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
-      // Libraries never reach into apps; apps share code only through libs.
-      'no-restricted-imports': ['error', { patterns: ['**/apps/**'] }],
     },
+  },
+  {
+    // Libraries never reach into apps; apps share code only through libs.
+    files: ['libs/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/apps/**'] }] },
   },
   {
     files: ['**/*.spec.ts', 'test/**/*.ts'],

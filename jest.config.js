@@ -39,6 +39,7 @@ module.exports = {
     project('e2e', ['<rootDir>/**/*.e2e.spec.ts'], {
       slowTestThreshold: 60,
       setupFilesAfterEnv: ['<rootDir>/test/support/e2e-timeouts.setup.ts'],
+      globalSetup: '<rootDir>/test/support/build.global-setup.ts',
     }),
   ],
 };

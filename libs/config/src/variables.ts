@@ -60,6 +60,8 @@ export const plaidVariables = {
   PLAID_ENV: z.enum(PLAID_ENVIRONMENTS).default('local'),
   /** Overrides the base URL PLAID_ENV implies. */
   PLAID_BASE_URL: z.string().url().optional(),
+  /** Where the local sandbox answers when PLAID_ENV=local; default http://127.0.0.1:PLAID_SANDBOX_PORT. */
+  PLAID_SANDBOX_URL: z.string().url().optional(),
   PLAID_CLIENT_ID: z.string().min(1).optional(),
   PLAID_SECRET: z.string().min(1).optional(),
 };
@@ -105,6 +107,8 @@ export function resolvePlaid(
   }
   const baseUrl =
     env.PLAID_BASE_URL ??
-    (env.PLAID_ENV === 'local' ? `http://127.0.0.1:${localPort}` : PLAID_BASE_URLS[env.PLAID_ENV]);
+    (env.PLAID_ENV === 'local'
+      ? (env.PLAID_SANDBOX_URL ?? `http://127.0.0.1:${localPort}`)
+      : PLAID_BASE_URLS[env.PLAID_ENV]);
   return { env: env.PLAID_ENV, baseUrl, clientId: env.PLAID_CLIENT_ID, secret: env.PLAID_SECRET };
 }

@@ -24,7 +24,9 @@ export function createKafka(options: KafkaOptions, overrides: Partial<KafkaConfi
     brokers: [...options.brokers],
     connectionTimeout: 3000,
     requestTimeout: 30000,
-    retry: { initialRetryTime: 300, retries: 8 },
+    // About 15 s of retries: long enough to ride out a broker restart, short enough that an
+    // app pointed at a wrong address fails start-up promptly instead of hanging.
+    retry: { initialRetryTime: 300, maxRetryTime: 5000, retries: 6 },
     logLevel: logLevel.WARN,
     logCreator:
       () =>

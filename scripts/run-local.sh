@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Runs the whole system on this machine: installs what is missing, starts the local Kafka broker
+# and PostgreSQL (unless KAFKA_BROKERS / DATABASE_URL point elsewhere), creates the topics, runs
+# the migrations, then starts every app as its own process with its log in .local/logs/.
+# Ctrl-C stops the apps, then the infrastructure this script started.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+infra=scripts/local-infra.sh
+logs=$root/.local/logs
+say() { printf '[run-local] %s\n' "$*" >&2; }
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+started_infra=()
+pids=()
+names=()
+stopping=0
+shutdown() {
+  [ "$stopping" = 1 ] && return
+  stopping=1
+  say "stopping apps"
+  for pid in ${pids[@]+"${pids[@]}"}; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in ${pids[@]+"${pids[@]}"}; do wait "$pid" 2>/dev/null || true; done
+  for service in ${started_infra[@]+"${started_infra[@]}"}; do "$infra" stop "$service" || true; done
+  say "stopped"
+}
+trap 'shutdown; exit 0' INT TERM
+trap shutdown EXIT
+
+# Local infrastructure, unless the environment points at external Kafka / PostgreSQL.
+external_kafka=${KAFKA_BROKERS:-}
+external_db=${DATABASE_URL:-}
+for service in kafka postgres; do
+  if [ "$service" = kafka ] && [ -n "$external_kafka" ]; then continue; fi
+  if [ "$service" = postgres ] && [ -n "$external_db" ]; then continue; fi
+  if ! "$infra" status 2>/dev/null | grep -q "^$service: running"; then
+    "$infra" start "$service"
+    started_infra+=("$service")
+  fi
+done
+eval "$("$infra" env)"
+[ -n "$external_kafka" ] && export KAFKA_BROKERS=$external_kafka
+[ -n "$external_db" ] && export DATABASE_URL=$external_db
+
+say "building"
+npm run --silent build
+
+node dist/apps/cli/src/main.js topics create >/dev/null
+node dist/apps/cli/src/main.js migrate >&2
+
+mkdir -p "$logs"
+export REFRESH_WORKER_PORT=${REFRESH_WORKER_PORT:-8081}
+export WEBHOOK_INGRESS_PORT=${WEBHOOK_INGRESS_PORT:-8080}
+export WEBHOOK_INGRESS_ADMIN_PORT=${WEBHOOK_INGRESS_ADMIN_PORT:-8082}
+export PROJECTOR_PORT=${PROJECTOR_PORT:-8083}
+export PLAID_SANDBOX_PORT=${PLAID_SANDBOX_PORT:-8090}
+
+start_app() {
+  local name=$1
+  node "dist/apps/$name/src/main.js" >"$logs/$name.log" 2>&1 &
+  pids+=("$!")
+  names+=("$name")
+}
+start_app plaid-sandbox
+start_app refresh-worker
+start_app webhook-ingress
+start_app projector
+
+wait_ready() {
+  local name=$1 url=$2 pid=$3
+  for _ in $(seq 1 150); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      say "$name exited during start-up; last lines of $logs/$name.log:"
+      tail -n 20 "$logs/$name.log" >&2
+      return 1
+    fi
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  say "$name not ready after 30 s; see $logs/$name.log"
+  return 1
+}
+wait_ready plaid-sandbox "http://127.0.0.1:$PLAID_SANDBOX_PORT/health/ready" "${pids[0]}"
+wait_ready refresh-worker "http://127.0.0.1:$REFRESH_WORKER_PORT/health/ready" "${pids[1]}"
+wait_ready webhook-ingress "http://127.0.0.1:$WEBHOOK_INGRESS_ADMIN_PORT/health/ready" "${pids[2]}"
+wait_ready projector "http://127.0.0.1:$PROJECTOR_PORT/health/ready" "${pids[3]}"
+
+cat >&2 <<SUMMARY
+
+cashflow-refresh is running. Ctrl-C stops everything.
+
+  Kafka            $KAFKA_BROKERS
+  PostgreSQL       ${DATABASE_URL/:\/\/*@/://***@}
+  plaid-sandbox    http://127.0.0.1:$PLAID_SANDBOX_PORT      (health: /health/ready, metrics: /metrics)
+  refresh-worker   http://127.0.0.1:$REFRESH_WORKER_PORT/health/ready
+  webhook-ingress  admin http://127.0.0.1:$WEBHOOK_INGRESS_ADMIN_PORT/health/ready
+  projector        http://127.0.0.1:$PROJECTOR_PORT/health/ready
+  logs             $logs/<app>.log
+
+SUMMARY
+
+# Stay up until Ctrl-C, or until an app exits on its own.
+while :; do
+  for i in "${!pids[@]}"; do
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+      say "${names[$i]} exited; see $logs/${names[$i]}.log"
+      exit 1
+    fi
+  done
+  sleep 1
+done

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs npm packages, the Kafka broker and
+# PostgreSQL when missing, starts whichever of the two is not running, runs unit, integration and
+# end-to-end tests (arguments go to jest), and stops what it started.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+infra=scripts/local-infra.sh
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "[test] installing npm packages" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+started=()
+status=0
+cleanup() {
+  for service in ${started[@]+"${started[@]}"}; do "$infra" stop "$service" || true; done
+}
+trap cleanup EXIT
+
+for service in kafka postgres; do
+  if ! "$infra" status 2>/dev/null | grep -q "^$service: running"; then
+    "$infra" start "$service"
+    started+=("$service")
+  fi
+done
+eval "$("$infra" env)"
+
+mkdir -p .cache
+results=.cache/jest-results.json
+rm -f "$results"
+npx jest --json --outputFile="$results" "$@" || status=$?
+
+# One closing line any CI reads: "tests: N passed, N failed".
+if [ -f "$results" ]; then
+  node -e '
+    const r = require(process.argv[1]);
+    console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests + r.numRuntimeErrorTestSuites} failed, ${r.numPendingTests} skipped`);
+    if (r.numTotalTests === 0) { console.error("[test] no tests ran"); process.exit(1); }
+  ' "$PWD/$results" || status=1
+fi
+
+if [ "$status" -ne 0 ]; then
+  echo "[test] failed; infrastructure logs follow" >&2
+  "$infra" logs >&2 || true
+fi
+exit "$status"

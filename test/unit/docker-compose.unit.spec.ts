@@ -1,0 +1,58 @@
+import { ALL_VARIABLES } from '@cashflow/config';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { loadProjectorConfig } from '../../apps/projector/src/config';
+import { loadPlaidSandboxConfig } from '../../apps/plaid-sandbox/src/config';
+import { loadRefreshWorkerConfig } from '../../apps/refresh-worker/src/config';
+import { loadWebhookIngressConfig } from '../../apps/webhook-ingress/src/config';
+
+interface Service {
+  environment?: Record<string, string | number>;
+}
+const compose = parse(readFileSync(join(__dirname, '../../docker-compose.yml'), 'utf8'), {
+  merge: true,
+}) as { services: Record<string, Service> };
+
+/** The environment compose would give a service when the user sets nothing: `${X:-d}` -> d. */
+function environmentOf(service: string): Record<string, string> {
+  const env = compose.services[service]?.environment ?? {};
+  return Object.fromEntries(
+    Object.entries(env).map(([k, v]) => [k, String(v).replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1')]),
+  );
+}
+
+const loaders = {
+  'refresh-worker': loadRefreshWorkerConfig,
+  'webhook-ingress': loadWebhookIngressConfig,
+  projector: loadProjectorConfig,
+  'plaid-sandbox': loadPlaidSandboxConfig,
+};
+
+describe('docker-compose.yml', () => {
+  it.each(Object.keys(loaders))('gives %s a configuration its app accepts', (service) => {
+    const load = loaders[service as keyof typeof loaders];
+    expect(() => load(environmentOf(service))).not.toThrow();
+  });
+
+  it('uses only variable names the apps read', () => {
+    const known = new Set(Object.keys(ALL_VARIABLES));
+    for (const service of [...Object.keys(loaders), 'setup']) {
+      const unknown = Object.keys(environmentOf(service)).filter((name) => !known.has(name));
+      expect({ service, unknown }).toEqual({ service, unknown: [] });
+    }
+  });
+
+  it('points the apps at the sandbox service when PLAID_ENV is local, and at Plaid otherwise', () => {
+    expect(loadRefreshWorkerConfig(environmentOf('refresh-worker')).plaid.baseUrl).toBe(
+      'http://plaid-sandbox:8090',
+    );
+    const real = {
+      ...environmentOf('refresh-worker'),
+      PLAID_ENV: 'production',
+      PLAID_CLIENT_ID: 'id',
+      PLAID_SECRET: 's',
+    };
+    expect(loadRefreshWorkerConfig(real).plaid.baseUrl).toBe('https://production.plaid.com');
+  });
+});
