@@ -1,0 +1,2 @@
+export * from './plaid-call-error';
+export * from './plaid-client';

@@ -1,0 +1,115 @@
+import { PlaidError } from '@cashflow/contracts';
+import { Agent, errors, request, type Dispatcher } from 'undici';
+import { z } from 'zod';
+import type { PlaidCallError, PlaidResult } from './plaid-call-error';
+
+export interface PlaidClientOptions {
+  readonly baseUrl: string;
+  readonly clientId: string;
+  readonly secret: string;
+  /** Plaid documents refresh latency "typically < 10 s, up to 30 s or more": keep these well above. */
+  readonly connectTimeoutMs?: number;
+  readonly headersTimeoutMs?: number;
+  readonly bodyTimeoutMs?: number;
+  /** Concurrent connections per origin. */
+  readonly connections?: number;
+}
+
+/** The API version this client speaks (Plaid-Version header). */
+export const PLAID_API_VERSION = '2020-09-14';
+
+const RefreshResponse = z.looseObject({ request_id: z.string().min(1) });
+export type CashflowReportRefreshResponse = z.infer<typeof RefreshResponse>;
+
+/**
+ * A small Plaid client over undici. Credentials travel in the PLAID-CLIENT-ID / PLAID-SECRET
+ * headers, never in bodies we might log; responses are validated; every failure is a value.
+ */
+export class PlaidClient {
+  private readonly agent: Agent;
+
+  constructor(private readonly options: PlaidClientOptions) {
+    this.agent = new Agent({
+      connect: { timeout: options.connectTimeoutMs ?? 10_000 },
+      headersTimeout: options.headersTimeoutMs ?? 90_000,
+      bodyTimeout: options.bodyTimeoutMs ?? 90_000,
+      connections: options.connections ?? 128,
+    });
+  }
+
+  /** POST /cashflow_report/refresh. */
+  refreshCashflowReport(
+    accessToken: string,
+    daysRequested: number,
+  ): Promise<PlaidResult<CashflowReportRefreshResponse>> {
+    return this.call(
+      '/cashflow_report/refresh',
+      { access_token: accessToken, days_requested: daysRequested },
+      RefreshResponse,
+    );
+  }
+
+  /** Any Plaid endpoint: POST `path` with `body`, validating a 200 answer with `schema`. */
+  async call<T>(path: string, body: object, schema: z.ZodType<T>): Promise<PlaidResult<T>> {
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await request(new URL(path, this.options.baseUrl), {
+        method: 'POST',
+        dispatcher: this.agent,
+        headers: {
+          'content-type': 'application/json',
+          'plaid-client-id': this.options.clientId,
+          'plaid-secret': this.options.secret,
+          'plaid-version': PLAID_API_VERSION,
+        },
+        body: JSON.stringify(body),
+      });
+    } catch (error) {
+      return { ok: false, error: transportError(error) };
+    }
+    let json: unknown;
+    try {
+      json = await response.body.json();
+    } catch (error) {
+      const failure = transportError(error);
+      if (failure.kind !== 'network') return { ok: false, error: failure };
+      return invalid(response.statusCode, 'body is not JSON');
+    }
+    if (response.statusCode === 200) {
+      const parsed = schema.safeParse(json);
+      return parsed.success
+        ? { ok: true, value: parsed.data }
+        : invalid(200, `unexpected response shape: ${parsed.error.issues[0]?.message ?? ''}`);
+    }
+    const plaidError = PlaidError.safeParse(json);
+    return plaidError.success
+      ? {
+          ok: false,
+          error: { kind: 'plaid', httpStatus: response.statusCode, error: plaidError.data },
+        }
+      : invalid(response.statusCode, `HTTP ${response.statusCode} without a Plaid error body`);
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+function invalid(httpStatus: number, message: string): PlaidResult<never> {
+  return { ok: false, error: { kind: 'invalid_response', httpStatus, message } };
+}
+
+function transportError(error: unknown): PlaidCallError {
+  if (error instanceof errors.ConnectTimeoutError) {
+    return { kind: 'timeout', phase: 'connect', message: 'connecting to Plaid timed out' };
+  }
+  if (error instanceof errors.HeadersTimeoutError) {
+    return { kind: 'timeout', phase: 'headers', message: 'Plaid did not answer in time' };
+  }
+  if (error instanceof errors.BodyTimeoutError) {
+    return { kind: 'timeout', phase: 'body', message: "Plaid's answer stalled" };
+  }
+  const code = (error as { code?: string }).code ?? 'UNKNOWN';
+  // The message of a network error names host and port at most; never a credential.
+  return { kind: 'network', code, message: (error as Error).message ?? String(error) };
+}
