@@ -37,7 +37,7 @@ external_db=${DATABASE_URL:-}
 for service in kafka postgres; do
   if [ "$service" = kafka ] && [ -n "$external_kafka" ]; then continue; fi
   if [ "$service" = postgres ] && [ -n "$external_db" ]; then continue; fi
-  if ! "$infra" status 2>/dev/null | grep -q "^$service: running"; then
+  if ! "$infra" status "$service" >/dev/null 2>&1; then
     "$infra" start "$service"
     started_infra+=("$service")
   fi

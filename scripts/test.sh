@@ -19,7 +19,7 @@ cleanup() {
 trap cleanup EXIT
 
 for service in kafka postgres; do
-  if ! "$infra" status 2>/dev/null | grep -q "^$service: running"; then
+  if ! "$infra" status "$service" >/dev/null 2>&1; then
     "$infra" start "$service"
     started+=("$service")
   fi
