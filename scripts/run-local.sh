@@ -12,7 +12,9 @@ say() { printf '[run-local] %s\n' "$*" >&2; }
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm install, not npm ci: the lock file records the optional native packages of linux-x64
+  # only, which npm ci rejects as out of sync; npm install keeps the locked versions.
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 started_infra=()

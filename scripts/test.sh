@@ -8,7 +8,9 @@ infra=scripts/local-infra.sh
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "[test] installing npm packages" >&2
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm install, not npm ci: the lock file records the optional native packages of linux-x64
+  # only, which npm ci rejects as out of sync; npm install keeps the locked versions.
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 started=()
