@@ -54,7 +54,7 @@ export async function waitForHealthy(
         );
       }
       const response = await fetch(url).catch(() => undefined);
-      return response?.status === 200 ? ((await response.json())) : undefined;
+      return response?.status === 200 ? await response.json() : undefined;
     },
     timeoutMs,
     200,
