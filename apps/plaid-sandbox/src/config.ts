@@ -1,14 +1,46 @@
-import { commonVariables, loadConfig, ports } from '@cashflow/config';
+import { commonVariables, loadConfig, plaidSandboxVariables, ports } from '@cashflow/config';
 import { z } from 'zod';
+import { LatencySpecError, parseLatency } from './latency';
 
 export const SERVICE = 'plaid-sandbox';
 
 const PlaidSandboxEnv = z
-  .object({ ...commonVariables, PLAID_SANDBOX_PORT: ports.PLAID_SANDBOX_PORT })
-  .transform((env) => ({
-    logLevel: env.LOG_LEVEL,
-    http: { host: env.BIND_ADDRESS, port: env.PLAID_SANDBOX_PORT },
-  }));
+  .object({
+    ...commonVariables,
+    ...plaidSandboxVariables,
+    PLAID_SANDBOX_PORT: ports.PLAID_SANDBOX_PORT,
+    WEBHOOK_INGRESS_PORT: ports.WEBHOOK_INGRESS_PORT,
+  })
+  .transform((env, ctx) => {
+    let latency = parseLatency('fixed:0');
+    try {
+      latency = parseLatency(env.PLAID_SANDBOX_REFRESH_LATENCY);
+    } catch (error) {
+      if (!(error instanceof LatencySpecError)) throw error;
+      ctx.addIssue({
+        code: 'custom',
+        path: ['PLAID_SANDBOX_REFRESH_LATENCY'],
+        message: error.message,
+      });
+    }
+    return {
+      logLevel: env.LOG_LEVEL,
+      http: { host: env.BIND_ADDRESS, port: env.PLAID_SANDBOX_PORT },
+      credentials: { clientId: env.PLAID_SANDBOX_CLIENT_ID, secret: env.PLAID_SANDBOX_SECRET },
+      defaultWebhook:
+        env.PLAID_SANDBOX_WEBHOOK_URL ??
+        `http://127.0.0.1:${env.WEBHOOK_INGRESS_PORT}/webhooks/plaid`,
+      timeScale: env.PLAID_SANDBOX_TIME_SCALE,
+      refreshLatency: latency,
+      extractionDelayMs: env.PLAID_SANDBOX_EXTRACTION_DELAY_MS,
+      rateLimits: {
+        perItem: env.PLAID_SANDBOX_RATE_LIMIT_PER_ITEM,
+        perClient: env.PLAID_SANDBOX_RATE_LIMIT_PER_CLIENT,
+        windowMs: env.PLAID_SANDBOX_RATE_LIMIT_WINDOW_MS,
+      },
+      seedFile: env.PLAID_SANDBOX_SEED_FILE,
+    };
+  });
 
 export type PlaidSandboxConfig = z.output<typeof PlaidSandboxEnv>;
 

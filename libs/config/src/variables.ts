@@ -66,6 +66,34 @@ export const plaidVariables = {
   PLAID_SECRET: z.string().min(1).optional(),
 };
 
+/**
+ * Credentials the local Plaid sandbox accepts unless told otherwise. They open nothing but the
+ * sandbox on this machine; real Plaid credentials come only from the environment.
+ */
+export const LOCAL_SANDBOX_CREDENTIALS = {
+  clientId: 'local-sandbox-client',
+  secret: 'local-sandbox-not-a-secret',
+} as const;
+
+/** The local Plaid sandbox app's own settings; delays follow Plaid's documented values. */
+export const plaidSandboxVariables = {
+  PLAID_SANDBOX_CLIENT_ID: z.string().min(1).default(LOCAL_SANDBOX_CREDENTIALS.clientId),
+  PLAID_SANDBOX_SECRET: z.string().min(1).default(LOCAL_SANDBOX_CREDENTIALS.secret),
+  /** Where webhooks go for Items created without a webhook URL. */
+  PLAID_SANDBOX_WEBHOOK_URL: z.string().url().optional(),
+  /** Multiplies every delay (latency, extraction, webhook time-out and retries); tests use 0.001. */
+  PLAID_SANDBOX_TIME_SCALE: z.coerce.number().positive().max(1000).default(1),
+  /** `fixed:MS`, `uniform:MIN-MAX` or `lognormal:median=MS,p99=MS`. */
+  PLAID_SANDBOX_REFRESH_LATENCY: z.string().min(1).default('lognormal:median=3000,p99=25000'),
+  /** Time from an accepted refresh to CASHFLOW_REPORT_READY. */
+  PLAID_SANDBOX_EXTRACTION_DELAY_MS: z.coerce.number().int().min(0).default(5000),
+  PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: z.coerce.number().int().min(1).default(2),
+  PLAID_SANDBOX_RATE_LIMIT_PER_CLIENT: z.coerce.number().int().min(1).default(100),
+  PLAID_SANDBOX_RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1).default(60_000),
+  /** JSON file of Items to create at start (same shape as POST /sandbox/items). */
+  PLAID_SANDBOX_SEED_FILE: z.string().min(1).optional(),
+};
+
 export const ports = {
   REFRESH_WORKER_PORT: port(8081),
   WEBHOOK_INGRESS_PORT: port(8080),
@@ -81,6 +109,7 @@ export const ALL_VARIABLES = {
   ...topicAdminVariables,
   ...databaseVariables,
   ...plaidVariables,
+  ...plaidSandboxVariables,
   ...ports,
 };
 export type VariableName = keyof typeof ALL_VARIABLES;
@@ -110,5 +139,11 @@ export function resolvePlaid(
     (env.PLAID_ENV === 'local'
       ? (env.PLAID_SANDBOX_URL ?? `http://127.0.0.1:${localPort}`)
       : PLAID_BASE_URLS[env.PLAID_ENV]);
-  return { env: env.PLAID_ENV, baseUrl, clientId: env.PLAID_CLIENT_ID, secret: env.PLAID_SECRET };
+  const local = env.PLAID_ENV === 'local';
+  return {
+    env: env.PLAID_ENV,
+    baseUrl,
+    clientId: env.PLAID_CLIENT_ID ?? (local ? LOCAL_SANDBOX_CREDENTIALS.clientId : ''),
+    secret: env.PLAID_SECRET ?? (local ? LOCAL_SANDBOX_CREDENTIALS.secret : ''),
+  };
 }

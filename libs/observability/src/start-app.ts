@@ -54,6 +54,8 @@ export interface HttpAppOptions {
   readonly logger: Logger;
   readonly port: number;
   readonly host: string;
+  /** Set-up before listening; when given, NestJS's JSON body parser is off (the app brings its own). */
+  readonly configure?: (app: INestApplication) => void;
 }
 
 /**
@@ -64,7 +66,9 @@ export async function listenHttpApp(options: HttpAppOptions): Promise<INestAppli
   const app = await NestFactory.create(options.module as Type, {
     logger: new PinoNestLogger(options.logger),
     abortOnError: false,
+    bodyParser: options.configure === undefined,
   });
+  options.configure?.(app);
   await app.listen(options.port, options.host);
   return app;
 }

@@ -1,0 +1,130 @@
+import {
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  HttpException,
+  Param,
+  Post,
+  Put,
+  Query,
+  Req,
+} from '@nestjs/common';
+import type { Request } from 'express';
+import { z } from 'zod';
+import { Behaviour } from '../items/item';
+import { ItemConflictError } from '../items/item-store';
+import { PLAID_ERROR_CODES, type PlaidErrorCode } from '../plaid-api/plaid-errors';
+import { SandboxService } from '../sandbox.service';
+
+/** Sandbox-only endpoints for scripting scenarios; Plaid has no such paths. */
+@Controller('sandbox')
+export class SandboxAdminController {
+  constructor(private readonly sandbox: SandboxService) {}
+
+  @Post('items')
+  createItem(@Req() req: Request) {
+    try {
+      return { item: this.sandbox.describe(this.sandbox.items.create(jsonBody(req))) };
+    } catch (error) {
+      if (error instanceof z.ZodError) throw invalid(error);
+      if (error instanceof ItemConflictError) throw adminError(409, 'CONFLICT', error.message);
+      throw error;
+    }
+  }
+
+  @Get('items')
+  listItems() {
+    return { items: this.sandbox.items.list().map((item) => this.sandbox.describe(item)) };
+  }
+
+  @Get('items/:itemId')
+  getItem(@Param('itemId') itemId: string) {
+    return { item: this.sandbox.describe(this.item(itemId)) };
+  }
+
+  @Put('items/:itemId/behaviour')
+  setBehaviour(@Param('itemId') itemId: string, @Req() req: Request) {
+    const item = this.item(itemId);
+    const parsed = Behaviour.safeParse(jsonBody(req));
+    if (!parsed.success) throw invalid(parsed.error);
+    item.behaviour = parsed.data;
+    item.refresh_calls = 0;
+    return { item: this.sandbox.describe(item) };
+  }
+
+  @Delete('items/:itemId')
+  @HttpCode(204)
+  removeItem(@Param('itemId') itemId: string) {
+    if (!this.sandbox.items.remove(itemId)) throw notFound(`no item ${itemId}`);
+  }
+
+  /** Sends CASHFLOW_REPORT_READY now; body `{ "error_code": "..." }` makes it carry an error. */
+  @Post('items/:itemId/fire_webhook')
+  fireWebhook(@Param('itemId') itemId: string, @Req() req: Request) {
+    const item = this.item(itemId);
+    const parsed = z
+      .strictObject({
+        error_code: z.enum(PLAID_ERROR_CODES as [PlaidErrorCode, ...PlaidErrorCode[]]).optional(),
+      })
+      .safeParse(jsonBody(req) ?? {});
+    if (!parsed.success) throw invalid(parsed.error);
+    const delivery = this.sandbox.fireWebhook(item, parsed.data.error_code ?? null);
+    if (!delivery) throw adminError(409, 'NO_WEBHOOK', `item ${itemId} has no webhook URL`);
+    return { delivery };
+  }
+
+  @Get('webhooks')
+  deliveries(@Query('item_id') itemId?: string) {
+    return { deliveries: this.sandbox.webhooks.list(itemId) };
+  }
+
+  @Get('webhook_keys')
+  keys() {
+    return { keys: this.sandbox.keys.list() };
+  }
+
+  /** A new signing key; earlier keys stay published until expired. */
+  @Post('webhook_keys/rotate')
+  async rotate() {
+    return { key: await this.sandbox.keys.rotate() };
+  }
+
+  @Post('webhook_keys/:kid/expire')
+  expire(@Param('kid') kid: string) {
+    const key = this.sandbox.keys.expire(kid);
+    if (!key) throw notFound(`no key ${kid}`);
+    return { key };
+  }
+
+  private item(itemId: string) {
+    const item = this.sandbox.items.byItemId(itemId);
+    if (!item) throw notFound(`no item ${itemId}`);
+    return item;
+  }
+}
+
+function jsonBody(req: Request): unknown {
+  const raw: unknown = req.body;
+  const text = Buffer.isBuffer(raw) ? raw.toString('utf8').trim() : '';
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw adminError(400, 'INVALID_BODY', 'body is not JSON');
+  }
+}
+
+function adminError(status: number, code: string, message: string, field?: string) {
+  return new HttpException({ error: { code, message, ...(field ? { field } : {}) } }, status);
+}
+
+function notFound(message: string) {
+  return adminError(404, 'NOT_FOUND', message);
+}
+
+function invalid(error: z.ZodError) {
+  const issue = error.issues[0];
+  const field = issue?.path.join('.') || '(body)';
+  return adminError(400, 'INVALID_FIELD', `${field}: ${issue?.message ?? 'invalid'}`, field);
+}

@@ -1,0 +1,255 @@
+import { LOGGER, type Logger } from '@cashflow/observability';
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import type { PlaidSandboxConfig } from './config';
+import { decideRefresh } from './items/decide-refresh';
+import { describeItem, type SandboxItem } from './items/item';
+import { ItemStore } from './items/item-store';
+import { sampleLatency } from './latency';
+import {
+  PlaidHttpError,
+  newRequestId,
+  plaidErrorBody,
+  type PlaidErrorCode,
+} from './plaid-api/plaid-errors';
+import {
+  GetRequest,
+  InsightsGetRequest,
+  RefreshRequest,
+  TransactionsGetRequest,
+  WebhookVerificationKeyGetRequest,
+  parseRequest,
+} from './plaid-api/requests';
+import { SlidingWindowLimiter } from './rate-limiter';
+import {
+  accountInsights,
+  businessAccount,
+  decodeCursor,
+  plaidItem,
+  transactionsPage,
+} from './report-data/report';
+import { WebhookKeyRing } from './webhooks/key-ring';
+import { plaidRetryPolicy } from './webhooks/retry-schedule';
+import { WebhookSender } from './webhooks/webhook-sender';
+
+export const SANDBOX_CONFIG = Symbol('SANDBOX_CONFIG');
+
+/** Plaid's name for this webhook family; Plaid publishes no schema, so this is the sandbox's choice. */
+export const WEBHOOK_TYPE = 'CASHFLOW_REPORT';
+export const WEBHOOK_CODE = 'CASHFLOW_REPORT_READY';
+
+/** Credentials from the request, checked against the sandbox's; Plaid accepts body or headers. */
+export interface Caller {
+  readonly clientId: string;
+  readonly requestId: string;
+}
+
+/**
+ * The sandbox's state and behaviour behind Plaid's endpoints: Items, rate limits, extraction,
+ * signed webhooks. Controllers only translate HTTP.
+ */
+@Injectable()
+export class SandboxService implements OnModuleInit, OnApplicationShutdown {
+  readonly items: ItemStore;
+  readonly keys = new WebhookKeyRing();
+  readonly webhooks: WebhookSender;
+  private readonly perItem: SlidingWindowLimiter;
+  private readonly perClient: SlidingWindowLimiter;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Requests held open by the timeout behaviour; dropped on shutdown. */
+  readonly hanging = new Set<{ destroy(): void }>();
+
+  constructor(
+    @Inject(SANDBOX_CONFIG) readonly config: PlaidSandboxConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {
+    this.items = new ItemStore(config.defaultWebhook);
+    this.perItem = new SlidingWindowLimiter(config.rateLimits.perItem, config.rateLimits.windowMs);
+    this.perClient = new SlidingWindowLimiter(
+      config.rateLimits.perClient,
+      config.rateLimits.windowMs,
+    );
+    this.webhooks = new WebhookSender(
+      this.keys,
+      plaidRetryPolicy(config.timeScale),
+      config.timeScale,
+      logger,
+    );
+  }
+
+  async onModuleInit(): Promise<void> {
+    await this.keys.rotate();
+    if (this.config.seedFile) await this.seed(this.config.seedFile);
+  }
+
+  onApplicationShutdown(): void {
+    this.webhooks.close();
+    for (const timer of this.timers) clearTimeout(timer);
+    for (const request of this.hanging) request.destroy();
+  }
+
+  private async seed(path: string): Promise<void> {
+    const list = z.array(z.unknown()).parse(JSON.parse(await readFile(path, 'utf8')));
+    for (const input of list) this.items.create(input);
+    this.logger.info({ path, items: list.length }, 'seeded items');
+  }
+
+  authenticate(body: unknown, headers: Record<string, string | string[] | undefined>): Caller {
+    const requestId = newRequestId();
+    const fromBody =
+      typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
+    const header = (name: string) => {
+      const v = headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    const clientId =
+      typeof fromBody.client_id === 'string' ? fromBody.client_id : header('plaid-client-id');
+    const secret = typeof fromBody.secret === 'string' ? fromBody.secret : header('plaid-secret');
+    if (!clientId || !secret) {
+      const missing = [!clientId && 'client_id', !secret && 'secret'].filter(Boolean).join(', ');
+      throw new PlaidHttpError(
+        'MISSING_FIELDS',
+        requestId,
+        `the following required fields are missing: ${missing}`,
+      );
+    }
+    if (
+      clientId !== this.config.credentials.clientId ||
+      secret !== this.config.credentials.secret
+    ) {
+      throw new PlaidHttpError('INVALID_API_KEYS', requestId);
+    }
+    return { clientId, requestId };
+  }
+
+  private itemFor(token: string, caller: Caller): SandboxItem {
+    const item = this.items.byAccessToken(token);
+    if (!item) throw new PlaidHttpError('INVALID_ACCESS_TOKEN', caller.requestId);
+    return item;
+  }
+
+  /**
+   * POST /cashflow_report/refresh. Resolves with the response, rejects with a PlaidHttpError, or
+   * (timeout behaviour) never settles.
+   */
+  async refresh(caller: Caller, body: unknown): Promise<{ request_id: string }> {
+    const request = parseRequest(RefreshRequest, body, caller.requestId);
+    const item = this.itemFor(request.access_token, caller);
+    const now = Date.now();
+    if (!this.perClient.allows(caller.clientId, now)) {
+      throw new PlaidHttpError(
+        'RATE_LIMIT',
+        caller.requestId,
+        'rate limit exceeded for this client. please try again later',
+      );
+    }
+    if (!this.perItem.allows(item.item_id, now)) {
+      throw new PlaidHttpError('RATE_LIMIT', caller.requestId);
+    }
+    this.perClient.admit(caller.clientId, now);
+    this.perItem.admit(item.item_id, now);
+    item.refresh_calls += 1;
+    const decision = decideRefresh(item, item.refresh_calls);
+    if (decision.kind === 'hang') return new Promise<never>(() => undefined);
+    await sleep(sampleLatency(this.config.refreshLatency) * this.config.timeScale);
+    if (decision.kind === 'fail') throw new PlaidHttpError(decision.code, caller.requestId);
+    this.scheduleExtraction(item, decision.webhookError);
+    return { request_id: caller.requestId };
+  }
+
+  /** After the extraction delay: new data is in place and CASHFLOW_REPORT_READY goes out. */
+  private scheduleExtraction(item: SandboxItem, webhookError: PlaidErrorCode | null): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (!webhookError) item.last_successful_update_time = new Date().toISOString();
+      this.fireWebhook(item, webhookError);
+    }, this.config.extractionDelayMs * this.config.timeScale);
+    this.timers.add(timer);
+  }
+
+  /** Sends CASHFLOW_REPORT_READY for the Item now (also a sandbox endpoint). */
+  fireWebhook(item: SandboxItem, errorCode: PlaidErrorCode | null) {
+    const body = {
+      webhook_type: WEBHOOK_TYPE,
+      webhook_code: WEBHOOK_CODE,
+      item_id: item.item_id,
+      error: errorCode ? plaidErrorBody(errorCode, newRequestId()) : null,
+      environment: 'sandbox',
+    };
+    if (!item.webhook) {
+      this.logger.info({ item_id: item.item_id }, 'no webhook URL for item; webhook not sent');
+      return undefined;
+    }
+    return this.webhooks.send(item.item_id, item.webhook, body);
+  }
+
+  get(caller: Caller, body: unknown) {
+    const request = parseRequest(GetRequest, body, caller.requestId);
+    const item = this.itemFor(request.access_token, caller);
+    return {
+      ...this.page(item, caller, request, request.days_requested),
+      last_successful_update_time: item.last_successful_update_time,
+      request_id: caller.requestId,
+    };
+  }
+
+  transactionsGet(caller: Caller, body: unknown) {
+    const request = parseRequest(TransactionsGetRequest, body, caller.requestId);
+    const item = this.itemFor(request.access_token, caller);
+    return { ...this.page(item, caller, request, undefined), request_id: caller.requestId };
+  }
+
+  private page(
+    item: SandboxItem,
+    caller: Caller,
+    request: { count: number; cursor: string; options?: { account_ids?: string[] } | undefined },
+    daysRequested: number | undefined,
+  ) {
+    const offset = decodeCursor(request.cursor);
+    if (offset === undefined)
+      throw new PlaidHttpError(
+        'INVALID_FIELD',
+        caller.requestId,
+        'cursor: not a cursor this endpoint returned',
+      );
+    const accountIds = request.options?.account_ids;
+    const unknown =
+      accountIds?.filter((id) => !item.accounts.some((a) => a.account_id === id)) ?? [];
+    if (unknown.length > 0) {
+      throw new PlaidHttpError(
+        'INVALID_FIELD',
+        caller.requestId,
+        `options.account_ids: not accounts of this item: ${unknown.join(', ')}`,
+      );
+    }
+    return transactionsPage(item, { daysRequested, accountIds, offset, count: request.count });
+  }
+
+  insightsGet(caller: Caller, body: unknown) {
+    const request = parseRequest(InsightsGetRequest, body, caller.requestId);
+    const item = this.itemFor(request.access_token, caller);
+    return {
+      item: plaidItem(item),
+      accounts: item.accounts
+        .filter((a) => a.type === 'credit' || a.type === 'depository')
+        .map(businessAccount),
+      account_insights: accountInsights(item),
+      last_generated_time: item.last_successful_update_time,
+      request_id: caller.requestId,
+    };
+  }
+
+  webhookVerificationKeyGet(caller: Caller, body: unknown) {
+    const request = parseRequest(WebhookVerificationKeyGetRequest, body, caller.requestId);
+    const key = this.keys.publicKey(request.key_id);
+    if (!key)
+      throw new PlaidHttpError('INVALID_FIELD', caller.requestId, 'key_id: no key with this id');
+    return { key, request_id: caller.requestId };
+  }
+
+  describe(item: SandboxItem) {
+    return describeItem(item);
+  }
+}
