@@ -23,7 +23,10 @@ const project = (displayName, testMatch, extra = {}) => ({
   testMatch,
   rootDir: __dirname,
   testEnvironment: 'node',
-  transform: { '^.+\\.ts$': swc },
+  // jose ships as ECMAScript modules only; Node 20.19+ loads it with require(), Jest does not,
+  // so Jest compiles it to CommonJS like our own code.
+  transform: { '^.+\\.ts$': swc, '/node_modules/jose/.+\\.js$': swc },
+  transformIgnorePatterns: ['/node_modules/(?!jose/)'],
   moduleNameMapper,
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.local/', '/.cache/'],
   ...extra,

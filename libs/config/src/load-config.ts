@@ -27,7 +27,7 @@ export function loadConfig<S extends z.ZodType>(
   const cleaned = Object.fromEntries(
     Object.entries(env).filter(([, v]) => v !== undefined && v !== ''),
   );
-  const result = schema.safeParse(cleaned);
+  const result = schema.safeParse(cleaned, { reportInput: true });
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => ({
     variable: issue.path.length ? String(issue.path[0]) : '(environment)',

@@ -57,6 +57,14 @@ describe('loadConfig', () => {
     expect(problems[1]).toBe('KAFKA_BROKERS: each broker must be host:port');
   });
 
+  it('says what is wrong with a value of the wrong type instead of calling it missing', () => {
+    const withPort = z.object({ ...ports });
+    const problems = problemsOf(() => loadConfig('test', withPort, { PROJECTOR_PORT: 'eighty' }));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^PROJECTOR_PORT: /);
+    expect(problems[0]).not.toBe('PROJECTOR_PORT: required');
+  });
+
   it('never echoes a value in its message', () => {
     const error = (() => {
       try {

@@ -116,7 +116,7 @@ export function decodeEvent(
   record: KafkaRecord,
   expected?: readonly EventType[],
 ): DecodeResult<CashflowEvent> {
-  const headers = Headers.safeParse(readHeaders(record.headers));
+  const headers = Headers.safeParse(readHeaders(record.headers), { reportInput: true });
   if (!headers.success) {
     const failure = fromZodIssues(headers.error.issues);
     const missing = headers.error.issues.some(

@@ -43,7 +43,7 @@ export const WebhookVerificationKeyGetRequest = z.strictObject({
 
 /** Validates a request body, answering the first problem as Plaid would. */
 export function parseRequest<T>(schema: z.ZodType<T>, body: unknown, requestId: string): T {
-  const result = schema.safeParse(body);
+  const result = schema.safeParse(body, { reportInput: true });
   if (result.success) return result.data;
   const issues = result.error.issues;
   const unknown = issues.flatMap((i) =>
