@@ -90,10 +90,30 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
     for (const request of this.hanging) request.destroy();
   }
 
+  /** Creates the seed file's Items; any problem stops start-up with the item and field named. */
   private async seed(path: string): Promise<void> {
-    const list = z.array(z.unknown()).parse(JSON.parse(await readFile(path, 'utf8')));
-    for (const input of list) this.items.create(input);
-    this.logger.info({ path, items: list.length }, 'seeded items');
+    const fail = (message: string): never => {
+      throw new Error(`seed file ${path}: ${message}`);
+    };
+    let json: unknown;
+    try {
+      json = JSON.parse(await readFile(path, 'utf8'));
+    } catch (error) {
+      fail((error as Error).message);
+    }
+    const list = z.array(z.unknown()).safeParse(json);
+    if (!list.success) return fail('must be a JSON array of items');
+    list.data.forEach((input, index) => {
+      try {
+        this.items.create(input);
+      } catch (error) {
+        const issue = error instanceof z.ZodError ? error.issues[0] : undefined;
+        fail(
+          `item ${index}: ${issue ? `${issue.path.join('.')}: ${issue.message}` : (error as Error).message}`,
+        );
+      }
+    });
+    this.logger.info({ path, items: list.data.length }, 'seeded items');
   }
 
   authenticate(body: unknown, headers: Record<string, string | string[] | undefined>): Caller {

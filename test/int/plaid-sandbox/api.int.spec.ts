@@ -1,4 +1,7 @@
-import { PLAID_ERROR_CODES } from '../../../apps/plaid-sandbox/src/plaid-api/plaid-errors';
+import {
+  PLAID_ERROR_CODES,
+  plaidErrorBody,
+} from '../../../apps/plaid-sandbox/src/plaid-api/plaid-errors';
 import { nonConformities } from '../../support/plaid-schemas';
 import { CREDENTIALS, startSandbox, type Sandbox } from '../../support/plaid-sandbox';
 
@@ -104,9 +107,7 @@ describe('Plaid sandbox API over HTTP: wire format', () => {
     expectPlaidError(await sandbox.plaid('/cashflow_report/nope', {}), 404, 'NOT_FOUND');
   });
 
-  it('serves every error in its catalogue as a schema-valid PlaidError', async () => {
-    const { plaidErrorBody } =
-      await import('../../../apps/plaid-sandbox/src/plaid-api/plaid-errors');
+  it('serves every error in its catalogue as a schema-valid PlaidError', () => {
     for (const code of PLAID_ERROR_CODES) {
       expect({
         code,

@@ -1,4 +1,7 @@
 import { PlaidClient } from '@cashflow/plaid-client';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CREDENTIALS, startSandbox, type Sandbox } from '../../support/plaid-sandbox';
 
 const refresh = (sandbox: Sandbox, token: string) =>
@@ -9,7 +12,10 @@ describe('Plaid sandbox scenarios', () => {
 
   beforeAll(async () => {
     // Generous rate limits here; the rate-limit scenarios start their own sandbox.
-    sandbox = await startSandbox({ PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: '100', PLAID_SANDBOX_RATE_LIMIT_PER_CLIENT: '1000' });
+    sandbox = await startSandbox({
+      PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: '100',
+      PLAID_SANDBOX_RATE_LIMIT_PER_CLIENT: '1000',
+    });
   });
   afterAll(() => sandbox.close());
 
@@ -22,7 +28,10 @@ describe('Plaid sandbox scenarios', () => {
     });
     const response = await refresh(sandbox, creditOnly.access_token);
     expect(response.status).toBe(400);
-    expect(response.body).toMatchObject({ error_type: 'ITEM_ERROR', error_code: 'PRODUCTS_NOT_SUPPORTED' });
+    expect(response.body).toMatchObject({
+      error_type: 'ITEM_ERROR',
+      error_code: 'PRODUCTS_NOT_SUPPORTED',
+    });
 
     const withChecking = await sandbox.createItem({
       institution_id: 'ins_128026',
@@ -37,8 +46,18 @@ describe('Plaid sandbox scenarios', () => {
 
   it.each([
     [{ cashflow_report_enabled: false }, 400, 'ITEM_ERROR', 'PRODUCT_NOT_ENABLED'],
-    [{ behaviour: { kind: 'item_login_required' as const } }, 400, 'ITEM_ERROR', 'ITEM_LOGIN_REQUIRED'],
-    [{ behaviour: { kind: 'institution_down' as const } }, 400, 'INSTITUTION_ERROR', 'INSTITUTION_DOWN'],
+    [
+      { behaviour: { kind: 'item_login_required' as const } },
+      400,
+      'ITEM_ERROR',
+      'ITEM_LOGIN_REQUIRED',
+    ],
+    [
+      { behaviour: { kind: 'institution_down' as const } },
+      400,
+      'INSTITUTION_ERROR',
+      'INSTITUTION_DOWN',
+    ],
   ])('answers an Item set up with %j with %i %s/%s', async (setup, status, type, code) => {
     const item = await sandbox.createItem({ ...setup, webhook: null });
     const response = await refresh(sandbox, item.access_token);
@@ -51,12 +70,16 @@ describe('Plaid sandbox scenarios', () => {
     ['INTERNAL_SERVER_ERROR' as const, 500, 2],
     ['PLANNED_MAINTENANCE' as const, 503, 1],
   ])('fails the first calls with %s (%i), then succeeds', async (code, status, failures) => {
-    const item = await sandbox.createItem({ behaviour: { kind: 'transient', error_code: code, failures }, webhook: null });
+    const item = await sandbox.createItem({
+      behaviour: { kind: 'transient', error_code: code, failures },
+      webhook: null,
+    });
     const answers: number[] = [];
     for (let i = 0; i < failures + 2; i++) {
       const response = await refresh(sandbox, item.access_token);
       answers.push(response.status);
-      if (response.status !== 200) expect(response.body).toMatchObject({ error_type: 'API_ERROR', error_code: code });
+      if (response.status !== 200)
+        expect(response.body).toMatchObject({ error_type: 'API_ERROR', error_code: code });
     }
     expect(answers).toEqual([...Array<number>(failures).fill(status), 200, 200]);
   });
@@ -79,7 +102,12 @@ describe('Plaid sandbox scenarios', () => {
 
   it('never answers a refresh for an Item that times out', async () => {
     const item = await sandbox.createItem({ behaviour: { kind: 'timeout' }, webhook: null });
-    const client = new PlaidClient({ baseUrl: sandbox.url, clientId: CREDENTIALS.client_id, secret: CREDENTIALS.secret, headersTimeoutMs: 300 });
+    const client = new PlaidClient({
+      baseUrl: sandbox.url,
+      clientId: CREDENTIALS.client_id,
+      secret: CREDENTIALS.secret,
+      headersTimeoutMs: 300,
+    });
     try {
       const result = await client.refreshCashflowReport(item.access_token, 30);
       expect(result).toMatchObject({ ok: false, error: { kind: 'timeout', phase: 'headers' } });
@@ -89,7 +117,9 @@ describe('Plaid sandbox scenarios', () => {
   });
 
   it('rejects items it cannot create, naming the field', async () => {
-    const response = await sandbox.admin('POST', '/items', { accounts: [{ name: 'x', type: 'savings' }] });
+    const response = await sandbox.admin('POST', '/items', {
+      accounts: [{ name: 'x', type: 'savings' }],
+    });
     expect(response.status).toBe(400);
     expect(response.body.error).toMatchObject({ code: 'INVALID_FIELD', field: 'accounts.0.type' });
     const token = (await sandbox.createItem({ item_id: 'dup', webhook: null })).access_token;
@@ -100,7 +130,10 @@ describe('Plaid sandbox scenarios', () => {
 
 describe('Plaid sandbox latency', () => {
   it('waits the configured latency before answering a refresh', async () => {
-    const sandbox = await startSandbox({ PLAID_SANDBOX_REFRESH_LATENCY: 'fixed:400', PLAID_SANDBOX_TIME_SCALE: '1' });
+    const sandbox = await startSandbox({
+      PLAID_SANDBOX_REFRESH_LATENCY: 'fixed:400',
+      PLAID_SANDBOX_TIME_SCALE: '1',
+    });
     try {
       const item = await sandbox.createItem({ webhook: null });
       const started = performance.now();
@@ -139,7 +172,11 @@ describe('Plaid sandbox rate limits', () => {
     const first = await Promise.all([1, 2, 3].map(() => refresh(sandbox, item.access_token)));
     expect(first.map((r) => r.status).sort()).toEqual([200, 200, 429]);
     const limited = first.find((r) => r.status === 429)!;
-    expect(limited.body).toMatchObject({ error_type: 'RATE_LIMIT_EXCEEDED', error_code: 'RATE_LIMIT', status: 429 });
+    expect(limited.body).toMatchObject({
+      error_type: 'RATE_LIMIT_EXCEEDED',
+      error_code: 'RATE_LIMIT',
+      status: 429,
+    });
 
     await new Promise((resolve) => setTimeout(resolve, 1600));
     expect((await refresh(sandbox, item.access_token)).status).toBe(200);
@@ -154,5 +191,48 @@ describe('Plaid sandbox rate limits', () => {
     }
     expect(statuses.filter((s) => s === 200)).toHaveLength(5);
     expect(statuses.slice(5)).toEqual([429, 429, 429]);
+  });
+});
+
+describe('Plaid sandbox seed file', () => {
+  function seedFile(items: unknown): string {
+    const path = join(mkdtempSync(join(tmpdir(), 'sandbox-seed-')), 'items.json');
+    writeFileSync(path, JSON.stringify(items));
+    return path;
+  }
+
+  it('creates the Items of PLAID_SANDBOX_SEED_FILE at start', async () => {
+    const path = seedFile([
+      { item_id: 'seeded-ok', access_token: 'access-sandbox-seeded-ok', webhook: null },
+      {
+        item_id: 'seeded-login',
+        access_token: 'access-sandbox-seeded-login',
+        behaviour: { kind: 'item_login_required' },
+        webhook: null,
+      },
+    ]);
+    const sandbox = await startSandbox({ PLAID_SANDBOX_SEED_FILE: path });
+    try {
+      expect((await refresh(sandbox, 'access-sandbox-seeded-ok')).status).toBe(200);
+      expect((await refresh(sandbox, 'access-sandbox-seeded-login')).body.error_code).toBe(
+        'ITEM_LOGIN_REQUIRED',
+      );
+      const { body } = await sandbox.admin('GET', '/items');
+      expect(body.items.map((i: { item_id: string }) => i.item_id)).toEqual([
+        'seeded-ok',
+        'seeded-login',
+      ]);
+    } finally {
+      await sandbox.close();
+    }
+  });
+
+  it('refuses to start with an invalid seed file, naming the field', async () => {
+    const path = seedFile([
+      { item_id: 'x', behaviour: { kind: 'transient', error_code: 'INTERNAL_SERVER_ERROR' } },
+    ]);
+    await expect(startSandbox({ PLAID_SANDBOX_SEED_FILE: path })).rejects.toThrow(
+      /^seed file .*items\.json: item 0: behaviour\.failures: /,
+    );
   });
 });

@@ -1,7 +1,12 @@
 import { decodeProtectedHeader, importJWK, jwtVerify, type JWTPayload } from 'jose';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { nonConformities } from '../../support/plaid-schemas';
-import { startSandbox, webhookReceiver, type ReceivedWebhook, type Sandbox } from '../../support/plaid-sandbox';
+import {
+  startSandbox,
+  webhookReceiver,
+  type ReceivedWebhook,
+  type Sandbox,
+} from '../../support/plaid-sandbox';
 import { waitFor } from '../../support/wait-for';
 
 /**
@@ -9,18 +14,26 @@ import { waitFor } from '../../support/wait-for';
  * the sandbox's signing code: ES256 only, key fetched by kid, not expired, signature, iat within
  * 5 minutes, SHA-256 of the raw body equal to the claim (constant-time compare).
  */
-async function verifyDelivery(sandbox: Sandbox, webhook: ReceivedWebhook): Promise<JWTPayload & { kid: string }> {
+async function verifyDelivery(
+  sandbox: Sandbox,
+  webhook: ReceivedWebhook,
+): Promise<JWTPayload & { kid: string }> {
   const jwt = webhook.headers['plaid-verification'];
   if (typeof jwt !== 'string') throw new Error('no Plaid-Verification header');
   const header = decodeProtectedHeader(jwt);
-  if (header.alg !== 'ES256' || !header.kid) throw new Error(`unexpected JWT header ${JSON.stringify(header)}`);
+  if (header.alg !== 'ES256' || !header.kid)
+    throw new Error(`unexpected JWT header ${JSON.stringify(header)}`);
   const { body } = await sandbox.plaid('/webhook_verification_key/get', { key_id: header.kid });
   if (body.key.expired_at !== null) throw new Error('signed with an expired key');
   const key = await importJWK(body.key, 'ES256');
-  const { payload } = await jwtVerify(jwt, key, { algorithms: ['ES256'], maxTokenAge: '5 minutes' });
+  const { payload } = await jwtVerify(jwt, key, {
+    algorithms: ['ES256'],
+    maxTokenAge: '5 minutes',
+  });
   const actual = Buffer.from(createHash('sha256').update(webhook.raw).digest('hex'));
   const claimed = Buffer.from(String(payload.request_body_sha256));
-  if (actual.length !== claimed.length || !timingSafeEqual(actual, claimed)) throw new Error('body hash mismatch');
+  if (actual.length !== claimed.length || !timingSafeEqual(actual, claimed))
+    throw new Error('body hash mismatch');
   return { ...payload, kid: header.kid };
 }
 
@@ -33,7 +46,10 @@ describe('Plaid sandbox webhooks', () => {
 
   beforeAll(async () => {
     receiver = await webhookReceiver();
-    sandbox = await startSandbox({ PLAID_SANDBOX_WEBHOOK_URL: receiver.url, PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: '100' });
+    sandbox = await startSandbox({
+      PLAID_SANDBOX_WEBHOOK_URL: receiver.url,
+      PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: '100',
+    });
   });
   afterAll(async () => {
     await sandbox.close();
@@ -60,12 +76,18 @@ describe('Plaid sandbox webhooks', () => {
       environment: 'sandbox',
     });
     // The hash covers the exact bytes: re-serialised JSON does not match.
-    const reserialised = createHash('sha256').update(JSON.stringify(JSON.parse(webhook.raw.toString()))).digest('hex');
+    const reserialised = createHash('sha256')
+      .update(JSON.stringify(JSON.parse(webhook.raw.toString())))
+      .digest('hex');
     expect(reserialised).not.toBe(claims.request_body_sha256);
 
     const { body } = await sandbox.admin('GET', `/webhooks?item_id=${item.item_id}`);
     expect(body.deliveries).toEqual([
-      expect.objectContaining({ item_id: item.item_id, state: 'delivered', attempts: [expect.objectContaining({ status: 200 })] }),
+      expect.objectContaining({
+        item_id: item.item_id,
+        state: 'delivered',
+        attempts: [expect.objectContaining({ status: 200 })],
+      }),
     ]);
   });
 
@@ -74,19 +96,27 @@ describe('Plaid sandbox webhooks', () => {
     const seen = receiver.received.length;
     await sandbox.admin('POST', `/items/${item.item_id}/fire_webhook`, {});
     const webhook = await nextWebhook(seen);
-    const tampered = { ...webhook, raw: Buffer.from(webhook.raw.toString().replace('"error": null', '"error": {}')) };
+    const tampered = {
+      ...webhook,
+      raw: Buffer.from(webhook.raw.toString().replace('"error": null', '"error": {}')),
+    };
     await expect(verifyDelivery(sandbox, tampered)).rejects.toThrow('body hash mismatch');
   });
 
   it('carries a PlaidError in the webhook when the extraction fails', async () => {
-    const item = await sandbox.createItem({ behaviour: { kind: 'webhook_error', error_code: 'INSTITUTION_NOT_RESPONDING' } });
+    const item = await sandbox.createItem({
+      behaviour: { kind: 'webhook_error', error_code: 'INSTITUTION_NOT_RESPONDING' },
+    });
     const seen = receiver.received.length;
     expect((await refresh(sandbox, item.access_token)).status).toBe(200);
     const webhook = await nextWebhook(seen);
     await verifyDelivery(sandbox, webhook);
     const body = JSON.parse(webhook.raw.toString());
     expect(body).toMatchObject({ webhook_code: 'CASHFLOW_REPORT_READY', item_id: item.item_id });
-    expect(body.error).toMatchObject({ error_type: 'INSTITUTION_ERROR', error_code: 'INSTITUTION_NOT_RESPONDING' });
+    expect(body.error).toMatchObject({
+      error_type: 'INSTITUTION_ERROR',
+      error_code: 'INSTITUTION_NOT_RESPONDING',
+    });
     expect(nonConformities('PlaidError', body.error)).toEqual([]);
   });
 
@@ -108,7 +138,9 @@ describe('Plaid sandbox webhooks', () => {
     const old = await sandbox.plaid('/webhook_verification_key/get', { key_id: before.kid });
     expect(old.body.key.expired_at).toBeNull();
     const oldKey = await importJWK(old.body.key, 'ES256');
-    await expect(jwtVerify(String(webhook.headers['plaid-verification']), oldKey)).rejects.toThrow();
+    await expect(
+      jwtVerify(String(webhook.headers['plaid-verification']), oldKey),
+    ).rejects.toThrow();
   });
 
   it('marks an expired key, so receivers reject what it signs', async () => {
@@ -120,7 +152,9 @@ describe('Plaid sandbox webhooks', () => {
 
     const seen = receiver.received.length;
     await sandbox.admin('POST', `/items/${item.item_id}/fire_webhook`, {});
-    await expect(verifyDelivery(sandbox, await nextWebhook(seen))).rejects.toThrow('signed with an expired key');
+    await expect(verifyDelivery(sandbox, await nextWebhook(seen))).rejects.toThrow(
+      'signed with an expired key',
+    );
     await sandbox.admin('POST', '/webhook_keys/rotate');
   });
 });
@@ -133,15 +167,30 @@ describe("Plaid sandbox webhook delivery follows Plaid's retry policy", () => {
 
   async function setup(scale: number, reply: Parameters<typeof webhookReceiver>[0]) {
     const receiver = await webhookReceiver(reply);
-    const sandbox = await startSandbox({ PLAID_SANDBOX_WEBHOOK_URL: receiver.url, PLAID_SANDBOX_TIME_SCALE: String(scale) });
-    cleanups.push(() => receiver.close(), () => sandbox.close());
+    const sandbox = await startSandbox({
+      PLAID_SANDBOX_WEBHOOK_URL: receiver.url,
+      PLAID_SANDBOX_TIME_SCALE: String(scale),
+    });
+    cleanups.push(
+      () => receiver.close(),
+      () => sandbox.close(),
+    );
     const item = await sandbox.createItem();
     await sandbox.admin('POST', `/items/${item.item_id}/fire_webhook`, {});
     const delivery = (state: string) =>
-      waitFor(`a ${state} delivery`, async () => {
-        const { body } = await sandbox.admin('GET', `/webhooks?item_id=${item.item_id}`);
-        return body.deliveries[0]?.state === state ? (body.deliveries[0] as { attempts: { at: string; status: number | null; error: string | null }[] }) : undefined;
-      }, 30_000, 20);
+      waitFor(
+        `a ${state} delivery`,
+        async () => {
+          const { body } = await sandbox.admin('GET', `/webhooks?item_id=${item.item_id}`);
+          return body.deliveries[0]?.state === state
+            ? (body.deliveries[0] as {
+                attempts: { at: string; status: number | null; error: string | null }[];
+              })
+            : undefined;
+        },
+        30_000,
+        20,
+      );
     return { receiver, delivery };
   }
 
@@ -173,7 +222,9 @@ describe("Plaid sandbox webhook delivery follows Plaid's retry policy", () => {
 
   it("honours a 429's Retry-After", async () => {
     // Scale 0.01: the normal first retry would come after 300 ms; Retry-After: 90 asks for 900 ms.
-    const { delivery } = await setup(0.01, (n) => (n === 1 ? { status: 429, headers: { 'Retry-After': '90' } } : { status: 200 }));
+    const { delivery } = await setup(0.01, (n) =>
+      n === 1 ? { status: 429, headers: { 'Retry-After': '90' } } : { status: 200 },
+    );
     const done = await delivery('delivered');
     expect(done.attempts.map((a) => a.status)).toEqual([429, 200]);
     expect(gaps(done.attempts)[0]).toBeGreaterThanOrEqual(900);
