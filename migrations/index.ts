@@ -1,4 +1,5 @@
 import { ConsumerCheckpoints1764000000000 } from './1764000000000-consumer-checkpoints';
+import { ItemAccessTokens1764100000000 } from './1764100000000-item-access-tokens';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in `migrations`. */
-export const MIGRATIONS = [ConsumerCheckpoints1764000000000];
+export const MIGRATIONS = [ConsumerCheckpoints1764000000000, ItemAccessTokens1764100000000];

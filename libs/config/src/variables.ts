@@ -94,6 +94,94 @@ export const plaidSandboxVariables = {
   PLAID_SANDBOX_SEED_FILE: z.string().min(1).optional(),
 };
 
+const keyList = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(
+        z
+          .string()
+          .regex(/^[A-Za-z0-9._-]+:[A-Za-z0-9+/=_-]+$/, 'each key must be id:base64 (32 bytes)')
+          .refine(
+            (k) => Buffer.from(k.slice(k.indexOf(':') + 1), 'base64').length === 32,
+            'each key must be 32 bytes (base64)',
+          ),
+      )
+      .min(1),
+  )
+  .transform(
+    (keys) =>
+      new Map(
+        keys.map((k) => [
+          k.slice(0, k.indexOf(':')),
+          Buffer.from(k.slice(k.indexOf(':') + 1), 'base64'),
+        ]),
+      ),
+  );
+
+/** Access tokens at rest, and who may register them. */
+export const accessTokenVariables = {
+  /** `id:base64key,...`: 32-byte AES-256-GCM keys; keep old ones listed until re-encrypted. */
+  TOKEN_ENCRYPTION_KEYS: keyList,
+  /** Key new tokens are encrypted with; default the first of TOKEN_ENCRYPTION_KEYS. */
+  TOKEN_ENCRYPTION_KEY_ID: z.string().min(1).optional(),
+  /** `name:token,...`: bearer tokens allowed to register, rotate and remove access tokens. */
+  ADMIN_API_TOKENS: z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z
+        .array(
+          z
+            .string()
+            .regex(
+              /^[A-Za-z0-9._-]+:[A-Za-z0-9._~+/=-]{24,}$/,
+              'each entry must be name:token, the token at least 24 characters',
+            ),
+        )
+        .min(1),
+    )
+    .transform((entries) =>
+      entries.map((e) => ({
+        name: e.slice(0, e.indexOf(':')),
+        token: e.slice(e.indexOf(':') + 1),
+      })),
+    ),
+};
+
+/** The refresh worker's pace and patience. */
+export const refreshWorkerVariables = {
+  /** Plaid calls in flight at once, across all Items. */
+  REFRESH_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(10_000).default(500),
+  /** Plaid calls per attempt budget, the first included. */
+  REFRESH_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
+  REFRESH_BACKOFF_BASE_MS: z.coerce.number().int().min(1).default(1000),
+  REFRESH_BACKOFF_MAX_MS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(15 * 60_000),
+  PLAID_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).default(10_000),
+  /** Headers and body time-outs; Plaid documents refreshes "up to 30 seconds or more". */
+  PLAID_RESPONSE_TIMEOUT_MS: z.coerce.number().int().min(1).default(90_000),
+  PLAID_RATE_LIMIT_PER_ITEM: z.coerce.number().int().min(1).default(2),
+  PLAID_RATE_LIMIT_PER_CLIENT: z.coerce.number().int().min(1).default(100),
+  PLAID_RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1).default(60_000),
+  /** How long SIGTERM waits for in-flight Plaid calls before stopping anyway. */
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
+};
+
 export const ports = {
   REFRESH_WORKER_PORT: port(8081),
   WEBHOOK_INGRESS_PORT: port(8080),
@@ -110,6 +198,8 @@ export const ALL_VARIABLES = {
   ...databaseVariables,
   ...plaidVariables,
   ...plaidSandboxVariables,
+  ...accessTokenVariables,
+  ...refreshWorkerVariables,
   ...ports,
 };
 export type VariableName = keyof typeof ALL_VARIABLES;
