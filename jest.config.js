@@ -23,10 +23,10 @@ const project = (displayName, testMatch, extra = {}) => ({
   testMatch,
   rootDir: __dirname,
   testEnvironment: 'node',
-  // jose ships as ECMAScript modules only; Node 20.19+ loads it with require(), Jest does not,
-  // so Jest compiles it to CommonJS like our own code.
-  transform: { '^.+\\.ts$': swc, '/node_modules/jose/.+\\.js$': swc },
-  transformIgnorePatterns: ['/node_modules/(?!jose/)'],
+  // jose and uuid ship as ECMAScript modules only; Node 20.19+ loads them with require(), Jest
+  // does not, so Jest compiles them to CommonJS like our own code.
+  transform: { '^.+\\.ts$': swc, '/node_modules/(jose|uuid)/.+\\.js$': swc },
+  transformIgnorePatterns: ['/node_modules/(?!(jose|uuid)/)'],
   moduleNameMapper,
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.local/', '/.cache/'],
   ...extra,

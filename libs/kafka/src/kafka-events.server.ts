@@ -1,0 +1,125 @@
+import {
+  EVENT_TYPES,
+  decodeEvent,
+  topicKeyForEvent,
+  topicName,
+  type CashflowEvent,
+  type EventType,
+} from '@cashflow/contracts';
+import { BaseRpcContext, Server, type CustomTransportStrategy } from '@nestjs/microservices';
+import type { Kafka } from 'kafkajs';
+import type { Logger } from 'pino';
+import { lastValueFrom } from 'rxjs';
+import type { EventPublisher } from './event-publisher';
+import { ParallelConsumer, type ConsumedMessage } from './parallel-consumer';
+
+/** What a handler gets besides the event: where the message came from. */
+export class KafkaEventContext extends BaseRpcContext<[ConsumedMessage]> {
+  get message(): ConsumedMessage {
+    return this.getArgByIndex(0);
+  }
+}
+
+export interface KafkaEventsServerOptions {
+  readonly kafka: Kafka;
+  readonly publisher: EventPublisher;
+  readonly topicPrefix: string;
+  readonly groupId: string;
+  readonly maxInFlight: number;
+  readonly shutdownGraceMs: number;
+  readonly logger: Logger;
+  readonly sessionTimeoutMs?: number;
+}
+
+/**
+ * A NestJS transport for contract events: handlers stay ordinary `@EventPattern('RefreshRequested')`
+ * methods that receive a decoded, validated event. Under them runs the ParallelConsumer: many
+ * messages in flight, offsets committed below the lowest unfinished one. Records that do not
+ * decode go to the dead-letter topic with the reason, and consumption goes on.
+ */
+export class KafkaEventsServer extends Server implements CustomTransportStrategy {
+  private consumer: ParallelConsumer | undefined;
+
+  constructor(private readonly options: KafkaEventsServerOptions) {
+    super();
+  }
+
+  listen(callback: (error?: unknown) => void): void {
+    const expected = new Map<string, EventType[]>();
+    for (const pattern of this.getHandlers().keys()) {
+      if (!EVENT_TYPES.includes(pattern as EventType)) {
+        callback(
+          new Error(`@EventPattern('${pattern}') is not an event type (${EVENT_TYPES.join(', ')})`),
+        );
+        return;
+      }
+      const topic = topicName(topicKeyForEvent(pattern as EventType), this.options.topicPrefix);
+      expected.set(topic, [...(expected.get(topic) ?? []), pattern as EventType]);
+    }
+    this.consumer = new ParallelConsumer(
+      this.options.kafka,
+      {
+        groupId: this.options.groupId,
+        topics: [...expected.keys()],
+        maxInFlight: this.options.maxInFlight,
+        logger: this.options.logger,
+        ...(this.options.sessionTimeoutMs
+          ? { sessionTimeoutMs: this.options.sessionTimeoutMs }
+          : {}),
+      },
+      (message) => this.dispatch(message, expected.get(message.topic) ?? []),
+    );
+    this.consumer.start().then(
+      () => callback(),
+      (error: unknown) => callback(error),
+    );
+  }
+
+  private async dispatch(message: ConsumedMessage, expected: EventType[]): Promise<void> {
+    const decoded = decodeEvent(message, expected);
+    if (!decoded.ok) {
+      const position = {
+        topic: message.topic,
+        partition: message.partition,
+        offset: message.offset,
+      };
+      await this.options.publisher.deadLetter(
+        message,
+        decoded.error,
+        position,
+        this.options.groupId,
+      );
+      this.options.logger.warn(
+        { ...position, code: decoded.error.code, field: decoded.error.field },
+        'dead-lettered a record',
+      );
+      return;
+    }
+    const event: CashflowEvent = decoded.value;
+    const handler = this.getHandlerByPattern(event.type);
+    if (!handler) throw new Error(`no handler for ${event.type}`);
+    await lastValueFrom(
+      this.transformToObservable(await handler(event, new KafkaEventContext([message]))),
+      {
+        defaultValue: undefined,
+      },
+    );
+  }
+
+  /** Graceful: stop fetching, let handlers finish within the grace period, commit, leave. */
+  async close(): Promise<void> {
+    const result = await this.consumer?.stop(this.options.shutdownGraceMs);
+    if (result && !result.drained) {
+      this.options.logger.warn('stopped with messages unfinished; they will be redelivered');
+    }
+  }
+
+  /** The consumer underneath, for metrics and tests. */
+  unwrap<T>(): T {
+    return this.consumer as T;
+  }
+
+  on(): void {
+    // Consumer events are reported through logs and metrics, not through Nest's event hooks.
+  }
+}

@@ -1,0 +1,132 @@
+import { ParallelConsumer, type ConsumedMessage } from '@cashflow/kafka';
+import type { Kafka } from 'kafkajs';
+import { uniqueSuffix } from '../support/infra';
+import { quietLogger, testKafka } from '../support/kafka';
+import { waitFor } from '../support/wait-for';
+
+describe('ParallelConsumer against the real broker', () => {
+  let kafka: Kafka;
+  const topic = `test-parallel-${uniqueSuffix()}`;
+
+  beforeAll(async () => {
+    kafka = testKafka('');
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
+    await admin.disconnect();
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic,
+      messages: Array.from({ length: 40 }, (_, i) => ({ key: `k${i}`, value: String(i) })),
+    });
+    await producer.disconnect();
+  });
+
+  async function committedOffset(groupId: string): Promise<string> {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      return entry?.partitions[0]?.offset ?? '-1';
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  it('handles many messages of one partition at once, and commits only below the lowest unfinished', async () => {
+    const groupId = `g-${uniqueSuffix()}`;
+    let running = 0;
+    let peak = 0;
+    const done = new Set<string>();
+    let releaseFirst!: () => void;
+    const firstBlocked = new Promise<void>((r) => (releaseFirst = r));
+    const consumer = new ParallelConsumer(
+      kafka,
+      { groupId, topics: [topic], maxInFlight: 100, commitIntervalMs: 100, logger: quietLogger },
+      async (message: ConsumedMessage) => {
+        running += 1;
+        peak = Math.max(peak, running);
+        if (message.offset === '0') await firstBlocked;
+        else await new Promise((r) => setTimeout(r, 300));
+        running -= 1;
+        done.add(message.offset);
+      },
+    );
+    await consumer.start();
+    try {
+      await waitFor('39 messages handled', () => (done.size >= 39 ? true : undefined));
+      expect(peak).toBeGreaterThanOrEqual(30);
+      // Offset 0 is unfinished: nothing may be committed past it.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(['-1', '0']).toContain(await committedOffset(groupId));
+
+      releaseFirst();
+      await waitFor('offset 40 committed', async () =>
+        (await committedOffset(groupId)) === '40' ? true : undefined,
+      );
+    } finally {
+      releaseFirst();
+      await consumer.stop(5000);
+    }
+  });
+
+  it('redelivers to the next consumer what was unfinished when it stopped', async () => {
+    const groupId = `g-${uniqueSuffix()}`;
+    const first = new ParallelConsumer(
+      kafka,
+      { groupId, topics: [topic], maxInFlight: 100, commitIntervalMs: 100, logger: quietLogger },
+      (message) =>
+        message.offset === '25' ? new Promise<void>(() => undefined) : Promise.resolve(),
+    );
+    await first.start();
+    await waitFor('offset 25 committed', async () =>
+      (await committedOffset(groupId)) === '25' ? true : undefined,
+    );
+    expect(await first.stop(200)).toEqual({ drained: false });
+    expect(await committedOffset(groupId)).toBe('25');
+
+    const seen: string[] = [];
+    const second = new ParallelConsumer(
+      kafka,
+      { groupId, topics: [topic], maxInFlight: 100, commitIntervalMs: 100, logger: quietLogger },
+      (message) => {
+        seen.push(message.offset);
+        return Promise.resolve();
+      },
+    );
+    await second.start();
+    try {
+      await waitFor('the rest redelivered', () => (seen.length >= 15 ? true : undefined));
+      expect(seen[0]).toBe('25');
+      expect(seen).not.toContain('24');
+    } finally {
+      await second.stop(1000);
+    }
+  });
+
+  it('retries a handler that fails, keeping the message unfinished meanwhile', async () => {
+    const groupId = `g-${uniqueSuffix()}`;
+    let failures = 0;
+    const consumer = new ParallelConsumer(
+      kafka,
+      { groupId, topics: [topic], maxInFlight: 10, commitIntervalMs: 100, logger: quietLogger },
+      (message) => {
+        if (message.offset === '3' && failures < 2) {
+          failures += 1;
+          return Promise.reject(new Error('database unavailable'));
+        }
+        return Promise.resolve();
+      },
+    );
+    await consumer.start();
+    try {
+      await waitFor('offset 40 committed', async () =>
+        (await committedOffset(groupId)) === '40' ? true : undefined,
+      );
+      expect(failures).toBe(2);
+    } finally {
+      await consumer.stop(1000);
+    }
+  });
+});
