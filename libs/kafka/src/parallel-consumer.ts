@@ -106,28 +106,21 @@ export class ParallelConsumer {
     return { drained };
   }
 
-  private async takeBatch({
-    batch,
-    resolveOffset,
-    heartbeat,
-    isRunning,
-    isStale,
-  }: EachBatchPayload): Promise<void> {
+  private async takeBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    const heartbeat = () => payload.heartbeat();
+    const usable = () => payload.isRunning() && !payload.isStale();
     const offsets = this.offsetsOf(batch.topic, batch.partition);
     for (const message of batch.messages) {
-      if (!(await this.waitForSlot(heartbeat, isRunning, isStale))) break;
+      if (!(await this.waitForSlot(heartbeat, usable))) break;
       const offset = BigInt(message.offset);
-      if (!offsets.start(offset)) {
+      const fresh = offsets.start(offset);
+      payload.resolveOffset(message.offset);
+      if (!fresh) {
         this.slots.release();
-        resolveOffset(message.offset);
         continue;
       }
-      resolveOffset(message.offset);
-      void this.run(
-        { ...message, topic: batch.topic, partition: batch.partition },
-        offsets,
-        offset,
-      );
+      void this.run({ ...message, topic: batch.topic, partition: batch.partition }, offsets, offset);
     }
     await heartbeat();
   }
