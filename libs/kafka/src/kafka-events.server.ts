@@ -16,7 +16,7 @@ import { ParallelConsumer, type ConsumedMessage } from './parallel-consumer';
 /** What a handler gets besides the event: where the message came from. */
 export class KafkaEventContext extends BaseRpcContext<[ConsumedMessage]> {
   get message(): ConsumedMessage {
-    return this.getArgByIndex(0);
+    return this.getArgs()[0];
   }
 }
 

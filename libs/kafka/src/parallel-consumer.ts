@@ -125,15 +125,12 @@ export class ParallelConsumer {
     await heartbeat();
   }
 
-  private async waitForSlot(
-    heartbeat: () => Promise<void>,
-    isRunning: () => boolean,
-    isStale: () => boolean,
-  ) {
+  /** Waits for a free slot, heartbeating meanwhile; false when the batch is no longer ours. */
+  private async waitForSlot(heartbeat: () => Promise<void>, usable: () => boolean) {
     for (;;) {
-      if (this.stopping || !isRunning() || isStale()) return false;
+      if (this.stopping || !usable()) return false;
       if (await this.slots.acquire(HEARTBEAT_EVERY_MS)) {
-        if (this.stopping || !isRunning() || isStale()) {
+        if (this.stopping || !usable()) {
           this.slots.release();
           return false;
         }
