@@ -1,5 +1,10 @@
 import { ConsumerCheckpoints1764000000000 } from './1764000000000-consumer-checkpoints';
 import { ItemAccessTokens1764100000000 } from './1764100000000-item-access-tokens';
+import { RefreshWorkerState1764200000000 } from './1764200000000-refresh-worker-state';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in `migrations`. */
-export const MIGRATIONS = [ConsumerCheckpoints1764000000000, ItemAccessTokens1764100000000];
+export const MIGRATIONS = [
+  ConsumerCheckpoints1764000000000,
+  ItemAccessTokens1764100000000,
+  RefreshWorkerState1764200000000,
+];

@@ -58,6 +58,7 @@ export async function startSandbox(env: Record<string, string> = {}) {
     module: PlaidSandboxModule.forRoot(config, quietLogger),
     logger: quietLogger,
     ...config.http,
+    bodyParser: false,
     configure: configureSandboxApp,
   });
   const url = `http://127.0.0.1:${port}`;

@@ -10,6 +10,7 @@ startApp(SERVICE, async () => {
     module: PlaidSandboxModule.forRoot(config, logger),
     logger,
     ...config.http,
+    bodyParser: false,
     configure: configureSandboxApp,
   });
   logger.info({ ...config.http, timeScale: config.timeScale }, `${SERVICE} started`);

@@ -1,5 +1,6 @@
 import { createLogger, listenHttpApp, startApp } from '@cashflow/observability';
 import { SERVICE, loadRefreshWorkerConfig } from './config';
+import { connectConsumer } from './consumer';
 import { RefreshWorkerModule } from './refresh-worker.module';
 
 startApp(SERVICE, async () => {
@@ -9,7 +10,12 @@ startApp(SERVICE, async () => {
     module: RefreshWorkerModule.forRoot(config, logger),
     logger,
     ...config.http,
+    configure: (a) => connectConsumer(a, config, logger),
   });
-  logger.info({ ...config.http, plaid: config.plaid.baseUrl }, `${SERVICE} started`);
+  await app.startAllMicroservices();
+  logger.info(
+    { ...config.http, plaid: config.plaid.baseUrl, group: config.groupId },
+    `${SERVICE} started`,
+  );
   return app;
 });

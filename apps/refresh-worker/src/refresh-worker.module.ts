@@ -1,7 +1,60 @@
-import { KafkaModule, KafkaReadiness } from '@cashflow/kafka';
+import { EventPublisher, KafkaModule, KafkaReadiness } from '@cashflow/kafka';
 import { ObservabilityModule, type Logger } from '@cashflow/observability';
-import { Module, type DynamicModule } from '@nestjs/common';
+import { DatabaseReadiness, PersistenceModule } from '@cashflow/persistence';
+import { PlaidClient } from '@cashflow/plaid-client';
+import {
+  Inject,
+  Module,
+  type BeforeApplicationShutdown,
+  type DynamicModule,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { AccessTokensController } from './access-tokens/access-tokens.controller';
+import { ADMIN_TOKENS, AdminAuthGuard } from './access-tokens/admin-auth.guard';
+import { TokenCipher } from './access-tokens/token-cipher';
+import { TokenVault } from './access-tokens/token-vault';
 import { SERVICE, type RefreshWorkerConfig } from './config';
+import { OutcomePublisher } from './refresh/outcome-publisher';
+import { RefreshRequestedHandler } from './refresh/refresh-requested.handler';
+import { RefreshStore } from './refresh/refresh-store';
+import { RefreshService } from './refresh/refresh.service';
+import { RetryRunner } from './refresh/retry-runner';
+
+export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
+const WORKER_LOGGER = Symbol('WORKER_LOGGER');
+
+/** Starts and stops the worker's background loops: the outbox relay, parked retries, sweeping. */
+class RefreshLifecycle
+  implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
+{
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: RefreshWorkerConfig,
+    private readonly outcomes: OutcomePublisher,
+    private readonly retries: RetryRunner,
+    private readonly refresh: RefreshService,
+    private readonly plaid: PlaidClient,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.outcomes.startRelay(5000, 10_000);
+    this.retries.start();
+    this.sweeper = setInterval(() => this.refresh.sweep(), 60_000);
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.outcomes.stopRelay();
+    await this.retries.stop(this.config.refresh.shutdownGraceMs);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.plaid.close();
+  }
+}
 
 /** The refresh worker: RefreshRequested -> Plaid /cashflow_report/refresh -> outcome event. */
 @Module({})
@@ -11,7 +64,75 @@ export class RefreshWorkerModule {
       module: RefreshWorkerModule,
       imports: [
         KafkaModule.forRoot({ ...config.kafka, logger }),
-        ObservabilityModule.forRoot({ service: SERVICE, logger, readiness: [KafkaReadiness] }),
+        PersistenceModule.forRoot({ ...config.database, poolSize: 20 }),
+        ObservabilityModule.forRoot({
+          service: SERVICE,
+          logger,
+          readiness: [KafkaReadiness, DatabaseReadiness],
+        }),
+      ],
+      controllers: [RefreshRequestedHandler, AccessTokensController],
+      providers: [
+        { provide: WORKER_CONFIG, useValue: config },
+        { provide: WORKER_LOGGER, useValue: logger },
+        { provide: ADMIN_TOKENS, useValue: config.adminTokens },
+        AdminAuthGuard,
+        {
+          provide: TokenVault,
+          useFactory: (db: DataSource) =>
+            new TokenVault(db, new TokenCipher(config.tokens.keys, config.tokens.currentKeyId)),
+          inject: [DataSource],
+        },
+        {
+          provide: PlaidClient,
+          useValue: new PlaidClient({
+            baseUrl: config.plaid.baseUrl,
+            clientId: config.plaid.clientId,
+            secret: config.plaid.secret,
+            connectTimeoutMs: config.plaid.connectTimeoutMs,
+            headersTimeoutMs: config.plaid.responseTimeoutMs,
+            bodyTimeoutMs: config.plaid.responseTimeoutMs,
+            connections: config.refresh.maxInFlight,
+          }),
+        },
+        {
+          provide: RefreshStore,
+          useFactory: (db: DataSource) => new RefreshStore(db),
+          inject: [DataSource],
+        },
+        {
+          provide: OutcomePublisher,
+          useFactory: (store: RefreshStore, publisher: EventPublisher) =>
+            new OutcomePublisher(store, publisher, logger),
+          inject: [RefreshStore, EventPublisher],
+        },
+        {
+          provide: RefreshService,
+          useFactory: (
+            store: RefreshStore,
+            vault: TokenVault,
+            plaid: PlaidClient,
+            outcomes: OutcomePublisher,
+          ) => new RefreshService(store, vault, plaid, outcomes, config.refresh, logger),
+          inject: [RefreshStore, TokenVault, PlaidClient, OutcomePublisher],
+        },
+        {
+          provide: RetryRunner,
+          useFactory: (store: RefreshStore, refresh: RefreshService, outcomes: OutcomePublisher) =>
+            new RetryRunner(
+              store,
+              refresh,
+              outcomes,
+              {
+                pollMs: config.refresh.retryPollMs,
+                leaseMs: config.plaid.responseTimeoutMs + config.plaid.connectTimeoutMs + 30_000,
+                batch: 50,
+              },
+              logger,
+            ),
+          inject: [RefreshStore, RefreshService, OutcomePublisher],
+        },
+        RefreshLifecycle,
       ],
     };
   }

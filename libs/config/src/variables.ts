@@ -178,6 +178,8 @@ export const refreshWorkerVariables = {
   PLAID_RATE_LIMIT_PER_ITEM: z.coerce.number().int().min(1).default(2),
   PLAID_RATE_LIMIT_PER_CLIENT: z.coerce.number().int().min(1).default(100),
   PLAID_RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1).default(60_000),
+  /** How often parked retries are looked for. */
+  REFRESH_RETRY_POLL_MS: z.coerce.number().int().min(10).default(500),
   /** How long SIGTERM waits for in-flight Plaid calls before stopping anyway. */
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
 };

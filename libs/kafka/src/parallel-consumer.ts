@@ -120,7 +120,11 @@ export class ParallelConsumer {
         this.slots.release();
         continue;
       }
-      void this.run({ ...message, topic: batch.topic, partition: batch.partition }, offsets, offset);
+      void this.run(
+        { ...message, topic: batch.topic, partition: batch.partition },
+        offsets,
+        offset,
+      );
     }
     await heartbeat();
   }

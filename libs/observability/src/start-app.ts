@@ -54,7 +54,9 @@ export interface HttpAppOptions {
   readonly logger: Logger;
   readonly port: number;
   readonly host: string;
-  /** Set-up before listening; when given, NestJS's JSON body parser is off (the app brings its own). */
+  /** NestJS's JSON body parser; off for apps that read raw bytes. Default on. */
+  readonly bodyParser?: boolean;
+  /** Set-up before listening (filters, body parsers, connected microservices). */
   readonly configure?: (app: INestApplication) => void;
 }
 
@@ -66,7 +68,7 @@ export async function listenHttpApp(options: HttpAppOptions): Promise<INestAppli
   const app = await NestFactory.create(options.module as Type, {
     logger: new PinoNestLogger(options.logger),
     abortOnError: false,
-    bodyParser: options.configure === undefined,
+    bodyParser: options.bodyParser ?? true,
   });
   options.configure?.(app);
   await app.listen(options.port, options.host);

@@ -1,3 +1,4 @@
 export * from './data-source';
 export * from './database-readiness';
 export * from './persistence.module';
+export * from './rows';

@@ -1,3 +1,4 @@
+import { queryRows } from '@cashflow/persistence';
 import type { DataSource } from 'typeorm';
 import type { TokenCipher } from './token-cipher';
 
@@ -41,7 +42,8 @@ export class TokenVault {
   /** Registers or replaces (rotates) the Item's token. */
   async put(itemId: string, token: string, registeredBy: string): Promise<TokenRecord> {
     const sealed = this.cipher.seal(itemId, token);
-    const rows: Row[] = await this.db.query(
+    const rows = await queryRows<Row>(
+      this.db,
       `INSERT INTO item_access_tokens (item_id, key_id, iv, ciphertext, auth_tag, registered_by)
        VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (item_id) DO UPDATE SET key_id = EXCLUDED.key_id, iv = EXCLUDED.iv,
@@ -54,17 +56,21 @@ export class TokenVault {
   }
 
   async describe(itemId: string): Promise<TokenRecord | undefined> {
-    const rows: Row[] = await this.db.query('SELECT * FROM item_access_tokens WHERE item_id = $1', [
-      itemId,
-    ]);
+    const rows = await queryRows<Row>(
+      this.db,
+      'SELECT * FROM item_access_tokens WHERE item_id = $1',
+      [itemId],
+    );
     return rows[0] ? describe(rows[0]) : undefined;
   }
 
   /** The decrypted token, for the Plaid call only. */
   async reveal(itemId: string): Promise<string | undefined> {
-    const rows: Row[] = await this.db.query('SELECT * FROM item_access_tokens WHERE item_id = $1', [
-      itemId,
-    ]);
+    const rows = await queryRows<Row>(
+      this.db,
+      'SELECT * FROM item_access_tokens WHERE item_id = $1',
+      [itemId],
+    );
     const row = rows[0];
     if (!row) return undefined;
     return this.cipher.open(itemId, {
@@ -76,7 +82,8 @@ export class TokenVault {
   }
 
   async remove(itemId: string): Promise<boolean> {
-    const rows: unknown[] = await this.db.query(
+    const rows = await queryRows<unknown>(
+      this.db,
       'DELETE FROM item_access_tokens WHERE item_id = $1 RETURNING item_id',
       [itemId],
     );
@@ -85,9 +92,11 @@ export class TokenVault {
 
   /** Re-encrypts every token not under the current key (after adding a new key). */
   async reencryptAll(): Promise<number> {
-    const rows: Row[] = await this.db.query('SELECT * FROM item_access_tokens WHERE key_id <> $1', [
-      this.cipher.currentKeyId,
-    ]);
+    const rows = await queryRows<Row>(
+      this.db,
+      'SELECT * FROM item_access_tokens WHERE key_id <> $1',
+      [this.cipher.currentKeyId],
+    );
     for (const row of rows) {
       const token = this.cipher.open(row.item_id, {
         keyId: row.key_id,

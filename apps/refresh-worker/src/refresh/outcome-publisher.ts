@@ -1,0 +1,79 @@
+import type { EventPublisher } from '@cashflow/kafka';
+import type { Logger } from '@cashflow/observability';
+import type { OutcomeEvent, RefreshStore } from './refresh-store';
+
+/**
+ * Publishes outcome events through the outbox: record in PostgreSQL, publish to Kafka, stamp as
+ * published. Calls arriving while a flush runs go out together in the next one, so batches grow
+ * with load and add no delay when idle. A relay republishes what a crash left unstamped; the
+ * same event id keeps consumers from seeing an outcome twice.
+ */
+export class OutcomePublisher {
+  private queue: {
+    events: OutcomeEvent[];
+    recorded: boolean;
+    done: () => void;
+    fail: (e: unknown) => void;
+  }[] = [];
+  private flushing = false;
+  private relayTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: RefreshStore,
+    private readonly publisher: EventPublisher,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Records (unless already recorded) and publishes; resolves once Kafka has them. */
+  send(events: readonly OutcomeEvent[], alreadyRecorded = false): Promise<void> {
+    if (events.length === 0) return Promise.resolve();
+    return new Promise((done, fail) => {
+      this.queue.push({ events: [...events], recorded: alreadyRecorded, done, fail });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, 500);
+      try {
+        await this.store.record(batch.filter((b) => !b.recorded).flatMap((b) => b.events));
+        const events = batch.flatMap((b) => b.events);
+        await this.publisher.publish(...events);
+        batch.forEach((b) => b.done());
+        await this.store
+          .markPublished(events.map((e) => e.data.refresh_request_id))
+          .catch((error: unknown) =>
+            this.logger.warn(
+              { err: error },
+              'stamping published outcomes failed; the relay will republish',
+            ),
+          );
+      } catch (error) {
+        batch.forEach((b) => b.fail(error));
+      }
+    }
+    this.flushing = false;
+  }
+
+  /** Every `everyMs`, republishes outcomes recorded over `graceMs` ago and never stamped. */
+  startRelay(everyMs: number, graceMs: number): void {
+    this.relayTimer = setInterval(() => {
+      this.store
+        .unpublished(graceMs, 500)
+        .then((events) => {
+          if (events.length > 0)
+            this.logger.info({ count: events.length }, 'republishing unpublished outcomes');
+          return this.send(events, true);
+        })
+        .catch((error: unknown) =>
+          this.logger.warn({ err: error }, 'outbox relay failed; will retry'),
+        );
+    }, everyMs);
+  }
+
+  stopRelay(): void {
+    clearInterval(this.relayTimer);
+  }
+}

@@ -1,0 +1,163 @@
+import {
+  DEFAULT_DAYS_REQUESTED,
+  createEvent,
+  type RefreshAccepted,
+  type RefreshFailed,
+  type RefreshFailure,
+  type RefreshRequested,
+} from '@cashflow/contracts';
+import type { PlaidCallError } from '@cashflow/plaid-client';
+import { v5 as uuidv5 } from 'uuid';
+
+export const WORKER_SOURCE = 'urn:cashflow-refresh:refresh-worker';
+
+/** Fixed namespace for outcome ids: an outcome's id is derived from its request's id. */
+const OUTCOME_NAMESPACE = '6f1c2d0e-5b7a-4c1e-9a43-2f8d6b0c9e11';
+
+/**
+ * The id of the one outcome event of a request. Derived, not random, so an outcome published
+ * again (after a crash, or by a second worker) keeps its id and consumers see it once.
+ */
+export function outcomeEventId(requestId: string): string {
+  return uuidv5(requestId, OUTCOME_NAMESPACE);
+}
+
+/** A request as the worker tracks it until it is answered. */
+export interface Member {
+  readonly requestId: string;
+  /** days_requested as asked, after the default. */
+  readonly days: number;
+}
+
+export type Outcome =
+  | { readonly kind: 'accepted'; readonly plaidRequestId: string; readonly attempts: number }
+  | {
+      readonly kind: 'failed';
+      readonly error: RefreshFailure;
+      readonly retryable: boolean;
+      readonly attempts: number;
+    };
+
+export type DaysCheck =
+  { readonly ok: true; readonly days: number } | { readonly ok: false; readonly asked: number };
+
+/** days_requested defaults to 365; anything but an integer from 1 to 730 is refused. */
+export function checkDaysRequested(request: RefreshRequested): DaysCheck {
+  const asked = request.data.days_requested ?? DEFAULT_DAYS_REQUESTED;
+  return Number.isInteger(asked) && asked >= 1 && asked <= 730
+    ? { ok: true, days: asked }
+    : { ok: false, asked };
+}
+
+export function workerFailure(code: WorkerErrorCode, message: string): RefreshFailure {
+  return { source: 'worker', error_code: code, error_message: message };
+}
+
+export type WorkerErrorCode =
+  | 'INVALID_DAYS_REQUESTED'
+  | 'UNKNOWN_ITEM'
+  | 'PLAID_TIMEOUT'
+  | 'PLAID_UNREACHABLE'
+  | 'PLAID_INVALID_RESPONSE';
+
+/** The RefreshFailed error for a failed Plaid call: Plaid's own error when there is one. */
+export function failureOf(error: PlaidCallError): RefreshFailure {
+  switch (error.kind) {
+    case 'plaid':
+      return {
+        source: 'plaid',
+        error_type: error.error.error_type,
+        error_code: error.error.error_code,
+        error_message: error.error.error_message,
+        display_message: error.error.display_message ?? null,
+        plaid_request_id: error.error.request_id ?? null,
+        http_status: error.httpStatus,
+      };
+    case 'timeout':
+      return workerFailure('PLAID_TIMEOUT', error.message);
+    case 'network':
+      return workerFailure('PLAID_UNREACHABLE', `${error.code}: ${error.message}`);
+    case 'invalid_response':
+      return workerFailure('PLAID_INVALID_RESPONSE', `HTTP ${error.httpStatus}: ${error.message}`);
+  }
+}
+
+/**
+ * The outcome event answering `member`, for a call made with `days` on behalf of `leader`. A
+ * member other than the leader says it was coalesced into the leader's call.
+ */
+export function outcomeEvent(
+  itemId: string,
+  member: Member,
+  leader: Member,
+  days: number,
+  outcome: Outcome,
+  now: Date,
+): RefreshAccepted | RefreshFailed {
+  const metadata = {
+    id: outcomeEventId(member.requestId),
+    source: WORKER_SOURCE,
+    time: now.toISOString(),
+    correlationId: member.requestId,
+    causationId: member.requestId,
+  };
+  const coalesced =
+    member.requestId === leader.requestId ? {} : { coalesced_into: leader.requestId };
+  if (outcome.kind === 'accepted') {
+    return createEvent(
+      'RefreshAccepted',
+      {
+        item_id: itemId,
+        refresh_request_id: member.requestId,
+        plaid_request_id: outcome.plaidRequestId,
+        days_requested: days,
+        attempts: outcome.attempts,
+        accepted_at: now.toISOString(),
+        ...coalesced,
+      },
+      metadata,
+    );
+  }
+  return createEvent(
+    'RefreshFailed',
+    {
+      item_id: itemId,
+      refresh_request_id: member.requestId,
+      days_requested: days,
+      error: outcome.error,
+      retryable: outcome.retryable,
+      attempts: outcome.attempts,
+      failed_at: now.toISOString(),
+      ...coalesced,
+    },
+    metadata,
+  );
+}
+
+/** RefreshFailed for a request refused before any Plaid call (invalid days, unknown Item). */
+export function refusedEvent(
+  request: RefreshRequested,
+  days: number | null,
+  error: RefreshFailure,
+  now: Date,
+): RefreshFailed {
+  return createEvent(
+    'RefreshFailed',
+    {
+      item_id: request.data.item_id,
+      refresh_request_id: request.metadata.id,
+      days_requested: days,
+      error,
+      retryable: false,
+      attempts: 0,
+      failed_at: now.toISOString(),
+    },
+    {
+      id: outcomeEventId(request.metadata.id),
+      source: WORKER_SOURCE,
+      time: now.toISOString(),
+      correlationId: request.metadata.id,
+      causationId: request.metadata.id,
+    },
+  );
+}

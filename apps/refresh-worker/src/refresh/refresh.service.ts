@@ -1,0 +1,337 @@
+import type { RefreshRequested } from '@cashflow/contracts';
+import type { Logger } from '@cashflow/observability';
+import type { PlaidClient } from '@cashflow/plaid-client';
+import type { TokenVault } from '../access-tokens/token-vault';
+import {
+  backoffDelay,
+  backoffFor,
+  classifyPlaidError,
+  type BackoffPolicy,
+} from './classify-plaid-error';
+import type { OutcomePublisher } from './outcome-publisher';
+import {
+  checkDaysRequested,
+  failureOf,
+  outcomeEvent,
+  refusedEvent,
+  workerFailure,
+  type Member,
+  type Outcome,
+} from './outcomes';
+import { CallWindow, ClientRateLimiter } from './rate-limits';
+import type { RefreshStore, WaitingCall } from './refresh-store';
+
+export interface RefreshSettings {
+  readonly maxAttempts: number;
+  readonly backoff: BackoffPolicy;
+  readonly perItem: { readonly limit: number; readonly windowMs: number };
+  readonly perClient: { readonly limit: number; readonly windowMs: number };
+}
+
+/** One Plaid call and every request it answers: the first to ask leads, later ones follow. */
+interface Call {
+  days: number;
+  readonly leader: Member;
+  readonly followers: Member[];
+  readonly settled: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/** What this process knows of one Item between requests. */
+interface ItemCalls {
+  readonly window: CallWindow;
+  running?: Call;
+  /** Requests that cannot share the running call (they ask for more days) or wait for the window. */
+  next?: Call;
+  nextTimer?: NodeJS.Timeout;
+  /** The latest finished call, answering requests that arrive while the window is full. */
+  last?: { readonly days: number; readonly leader: Member; readonly outcome: Outcome };
+}
+
+interface Admitted {
+  readonly completion: Promise<void>;
+}
+const admitted = (completion: Promise<void>): Admitted => ({ completion });
+
+function newCall(leader: Member): Call {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const settled = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A call may settle before anyone awaits it; its failure is reported to each awaiting request.
+  settled.catch(() => undefined);
+  return { days: leader.days, leader, followers: [], settled, resolve, reject };
+}
+
+/**
+ * RefreshRequested -> Plaid /cashflow_report/refresh -> RefreshAccepted | RefreshFailed.
+ *
+ * Requests of one Item are admitted in arrival order and never call Plaid concurrently: a
+ * request arriving while the Item's call runs (or while the per-Item window is full) joins a call
+ * instead of making one, and still gets its own outcome saying whose call answered it. A failed
+ * call that is worth retrying is parked in PostgreSQL with its backoff; RetryRunner takes it from
+ * there, so a wait of hours blocks nothing and survives restarts.
+ */
+export class RefreshService {
+  private readonly items = new Map<string, ItemCalls>();
+  private readonly admissions = new Map<string, Promise<unknown>>();
+  readonly clientLimiter: ClientRateLimiter;
+
+  constructor(
+    private readonly store: RefreshStore,
+    private readonly vault: TokenVault,
+    private readonly plaid: PlaidClient,
+    private readonly outcomes: OutcomePublisher,
+    private readonly settings: RefreshSettings,
+    private readonly logger: Logger,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.clientLimiter = new ClientRateLimiter(
+      settings.perClient.limit,
+      settings.perClient.windowMs,
+    );
+  }
+
+  /** Resolves once the request's outcome is published, or it is parked with a waiting call. */
+  async handle(request: RefreshRequested): Promise<void> {
+    const itemId = request.data.item_id;
+    const previous = this.admissions.get(itemId) ?? Promise.resolve();
+    const admitted = previous.then(
+      () => this.admit(request),
+      () => this.admit(request),
+    );
+    this.admissions.set(itemId, admitted);
+    try {
+      const { completion } = await admitted;
+      await completion;
+    } finally {
+      if (this.admissions.get(itemId) === admitted) this.admissions.delete(itemId);
+    }
+  }
+
+  /**
+   * Decides what to do with a request. Returns the promise of its completion wrapped in an
+   * object: an async function returning a bare promise would wait for it, and admission
+   * (ordered per Item) must not wait for completion.
+   */
+  private async admit(request: RefreshRequested): Promise<Admitted> {
+    const itemId = request.data.item_id;
+    const requestId = request.metadata.id;
+    const known = await this.store.known(requestId, itemId);
+    // Answered before: no second Plaid call. Publish again only if Kafka may not have it.
+    if (known.outcome) {
+      return admitted(
+        known.published ? Promise.resolve() : this.outcomes.send([known.outcome], true),
+      );
+    }
+    const waiting = known.waiting;
+    if (waiting && [waiting.leader, ...waiting.followers].some((m) => m.requestId === requestId)) {
+      return admitted(Promise.resolve());
+    }
+
+    const days = checkDaysRequested(request);
+    if (!days.ok) {
+      const error = workerFailure(
+        'INVALID_DAYS_REQUESTED',
+        'days_requested must be an integer from 1 to 730',
+      );
+      return admitted(this.outcomes.send([refusedEvent(request, days.asked, error, new Date())]));
+    }
+    const member: Member = { requestId, days: days.days };
+
+    if (waiting && (await this.store.join(itemId, [member]))) return admitted(Promise.resolve());
+
+    const item = this.itemCalls(itemId);
+    if (item.running) {
+      if (member.days <= item.running.days) {
+        item.running.followers.push(member);
+        return admitted(item.running.settled);
+      }
+      return admitted(this.joinNext(itemId, item, member));
+    }
+    if (item.next) return admitted(this.joinNext(itemId, item, member));
+
+    const now = Date.now();
+    if (item.window.freeAt(now) <= now) {
+      const call = newCall(member);
+      void this.run(itemId, item, call);
+      return admitted(call.settled);
+    }
+    if (item.last && member.days <= item.last.days) {
+      // The window is full and a call for at least these days just finished: it answers this one.
+      const event = outcomeEvent(
+        itemId,
+        member,
+        item.last.leader,
+        item.last.days,
+        item.last.outcome,
+        new Date(),
+      );
+      return admitted(this.outcomes.send([event]));
+    }
+    return admitted(this.joinNext(itemId, item, member));
+  }
+
+  private joinNext(itemId: string, item: ItemCalls, member: Member): Promise<void> {
+    if (item.next) {
+      item.next.followers.push(member);
+      item.next.days = Math.max(item.next.days, member.days);
+    } else {
+      item.next = newCall(member);
+      if (!item.running) this.scheduleNext(itemId, item);
+    }
+    return item.next.settled;
+  }
+
+  /** Starts the waiting call once nothing runs and the per-Item window has room. */
+  private scheduleNext(itemId: string, item: ItemCalls): void {
+    const next = item.next;
+    if (!next || item.running || item.nextTimer) return;
+    const delay = Math.max(0, item.window.freeAt(Date.now()) - Date.now());
+    item.nextTimer = setTimeout(() => {
+      item.nextTimer = undefined;
+      if (item.running || item.next !== next) return;
+      item.next = undefined;
+      void this.run(itemId, item, next);
+    }, delay);
+  }
+
+  private itemCalls(itemId: string): ItemCalls {
+    let item = this.items.get(itemId);
+    if (!item) {
+      item = {
+        window: new CallWindow(this.settings.perItem.limit, this.settings.perItem.windowMs),
+      };
+      this.items.set(itemId, item);
+    }
+    return item;
+  }
+
+  /** Makes the Item's call and answers everyone in it. */
+  private async run(itemId: string, item: ItemCalls, call: Call): Promise<void> {
+    item.running = call;
+    item.window.record(Date.now());
+    try {
+      const outcome = await this.callPlaid(itemId, call.days, 0);
+      if (outcome.kind === 'park') {
+        await this.park(itemId, call, outcome.attempts, outcome.lastError, outcome.dueAt, item);
+      } else {
+        item.last = { days: call.days, leader: call.leader, outcome: outcome.outcome };
+        const now = new Date();
+        await this.outcomes.send(
+          [call.leader, ...call.followers].map((m) =>
+            outcomeEvent(itemId, m, call.leader, call.days, outcome.outcome, now),
+          ),
+        );
+      }
+      call.resolve();
+    } catch (error) {
+      call.reject(error);
+    } finally {
+      item.running = undefined;
+      if (item.next) this.scheduleNext(itemId, item);
+      else this.forgetIfIdle(itemId, item);
+    }
+  }
+
+  /** The call failed in a way worth retrying: park it, taking along requests waiting behind it. */
+  private async park(
+    itemId: string,
+    call: Call,
+    attempts: number,
+    lastError: WaitingCall['lastError'],
+    dueAt: Date,
+    item: ItemCalls,
+  ) {
+    const next = item.next;
+    item.next = undefined;
+    clearTimeout(item.nextTimer);
+    item.nextTimer = undefined;
+    const followers = [...call.followers, ...(next ? [next.leader, ...next.followers] : [])];
+    const days = Math.max(call.days, next?.days ?? 0);
+    try {
+      await this.store.park({
+        itemId,
+        leader: call.leader,
+        followers,
+        days,
+        attempts,
+        lastError,
+        dueAt,
+      });
+      next?.resolve();
+    } catch (error) {
+      next?.reject(error);
+      throw error;
+    }
+    this.logger.info(
+      { item_id: itemId, attempts, due_at: dueAt.toISOString(), error_code: lastError.error_code },
+      'refresh parked for retry',
+    );
+  }
+
+  private forgetIfIdle(itemId: string, item: ItemCalls): void {
+    if (!item.running && !item.next && item.window.idle(Date.now())) this.items.delete(itemId);
+  }
+
+  /** Drops Items with nothing running, waiting or in their window; call periodically. */
+  sweep(): void {
+    for (const [itemId, item] of this.items) this.forgetIfIdle(itemId, item);
+  }
+
+  /** Items this process holds state for (for metrics). */
+  get trackedItems(): number {
+    return this.items.size;
+  }
+
+  /**
+   * One Plaid call for the Item. `attemptsBefore` counts earlier calls of the same request.
+   * Returns the outcome, or when to try again.
+   */
+  async callPlaid(
+    itemId: string,
+    days: number,
+    attemptsBefore: number,
+  ): Promise<
+    | { kind: 'outcome'; outcome: Outcome }
+    | { kind: 'park'; attempts: number; lastError: WaitingCall['lastError']; dueAt: Date }
+  > {
+    const token = await this.vault.reveal(itemId);
+    if (!token) {
+      const error = workerFailure(
+        'UNKNOWN_ITEM',
+        `no access token is registered for item ${itemId}`,
+      );
+      return {
+        kind: 'outcome',
+        outcome: { kind: 'failed', error, retryable: false, attempts: attemptsBefore },
+      };
+    }
+    await this.clientLimiter.acquire();
+    const result = await this.plaid.refreshCashflowReport(token, days);
+    const attempts = attemptsBefore + 1;
+    if (result.ok) {
+      return {
+        kind: 'outcome',
+        outcome: { kind: 'accepted', plaidRequestId: result.value.request_id, attempts },
+      };
+    }
+    const classification = classifyPlaidError(result.error);
+    const failure = failureOf(result.error);
+    if (classification.retry !== 'never' && attempts < this.settings.maxAttempts) {
+      const delay = backoffDelay(
+        backoffFor(classification.retry, this.settings.backoff),
+        attempts,
+        this.random,
+      );
+      return { kind: 'park', attempts, lastError: failure, dueAt: new Date(Date.now() + delay) };
+    }
+    return {
+      kind: 'outcome',
+      outcome: { kind: 'failed', error: failure, retryable: classification.retryable, attempts },
+    };
+  }
+}

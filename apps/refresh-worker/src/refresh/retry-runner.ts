@@ -1,0 +1,93 @@
+import type { Logger } from '@cashflow/observability';
+import type { OutcomePublisher } from './outcome-publisher';
+import { outcomeEvent, type Outcome } from './outcomes';
+import type { RefreshService } from './refresh.service';
+import type { RefreshStore, WaitingCall } from './refresh-store';
+
+export interface RetryRunnerOptions {
+  readonly pollMs: number;
+  /** How long a claimed call is ours before another worker may take it over. */
+  readonly leaseMs: number;
+  readonly batch: number;
+}
+
+/**
+ * Runs parked calls when they are due, from PostgreSQL, in any worker process: claim with a
+ * lease, call Plaid, then answer every request in the call, or park it again with its backoff.
+ */
+export class RetryRunner {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly running = new Set<Promise<void>>();
+
+  constructor(
+    private readonly store: RefreshStore,
+    private readonly refresh: RefreshService,
+    private readonly outcomes: OutcomePublisher,
+    private readonly options: RetryRunnerOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  /** Stops claiming; waits up to `graceMs` for calls under way. Unfinished claims expire. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await Promise.race([
+      Promise.allSettled([...this.running]),
+      new Promise((r) => setTimeout(r, graceMs)),
+    ]);
+  }
+
+  private schedule(delay: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.tick(), delay);
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      const due = await this.store.claimDue(this.options.batch, this.options.leaseMs);
+      for (const call of due) {
+        const run = this.retry(call).catch((error: unknown) =>
+          this.logger.error(
+            { err: error, item_id: call.itemId },
+            'retrying a parked refresh failed; its lease will expire',
+          ),
+        );
+        this.running.add(run);
+        void run.finally(() => this.running.delete(run));
+      }
+    } catch (error) {
+      this.logger.warn({ err: error }, 'claiming parked refreshes failed; will try again');
+    }
+    this.schedule(this.options.pollMs);
+  }
+
+  private async retry(call: WaitingCall): Promise<void> {
+    const result = await this.refresh.callPlaid(call.itemId, call.days, call.attempts);
+    if (result.kind === 'park') {
+      await this.store.reschedule(call.itemId, result.attempts, result.lastError, result.dueAt);
+      this.logger.info(
+        { item_id: call.itemId, attempts: result.attempts, due_at: result.dueAt.toISOString() },
+        'refresh parked again',
+      );
+      return;
+    }
+    const events = await this.store.finish(call.itemId, (current) =>
+      answerAll(current, result.outcome),
+    );
+    await this.outcomes.send(events, true);
+  }
+}
+
+/** Outcomes for the leader and every follower of a waiting call, including late joiners. */
+function answerAll(call: WaitingCall, outcome: Outcome) {
+  const now = new Date();
+  return [call.leader, ...call.followers].map((m) =>
+    outcomeEvent(call.itemId, m, call.leader, call.days, outcome, now),
+  );
+}
