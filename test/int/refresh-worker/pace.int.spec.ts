@@ -1,0 +1,178 @@
+import {
+  startWorker,
+  workerWorld,
+  type Worker,
+  type WorkerWorld,
+} from '../../support/refresh-worker';
+import { waitFor } from '../../support/wait-for';
+
+async function registeredItem(world: WorkerWorld, worker: Worker) {
+  const created = await world.sandbox.createItem({ webhook: null });
+  await worker.registerToken(created.item_id, created.access_token);
+  return created.item_id;
+}
+
+const plaidCalls = async (world: WorkerWorld, itemId: string) =>
+  (await world.sandbox.admin('GET', `/items/${itemId}`)).body.item.refresh_calls as number;
+
+describe('refresh worker: coalescing', () => {
+  let world: WorkerWorld;
+  let worker: Worker;
+
+  beforeAll(async () => {
+    // Every refresh takes 500 ms at the sandbox, so later requests arrive while one is pending.
+    world = await workerWorld({
+      PLAID_SANDBOX_REFRESH_LATENCY: 'fixed:500',
+      PLAID_SANDBOX_TIME_SCALE: '1',
+    });
+    worker = await startWorker(world, {
+      PLAID_RATE_LIMIT_PER_ITEM: '2',
+      PLAID_RATE_LIMIT_WINDOW_MS: '3000',
+    });
+  });
+  afterAll(async () => {
+    await worker.close();
+    await world.close();
+  });
+
+  it('answers a burst of ten requests for one Item with one Plaid call and ten outcomes', async () => {
+    const itemId = await registeredItem(world, worker);
+    const requests = [];
+    for (let i = 0; i < 10; i++) requests.push(await world.request(itemId, { days_requested: 90 }));
+    const outcomes = await Promise.all(requests.map((r) => world.outcomeOf(r.metadata.id)));
+
+    expect(await plaidCalls(world, itemId)).toBe(1);
+    expect(outcomes.every((o) => o.type === 'RefreshAccepted')).toBe(true);
+    const leader = requests[0]!.metadata.id;
+    expect(outcomes[0]!.data).not.toHaveProperty('coalesced_into');
+    expect(outcomes.slice(1).map((o) => o.data.coalesced_into)).toEqual(Array(9).fill(leader));
+    expect(new Set(outcomes.map((o) => o.metadata.id)).size).toBe(10);
+    expect(
+      new Set(outcomes.map((o) => o.type === 'RefreshAccepted' && o.data.plaid_request_id)).size,
+    ).toBe(1);
+  });
+
+  it('makes a second call, after the first, for a request that asks for more days', async () => {
+    const itemId = await registeredItem(world, worker);
+    const short = await world.request(itemId, { days_requested: 30 });
+    const long = await world.request(itemId, { days_requested: 180 });
+    const middle = await world.request(itemId, { days_requested: 60 });
+    const [a, b, c] = await Promise.all(
+      [short, long, middle].map((r) => world.outcomeOf(r.metadata.id)),
+    );
+
+    expect(await plaidCalls(world, itemId)).toBe(2);
+    expect(a!.data).toMatchObject({ days_requested: 30 });
+    expect(b!.data).toMatchObject({ days_requested: 180 });
+    expect(b!.data).not.toHaveProperty('coalesced_into');
+    expect(c!.data).toMatchObject({ days_requested: 180, coalesced_into: long.metadata.id });
+  });
+
+  it('answers from the latest call when the per-Item window is full', async () => {
+    const itemId = await registeredItem(world, worker);
+    const first = await world.request(itemId);
+    await world.outcomeOf(first.metadata.id);
+    const second = await world.request(itemId);
+    const answered = await world.outcomeOf(second.metadata.id);
+    const third = await world.request(itemId);
+    const outcome = await world.outcomeOf(third.metadata.id);
+
+    expect(await plaidCalls(world, itemId)).toBe(2);
+    expect(outcome.data).toMatchObject({ coalesced_into: second.metadata.id });
+    expect(
+      outcome.type === 'RefreshAccepted' &&
+        answered.type === 'RefreshAccepted' &&
+        outcome.data.plaid_request_id,
+    ).toBe(answered.type === 'RefreshAccepted' && answered.data.plaid_request_id);
+  });
+
+  it('waits for the window rather than coalescing a request that asks for more days', async () => {
+    const itemId = await registeredItem(world, worker);
+    const first = await world.request(itemId, { days_requested: 10 });
+    await world.outcomeOf(first.metadata.id);
+    const second = await world.request(itemId, { days_requested: 10 });
+    await world.outcomeOf(second.metadata.id);
+    const wider = await world.request(itemId, { days_requested: 400 });
+    const outcome = await world.outcomeOf(wider.metadata.id);
+    expect(outcome.data).toMatchObject({ days_requested: 400 });
+    expect(outcome.data).not.toHaveProperty('coalesced_into');
+    expect(await plaidCalls(world, itemId)).toBe(3);
+  });
+});
+
+describe('refresh worker: client-side rate limit', () => {
+  let world: WorkerWorld;
+  let worker: Worker;
+
+  beforeAll(async () => {
+    world = await workerWorld({
+      PLAID_SANDBOX_RATE_LIMIT_PER_CLIENT: '4',
+      PLAID_SANDBOX_RATE_LIMIT_WINDOW_MS: '1500',
+    });
+    // A window a little longer than Plaid's absorbs the time between counting a call and its arrival.
+    worker = await startWorker(world, {
+      PLAID_RATE_LIMIT_PER_CLIENT: '4',
+      PLAID_RATE_LIMIT_WINDOW_MS: '1600',
+    });
+  });
+  afterAll(async () => {
+    await worker.close();
+    await world.close();
+  });
+
+  it('spaces its calls so Plaid never answers 429', async () => {
+    const items = [];
+    for (let i = 0; i < 10; i++) items.push(await registeredItem(world, worker));
+    const requests = await Promise.all(items.map((itemId) => world.request(itemId)));
+    const outcomes = await Promise.all(requests.map((r) => world.outcomeOf(r.metadata.id, 60_000)));
+    expect(outcomes.map((o) => [o.type, o.data.attempts])).toEqual(
+      Array(10).fill(['RefreshAccepted', 1]),
+    );
+  });
+});
+
+describe('refresh worker: restarts', () => {
+  it('keeps a parked retry across a restart and finishes it in the next worker', async () => {
+    const world = await workerWorld();
+    try {
+      // A `later` failure with a huge base backoff: the first worker will not retry it itself.
+      const env = { REFRESH_BACKOFF_BASE_MS: '60000', REFRESH_BACKOFF_MAX_MS: '3600000' };
+      const first = await startWorker(world, env);
+      const created = await world.sandbox.createItem({
+        webhook: null,
+        behaviour: { kind: 'transient', error_code: 'PLANNED_MAINTENANCE', failures: 1 },
+      });
+      await first.registerToken(created.item_id, created.access_token);
+      const request = await world.request(created.item_id);
+      const { Client } = await import('pg');
+      const client = new Client({ connectionString: world.db.url });
+      await client.connect();
+      try {
+        await waitFor('the refresh parked', async () => {
+          const { rows } = await client.query(
+            'SELECT attempts FROM refresh_retries WHERE item_id = $1',
+            [created.item_id],
+          );
+          return rows.length === 1 ? rows : undefined;
+        });
+        await first.close();
+        await client.query('UPDATE refresh_retries SET due_at = now() WHERE item_id = $1', [
+          created.item_id,
+        ]);
+      } finally {
+        await client.end();
+      }
+
+      const second = await startWorker(world, env);
+      try {
+        const outcome = await world.outcomeOf(request.metadata.id);
+        expect(outcome.type).toBe('RefreshAccepted');
+        expect(outcome.data.attempts).toBe(2);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await world.close();
+    }
+  });
+});
