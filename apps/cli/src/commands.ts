@@ -13,6 +13,7 @@ import { runMigrations } from '@cashflow/persistence';
 import { Command } from 'commander';
 import { stringify } from 'yaml';
 import { z } from 'zod';
+import { addItemsCommands } from './items-command';
 
 const SERVICE = 'cli';
 
@@ -77,6 +78,7 @@ export function buildProgram(): Command {
       process.stdout.write(stringify(buildAsyncApiDocument(), { lineWidth: 0 }));
     });
 
+  addItemsCommands(program);
   return program;
 }
 

@@ -13,8 +13,7 @@ import {
 import { DataSource } from 'typeorm';
 import { AccessTokensController } from './access-tokens/access-tokens.controller';
 import { ADMIN_TOKENS, AdminAuthGuard } from './access-tokens/admin-auth.guard';
-import { TokenCipher } from './access-tokens/token-cipher';
-import { TokenVault } from './access-tokens/token-vault';
+import { TokenCipher, TokenVault } from '@cashflow/access-tokens';
 import { SERVICE, type RefreshWorkerConfig } from './config';
 import { OutcomePublisher } from './refresh/outcome-publisher';
 import { RefreshRequestedHandler } from './refresh/refresh-requested.handler';

@@ -184,6 +184,13 @@ export const refreshWorkerVariables = {
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
 };
 
+/** What the CLI needs to reach the refresh worker's access-token API. */
+export const cliVariables = {
+  REFRESH_WORKER_URL: z.string().url().default('http://127.0.0.1:8081'),
+  /** One bearer token from ADMIN_API_TOKENS (the token part only). */
+  ADMIN_API_TOKEN: z.string().min(24).optional(),
+};
+
 export const ports = {
   REFRESH_WORKER_PORT: port(8081),
   WEBHOOK_INGRESS_PORT: port(8080),
@@ -202,6 +209,7 @@ export const ALL_VARIABLES = {
   ...plaidSandboxVariables,
   ...accessTokenVariables,
   ...refreshWorkerVariables,
+  ...cliVariables,
   ...ports,
 };
 export type VariableName = keyof typeof ALL_VARIABLES;

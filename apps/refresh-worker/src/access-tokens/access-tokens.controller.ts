@@ -16,7 +16,7 @@ import {
 import type { Request } from 'express';
 import { z } from 'zod';
 import { ADMIN_PRINCIPAL, AdminAuthGuard } from './admin-auth.guard';
-import { ACCESS_TOKEN_PATTERN, TokenVault } from './token-vault';
+import { ACCESS_TOKEN_PATTERN, TokenVault } from '@cashflow/access-tokens';
 
 const PutToken = z.strictObject({
   access_token: z

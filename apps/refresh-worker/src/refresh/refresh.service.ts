@@ -1,7 +1,7 @@
 import type { RefreshRequested } from '@cashflow/contracts';
 import type { Logger } from '@cashflow/observability';
 import type { PlaidClient } from '@cashflow/plaid-client';
-import type { TokenVault } from '../access-tokens/token-vault';
+import type { TokenVault } from '@cashflow/access-tokens';
 import {
   backoffDelay,
   backoffFor,

@@ -1,0 +1,2 @@
+export * from './token-cipher';
+export * from './token-vault';
