@@ -48,6 +48,25 @@ eval "$("$infra" env)"
 [ -n "$external_kafka" ] && export KAFKA_BROKERS=$external_kafka
 [ -n "$external_db" ] && export DATABASE_URL=$external_db
 
+# Local secrets, made once and kept in .local/ (mode 600): the token encryption key and an admin
+# bearer token for the access-token API. Variables already set in the environment win.
+secrets=$root/.local/secrets.env
+if [ ! -f "$secrets" ]; then
+  mkdir -p "$root/.local"
+  admin_token=$(node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("hex"))')
+  (
+    umask 077
+    {
+      echo "TOKEN_ENCRYPTION_KEYS=local:$(node -e 'process.stdout.write(require("crypto").randomBytes(32).toString("base64"))')"
+      echo "ADMIN_API_TOKENS=local-ops:$admin_token"
+      echo "ADMIN_API_TOKEN=$admin_token"
+    } >"$secrets"
+  )
+fi
+while IFS='=' read -r name value; do
+  [ -n "$name" ] && [ -z "${!name:-}" ] && export "$name=$value"
+done <"$secrets"
+
 say "building"
 npm run --silent build
 
@@ -102,6 +121,11 @@ cashflow-refresh is running. Ctrl-C stops everything.
   webhook-ingress  admin http://127.0.0.1:$WEBHOOK_INGRESS_ADMIN_PORT/health/ready
   projector        http://127.0.0.1:$PROJECTOR_PORT/health/ready
   logs             $logs/<app>.log
+  secrets          $secrets (ADMIN_API_TOKEN for the CLI)
+
+Register an Item's access token, then ask for a refresh:
+  set -a; . $secrets; set +a
+  echo access-sandbox-... | npx cashflow-refresh items add ITEM_ID
 
 SUMMARY
 

@@ -7,6 +7,7 @@ import {
 } from '../support/infra';
 import { freePort } from '../support/ports';
 import { startApp, waitForHealthy, type AppProcess } from '../support/processes';
+import { workerSecrets } from '../support/refresh-worker';
 
 /** Each app as its own process: starts, validates config, connects, reports health, stops cleanly. */
 describe('app shells as processes', () => {
@@ -32,11 +33,12 @@ describe('app shells as processes', () => {
       WEBHOOK_INGRESS_ADMIN_PORT: String(await freePort()),
       PROJECTOR_PORT: String(await freePort()),
       PLAID_SANDBOX_PORT: String(await freePort()),
+      ...workerSecrets().env,
     };
   }
 
   const apps = [
-    { name: 'refresh-worker', port: 'REFRESH_WORKER_PORT', checks: ['kafka'] },
+    { name: 'refresh-worker', port: 'REFRESH_WORKER_PORT', checks: ['kafka', 'postgres'] },
     { name: 'webhook-ingress', port: 'WEBHOOK_INGRESS_ADMIN_PORT', checks: ['kafka'] },
     { name: 'projector', port: 'PROJECTOR_PORT', checks: ['kafka', 'postgres'] },
     { name: 'plaid-sandbox', port: 'PLAID_SANDBOX_PORT', checks: [] },

@@ -14,11 +14,25 @@ const compose = parse(readFileSync(join(__dirname, '../../docker-compose.yml'), 
   merge: true,
 }) as { services: Record<string, Service> };
 
-/** The environment compose would give a service when the user sets nothing: `${X:-d}` -> d. */
+/** Values a user must supply (`${X:?message}` in the file), as a user would. */
+const USER_SUPPLIED: Record<string, string> = {
+  TOKEN_ENCRYPTION_KEYS: `main:${Buffer.alloc(32, 7).toString('base64')}`,
+  ADMIN_API_TOKENS: `ops:${'t'.repeat(32)}`,
+};
+
+/**
+ * The environment compose would give a service when the user sets only what is required:
+ * `${X:-d}` -> d, `${X:?message}` -> the user's value.
+ */
 function environmentOf(service: string): Record<string, string> {
   const env = compose.services[service]?.environment ?? {};
   return Object.fromEntries(
-    Object.entries(env).map(([k, v]) => [k, String(v).replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1')]),
+    Object.entries(env).map(([k, v]) => [
+      k,
+      String(v)
+        .replace(/\$\{([A-Z_]+):\?[^}]*\}/g, (_, name: string) => USER_SUPPLIED[name] ?? '')
+        .replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1'),
+    ]),
   );
 }
 
