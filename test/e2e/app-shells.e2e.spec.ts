@@ -8,6 +8,8 @@ import {
 import { freePort } from '../support/ports';
 import { startApp, waitForHealthy, type AppProcess } from '../support/processes';
 import { workerSecrets } from '../support/refresh-worker';
+import { testKafka } from '../support/kafka';
+import { ensureTopics } from '@cashflow/kafka';
 
 /** Each app as its own process: starts, validates config, connects, reports health, stops cleanly. */
 describe('app shells as processes', () => {
@@ -48,6 +50,8 @@ describe('app shells as processes', () => {
     '$name reports ready, serves metrics and exits 0 on SIGTERM',
     async ({ name, port, checks }) => {
       const env = await baseEnv();
+      const prefix = env.KAFKA_TOPIC_PREFIX;
+      await ensureTopics(testKafka(prefix), { prefix, partitions: 1, replicationFactor: 1 });
       const app = startApp(name, env);
       running.push(app);
       const base = `http://127.0.0.1:${env[port]}`;
@@ -78,6 +82,14 @@ describe('app shells as processes', () => {
       );
     },
   );
+
+  it('fails start-up naming the command to run when its topics do not exist', async () => {
+    const app = startApp('refresh-worker', await baseEnv());
+    running.push(app);
+    expect(await app.exited).toBe(1);
+    expect(app.stdout()).toContain('missing Kafka topics');
+    expect(app.stdout()).toContain('cashflow-refresh topics create');
+  });
 
   it('stops start-up with exit status 78 and names each missing or invalid variable', async () => {
     const app = startApp('projector', { KAFKA_BROKERS: 'not-a-broker', LOG_LEVEL: 'info' });

@@ -14,7 +14,11 @@ describe('migrations against the real PostgreSQL', () => {
 
   it('creates the schema on an empty database, then has nothing left to apply', async () => {
     const first = await runMigrations({ url: db.url, applicationName: 'test' });
-    expect(first.applied).toContain('ConsumerCheckpoints1764000000000');
+    expect(first.applied).toEqual([
+      'ConsumerCheckpoints1764000000000',
+      'ItemAccessTokens1764100000000',
+      'RefreshWorkerState1764200000000',
+    ]);
 
     const client = new Client({ connectionString: db.url });
     await client.connect();
@@ -22,7 +26,13 @@ describe('migrations against the real PostgreSQL', () => {
       const tables = await client.query<{ table_name: string }>(
         `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`,
       );
-      expect(tables.rows.map((r) => r.table_name)).toEqual(['consumer_checkpoints', 'migrations']);
+      expect(tables.rows.map((r) => r.table_name)).toEqual([
+        'consumer_checkpoints',
+        'item_access_tokens',
+        'migrations',
+        'refresh_outcomes',
+        'refresh_retries',
+      ]);
 
       await client.query(
         `INSERT INTO consumer_checkpoints (consumer, topic, partition, next_offset) VALUES ('p', 't', 0, 42)`,

@@ -69,10 +69,29 @@ export class KafkaEventsServer extends Server implements CustomTransportStrategy
       },
       (message) => this.dispatch(message, expected.get(message.topic) ?? []),
     );
-    this.consumer.start().then(
-      () => callback(),
-      (error: unknown) => callback(error),
-    );
+    this.assertTopicsExist([...expected.keys()])
+      .then(() => this.consumer!.start())
+      .then(
+        () => callback(),
+        (error: unknown) => callback(error),
+      );
+  }
+
+  /** Fails start-up with a clear message when a topic is missing (auto-creation is off). */
+  private async assertTopicsExist(topics: string[]): Promise<void> {
+    const admin = this.options.kafka.admin();
+    await admin.connect();
+    try {
+      const present = new Set(await admin.listTopics());
+      const missing = topics.filter((t) => !present.has(t));
+      if (missing.length > 0) {
+        throw new Error(
+          `missing Kafka topics ${missing.join(', ')}: create them with \`cashflow-refresh topics create\``,
+        );
+      }
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   private async dispatch(message: ConsumedMessage, expected: EventType[]): Promise<void> {
