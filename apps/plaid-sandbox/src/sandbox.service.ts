@@ -1,4 +1,5 @@
-import { LOGGER, type Logger } from '@cashflow/observability';
+import { LOGGER, METRICS_REGISTRY, type Logger } from '@cashflow/observability';
+import { Counter, type Registry } from 'prom-client';
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -61,10 +62,20 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
   /** Requests held open by the timeout behaviour; dropped on shutdown. */
   readonly hanging = new Set<{ destroy(): void }>();
 
+  /** Refresh answers by error code ("none" for success): how benchmarks count 429s. */
+  private readonly refreshAnswers: Counter<'error_code'>;
+
   constructor(
     @Inject(SANDBOX_CONFIG) readonly config: PlaidSandboxConfig,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(METRICS_REGISTRY) registry: Registry,
   ) {
+    this.refreshAnswers = new Counter({
+      name: 'plaid_sandbox_refresh_answers_total',
+      help: 'Answers to /cashflow_report/refresh by error_code (none = accepted).',
+      labelNames: ['error_code'],
+      registers: [registry],
+    });
     this.items = new ItemStore(config.defaultWebhook);
     this.perItem = new SlidingWindowLimiter(config.rateLimits.perItem, config.rateLimits.windowMs);
     this.perClient = new SlidingWindowLimiter(
@@ -155,6 +166,20 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
    * (timeout behaviour) never settles.
    */
   async refresh(caller: Caller, body: unknown): Promise<{ request_id: string }> {
+    try {
+      const answer = await this.answerRefresh(caller, body);
+      this.refreshAnswers.inc({ error_code: 'none' });
+      return answer;
+    } catch (error) {
+      this.refreshAnswers.inc({
+        error_code:
+          error instanceof PlaidHttpError ? error.body.error_code : 'INTERNAL_SERVER_ERROR',
+      });
+      throw error;
+    }
+  }
+
+  private async answerRefresh(caller: Caller, body: unknown): Promise<{ request_id: string }> {
     const request = parseRequest(RefreshRequest, body, caller.requestId);
     const item = this.itemFor(request.access_token, caller);
     const now = Date.now();

@@ -177,7 +177,8 @@ export const refreshWorkerVariables = {
   PLAID_RESPONSE_TIMEOUT_MS: z.coerce.number().int().min(1).default(90_000),
   PLAID_RATE_LIMIT_PER_ITEM: z.coerce.number().int().min(1).default(2),
   PLAID_RATE_LIMIT_PER_CLIENT: z.coerce.number().int().min(1).default(100),
-  PLAID_RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1).default(60_000),
+  /** Plaid's minute plus a second: calls counted here arrive at Plaid a little later. */
+  PLAID_RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1).default(61_000),
   /** How often parked retries are looked for. */
   REFRESH_RETRY_POLL_MS: z.coerce.number().int().min(10).default(500),
   /** How long SIGTERM waits for in-flight Plaid calls before stopping anyway. */

@@ -1,0 +1,144 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+export const ROOT = join(__dirname, '../..');
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address
+          ? resolve(address.port)
+          : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+/** Starts the local Kafka broker and PostgreSQL unless running; returns what it started. */
+export function ensureInfra(): string[] {
+  const started: string[] = [];
+  for (const service of ['kafka', 'postgres']) {
+    const status = spawnSync('bash', [join(ROOT, 'scripts/local-infra.sh'), 'status', service]);
+    if (status.status !== 0) {
+      const start = spawnSync('bash', [join(ROOT, 'scripts/local-infra.sh'), 'start', service], {
+        stdio: 'inherit',
+      });
+      if (start.status !== 0) throw new Error(`could not start ${service}`);
+      started.push(service);
+    }
+  }
+  return started;
+}
+
+export function stopInfra(services: string[]): void {
+  for (const service of services)
+    spawnSync('bash', [join(ROOT, 'scripts/local-infra.sh'), 'stop', service], {
+      stdio: 'inherit',
+    });
+}
+
+export interface Proc {
+  readonly child: ChildProcess;
+  readonly output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Runs a compiled entry point (path under dist/) as its own process. */
+export function run(entry: string, env: Record<string, string>): Proc {
+  const child = spawn(process.execPath, [join(ROOT, 'dist', entry)], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    child,
+    output: () => output,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+export async function waitUntil<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await Promise.resolve()
+      .then(probe)
+      .catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function waitForHttp(url: string, proc: Proc, timeoutMs = 60_000): Promise<void> {
+  await waitUntil(
+    url,
+    async () => {
+      if (proc.child.exitCode !== null) throw new Error(`process exited: ${proc.output()}`);
+      const response = await fetch(url).catch(() => undefined);
+      return response?.ok ? true : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+/** Samples a process's resident set size; `peakMb` is the largest seen. */
+export function rssSampler(pid: number) {
+  let peak = 0;
+  const timer = setInterval(() => {
+    try {
+      const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (match) peak = Math.max(peak, Number(match[1]) / 1024);
+    } catch {
+      // The process has exited.
+    }
+  }, 200);
+  return {
+    stop: () => clearInterval(timer),
+    get peakMb() {
+      return Math.round(peak);
+    },
+  };
+}
+
+export function percentile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+export function machine() {
+  const cpu = cpus();
+  return {
+    cpus: cpu.length,
+    cpu_model: cpu[0]?.model ?? 'unknown',
+    memory_gib: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+  };
+}
+
+/** Prints rows as an aligned text table. */
+export function table(rows: (string | number)[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
+  return rows.map((r) => r.map((c, i) => String(c).padEnd(widths[i]!)).join('  ')).join('\n');
+}
