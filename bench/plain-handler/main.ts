@@ -55,8 +55,20 @@ const publisher = new EventPublisher(kafka, PREFIX);
 class PlainRefreshHandler {
   @EventPattern(TOPIC)
   async handle(@Ctx() context: KafkaContext): Promise<void> {
-    const decoded = decodeEvent(context.getMessage(), ['RefreshRequested']);
-    if (!decoded.ok || decoded.value.type !== 'RefreshRequested') return;
+    // NestJS's Kafka parser has already turned the value into an object; decode it as sent.
+    const message = context.getMessage();
+    const value: unknown = message.value;
+    const decoded = decodeEvent(
+      { ...message, value: typeof value === 'string' ? value : JSON.stringify(value) },
+      ['RefreshRequested'],
+    );
+    if (!decoded.ok || decoded.value.type !== 'RefreshRequested') {
+      logger.warn(
+        { error: decoded.ok ? 'unexpected type' : decoded.error.message },
+        'skipped a message',
+      );
+      return;
+    }
     const request = decoded.value;
     const token = await vault.reveal(request.data.item_id);
     if (!token) return;
