@@ -3,7 +3,7 @@ import { workerWorld, type WorkerWorld } from '../support/refresh-worker';
 import { waitFor } from '../support/wait-for';
 
 /** The worker as its own process, killed with SIGKILL while Plaid calls are in flight. */
-describe('refresh worker: kill -9 with calls in flight', () => {
+describe('refresh worker as a process: SIGTERM and kill -9 with calls in flight', () => {
   let world: WorkerWorld;
   const processes: AppProcess[] = [];
 
@@ -18,8 +18,8 @@ describe('refresh worker: kill -9 with calls in flight', () => {
     await world.close();
   });
 
-  async function worker() {
-    const env = await world.workerEnv({ LOG_LEVEL: 'warn' });
+  async function worker(overrides: Record<string, string> = {}) {
+    const env = await world.workerEnv({ LOG_LEVEL: 'warn', ...overrides });
     const app = startApp('refresh-worker', env);
     processes.push(app);
     await waitForHealthy(app, `http://127.0.0.1:${env.REFRESH_WORKER_PORT}/health/ready`);

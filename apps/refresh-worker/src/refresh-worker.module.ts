@@ -1,5 +1,6 @@
 import { EventPublisher, KafkaModule, KafkaReadiness } from '@cashflow/kafka';
-import { ObservabilityModule, type Logger } from '@cashflow/observability';
+import { METRICS_REGISTRY, ObservabilityModule, type Logger } from '@cashflow/observability';
+import type { Registry } from 'prom-client';
 import { DatabaseReadiness, PersistenceModule } from '@cashflow/persistence';
 import { PlaidClient } from '@cashflow/plaid-client';
 import {
@@ -16,6 +17,7 @@ import { ADMIN_TOKENS, AdminAuthGuard } from './access-tokens/admin-auth.guard';
 import { TokenCipher, TokenVault } from '@cashflow/access-tokens';
 import { SERVICE, type RefreshWorkerConfig } from './config';
 import { OutcomePublisher } from './refresh/outcome-publisher';
+import { RefreshMetrics } from './refresh/refresh-metrics';
 import { RefreshRequestedHandler } from './refresh/refresh-requested.handler';
 import { RefreshStore } from './refresh/refresh-store';
 import { RefreshService } from './refresh/refresh.service';
@@ -59,6 +61,8 @@ class RefreshLifecycle
 @Module({})
 export class RefreshWorkerModule {
   static forRoot(config: RefreshWorkerConfig, logger: Logger): DynamicModule {
+    // The gauges read the service once it exists.
+    let service: RefreshService | undefined;
     return {
       module: RefreshWorkerModule,
       imports: [
@@ -100,10 +104,20 @@ export class RefreshWorkerModule {
           inject: [DataSource],
         },
         {
+          provide: RefreshMetrics,
+          useFactory: (registry: Registry) =>
+            new RefreshMetrics(
+              registry,
+              () => service?.inFlight ?? 0,
+              () => service?.trackedItems ?? 0,
+            ),
+          inject: [METRICS_REGISTRY],
+        },
+        {
           provide: OutcomePublisher,
-          useFactory: (store: RefreshStore, publisher: EventPublisher) =>
-            new OutcomePublisher(store, publisher, logger),
-          inject: [RefreshStore, EventPublisher],
+          useFactory: (store: RefreshStore, publisher: EventPublisher, metrics: RefreshMetrics) =>
+            new OutcomePublisher(store, publisher, logger, metrics),
+          inject: [RefreshStore, EventPublisher, RefreshMetrics],
         },
         {
           provide: RefreshService,
@@ -112,8 +126,18 @@ export class RefreshWorkerModule {
             vault: TokenVault,
             plaid: PlaidClient,
             outcomes: OutcomePublisher,
-          ) => new RefreshService(store, vault, plaid, outcomes, config.refresh, logger),
-          inject: [RefreshStore, TokenVault, PlaidClient, OutcomePublisher],
+            metrics: RefreshMetrics,
+          ) =>
+            (service = new RefreshService(
+              store,
+              vault,
+              plaid,
+              outcomes,
+              config.refresh,
+              logger,
+              metrics,
+            )),
+          inject: [RefreshStore, TokenVault, PlaidClient, OutcomePublisher, RefreshMetrics],
         },
         {
           provide: RetryRunner,

@@ -190,4 +190,18 @@ describe('refresh worker: one outcome per request', () => {
     expect(new Set(answers.map((a) => a.metadata.id)).size).toBe(1);
     expect(await plaidCalls(item_id)).toBe(2);
   });
+
+  it('counts outcomes and Plaid calls in its metrics', async () => {
+    const text = await (await fetch(`${worker.url}/metrics`)).text();
+    expect(text).toMatch(
+      /refresh_outcomes_total\{type="RefreshAccepted",error_code="none",coalesced="no",service="refresh-worker"\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /refresh_outcomes_total\{type="RefreshFailed",error_code="INVALID_DAYS_REQUESTED",coalesced="no",service="refresh-worker"\} 4/,
+    );
+    expect(text).toMatch(
+      /plaid_refresh_call_seconds_count\{result="ITEM_LOGIN_REQUIRED",service="refresh-worker"\} 1/,
+    );
+    expect(text).toContain('refresh_requests_in_flight');
+  });
 });

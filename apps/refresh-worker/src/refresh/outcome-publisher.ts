@@ -1,5 +1,6 @@
 import type { EventPublisher } from '@cashflow/kafka';
 import type { Logger } from '@cashflow/observability';
+import type { RefreshMetrics } from './refresh-metrics';
 import type { OutcomeEvent, RefreshStore } from './refresh-store';
 
 /**
@@ -22,6 +23,7 @@ export class OutcomePublisher {
     private readonly store: RefreshStore,
     private readonly publisher: EventPublisher,
     private readonly logger: Logger,
+    private readonly metrics?: RefreshMetrics,
   ) {}
 
   /** Records (unless already recorded) and publishes; resolves once Kafka has them. */
@@ -42,6 +44,7 @@ export class OutcomePublisher {
         const events = batch.flatMap((b) => b.events);
         await this.publisher.publish(...events);
         batch.forEach((b) => b.done());
+        this.metrics?.published(batch.filter((b) => !b.recorded).flatMap((b) => b.events));
         await this.store
           .markPublished(events.map((e) => e.data.refresh_request_id))
           .catch((error: unknown) =>

@@ -19,6 +19,7 @@ import {
   type Outcome,
 } from './outcomes';
 import { CallWindow, ClientRateLimiter } from './rate-limits';
+import type { RefreshMetrics } from './refresh-metrics';
 import type { RefreshStore, WaitingCall } from './refresh-store';
 
 export interface RefreshSettings {
@@ -78,6 +79,7 @@ function newCall(leader: Member): Call {
 export class RefreshService {
   private readonly items = new Map<string, ItemCalls>();
   private readonly admissions = new Map<string, Promise<unknown>>();
+  private handling = 0;
   readonly clientLimiter: ClientRateLimiter;
 
   constructor(
@@ -87,6 +89,7 @@ export class RefreshService {
     private readonly outcomes: OutcomePublisher,
     private readonly settings: RefreshSettings,
     private readonly logger: Logger,
+    private readonly metrics?: RefreshMetrics,
     private readonly random: () => number = Math.random,
   ) {
     this.clientLimiter = new ClientRateLimiter(
@@ -97,6 +100,20 @@ export class RefreshService {
 
   /** Resolves once the request's outcome is published, or it is parked with a waiting call. */
   async handle(request: RefreshRequested): Promise<void> {
+    this.handling += 1;
+    try {
+      await this.handleInOrder(request);
+    } finally {
+      this.handling -= 1;
+    }
+  }
+
+  /** Requests being handled right now (for metrics). */
+  get inFlight(): number {
+    return this.handling;
+  }
+
+  private async handleInOrder(request: RefreshRequested): Promise<void> {
     const itemId = request.data.item_id;
     const previous = this.admissions.get(itemId) ?? Promise.resolve();
     const admitted = previous.then(
@@ -311,7 +328,15 @@ export class RefreshService {
       };
     }
     await this.clientLimiter.acquire();
+    const timed = this.metrics?.plaidCall();
     const result = await this.plaid.refreshCashflowReport(token, days);
+    timed?.(
+      result.ok
+        ? 'accepted'
+        : result.error.kind === 'plaid'
+          ? result.error.error.error_code
+          : result.error.kind,
+    );
     const attempts = attemptsBefore + 1;
     if (result.ok) {
       return {
