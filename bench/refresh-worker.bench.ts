@@ -30,6 +30,7 @@ import {
   percentile,
   rssSampler,
   run,
+  stopAll,
   stopInfra,
   table,
   waitForHttp,
@@ -52,6 +53,13 @@ const LIMITED = quick
 
 const itemId = (i: number) => `bench-item-${i}`;
 const token = (i: number) => `access-sandbox-bench-${String(i).padStart(8, '0')}`;
+
+async function dropDatabase(url: string): Promise<void> {
+  const admin = new Client({ connectionString: ADMIN_DB });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${new URL(url).pathname.slice(1)} WITH (FORCE)`);
+  await admin.end();
+}
 
 async function database(): Promise<string> {
   const name = `cashflow_bench_${randomBytes(3).toString('hex')}`;
@@ -325,8 +333,8 @@ async function rateLimited(dbUrl: string) {
 
 async function main() {
   const started = ensureInfra();
+  const dbUrl = await database();
   try {
-    const dbUrl = await database();
     await registerTokens(dbUrl, THROUGHPUT_REQUESTS);
     const box = await sandbox(THROUGHPUT_REQUESTS, {
       PLAID_SANDBOX_REFRESH_LATENCY: 'fixed:2000',
@@ -369,6 +377,8 @@ async function main() {
     writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
     process.stdout.write(`written to ${file}\n`);
   } finally {
+    await stopAll();
+    await dropDatabase(dbUrl).catch(() => undefined);
     stopInfra(started);
   }
 }

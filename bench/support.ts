@@ -50,6 +50,13 @@ export interface Proc {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
+const started: Proc[] = [];
+
+/** Kills whatever this run started and has not stopped (after a failure). */
+export async function stopAll(): Promise<void> {
+  await Promise.all(started.map((p) => p.stop('SIGKILL')));
+}
+
 /** Runs a compiled entry point (path under dist/) as its own process. */
 export function run(entry: string, env: Record<string, string>): Proc {
   const child = spawn(process.execPath, [join(ROOT, 'dist', entry)], {
@@ -64,7 +71,7 @@ export function run(entry: string, env: Record<string, string>): Proc {
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
+  const proc: Proc = {
     child,
     output: () => output,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
@@ -72,6 +79,8 @@ export function run(entry: string, env: Record<string, string>): Proc {
       await exited;
     },
   };
+  started.push(proc);
+  return proc;
 }
 
 export async function waitUntil<T>(

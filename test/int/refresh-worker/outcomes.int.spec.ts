@@ -200,7 +200,7 @@ describe('refresh worker: one outcome per request', () => {
       /refresh_outcomes_total\{type="RefreshFailed",error_code="INVALID_DAYS_REQUESTED",coalesced="no",service="refresh-worker"\} 4/,
     );
     expect(text).toMatch(
-      /plaid_refresh_call_seconds_count\{result="ITEM_LOGIN_REQUIRED",service="refresh-worker"\} 1/,
+      /plaid_refresh_call_seconds_count\{[^}]*result="ITEM_LOGIN_REQUIRED"[^}]*\} 1\n/,
     );
     expect(text).toContain('refresh_requests_in_flight');
   });

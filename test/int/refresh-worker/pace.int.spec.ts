@@ -68,30 +68,33 @@ describe('refresh worker: coalescing', () => {
     expect(c!.data).toMatchObject({ days_requested: 180, coalesced_into: long.metadata.id });
   });
 
-  it('answers from the latest call when the per-Item window is full', async () => {
+  it('answers a request arriving soon after a call from that call, and calls again later', async () => {
+    // Limit 2 per 6 s: calls of one Item are spaced 3 s apart.
     const itemId = await registeredItem(world, worker);
     const first = await world.request(itemId);
-    await world.outcomeOf(first.metadata.id);
-    const second = await world.request(itemId);
-    const answered = await world.outcomeOf(second.metadata.id);
-    const third = await world.request(itemId);
-    const outcome = await world.outcomeOf(third.metadata.id);
+    const answered = await world.outcomeOf(first.metadata.id);
+    const soon = await world.request(itemId);
+    const outcome = await world.outcomeOf(soon.metadata.id);
+    expect(await plaidCalls(world, itemId)).toBe(1);
+    expect(outcome.data).toMatchObject({ coalesced_into: first.metadata.id });
+    expect(outcome.type === 'RefreshAccepted' && outcome.data.plaid_request_id).toBe(
+      answered.type === 'RefreshAccepted' && answered.data.plaid_request_id,
+    );
 
+    await new Promise((r) => setTimeout(r, 3100));
+    const later = await world.request(itemId);
+    expect((await world.outcomeOf(later.metadata.id)).data).not.toHaveProperty('coalesced_into');
     expect(await plaidCalls(world, itemId)).toBe(2);
-    expect(outcome.data).toMatchObject({ coalesced_into: second.metadata.id });
-    expect(
-      outcome.type === 'RefreshAccepted' &&
-        answered.type === 'RefreshAccepted' &&
-        outcome.data.plaid_request_id,
-    ).toBe(answered.type === 'RefreshAccepted' && answered.data.plaid_request_id);
   });
 
   it('waits for the window rather than coalescing a request that asks for more days', async () => {
     const itemId = await registeredItem(world, worker);
     const first = await world.request(itemId, { days_requested: 10 });
     await world.outcomeOf(first.metadata.id);
+    await new Promise((r) => setTimeout(r, 3100));
     const second = await world.request(itemId, { days_requested: 10 });
     await world.outcomeOf(second.metadata.id);
+    // Two calls in the last 6 s: the window is full, and 400 days is more than they asked for.
     const wider = await world.request(itemId, { days_requested: 400 });
     const outcome = await world.outcomeOf(wider.metadata.id);
     expect(outcome.data).toMatchObject({ days_requested: 400 });

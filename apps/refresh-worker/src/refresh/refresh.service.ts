@@ -34,6 +34,8 @@ interface Call {
   days: number;
   readonly leader: Member;
   readonly followers: Member[];
+  /** Plaid has answered: the members are fixed, later requests wait for the next call. */
+  closed: boolean;
   readonly settled: Promise<void>;
   resolve(): void;
   reject(error: unknown): void;
@@ -46,8 +48,13 @@ interface ItemCalls {
   /** Requests that cannot share the running call (they ask for more days) or wait for the window. */
   next?: Call;
   nextTimer?: NodeJS.Timeout;
-  /** The latest finished call, answering requests that arrive while the window is full. */
-  last?: { readonly days: number; readonly leader: Member; readonly outcome: Outcome };
+  /** The latest finished call: it answers requests arriving within the per-Item spacing. */
+  last?: {
+    readonly at: number;
+    readonly days: number;
+    readonly leader: Member;
+    readonly outcome: Outcome;
+  };
 }
 
 interface Admitted {
@@ -64,7 +71,7 @@ function newCall(leader: Member): Call {
   });
   // A call may settle before anyone awaits it; its failure is reported to each awaiting request.
   settled.catch(() => undefined);
-  return { days: leader.days, leader, followers: [], settled, resolve, reject };
+  return { days: leader.days, leader, followers: [], closed: false, settled, resolve, reject };
 }
 
 /**
@@ -163,7 +170,7 @@ export class RefreshService {
 
     const item = this.itemCalls(itemId);
     if (item.running) {
-      if (member.days <= item.running.days) {
+      if (!item.running.closed && member.days <= item.running.days) {
         item.running.followers.push(member);
         return admitted(item.running.settled);
       }
@@ -172,22 +179,16 @@ export class RefreshService {
     if (item.next) return admitted(this.joinNext(itemId, item, member));
 
     const now = Date.now();
+    const last = item.last;
+    if (last && now - last.at < this.spacingMs && member.days <= last.days) {
+      // A call for at least these days was made moments ago: it answers this request too.
+      const event = outcomeEvent(itemId, member, last.leader, last.days, last.outcome, new Date());
+      return admitted(this.outcomes.send([event]));
+    }
     if (item.window.freeAt(now) <= now) {
       const call = newCall(member);
       void this.run(itemId, item, call);
       return admitted(call.settled);
-    }
-    if (item.last && member.days <= item.last.days) {
-      // The window is full and a call for at least these days just finished: it answers this one.
-      const event = outcomeEvent(
-        itemId,
-        member,
-        item.last.leader,
-        item.last.days,
-        item.last.outcome,
-        new Date(),
-      );
-      return admitted(this.outcomes.send([event]));
     }
     return admitted(this.joinNext(itemId, item, member));
   }
@@ -207,6 +208,20 @@ export class RefreshService {
   private scheduleNext(itemId: string, item: ItemCalls): void {
     const next = item.next;
     if (!next || item.running || item.nextTimer) return;
+    const last = item.last;
+    if (last && Date.now() - last.at < this.spacingMs && next.days <= last.days) {
+      // They arrived while the latest call was being answered: that call answers them too.
+      item.next = undefined;
+      const now = new Date();
+      const events = [next.leader, ...next.followers].map((m) =>
+        outcomeEvent(itemId, m, last.leader, last.days, last.outcome, now),
+      );
+      this.outcomes.send(events).then(
+        () => next.resolve(),
+        (error: unknown) => next.reject(error),
+      );
+      return;
+    }
     const delay = Math.max(0, item.window.freeAt(Date.now()) - Date.now());
     item.nextTimer = setTimeout(() => {
       item.nextTimer = undefined;
@@ -214,6 +229,8 @@ export class RefreshService {
       item.next = undefined;
       void this.run(itemId, item, next);
     }, delay);
+    // Timers of waiting calls must not keep a stopping process alive.
+    item.nextTimer.unref?.();
   }
 
   private itemCalls(itemId: string): ItemCalls {
@@ -227,21 +244,51 @@ export class RefreshService {
     return item;
   }
 
+  /**
+   * The spacing of one Item's calls at the per-Item limit (window / limit): a request arriving
+   * within it after a call shares that call instead of making another.
+   */
+  private get spacingMs(): number {
+    return this.settings.perItem.windowMs / this.settings.perItem.limit;
+  }
+
   /** Makes the Item's call and answers everyone in it. */
   private async run(itemId: string, item: ItemCalls, call: Call): Promise<void> {
     item.running = call;
-    item.window.record(Date.now());
+    const at = Date.now();
+    item.window.record(at);
+    let parked = false;
     try {
-      const outcome = await this.callPlaid(itemId, call.days, 0);
-      if (outcome.kind === 'park') {
-        await this.park(itemId, call, outcome.attempts, outcome.lastError, outcome.dueAt, item);
+      const result = await this.callPlaid(itemId, call.days, 0);
+      // From here the members are fixed; a request arriving now waits in item.next.
+      call.closed = true;
+      const members = [call.leader, ...call.followers];
+      if (result.kind === 'park') {
+        parked = true;
+        const { attempts, lastError, dueAt } = result;
+        await this.store.park({
+          itemId,
+          leader: call.leader,
+          followers: call.followers,
+          days: call.days,
+          attempts,
+          lastError,
+          dueAt,
+        });
+        this.logger.info(
+          {
+            item_id: itemId,
+            attempts,
+            due_at: dueAt.toISOString(),
+            error_code: lastError.error_code,
+          },
+          'refresh parked for retry',
+        );
       } else {
-        item.last = { days: call.days, leader: call.leader, outcome: outcome.outcome };
+        item.last = { at, days: call.days, leader: call.leader, outcome: result.outcome };
         const now = new Date();
         await this.outcomes.send(
-          [call.leader, ...call.followers].map((m) =>
-            outcomeEvent(itemId, m, call.leader, call.days, outcome.outcome, now),
-          ),
+          members.map((m) => outcomeEvent(itemId, m, call.leader, call.days, result.outcome, now)),
         );
       }
       call.resolve();
@@ -249,45 +296,27 @@ export class RefreshService {
       call.reject(error);
     } finally {
       item.running = undefined;
-      if (item.next) this.scheduleNext(itemId, item);
+      if (item.next && parked) await this.joinParked(itemId, item);
+      else if (item.next) this.scheduleNext(itemId, item);
       else this.forgetIfIdle(itemId, item);
     }
   }
 
-  /** The call failed in a way worth retrying: park it, taking along requests waiting behind it. */
-  private async park(
-    itemId: string,
-    call: Call,
-    attempts: number,
-    lastError: WaitingCall['lastError'],
-    dueAt: Date,
-    item: ItemCalls,
-  ) {
-    const next = item.next;
+  /** Requests that waited behind a call that got parked join the parked call. */
+  private async joinParked(itemId: string, item: ItemCalls): Promise<void> {
+    const next = item.next!;
     item.next = undefined;
     clearTimeout(item.nextTimer);
     item.nextTimer = undefined;
-    const followers = [...call.followers, ...(next ? [next.leader, ...next.followers] : [])];
-    const days = Math.max(call.days, next?.days ?? 0);
     try {
-      await this.store.park({
-        itemId,
-        leader: call.leader,
-        followers,
-        days,
-        attempts,
-        lastError,
-        dueAt,
-      });
-      next?.resolve();
+      if (await this.store.join(itemId, [next.leader, ...next.followers])) next.resolve();
+      else {
+        item.next = next;
+        this.scheduleNext(itemId, item);
+      }
     } catch (error) {
-      next?.reject(error);
-      throw error;
+      next.reject(error);
     }
-    this.logger.info(
-      { item_id: itemId, attempts, due_at: dueAt.toISOString(), error_code: lastError.error_code },
-      'refresh parked for retry',
-    );
   }
 
   private forgetIfIdle(itemId: string, item: ItemCalls): void {
