@@ -48,7 +48,7 @@ const KEYS = `bench:${randomBytes(32).toString('base64')}`;
 const THROUGHPUT_REQUESTS = quick ? 4000 : 20_000;
 const BASELINE_SECONDS = quick ? 20 : 40;
 const LIMITED = quick
-  ? { items: 100, requests: 400, windowMs: 6000 }
+  ? { items: 300, requests: 1200, windowMs: 6000 }
   : { items: 500, requests: 2000, windowMs: 60_000 };
 
 const itemId = (i: number) => `bench-item-${i}`;
