@@ -180,8 +180,15 @@ export class RefreshService {
 
     const now = Date.now();
     const last = item.last;
-    if (last && now - last.at < this.spacingMs && member.days <= last.days) {
-      // A call for at least these days was made moments ago: it answers this request too.
+    const requestedAt = Date.parse(request.metadata.time);
+    const refreshedSinceAsked = last !== undefined && requestedAt <= last.at;
+    if (
+      last &&
+      (refreshedSinceAsked || now - last.at < this.spacingMs) &&
+      member.days <= last.days
+    ) {
+      // A call for at least these days was made after this request was sent, or moments ago:
+      // it answers this request too.
       const event = outcomeEvent(itemId, member, last.leader, last.days, last.outcome, new Date());
       return admitted(this.outcomes.send([event]));
     }
