@@ -39,6 +39,8 @@ import {
 } from './support';
 
 const quick = process.argv.includes('--quick');
+/** `--only=throughput` runs just the first scenario (for profiling memory). */
+const onlyThroughput = process.argv.includes('--only=throughput');
 const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:19092';
 const ADMIN_DB =
   process.env.DATABASE_URL ?? 'postgres://cashflow:cashflow@127.0.0.1:15432/cashflow';
@@ -342,6 +344,10 @@ async function main() {
       PLAID_SANDBOX_RATE_LIMIT_PER_CLIENT: '1000000',
     });
     const fast = await throughput(dbUrl, box.url);
+    if (onlyThroughput) {
+      process.stdout.write(`${JSON.stringify(fast)}\n`);
+      return;
+    }
     const plain = await baseline(dbUrl, box.url);
     await box.proc.stop();
     const limited = await rateLimited(dbUrl);

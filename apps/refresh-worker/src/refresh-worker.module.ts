@@ -43,7 +43,7 @@ class RefreshLifecycle
   onApplicationBootstrap(): void {
     this.outcomes.startRelay(5000, 10_000);
     this.retries.start();
-    this.sweeper = setInterval(() => this.refresh.sweep(), 60_000);
+    this.sweeper = setInterval(() => this.refresh.sweep(), 10_000);
   }
 
   async beforeApplicationShutdown(): Promise<void> {

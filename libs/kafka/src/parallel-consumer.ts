@@ -59,6 +59,9 @@ export class ParallelConsumer {
       heartbeatInterval: 3000,
       // The fetch long-poll; shutdown waits for the one under way, so keep it short.
       maxWaitTimeInMs: 500,
+      // Slots, not fetch size, bound the work in hand: do not buffer megabytes ahead of them.
+      maxBytesPerPartition: 64 * 1024,
+      maxBytes: 256 * 1024,
       allowAutoTopicCreation: false,
     });
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
