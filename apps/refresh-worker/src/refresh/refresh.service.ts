@@ -262,11 +262,16 @@ export class RefreshService {
   /** Makes the Item's call and answers everyone in it. */
   private async run(itemId: string, item: ItemCalls, call: Call): Promise<void> {
     item.running = call;
-    const at = Date.now();
-    item.window.record(at);
+    // When the call leaves for Plaid (after the client limiter), not when it was admitted: that is
+    // what Plaid's per-Item limit counts, and what "refreshed after this request" compares with.
+    let at = Date.now();
+    const sent = (sentAt: number) => {
+      at = sentAt;
+      item.window.record(sentAt);
+    };
     let parked = false;
     try {
-      const result = await this.callPlaid(itemId, call.days, 0);
+      const result = await this.callPlaid(itemId, call.days, 0, sent);
       // From here the members are fixed; a request arriving now waits in item.next.
       call.closed = true;
       const members = [call.leader, ...call.followers];
@@ -348,6 +353,7 @@ export class RefreshService {
     itemId: string,
     days: number,
     attemptsBefore: number,
+    onSend?: (sentAt: number) => void,
   ): Promise<
     | { kind: 'outcome'; outcome: Outcome }
     | { kind: 'park'; attempts: number; lastError: WaitingCall['lastError']; dueAt: Date }
@@ -364,6 +370,7 @@ export class RefreshService {
       };
     }
     await this.clientLimiter.acquire();
+    onSend?.(Date.now());
     const timed = this.metrics?.plaidCall();
     const result = await this.plaid.refreshCashflowReport(token, days);
     timed?.(
