@@ -3,9 +3,11 @@
  *
  *   npm run bench:worker                # the full run
  *   npm run bench:worker -- --quick     # fewer requests, rate-limit windows 10x shorter
+ *   BENCH_WORKER_NODE_FLAGS='--max-semi-space-size=8' npm run bench:worker -- --only=throughput
  *
  * 1. throughput: 20,000 RefreshRequested for distinct Items, one worker process, a 3-partition
- *    topic, the Plaid sandbox answering every refresh after a fixed 2 s, no rate limits.
+ *    topic, the Plaid sandbox answering every refresh after a fixed 2 s, no rate limits. Run
+ *    twice: with the worker's production node flags, and without them.
  * 2. baseline: the same work through a plain NestJS @EventPattern handler on NestJS's default
  *    Kafka transport, for a fixed time; the ratio of the two rates is reported.
  * 3. rate limits: the sandbox enforcing 100 calls/min per client and 2/min per Item, 2,000
@@ -28,7 +30,7 @@ import {
   freePort,
   machine,
   percentile,
-  rssSampler,
+  processSampler,
   run,
   stopAll,
   stopInfra,
@@ -46,6 +48,13 @@ const ADMIN_DB =
   process.env.DATABASE_URL ?? 'postgres://cashflow:cashflow@127.0.0.1:15432/cashflow';
 const logger = createLogger({ service: 'bench', level: 'error' });
 const KEYS = `bench:${randomBytes(32).toString('base64')}`;
+/**
+ * The flags docker-compose.yml and scripts/run-local.sh start the worker with. The throughput
+ * scenario also runs without them, so the table shows what they buy and what they cost.
+ */
+const WORKER_NODE_FLAGS = process.env.BENCH_WORKER_NODE_FLAGS?.split(' ').filter(Boolean) ?? [
+  '--optimize-for-size',
+];
 
 const THROUGHPUT_REQUESTS = quick ? 4000 : 20_000;
 const BASELINE_SECONDS = quick ? 20 : 40;
@@ -136,16 +145,20 @@ async function sandboxAnswers(url: string): Promise<Record<string, number>> {
   return answers;
 }
 
-async function worker(env: Record<string, string>): Promise<Proc> {
+async function worker(env: Record<string, string>, nodeFlags = WORKER_NODE_FLAGS): Promise<Proc> {
   const port = await freePort();
-  const proc = run('apps/refresh-worker/src/main.js', {
-    KAFKA_BROKERS: BROKERS,
-    REFRESH_WORKER_PORT: String(port),
-    TOKEN_ENCRYPTION_KEYS: KEYS,
-    ADMIN_API_TOKENS: `bench:${randomBytes(24).toString('hex')}`,
-    LOG_LEVEL: 'warn',
-    ...env,
-  });
+  const proc = run(
+    'apps/refresh-worker/src/main.js',
+    {
+      KAFKA_BROKERS: BROKERS,
+      REFRESH_WORKER_PORT: String(port),
+      TOKEN_ENCRYPTION_KEYS: KEYS,
+      ADMIN_API_TOKENS: `bench:${randomBytes(24).toString('hex')}`,
+      LOG_LEVEL: 'warn',
+      ...env,
+    },
+    nodeFlags,
+  );
   await waitForHttp(`http://127.0.0.1:${port}/health/ready`, proc);
   return proc;
 }
@@ -217,17 +230,20 @@ async function topics(partitions: number) {
   };
 }
 
-async function throughput(dbUrl: string, plaidUrl: string) {
+async function throughput(dbUrl: string, plaidUrl: string, nodeFlags = WORKER_NODE_FLAGS) {
   const t = await topics(3);
-  const proc = await worker({
-    KAFKA_TOPIC_PREFIX: t.prefix,
-    DATABASE_URL: dbUrl,
-    PLAID_BASE_URL: plaidUrl,
-    REFRESH_MAX_IN_FLIGHT: '1000',
-    PLAID_RATE_LIMIT_PER_ITEM: '1000000',
-    PLAID_RATE_LIMIT_PER_CLIENT: '1000000',
-  });
-  const rss = rssSampler(proc.child.pid!);
+  const proc = await worker(
+    {
+      KAFKA_TOPIC_PREFIX: t.prefix,
+      DATABASE_URL: dbUrl,
+      PLAID_BASE_URL: plaidUrl,
+      REFRESH_MAX_IN_FLIGHT: '1000',
+      PLAID_RATE_LIMIT_PER_ITEM: '1000000',
+      PLAID_RATE_LIMIT_PER_CLIENT: '1000000',
+    },
+    nodeFlags,
+  );
+  const sampler = processSampler(proc.child.pid!);
   const first = Date.now();
   await t.publish(Array.from({ length: THROUGHPUT_REQUESTS }, (_, i) => i));
   await waitUntil(
@@ -235,7 +251,7 @@ async function throughput(dbUrl: string, plaidUrl: string) {
     () => (t.arrived.size >= THROUGHPUT_REQUESTS ? true : undefined),
     20 * 60_000,
   );
-  rss.stop();
+  sampler.stop();
   const last = Math.max(...[...t.arrived.values()].map((a) => a.at));
   const latencies = [...t.arrived]
     .map(([id, a]) => a.at - (t.sent.get(id) ?? a.at))
@@ -247,7 +263,9 @@ async function throughput(dbUrl: string, plaidUrl: string) {
     outcomes_per_s: Math.round((THROUGHPUT_REQUESTS / (last - first)) * 1000 * 10) / 10,
     p50_ms: percentile(latencies, 0.5),
     p99_ms: percentile(latencies, 0.99),
-    peak_rss_mb: rss.peakMb,
+    peak_rss_mb: sampler.peakMb,
+    worker_cpu_s: sampler.cpuSeconds,
+    node_flags: nodeFlags.join(' '),
   };
 }
 
@@ -348,6 +366,7 @@ async function main() {
       process.stdout.write(`${JSON.stringify(fast)}\n`);
       return;
     }
+    const defaultV8 = await throughput(dbUrl, box.url, []);
     const plain = await baseline(dbUrl, box.url);
     await box.proc.stop();
     const limited = await rateLimited(dbUrl);
@@ -358,6 +377,7 @@ async function main() {
       quick,
       machine: machine(),
       throughput: fast,
+      throughput_default_v8: defaultV8,
       baseline: plain,
       ratio,
       rate_limited: limited,
@@ -367,6 +387,12 @@ async function main() {
       ['worker outcomes/s (1000 in flight, 2 s Plaid)', fast.outcomes_per_s, '>= 400'],
       ['worker p50 / p99 request -> outcome (ms)', `${fast.p50_ms} / ${fast.p99_ms}`, ''],
       ['worker peak RSS (MB)', fast.peak_rss_mb, '< 300'],
+      ['worker CPU (s)', fast.worker_cpu_s, ''],
+      [
+        'same, without --optimize-for-size: outcomes/s, RSS MB, CPU s',
+        `${defaultV8.outcomes_per_s}, ${defaultV8.peak_rss_mb}, ${defaultV8.worker_cpu_s}`,
+        '',
+      ],
       ['plain @EventPattern outcomes/s', plain.outcomes_per_s, ''],
       ['ratio worker / plain', `${ratio}x`, '>= 250x'],
       ['rate-limited: share of allowed rate (%)', limited.share_of_allowed_rate, '>= 95'],

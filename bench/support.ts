@@ -58,8 +58,8 @@ export async function stopAll(): Promise<void> {
 }
 
 /** Runs a compiled entry point (path under dist/) as its own process. */
-export function run(entry: string, env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, [join(ROOT, 'dist', entry)], {
+export function run(entry: string, env: Record<string, string>, nodeFlags: string[] = []): Proc {
+  const child = spawn(process.execPath, [...nodeFlags, join(ROOT, 'dist', entry)], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -111,13 +111,22 @@ export async function waitForHttp(url: string, proc: Proc, timeoutMs = 60_000): 
   );
 }
 
-/** Samples a process's resident set size; `peakMb` is the largest seen. */
-export function rssSampler(pid: number) {
+/**
+ * Samples a process's resident set size (`peakMb` is the largest seen) and the CPU time it has
+ * used (`cpuSeconds`, user + system, as of the last sample).
+ */
+export function processSampler(pid: number) {
   let peak = 0;
+  let cpu = 0;
+  const ticksPerSecond = 100; // USER_HZ on Linux
   const timer = setInterval(() => {
     try {
       const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
       if (match) peak = Math.max(peak, Number(match[1]) / 1024);
+      // Fields 14 and 15 of /proc/<pid>/stat, counted after the command name's closing ')'.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      cpu = (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
     } catch {
       // The process has exited.
     }
@@ -126,6 +135,9 @@ export function rssSampler(pid: number) {
     stop: () => clearInterval(timer),
     get peakMb() {
       return Math.round(peak);
+    },
+    get cpuSeconds() {
+      return Math.round(cpu * 10) / 10;
     },
   };
 }

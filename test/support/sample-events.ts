@@ -83,6 +83,14 @@ export function sampleEvent(type: EventType, itemId = `item-${randomUUID()}`): C
       };
       return createEvent(type, { ...delivery, error, webhook: { ...webhook, error } }, meta);
     }
+    case 'PlaidWebhookReceived': {
+      const other = { ...webhook, webhook_type: 'ITEM', webhook_code: 'PENDING_EXPIRATION' };
+      return createEvent(
+        type,
+        { ...delivery, webhook_type: 'ITEM', webhook_code: 'PENDING_EXPIRATION', webhook: other },
+        meta,
+      );
+    }
   }
 }
 

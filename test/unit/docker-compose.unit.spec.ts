@@ -9,6 +9,7 @@ import { loadWebhookIngressConfig } from '../../apps/webhook-ingress/src/config'
 
 interface Service {
   environment?: Record<string, string | number>;
+  command?: string[];
 }
 const compose = parse(readFileSync(join(__dirname, '../../docker-compose.yml'), 'utf8'), {
   merge: true,
@@ -47,6 +48,15 @@ describe('docker-compose.yml', () => {
   it.each(Object.keys(loaders))('gives %s a configuration its app accepts', (service) => {
     const load = loaders[service as keyof typeof loaders];
     expect(() => load(environmentOf(service))).not.toThrow();
+  });
+
+  it('starts the worker with the node flags scripts/run-local.sh uses', () => {
+    const command = compose.services['refresh-worker']?.command ?? [];
+    const composeFlags = command.filter((arg) => arg.startsWith('--'));
+    const script = readFileSync(join(__dirname, '../../scripts/run-local.sh'), 'utf8');
+    const line = /^start_app refresh-worker(.*)$/m.exec(script)?.[1] ?? '';
+    expect(composeFlags).toEqual(line.trim().split(/\s+/).filter(Boolean));
+    expect(composeFlags).toContain('--optimize-for-size');
   });
 
   it('uses only variable names the apps read', () => {

@@ -5,6 +5,7 @@ import {
   plaidVariables,
   ports,
   resolvePlaid,
+  webhookIngressVariables,
 } from '@cashflow/config';
 import { z } from 'zod';
 
@@ -15,6 +16,7 @@ const WebhookIngressEnv = z
     ...commonVariables,
     ...kafkaVariables,
     ...plaidVariables,
+    ...webhookIngressVariables,
     WEBHOOK_INGRESS_PORT: ports.WEBHOOK_INGRESS_PORT,
     WEBHOOK_INGRESS_ADMIN_PORT: ports.WEBHOOK_INGRESS_ADMIN_PORT,
     PLAID_SANDBOX_PORT: ports.PLAID_SANDBOX_PORT,
@@ -39,6 +41,15 @@ const WebhookIngressEnv = z
       topicPrefix: env.KAFKA_TOPIC_PREFIX,
     },
     plaid: resolvePlaid(env, ctx, env.PLAID_SANDBOX_PORT),
+    webhook: {
+      path: env.WEBHOOK_PATH,
+      maxBodyBytes: env.WEBHOOK_MAX_BODY_BYTES,
+      requestTimeoutMs: env.WEBHOOK_REQUEST_TIMEOUT_MS,
+      publishTimeoutMs: env.WEBHOOK_PUBLISH_TIMEOUT_MS,
+      clockSkewMs: env.WEBHOOK_CLOCK_SKEW_MS,
+      keyFetchesPerMinute: env.WEBHOOK_KEY_FETCHES_PER_MINUTE,
+      keyCacheTtlMs: env.WEBHOOK_KEY_CACHE_TTL_MS,
+    },
   }));
 
 export type WebhookIngressConfig = z.output<typeof WebhookIngressEnv>;

@@ -1,15 +1,17 @@
-import { createLogger, listenHttpApp, startApp } from '@cashflow/observability';
+import { createLogger, startApp } from '@cashflow/observability';
 import { SERVICE, loadWebhookIngressConfig } from './config';
-import { WebhookIngressModule } from './webhook-ingress.module';
+import { startWebhookIngress } from './start-ingress';
 
 startApp(SERVICE, async () => {
   const config = loadWebhookIngressConfig();
   const logger = createLogger({ service: SERVICE, level: config.logLevel });
-  const app = await listenHttpApp({
-    module: WebhookIngressModule.forRoot(config, logger),
-    logger,
-    ...config.adminHttp,
-  });
-  logger.info({ admin: config.adminHttp }, `${SERVICE} started`);
-  return app;
+  const ingress = await startWebhookIngress(config, logger);
+  logger.info(
+    {
+      webhooks: `http://${config.publicHttp.host}:${config.publicHttp.port}${config.webhook.path}`,
+      admin: `http://${config.adminHttp.host}:${config.adminHttp.port}`,
+    },
+    `${SERVICE} started`,
+  );
+  return ingress;
 });

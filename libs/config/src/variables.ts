@@ -185,6 +185,29 @@ export const refreshWorkerVariables = {
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
 };
 
+export const webhookIngressVariables = {
+  /** The public path Plaid POSTs webhooks to (the Item's webhook URL ends with it). */
+  WEBHOOK_PATH: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._~/-]*$/, 'must be a URL path starting with /')
+    .default('/webhooks/plaid'),
+  /** Larger bodies are answered 413 without being read further. Plaid's webhooks are ~1 KiB. */
+  WEBHOOK_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(10_485_760).default(65_536),
+  /** A request not fully received by then is answered 408 and closed (slow clients). */
+  WEBHOOK_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  /**
+   * The longest a webhook waits for Kafka before it is answered 503, so Plaid retries it. Must
+   * stay below Plaid's 10 s answer window.
+   */
+  WEBHOOK_PUBLISH_TIMEOUT_MS: z.coerce.number().int().min(100).max(9_000).default(7_000),
+  /** How far in the future a JWT's iat may be (clock skew between Plaid and us). */
+  WEBHOOK_CLOCK_SKEW_MS: z.coerce.number().int().min(0).max(300_000).default(30_000),
+  /** Fetches of unknown key ids from Plaid per minute; beyond it, unknown kids are answered 503. */
+  WEBHOOK_KEY_FETCHES_PER_MINUTE: z.coerce.number().int().min(1).default(30),
+  /** How long a fetched key is trusted before Plaid is asked again whether it has expired. */
+  WEBHOOK_KEY_CACHE_TTL_MS: z.coerce.number().int().min(1000).default(3_600_000),
+};
+
 /** What the CLI needs to reach the refresh worker's access-token API. */
 export const cliVariables = {
   REFRESH_WORKER_URL: z.string().url().default('http://127.0.0.1:8081'),
@@ -210,6 +233,7 @@ export const ALL_VARIABLES = {
   ...plaidSandboxVariables,
   ...accessTokenVariables,
   ...refreshWorkerVariables,
+  ...webhookIngressVariables,
   ...cliVariables,
   ...ports,
 };

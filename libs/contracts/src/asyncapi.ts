@@ -14,6 +14,7 @@ const ACTIONS: Record<TopicKey, 'receive' | 'send'> = {
   refreshRequested: 'receive',
   refreshOutcomes: 'send',
   reportOutcomes: 'send',
+  plaidWebhooks: 'send',
   deadLetter: 'send',
 };
 

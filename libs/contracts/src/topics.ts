@@ -6,7 +6,8 @@
  */
 import type { EventType } from './events';
 
-export type TopicKey = 'refreshRequested' | 'refreshOutcomes' | 'reportOutcomes' | 'deadLetter';
+export type TopicKey =
+  'refreshRequested' | 'refreshOutcomes' | 'reportOutcomes' | 'plaidWebhooks' | 'deadLetter';
 
 export interface TopicDefinition {
   readonly key: TopicKey;
@@ -19,7 +20,6 @@ export interface TopicDefinition {
   readonly configs: Readonly<Record<string, string>>;
 }
 
-/** Kept forever: the log the projection is rebuilt from. */
 /** Partitions per topic when the project creates it (KAFKA_PARTITIONS overrides). */
 export const DEFAULT_PARTITIONS = 12;
 
@@ -47,6 +47,14 @@ export const TOPICS: Readonly<Record<TopicKey, TopicDefinition>> = {
     description:
       "The webhook ingress publishes Plaid's verified CASHFLOW_REPORT_READY webhooks as ReportReady or ReportFailed.",
     events: ['ReportReady', 'ReportFailed'],
+    configs: KEEP_FOREVER,
+  },
+  plaidWebhooks: {
+    key: 'plaidWebhooks',
+    name: 'cashflow-refresh.plaid-webhooks.v1',
+    description:
+      'Every other verified Plaid webhook about an Item (any webhook_code but CASHFLOW_REPORT_READY), as Plaid sent it, for other consumers.',
+    events: ['PlaidWebhookReceived'],
     configs: KEEP_FOREVER,
   },
   deadLetter: {

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { lastValueFrom } from 'rxjs';
 import type { EventPublisher } from './event-publisher';
 import { ParallelConsumer, type ConsumedMessage } from './parallel-consumer';
+import { assertTopicsExist } from './topic-admin';
 
 /** What a handler gets besides the event: where the message came from. */
 export class KafkaEventContext extends BaseRpcContext<[ConsumedMessage]> {
@@ -69,29 +70,12 @@ export class KafkaEventsServer extends Server implements CustomTransportStrategy
       },
       (message) => this.dispatch(message, expected.get(message.topic) ?? []),
     );
-    this.assertTopicsExist([...expected.keys()])
+    assertTopicsExist(this.options.kafka, [...expected.keys()])
       .then(() => this.consumer!.start())
       .then(
         () => callback(),
         (error: unknown) => callback(error),
       );
-  }
-
-  /** Fails start-up with a clear message when a topic is missing (auto-creation is off). */
-  private async assertTopicsExist(topics: string[]): Promise<void> {
-    const admin = this.options.kafka.admin();
-    await admin.connect();
-    try {
-      const present = new Set(await admin.listTopics());
-      const missing = topics.filter((t) => !present.has(t));
-      if (missing.length > 0) {
-        throw new Error(
-          `missing Kafka topics ${missing.join(', ')}: create them with \`cashflow-refresh topics create\``,
-        );
-      }
-    } finally {
-      await admin.disconnect();
-    }
   }
 
   private async dispatch(message: ConsumedMessage, expected: EventType[]): Promise<void> {

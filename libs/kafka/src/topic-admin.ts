@@ -58,3 +58,20 @@ export async function ensureTopics(kafka: Kafka, layout: TopicLayout): Promise<E
     await admin.disconnect();
   }
 }
+
+/** Fails with a clear message when a topic is missing (the apps never auto-create topics). */
+export async function assertTopicsExist(kafka: Kafka, topics: readonly string[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const present = new Set(await admin.listTopics());
+    const missing = topics.filter((t) => !present.has(t));
+    if (missing.length > 0) {
+      throw new Error(
+        `missing Kafka topics ${missing.join(', ')}: create them with \`cashflow-refresh topics create\``,
+      );
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}

@@ -1,6 +1,8 @@
 import { ConfigError } from '@cashflow/config';
 import type { INestApplication, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { createServer, type ServerOptions } from 'node:http';
 import type { Logger } from 'pino';
 import { createLogger } from './logger';
 import { PinoNestLogger } from './nest-logger';
@@ -58,6 +60,22 @@ export interface HttpAppOptions {
   readonly bodyParser?: boolean;
   /** Set-up before listening (filters, body parsers, connected microservices). */
   readonly configure?: (app: INestApplication) => void;
+  /**
+   * Options for the node:http server, e.g. `requestTimeout` and `connectionsCheckingInterval`
+   * (which node only reads when the server is created).
+   */
+  readonly httpServerOptions?: ServerOptions;
+}
+
+/** NestJS's Express adapter, with a node:http server created with our options. */
+class ExpressAdapterWithServerOptions extends ExpressAdapter {
+  constructor(private readonly serverOptions: ServerOptions) {
+    super();
+  }
+
+  override initHttpServer(): void {
+    this.httpServer = createServer(this.serverOptions, this.getInstance());
+  }
 }
 
 /**
@@ -65,7 +83,10 @@ export interface HttpAppOptions {
  * (an unreachable broker, a port in use) reject instead of aborting, so startApp reports them.
  */
 export async function listenHttpApp(options: HttpAppOptions): Promise<INestApplication> {
-  const app = await NestFactory.create(options.module as Type, {
+  const adapter = options.httpServerOptions
+    ? new ExpressAdapterWithServerOptions(options.httpServerOptions)
+    : new ExpressAdapter();
+  const app = await NestFactory.create(options.module as Type, adapter, {
     logger: new PinoNestLogger(options.logger),
     abortOnError: false,
     bodyParser: options.bodyParser ?? true,

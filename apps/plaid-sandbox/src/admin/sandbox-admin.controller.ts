@@ -90,6 +90,24 @@ export class SandboxAdminController {
     return { key: await this.sandbox.keys.rotate() };
   }
 
+  /**
+   * A Plaid-Verification JWT for the request body's exact bytes, signed with the newest key, for
+   * testing a receiver with bodies of your own. `?iat=<unix seconds>` backdates (or post-dates) it.
+   */
+  @Post('webhook_keys/sign')
+  @HttpCode(200)
+  async sign(@Req() req: Request, @Query('iat') iat?: string) {
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    let at = new Date();
+    if (iat !== undefined) {
+      const seconds = Number(iat);
+      if (!Number.isInteger(seconds))
+        throw adminError(400, 'INVALID_FIELD', 'iat: unix seconds', 'iat');
+      at = new Date(seconds * 1000);
+    }
+    return { jwt: await this.sandbox.keys.sign(body, at) };
+  }
+
   @Post('webhook_keys/:kid/expire')
   expire(@Param('kid') kid: string) {
     const key = this.sandbox.keys.expire(kid);

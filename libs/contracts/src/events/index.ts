@@ -3,6 +3,7 @@
  * type is inferred from it and its JSON Schema is emitted from it, so the three cannot disagree.
  */
 import type { z } from 'zod';
+import { PlaidWebhookReceivedData } from './plaid-webhook-received';
 import { RefreshAcceptedData } from './refresh-accepted';
 import { RefreshFailedData } from './refresh-failed';
 import { RefreshRequestedData } from './refresh-requested';
@@ -10,6 +11,7 @@ import { ReportFailedData } from './report-failed';
 import { ReportReadyData } from './report-ready';
 
 export * from './common';
+export * from './plaid-webhook-received';
 export * from './refresh-accepted';
 export * from './refresh-failed';
 export * from './refresh-requested';
@@ -41,9 +43,15 @@ export type RefreshAccepted = Event<'RefreshAccepted', RefreshAcceptedData>;
 export type RefreshFailed = Event<'RefreshFailed', RefreshFailedData>;
 export type ReportReady = Event<'ReportReady', ReportReadyData>;
 export type ReportFailed = Event<'ReportFailed', ReportFailedData>;
+export type PlaidWebhookReceived = Event<'PlaidWebhookReceived', PlaidWebhookReceivedData>;
 
 export type CashflowEvent =
-  RefreshRequested | RefreshAccepted | RefreshFailed | ReportReady | ReportFailed;
+  | RefreshRequested
+  | RefreshAccepted
+  | RefreshFailed
+  | ReportReady
+  | ReportFailed
+  | PlaidWebhookReceived;
 export type EventType = CashflowEvent['type'];
 export type EventOfType<T extends EventType> = Extract<CashflowEvent, { type: T }>;
 export type EventData<T extends EventType> = EventOfType<T>['data'];
@@ -66,6 +74,7 @@ export const EVENTS: { readonly [T in EventType]: EventDefinition<T> } = {
   RefreshFailed: define('RefreshFailed', RefreshFailedData),
   ReportReady: define('ReportReady', ReportReadyData),
   ReportFailed: define('ReportFailed', ReportFailedData),
+  PlaidWebhookReceived: define('PlaidWebhookReceived', PlaidWebhookReceivedData),
 };
 
 export const EVENT_TYPES = Object.keys(EVENTS) as EventType[];

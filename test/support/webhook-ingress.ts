@@ -1,0 +1,132 @@
+import { decodeEvent, topicName, type CashflowEvent } from '@cashflow/contracts';
+import { ensureTopics } from '@cashflow/kafka';
+import { createLogger } from '@cashflow/observability';
+import { Writable } from 'node:stream';
+import { loadWebhookIngressConfig } from '../../apps/webhook-ingress/src/config';
+import { startWebhookIngress } from '../../apps/webhook-ingress/src/start-ingress';
+import { KAFKA_BROKERS, uniqueTopicPrefix } from './infra';
+import { collect, testKafka, type Received } from './kafka';
+import { startSandbox, type Sandbox } from './plaid-sandbox';
+import { freePort } from './ports';
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly body: any;
+}
+
+/** The ingress running in this process (both its apps, on loopback ports) with captured logs. */
+export async function startIngress(env: Record<string, string>) {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const config = loadWebhookIngressConfig({
+    KAFKA_BROKERS: KAFKA_BROKERS.join(','),
+    PLAID_ENV: 'local',
+    WEBHOOK_INGRESS_PORT: String(port),
+    WEBHOOK_INGRESS_ADMIN_PORT: String(adminPort),
+    LOG_LEVEL: 'info',
+    ...env,
+  });
+  const logLines: string[] = [];
+  const logger = createLogger({
+    service: 'webhook-ingress',
+    level: 'info',
+    destination: new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        logLines.push(chunk.toString());
+        if (
+          process.env.SHOW_INGRESS_LOGS &&
+          /"level":"(warn|error|fatal)"/.test(chunk.toString())
+        ) {
+          process.stderr.write(chunk);
+        }
+        done();
+      },
+    }),
+  });
+  const ingress = await startWebhookIngress(config, logger);
+  const url = `http://127.0.0.1:${port}${config.webhook.path}`;
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  return {
+    url,
+    adminUrl,
+    config,
+    logLines,
+    /** POSTs `body` (bytes exactly as given) with headers; content type JSON unless overridden. */
+    async post(body: Buffer | string, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body,
+      });
+      const text = await response.text();
+      return {
+        status: response.status,
+        headers: response.headers,
+        body: text ? (JSON.parse(text) as unknown) : undefined,
+      };
+    },
+    /** A metric's value from /metrics (summing every series whose labels include `labels`). */
+    async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+      const text = await (await fetch(`${adminUrl}/metrics`)).text();
+      let total = 0;
+      for (const line of text.split('\n')) {
+        const match = /^(\w+)(\{[^}]*\})? (\S+)$/.exec(line);
+        if (!match || (match[1] !== `cashflow_${name}` && match[1] !== name)) continue;
+        const wanted = Object.entries(labels).every(([k, v]) => match[2]?.includes(`${k}="${v}"`));
+        if (wanted) total += Number(match[3]);
+      }
+      return total;
+    },
+    close: () => ingress.close(),
+  };
+}
+export type Ingress = Awaited<ReturnType<typeof startIngress>>;
+
+/**
+ * Topics of their own, the Plaid sandbox (our "Plaid", whose keys the ingress fetches), the
+ * ingress pointed at both, and a reader of every topic the ingress writes to.
+ */
+export async function ingressWorld(ingressEnv: Record<string, string> = {}) {
+  const prefix = uniqueTopicPrefix();
+  const kafka = testKafka(prefix);
+  await ensureTopics(kafka, { prefix, partitions: 3, replicationFactor: 1 });
+  const sandbox: Sandbox = await startSandbox();
+  const ingress = await startIngress({
+    KAFKA_TOPIC_PREFIX: prefix,
+    PLAID_SANDBOX_URL: sandbox.url,
+    ...ingressEnv,
+  });
+  const topics = {
+    reports: topicName('reportOutcomes', prefix),
+    other: topicName('plaidWebhooks', prefix),
+    deadLetter: topicName('deadLetter', prefix),
+  };
+  const reader = await collect(kafka, Object.values(topics));
+  return {
+    prefix,
+    kafka,
+    sandbox,
+    ingress,
+    topics,
+    reader,
+    /** Events decoded from the report and other-webhook topics, in arrival order. */
+    events(): CashflowEvent[] {
+      return reader.received
+        .filter((r) => r.topic !== topics.deadLetter)
+        .flatMap((r) => {
+          const decoded = decodeEvent(r.message);
+          return decoded.ok ? [decoded.value] : [];
+        });
+    },
+    deadLetters(): Received[] {
+      return reader.received.filter((r) => r.topic === topics.deadLetter);
+    },
+    async close() {
+      await reader.stop();
+      await ingress.close();
+      await sandbox.close();
+    },
+  };
+}
