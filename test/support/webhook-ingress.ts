@@ -9,6 +9,41 @@ import { collect, testKafka, type Received } from './kafka';
 import { startSandbox, type Sandbox } from './plaid-sandbox';
 import { freePort } from './ports';
 
+/** A CASHFLOW_REPORT_READY body as the sandbox sends it (pretty-printed), with overrides. */
+export const webhookBody = (itemId: string, extra: Record<string, unknown> = {}) =>
+  Buffer.from(
+    `${JSON.stringify(
+      {
+        webhook_type: 'CASHFLOW_REPORT',
+        webhook_code: 'CASHFLOW_REPORT_READY',
+        item_id: itemId,
+        error: null,
+        environment: 'sandbox',
+        ...extra,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+
+/** A Plaid-Verification JWT from the sandbox's newest key for exactly these bytes. */
+export async function plaidSigned(sandbox: Sandbox, body: Buffer, iat?: number): Promise<string> {
+  const query = iat === undefined ? '' : `?iat=${iat}`;
+  const response = await fetch(`${sandbox.url}/sandbox/webhook_keys/sign${query}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+  });
+  if (response.status !== 200) throw new Error(`sign: ${response.status}`);
+  return ((await response.json()) as { jwt: string }).jwt;
+}
+
+export async function currentKid(sandbox: Sandbox): Promise<string> {
+  const { body } = await sandbox.admin('GET', '/webhook_keys');
+  const keys = body.keys as { kid: string; expired_at: number | null }[];
+  return keys[keys.length - 1]!.kid;
+}
+
 export interface HttpAnswer {
   readonly status: number;
   readonly headers: Headers;

@@ -1,43 +1,9 @@
 import { SignJWT, exportSPKI, generateKeyPair, importJWK, type CryptoKey } from 'jose';
 import { createHash, randomUUID } from 'node:crypto';
-import { startSandbox, type Sandbox } from '../../support/plaid-sandbox';
-import { ingressWorld } from '../../support/webhook-ingress';
+import { startSandbox } from '../../support/plaid-sandbox';
+import { currentKid, ingressWorld, plaidSigned, webhookBody } from '../../support/webhook-ingress';
 
 type World = Awaited<ReturnType<typeof ingressWorld>>;
-
-const reportReady = (itemId: string, extra: Record<string, unknown> = {}) =>
-  Buffer.from(
-    `${JSON.stringify(
-      {
-        webhook_type: 'CASHFLOW_REPORT',
-        webhook_code: 'CASHFLOW_REPORT_READY',
-        item_id: itemId,
-        error: null,
-        environment: 'sandbox',
-        ...extra,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-
-/** A Plaid-Verification JWT from the sandbox's newest key for exactly these bytes. */
-async function plaidSigned(sandbox: Sandbox, body: Buffer, iat?: number): Promise<string> {
-  const query = iat === undefined ? '' : `?iat=${iat}`;
-  const response = await fetch(`${sandbox.url}/sandbox/webhook_keys/sign${query}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body,
-  });
-  if (response.status !== 200) throw new Error(`sign: ${response.status}`);
-  return ((await response.json()) as { jwt: string }).jwt;
-}
-
-async function currentKid(sandbox: Sandbox): Promise<string> {
-  const { body } = await sandbox.admin('GET', '/webhook_keys');
-  const keys = body.keys as { kid: string; expired_at: number | null }[];
-  return keys[keys.length - 1]!.kid;
-}
 
 const sha256 = (body: Buffer) => createHash('sha256').update(body).digest('hex');
 const nowS = () => Math.floor(Date.now() / 1000);
@@ -63,7 +29,7 @@ describe('webhook ingress: verification', () => {
    * checks that once the valid one has arrived it is the only event for that Item.
    */
   async function expectNothingPublished(itemId: string) {
-    const marker = reportReady(itemId, { marker: true });
+    const marker = webhookBody(itemId, { marker: true });
     const answer = await world.ingress.post(marker, {
       'plaid-verification': await plaidSigned(world.sandbox, marker),
     });
@@ -76,7 +42,7 @@ describe('webhook ingress: verification', () => {
 
   it('turns a validly signed CASHFLOW_REPORT_READY into exactly one ReportReady', async () => {
     const itemId = `item-${randomUUID()}`;
-    const body = reportReady(itemId, { unknown_field: { kept: [1, 2] } });
+    const body = webhookBody(itemId, { unknown_field: { kept: [1, 2] } });
     const jwt = await plaidSigned(world.sandbox, body);
     const answer = await world.ingress.post(body, { 'plaid-verification': jwt });
 
@@ -197,7 +163,7 @@ describe('webhook ingress: verification', () => {
 
     it.each(cases)('%s', async (_name, reason, forge) => {
       const itemId = `item-${randomUUID()}`;
-      const body = reportReady(itemId);
+      const body = webhookBody(itemId);
       const headers = await forge(body);
       const answer = await world.ingress.post(body, headers);
       expect({ status: answer.status, body: answer.body }).toEqual({
@@ -213,7 +179,7 @@ describe('webhook ingress: verification', () => {
     it('the key has expired', async () => {
       await world.sandbox.admin('POST', '/webhook_keys/rotate');
       const itemId = `item-${randomUUID()}`;
-      const body = reportReady(itemId);
+      const body = webhookBody(itemId);
       const jwt = await plaidSigned(world.sandbox, body);
       await world.sandbox.admin('POST', `/webhook_keys/${await currentKid(world.sandbox)}/expire`);
       const answer = await world.ingress.post(body, { 'plaid-verification': jwt });
@@ -227,7 +193,7 @@ describe('webhook ingress: verification', () => {
       const other = await startSandbox();
       try {
         const itemId = `item-${randomUUID()}`;
-        const body = reportReady(itemId);
+        const body = webhookBody(itemId);
         const answer = await world.ingress.post(body, {
           'plaid-verification': await plaidSigned(other, body),
         });
@@ -241,7 +207,7 @@ describe('webhook ingress: verification', () => {
   });
 
   it('never logs the JWT', async () => {
-    const body = reportReady(`item-${randomUUID()}`);
+    const body = webhookBody(`item-${randomUUID()}`);
     const jwt = await plaidSigned(world.sandbox, body);
     await world.ingress.post(body, { 'plaid-verification': jwt });
     await world.ingress.post(Buffer.concat([body, Buffer.from(' ')]), {
