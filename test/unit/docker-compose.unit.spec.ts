@@ -56,7 +56,7 @@ describe('docker-compose.yml', () => {
     const script = readFileSync(join(__dirname, '../../scripts/run-local.sh'), 'utf8');
     const line = /^start_app refresh-worker(.*)$/m.exec(script)?.[1] ?? '';
     expect(composeFlags).toEqual(line.trim().split(/\s+/).filter(Boolean));
-    expect(composeFlags).toContain('--optimize-for-size');
+    expect(composeFlags).toContain('--heap-growing-percent=20');
   });
 
   it('uses only variable names the apps read', () => {
