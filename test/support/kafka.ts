@@ -6,9 +6,9 @@ import { waitFor } from './wait-for';
 
 export const quietLogger = createLogger({ service: 'test', level: 'error' });
 
-export function testKafka(prefix: string): Kafka {
+export function testKafka(prefix: string, brokers: string[] = KAFKA_BROKERS): Kafka {
   return createKafka({
-    brokers: KAFKA_BROKERS,
+    brokers,
     clientId: 'test',
     topicPrefix: prefix,
     logger: quietLogger,

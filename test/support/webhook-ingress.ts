@@ -123,12 +123,17 @@ export type Ingress = Awaited<ReturnType<typeof startIngress>>;
  * Topics of their own, the Plaid sandbox (our "Plaid", whose keys the ingress fetches), the
  * ingress pointed at both, and a reader of every topic the ingress writes to.
  */
-export async function ingressWorld(ingressEnv: Record<string, string> = {}) {
+export async function ingressWorld(
+  ingressEnv: Record<string, string> = {},
+  options: { brokers?: string[]; sandboxEnv?: Record<string, string> } = {},
+) {
   const prefix = uniqueTopicPrefix();
-  const kafka = testKafka(prefix);
+  const brokers = options.brokers ?? KAFKA_BROKERS;
+  const kafka = testKafka(prefix, brokers);
   await ensureTopics(kafka, { prefix, partitions: 3, replicationFactor: 1 });
-  const sandbox: Sandbox = await startSandbox();
+  const sandbox: Sandbox = await startSandbox(options.sandboxEnv);
   const ingress = await startIngress({
+    KAFKA_BROKERS: brokers.join(','),
     KAFKA_TOPIC_PREFIX: prefix,
     PLAID_SANDBOX_URL: sandbox.url,
     ...ingressEnv,

@@ -31,6 +31,7 @@ const PlaidSandboxEnv = z
         env.PLAID_SANDBOX_WEBHOOK_URL ??
         `http://127.0.0.1:${env.WEBHOOK_INGRESS_PORT}/webhooks/plaid`,
       timeScale: env.PLAID_SANDBOX_TIME_SCALE,
+      webhookTimeoutMs: env.PLAID_SANDBOX_WEBHOOK_TIMEOUT_MS,
       refreshLatency: latency,
       extractionDelayMs: env.PLAID_SANDBOX_EXTRACTION_DELAY_MS,
       rateLimits: {

@@ -84,7 +84,7 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
     );
     this.webhooks = new WebhookSender(
       this.keys,
-      plaidRetryPolicy(config.timeScale),
+      plaidRetryPolicy(config.timeScale, config.webhookTimeoutMs),
       config.timeScale,
       logger,
     );

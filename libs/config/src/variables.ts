@@ -83,6 +83,8 @@ export const plaidSandboxVariables = {
   PLAID_SANDBOX_WEBHOOK_URL: z.string().url().optional(),
   /** Multiplies every delay (latency, extraction, webhook time-out and retries); tests use 0.001. */
   PLAID_SANDBOX_TIME_SCALE: z.coerce.number().positive().max(1000).default(1),
+  /** How long a webhook receiver has to answer; default Plaid's 10 s times the time scale. */
+  PLAID_SANDBOX_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(1).optional(),
   /** `fixed:MS`, `uniform:MIN-MAX` or `lognormal:median=MS,p99=MS`. */
   PLAID_SANDBOX_REFRESH_LATENCY: z.string().min(1).default('lognormal:median=3000,p99=25000'),
   /** Time from an accepted refresh to CASHFLOW_REPORT_READY. */

@@ -11,9 +11,10 @@ export interface RetryPolicy {
   readonly maxRetryAfterMs: number;
 }
 
-export function plaidRetryPolicy(timeScale: number): RetryPolicy {
+/** `timeoutMs`, when given, is used as is: a receiver's answer window is not a delay. */
+export function plaidRetryPolicy(timeScale: number, timeoutMs?: number): RetryPolicy {
   return {
-    timeoutMs: 10_000 * timeScale,
+    timeoutMs: timeoutMs ?? 10_000 * timeScale,
     firstDelayMs: 30_000 * timeScale,
     factor: 4,
     giveUpAfterMs: 24 * 3600_000 * timeScale,
