@@ -117,7 +117,7 @@ function jwtFor(body: Buffer, key: PlaidKey, iat: number): string {
     request_body_sha256: createHash('sha256').update(body).digest('hex'),
   })}`;
   const signature = signBytes('sha256', Buffer.from(input), {
-    key: key.privateKey as KeyObject,
+    key: key.privateKey,
     dsaEncoding: 'ieee-p1363',
   });
   return `${input}.${signature.toString('base64url')}`;
