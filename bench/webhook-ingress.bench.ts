@@ -17,13 +17,7 @@ import { DEFAULT_PARTITIONS, topicName } from '@cashflow/contracts';
 import { createKafka, ensureTopics } from '@cashflow/kafka';
 import { createLogger } from '@cashflow/observability';
 import autocannon from 'autocannon';
-import {
-  createHash,
-  generateKeyPairSync,
-  randomBytes,
-  sign as signBytes,
-  type KeyObject,
-} from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, sign as signBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
