@@ -69,7 +69,7 @@ export const WebhookDelivery = {
     .string()
     .min(1)
     .describe(
-      'Identifies one signed delivery (SHA-256 of its verification JWT): a Plaid retry of the same delivery has the same id.',
+      'Identifies one signed delivery (SHA-256 of its verification JWT): the same request received again has the same id. Plaid signs each retry afresh, so a retry has a new id.',
     ),
   webhook: z
     .record(z.string(), z.unknown())
