@@ -1,6 +1,7 @@
 import { listenHttpApp, type Logger } from '@cashflow/observability';
-import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { WebhookIngressConfig } from './config';
+import { publicWebhookAdapter } from './http/public-server';
+import { PublicErrorFilter } from './http/public-error.filter';
 import { PublicWebhookModule, WebhookIngressModule } from './webhook-ingress.module';
 import { WebhookMetrics } from './webhooks/webhook-metrics';
 import { WebhookService } from './webhooks/webhook.service';
@@ -15,30 +16,18 @@ export async function startWebhookIngress(config: WebhookIngressConfig, logger: 
     logger,
     ...config.adminHttp,
   });
-  const { requestTimeoutMs } = config.webhook;
   let publicApp;
   try {
+    const metrics = admin.get(WebhookMetrics);
     publicApp = await listenHttpApp({
-      module: PublicWebhookModule.forRoot(
-        config,
-        admin.get(WebhookService),
-        admin.get(WebhookMetrics),
-      ),
+      module: PublicWebhookModule.forRoot(config, admin.get(WebhookService)),
       logger,
       ...config.publicHttp,
+      adapter: publicWebhookAdapter(config, metrics),
       bodyParser: false,
       configure: (app) => {
         app.setGlobalPrefix(config.webhook.path);
-        // Tell the internet nothing about what answers.
-        (app as NestExpressApplication).disable('x-powered-by').disable('etag');
-      },
-      httpServerOptions: {
-        // A request (headers and body) not received by then is answered 408 and closed; checked
-        // every second, so slow clients cannot hold sockets for long.
-        requestTimeout: requestTimeoutMs,
-        headersTimeout: requestTimeoutMs,
-        connectionsCheckingInterval: 1000,
-        keepAliveTimeout: 5000,
+        app.useGlobalFilters(new PublicErrorFilter(metrics, config.webhook.maxBodyBytes, logger));
       },
     });
   } catch (error) {

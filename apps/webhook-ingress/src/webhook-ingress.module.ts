@@ -5,14 +5,11 @@ import {
   Inject,
   Module,
   type DynamicModule,
-  type MiddlewareConsumer,
-  type NestModule,
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import type { Registry } from 'prom-client';
 import { SERVICE, type WebhookIngressConfig } from './config';
-import { RawBodyMiddleware } from './http/raw-body.middleware';
 import { WebhookController } from './http/webhook.controller';
 import { createWebhookPipeline, type WebhookPipeline } from './pipeline';
 import { WebhookMetrics } from './webhooks/webhook-metrics';
@@ -87,32 +84,17 @@ export class WebhookIngressModule {
   }
 }
 
-/** The public side: one path, `POST <WEBHOOK_PATH>`, and nothing else. */
+/** The public side: one path, `POST <WEBHOOK_PATH>`, and nothing else (see public-server.ts). */
 @Module({})
-export class PublicWebhookModule implements NestModule {
-  constructor(
-    @Inject(CONFIG) private readonly config: WebhookIngressConfig,
-    private readonly metrics: WebhookMetrics,
-  ) {}
-
-  static forRoot(
-    config: WebhookIngressConfig,
-    service: WebhookService,
-    metrics: WebhookMetrics,
-  ): DynamicModule {
+export class PublicWebhookModule {
+  static forRoot(config: WebhookIngressConfig, service: WebhookService): DynamicModule {
     return {
       module: PublicWebhookModule,
       controllers: [WebhookController],
       providers: [
         { provide: CONFIG, useValue: config },
         { provide: WebhookService, useValue: service },
-        { provide: WebhookMetrics, useValue: metrics },
       ],
     };
-  }
-
-  configure(consumer: MiddlewareConsumer): void {
-    const guard = new RawBodyMiddleware(this.config.webhook.maxBodyBytes, this.metrics);
-    consumer.apply(guard.use.bind(guard)).forRoutes(WebhookController);
   }
 }
