@@ -1,0 +1,215 @@
+import {
+  createEvent,
+  topicKeyForEvent,
+  type CashflowEvent,
+  type EventMetadata,
+  type PlaidError,
+} from '@cashflow/contracts';
+import fc from 'fast-check';
+import type { Position } from '../../apps/projector/src/projection/refresh-projection';
+
+/**
+ * Valid refresh histories, as the system would produce them, for property tests: each Item gets
+ * a series of refreshes; each refresh is requested, then accepted or failed (or left waiting);
+ * accepted ones may get a report, and a report may come twice (Plaid retried it).
+ */
+
+export interface PositionedEvent {
+  readonly event: CashflowEvent;
+  readonly position: Position;
+}
+
+export interface RefreshPlan {
+  readonly gapS: number;
+  readonly days: number | undefined;
+  readonly outcome: 'accepted' | 'failed' | 'none';
+  readonly acceptAfterS: number;
+  readonly report: 'ready' | 'failed' | 'none';
+  readonly reportAfterS: number;
+  readonly reportTwice: boolean;
+  readonly failure: 'plaid' | 'worker';
+}
+
+export const refreshPlan: fc.Arbitrary<RefreshPlan> = fc.record({
+  gapS: fc.integer({ min: 1, max: 120 }),
+  days: fc.option(fc.integer({ min: 1, max: 730 }), { nil: undefined }),
+  outcome: fc.constantFrom('accepted', 'accepted', 'failed', 'none'),
+  acceptAfterS: fc.integer({ min: 0, max: 30 }),
+  report: fc.constantFrom('ready', 'ready', 'failed', 'none'),
+  reportAfterS: fc.integer({ min: 2, max: 300 }),
+  reportTwice: fc.boolean(),
+  failure: fc.constantFrom('plaid', 'worker'),
+});
+
+/** Plans for 1 to 3 Items, each with 1 to 6 refreshes. */
+export const historyPlan = fc.array(fc.array(refreshPlan, { minLength: 1, maxLength: 6 }), {
+  minLength: 1,
+  maxLength: 3,
+});
+
+const EPOCH = Date.parse('2026-11-24T09:00:00.000Z');
+const iso = (seconds: number) => new Date(EPOCH + seconds * 1000).toISOString();
+
+/**
+ * The events of a history, per topic, in the order each topic would hold them (by time), with
+ * offsets. All of an Item's events share partition 0 of their topic.
+ */
+export function historyEvents(
+  plans: readonly (readonly RefreshPlan[])[],
+  prefix = 'p',
+): Map<string, PositionedEvent[]> {
+  const timed: { at: number; event: CashflowEvent }[] = [];
+  plans.forEach((refreshes, itemIndex) => {
+    const itemId = `item-${prefix}-${itemIndex}`;
+    let t = itemIndex * 7;
+    refreshes.forEach((plan, n) => {
+      t += plan.gapS;
+      const requestId = `${prefix}-${itemIndex}-req-${n}`;
+      const meta = (id: string, at: number): EventMetadata => ({
+        id,
+        source: 'urn:cashflow-refresh:test',
+        time: iso(at),
+        correlationId: requestId,
+      });
+      timed.push({
+        at: t,
+        event: createEvent(
+          'RefreshRequested',
+          { item_id: itemId, ...(plan.days ? { days_requested: plan.days } : {}) },
+          meta(requestId, t),
+        ),
+      });
+      const outcomeAt = t + plan.acceptAfterS;
+      if (plan.outcome === 'failed') {
+        timed.push({
+          at: outcomeAt,
+          event: createEvent(
+            'RefreshFailed',
+            {
+              item_id: itemId,
+              refresh_request_id: requestId,
+              days_requested: plan.days ?? 365,
+              error:
+                plan.failure === 'plaid'
+                  ? {
+                      source: 'plaid',
+                      error_type: 'ITEM_ERROR',
+                      error_code: 'ITEM_LOGIN_REQUIRED',
+                      error_message: 'the login details of this item have changed',
+                      display_message: null,
+                      plaid_request_id: `plaid-${requestId}`,
+                      http_status: 400,
+                    }
+                  : {
+                      source: 'worker',
+                      error_code: 'PLAID_TIMEOUT',
+                      error_message: 'Plaid did not answer in time',
+                    },
+              retryable: plan.failure === 'worker',
+              attempts: 1,
+              failed_at: iso(outcomeAt),
+            },
+            meta(`${requestId}-failed`, outcomeAt),
+          ),
+        });
+      }
+      if (plan.outcome !== 'accepted') return;
+      timed.push({
+        at: outcomeAt,
+        event: createEvent(
+          'RefreshAccepted',
+          {
+            item_id: itemId,
+            refresh_request_id: requestId,
+            plaid_request_id: `plaid-${requestId}`,
+            days_requested: plan.days ?? 365,
+            attempts: 1,
+            accepted_at: iso(outcomeAt),
+          },
+          meta(`${requestId}-accepted`, outcomeAt),
+        ),
+      });
+      if (plan.report === 'none') return;
+      const copies = plan.reportTwice ? 2 : 1;
+      for (let copy = 0; copy < copies; copy++) {
+        const at = outcomeAt + plan.reportAfterS + copy * 30;
+        timed.push({ at, event: report(itemId, `${requestId}-report-${copy}`, at, plan.report) });
+      }
+    });
+  });
+  const topics = new Map<string, PositionedEvent[]>();
+  timed
+    .sort((a, b) => a.at - b.at)
+    .forEach(({ event }) => {
+      const topic = topicKeyForEvent(event.type);
+      const list = topics.get(topic) ?? [];
+      list.push({ event, position: { topic, partition: 0, offset: String(list.length) } });
+      topics.set(topic, list);
+    });
+  return topics;
+}
+
+function report(itemId: string, id: string, at: number, kind: 'ready' | 'failed') {
+  const error: PlaidError | null =
+    kind === 'failed'
+      ? {
+          error_type: 'ITEM_ERROR',
+          error_code: 'PRODUCT_NOT_READY',
+          error_message: 'the requested product is not yet ready',
+          display_message: null,
+        }
+      : null;
+  const delivery = {
+    item_id: itemId,
+    webhook_type: 'CASHFLOW_REPORT',
+    webhook_code: 'CASHFLOW_REPORT_READY',
+    environment: 'sandbox',
+    received_at: iso(at),
+    delivery_id: `delivery-${id}`,
+    webhook: {
+      webhook_type: 'CASHFLOW_REPORT',
+      webhook_code: 'CASHFLOW_REPORT_READY',
+      item_id: itemId,
+      error,
+    },
+  };
+  const meta = { id, source: 'urn:cashflow-refresh:test', time: iso(at) };
+  return error
+    ? createEvent('ReportFailed', { ...delivery, error }, meta)
+    : createEvent('ReportReady', delivery, meta);
+}
+
+/**
+ * One way Kafka could hand the topics to independent consumers: `choices` picks which topic
+ * goes next (order kept within each), then `duplicates` re-delivers some events later on.
+ */
+export function interleave(
+  topics: Map<string, PositionedEvent[]>,
+  choices: readonly number[],
+  duplicates: readonly (readonly [number, number])[],
+): PositionedEvent[] {
+  const queues = [...topics.values()].map((events) => [...events]);
+  const out: PositionedEvent[] = [];
+  let c = 0;
+  while (queues.some((q) => q.length > 0)) {
+    const open = queues.filter((q) => q.length > 0);
+    const queue = open[(choices[c++ % Math.max(choices.length, 1)] ?? 0) % open.length]!;
+    out.push(queue.shift()!);
+  }
+  for (const [from, delay] of duplicates) {
+    if (out.length === 0) break;
+    const i = from % out.length;
+    out.splice(Math.min(out.length, i + 1 + delay), 0, out[i]!);
+  }
+  return out;
+}
+
+/** The canonical order: each topic in full, one after the other. */
+export function topicByTopic(topics: Map<string, PositionedEvent[]>): PositionedEvent[] {
+  return [...topics.values()].flat();
+}
+
+export const interleaving = fc.record({
+  choices: fc.array(fc.nat(), { minLength: 1, maxLength: 200 }),
+  duplicates: fc.array(fc.tuple(fc.nat(), fc.nat({ max: 20 })), { maxLength: 8 }),
+});
