@@ -6,11 +6,11 @@
  *
  * autocannon sends validly signed CASHFLOW_REPORT_READY webhooks (each with its own JWT, for its
  * own Item) over loopback to:
- *   - the ingress (NestJS on Express, dist/apps/webhook-ingress), and
+ *   - the ingress (NestJS on Fastify, dist/apps/webhook-ingress), and
  *   - a bare node:http server (bench/bare-ingress) running the same pipeline: the same
  *     verification, the same replay ledger and the same durable Kafka send.
  * Each is run flat out (throughput) and at a fixed 500 webhooks/s (latency), each run on topics
- * of its own; afterwards the events on the topic are counted against the 200s answered.
+ * of its own and after a few seconds of the same load as warm-up; afterwards the events on the topic are counted against the 200s answered.
  * Plaid's verification keys come from a small key server in this process.
  */
 import { DEFAULT_PARTITIONS, topicName } from '@cashflow/contracts';
@@ -38,6 +38,8 @@ import {
 
 const quick = process.argv.includes('--quick');
 const DURATION_S = quick ? 5 : 30;
+/** Load sent before each measured run, at the same rate, and left out of its figures. */
+const WARMUP_S = quick ? 2 : 5;
 const FIXED_RATE = 500;
 /** Signed requests prepared per flat-out run: more than any run here has sent. */
 const POOL = quick ? 60_000 : 400_000;
@@ -224,7 +226,7 @@ async function start(
   return { proc, url };
 }
 
-async function load(url: string, pool: Signed[], rate?: number) {
+async function load(url: string, pool: Signed[], duration: number, rate?: number) {
   let next = 0;
   let wrapped = false;
   const answered = new Set<string>();
@@ -232,7 +234,7 @@ async function load(url: string, pool: Signed[], rate?: number) {
     url,
     method: 'POST',
     connections: rate ? 32 : CONNECTIONS,
-    duration: DURATION_S,
+    duration,
     ...(rate ? { overallRate: rate } : {}),
     headers: { 'content-type': 'application/json' },
     requests: [
@@ -259,15 +261,20 @@ async function load(url: string, pool: Signed[], rate?: number) {
 }
 
 async function scenario(target: Target, key: PlaidKey, plaidUrl: string, rate?: number) {
+  const warmup = sign(key, rate ? rate * WARMUP_S + 1_000 : POOL / 4);
   const pool = sign(key, rate ? rate * DURATION_S + 2_000 : POOL);
   const prefix = await topics();
   const { proc, url } = await start(target, prefix, plaidUrl);
+  // Warm-up: the same load for a few seconds first, so neither server is measured while its
+  // code is still being compiled. Its events are left out of the counts below.
+  const warm = await load(url, warmup, WARMUP_S, rate);
   const sampler = processSampler(proc.child.pid!);
-  const { result, answered, wrapped } = await load(url, pool, rate);
+  const { result, answered, wrapped } = await load(url, pool, DURATION_S, rate);
   sampler.stop();
   await proc.stop();
   const ok = result['2xx'];
   const ids = await storedIds(prefix);
+  for (const id of warm.answered) ids.delete(id);
   const lost = [...answered].filter((id) => !ids.has(id)).length;
   return {
     target,
