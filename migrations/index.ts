@@ -1,10 +1,14 @@
 import { ConsumerCheckpoints1764000000000 } from './1764000000000-consumer-checkpoints';
 import { ItemAccessTokens1764100000000 } from './1764100000000-item-access-tokens';
 import { RefreshWorkerState1764200000000 } from './1764200000000-refresh-worker-state';
+import { RefreshProjection1764300000000 } from './1764300000000-refresh-projection';
+import { OpsViews1764300000001 } from './1764300000001-ops-views';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in `migrations`. */
 export const MIGRATIONS = [
   ConsumerCheckpoints1764000000000,
   ItemAccessTokens1764100000000,
   RefreshWorkerState1764200000000,
+  RefreshProjection1764300000000,
+  OpsViews1764300000001,
 ];

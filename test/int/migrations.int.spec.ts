@@ -18,19 +18,25 @@ describe('migrations against the real PostgreSQL', () => {
       'ConsumerCheckpoints1764000000000',
       'ItemAccessTokens1764100000000',
       'RefreshWorkerState1764200000000',
+      'RefreshProjection1764300000000',
+      'OpsViews1764300000001',
     ]);
 
     const client = new Client({ connectionString: db.url });
     await client.connect();
     try {
       const tables = await client.query<{ table_name: string }>(
-        `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`,
+        `SELECT table_name FROM information_schema.tables
+          WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1`,
       );
       expect(tables.rows.map((r) => r.table_name)).toEqual([
         'consumer_checkpoints',
         'item_access_tokens',
+        'item_refresh_state',
         'migrations',
+        'projection_events',
         'refresh_outcomes',
+        'refresh_requests',
         'refresh_retries',
       ]);
 
