@@ -63,6 +63,10 @@ if [ ! -f "$secrets" ]; then
     } >"$secrets"
   )
 fi
+# Added after the file was first made: the projector read API's token.
+if ! grep -q '^PROJECTOR_API_TOKENS=' "$secrets"; then
+  echo "PROJECTOR_API_TOKENS=local-ops:$(node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("hex"))')" >>"$secrets"
+fi
 while IFS='=' read -r name value; do
   [ -n "$name" ] && [ -z "${!name:-}" ] && export "$name=$value"
 done <"$secrets"
@@ -124,9 +128,9 @@ cashflow-refresh is running. Ctrl-C stops everything.
   plaid-sandbox    http://127.0.0.1:$PLAID_SANDBOX_PORT      (health: /health/ready, metrics: /metrics)
   refresh-worker   http://127.0.0.1:$REFRESH_WORKER_PORT/health/ready
   webhook-ingress  admin http://127.0.0.1:$WEBHOOK_INGRESS_ADMIN_PORT/health/ready
-  projector        http://127.0.0.1:$PROJECTOR_PORT/health/ready
+  projector        http://127.0.0.1:$PROJECTOR_PORT/health/ready   (read API: /items, /openapi.json)
   logs             $logs/<app>.log
-  secrets          $secrets (ADMIN_API_TOKEN for the CLI)
+  secrets          $secrets (ADMIN_API_TOKEN for the CLI, PROJECTOR_API_TOKENS for the read API)
 
 Register an Item's access token, then ask for a refresh:
   set -a; . $secrets; set +a

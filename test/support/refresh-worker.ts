@@ -28,6 +28,7 @@ export function workerSecrets() {
     env: {
       TOKEN_ENCRYPTION_KEYS: `test-key:${randomBytes(32).toString('base64')}`,
       ADMIN_API_TOKENS: `tests:${adminToken}`,
+      PROJECTOR_API_TOKENS: `tests:${adminToken}`,
     },
   };
 }

@@ -4,6 +4,7 @@ import {
   kafkaVariables,
   loadConfig,
   ports,
+  projectorVariables,
 } from '@cashflow/config';
 import { z } from 'zod';
 
@@ -14,6 +15,7 @@ const ProjectorEnv = z
     ...commonVariables,
     ...kafkaVariables,
     ...databaseVariables,
+    ...projectorVariables,
     PROJECTOR_PORT: ports.PROJECTOR_PORT,
   })
   .transform((env) => ({
@@ -24,7 +26,10 @@ const ProjectorEnv = z
       clientId: env.KAFKA_CLIENT_ID ?? `cashflow-${SERVICE}`,
       topicPrefix: env.KAFKA_TOPIC_PREFIX,
     },
+    groupId: `${env.KAFKA_TOPIC_PREFIX}cashflow-${SERVICE}`,
     database: { url: env.DATABASE_URL, applicationName: `cashflow-${SERVICE}` },
+    apiTokens: env.PROJECTOR_API_TOKENS,
+    stuckAfterMinutes: env.PROJECTOR_STUCK_AFTER_MINUTES,
   }));
 
 export type ProjectorConfig = z.output<typeof ProjectorEnv>;

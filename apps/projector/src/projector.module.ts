@@ -1,10 +1,80 @@
-import { KafkaModule, KafkaReadiness } from '@cashflow/kafka';
-import { ObservabilityModule, type Logger } from '@cashflow/observability';
+import { topicName } from '@cashflow/contracts';
+import {
+  EventPublisher,
+  KAFKA,
+  KafkaModule,
+  KafkaReadiness,
+  assertTopicsExist,
+} from '@cashflow/kafka';
+import {
+  BEARER_TOKENS,
+  BearerAuthGuard,
+  LOGGER,
+  METRICS_REGISTRY,
+  ObservabilityModule,
+  type Logger,
+} from '@cashflow/observability';
 import { DatabaseReadiness, PersistenceModule } from '@cashflow/persistence';
-import { Module, type DynamicModule } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Inject,
+  Injectable,
+  Module,
+  type DynamicModule,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import type { Kafka } from 'kafkajs';
+import type { Registry } from 'prom-client';
+import { DataSource } from 'typeorm';
+import { buildOpenApiDocument } from './api/openapi';
+import { ProjectionQueries } from './api/projection-queries';
+import { ReadApiController } from './api/read-api.controller';
 import { SERVICE, type ProjectorConfig } from './config';
+import { PROJECTED_TOPICS, ProjectorConsumer } from './consumer/projector-consumer';
+import { ProjectionStore } from './projection/projection-store';
+import { ProjectorMetrics } from './projection/projector-metrics';
 
-/** The projector: every event topic -> per-Item refresh state in PostgreSQL. */
+const CONFIG = Symbol('PROJECTOR_CONFIG');
+
+/** The consumer name in consumer_checkpoints and dead-letter records. */
+export const PROJECTOR_CONSUMER = 'projector';
+
+/** `/openapi.json`: the read API's description, open to all. */
+@Controller()
+class OpenApiController {
+  private readonly document = buildOpenApiDocument();
+
+  @Get('openapi.json')
+  openapi() {
+    return this.document;
+  }
+}
+
+/** Starts consuming once the app is up (topics must exist); stops first on shutdown. */
+@Injectable()
+class ConsumerLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
+  constructor(
+    private readonly consumer: ProjectorConsumer,
+    @Inject(KAFKA) private readonly kafka: Kafka,
+    @Inject(CONFIG) private readonly config: ProjectorConfig,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    await assertTopicsExist(
+      this.kafka,
+      PROJECTED_TOPICS.map((key) => topicName(key, this.config.kafka.topicPrefix)),
+    );
+    await this.consumer.start();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.consumer.stop();
+  }
+}
+
+/** The projector: every event topic -> per-Item refresh state in PostgreSQL, and its read API. */
 @Module({})
 export class ProjectorModule {
   static forRoot(config: ProjectorConfig, logger: Logger): DynamicModule {
@@ -18,6 +88,47 @@ export class ProjectorModule {
           logger,
           readiness: [KafkaReadiness, DatabaseReadiness],
         }),
+      ],
+      controllers: [ReadApiController, OpenApiController],
+      providers: [
+        { provide: CONFIG, useValue: config },
+        { provide: BEARER_TOKENS, useValue: config.apiTokens },
+        BearerAuthGuard,
+        {
+          provide: ProjectionQueries,
+          useFactory: (db: DataSource) => new ProjectionQueries(db, config.stuckAfterMinutes),
+          inject: [DataSource],
+        },
+        {
+          provide: ProjectorMetrics,
+          useFactory: (registry: Registry, queries: ProjectionQueries) =>
+            new ProjectorMetrics(registry, () => queries.stuckItems()),
+          inject: [METRICS_REGISTRY, ProjectionQueries],
+        },
+        {
+          provide: ProjectionStore,
+          useFactory: (db: DataSource) =>
+            new ProjectionStore(db, { schema: 'public', consumer: PROJECTOR_CONSUMER }),
+          inject: [DataSource],
+        },
+        {
+          provide: ProjectorConsumer,
+          useFactory: (
+            kafka: Kafka,
+            store: ProjectionStore,
+            publisher: EventPublisher,
+            metrics: ProjectorMetrics,
+            log: Logger,
+          ) =>
+            new ProjectorConsumer(kafka, store, publisher, metrics, {
+              groupId: config.groupId,
+              topicPrefix: config.kafka.topicPrefix,
+              consumerName: PROJECTOR_CONSUMER,
+              logger: log,
+            }),
+          inject: [KAFKA, ProjectionStore, EventPublisher, ProjectorMetrics, LOGGER],
+        },
+        ConsumerLifecycle,
       ],
     };
   }

@@ -13,7 +13,7 @@ import {
 } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { AccessTokensController } from './access-tokens/access-tokens.controller';
-import { ADMIN_TOKENS, AdminAuthGuard } from './access-tokens/admin-auth.guard';
+import { BEARER_TOKENS, BearerAuthGuard } from '@cashflow/observability';
 import { TokenCipher, TokenVault } from '@cashflow/access-tokens';
 import { SERVICE, type RefreshWorkerConfig } from './config';
 import { OutcomePublisher } from './refresh/outcome-publisher';
@@ -78,8 +78,8 @@ export class RefreshWorkerModule {
       providers: [
         { provide: WORKER_CONFIG, useValue: config },
         { provide: WORKER_LOGGER, useValue: logger },
-        { provide: ADMIN_TOKENS, useValue: config.adminTokens },
-        AdminAuthGuard,
+        { provide: BEARER_TOKENS, useValue: config.adminTokens },
+        BearerAuthGuard,
         {
           provide: TokenVault,
           useFactory: (db: DataSource) =>

@@ -20,6 +20,34 @@ const brokerList = z
       .min(1, 'at least one broker, e.g. 127.0.0.1:19092'),
   );
 
+/** `name:token,...`: bearer tokens an HTTP API accepts; the name is what gets logged. */
+const bearerTokens = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(
+        z
+          .string()
+          .regex(
+            /^[A-Za-z0-9._-]+:[A-Za-z0-9._~+/=-]{24,}$/,
+            'each entry must be name:token, the token at least 24 characters',
+          ),
+      )
+      .min(1),
+  )
+  .transform((entries) =>
+    entries.map((e) => ({
+      name: e.slice(0, e.indexOf(':')),
+      token: e.slice(e.indexOf(':') + 1),
+    })),
+  );
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const commonVariables = {
@@ -134,32 +162,7 @@ export const accessTokenVariables = {
   /** Key new tokens are encrypted with; default the first of TOKEN_ENCRYPTION_KEYS. */
   TOKEN_ENCRYPTION_KEY_ID: z.string().min(1).optional(),
   /** `name:token,...`: bearer tokens allowed to register, rotate and remove access tokens. */
-  ADMIN_API_TOKENS: z
-    .string()
-    .transform((s) =>
-      s
-        .split(',')
-        .map((t) => t.trim())
-        .filter(Boolean),
-    )
-    .pipe(
-      z
-        .array(
-          z
-            .string()
-            .regex(
-              /^[A-Za-z0-9._-]+:[A-Za-z0-9._~+/=-]{24,}$/,
-              'each entry must be name:token, the token at least 24 characters',
-            ),
-        )
-        .min(1),
-    )
-    .transform((entries) =>
-      entries.map((e) => ({
-        name: e.slice(0, e.indexOf(':')),
-        token: e.slice(e.indexOf(':') + 1),
-      })),
-    ),
+  ADMIN_API_TOKENS: bearerTokens,
 };
 
 /** The refresh worker's pace and patience. */
@@ -210,6 +213,14 @@ export const webhookIngressVariables = {
   WEBHOOK_KEY_CACHE_TTL_MS: z.coerce.number().int().min(1000).default(3_600_000),
 };
 
+/** The projector's read API and its idea of a stuck refresh. */
+export const projectorVariables = {
+  /** `name:token,...`: bearer tokens allowed to read the projection API. */
+  PROJECTOR_API_TOKENS: bearerTokens,
+  /** A refresh accepted this long ago with no webhook since counts as stuck. */
+  PROJECTOR_STUCK_AFTER_MINUTES: z.coerce.number().int().min(1).max(10_080).default(30),
+};
+
 /** What the CLI needs to reach the refresh worker's access-token API. */
 export const cliVariables = {
   REFRESH_WORKER_URL: z.string().url().default('http://127.0.0.1:8081'),
@@ -236,6 +247,7 @@ export const ALL_VARIABLES = {
   ...accessTokenVariables,
   ...refreshWorkerVariables,
   ...webhookIngressVariables,
+  ...projectorVariables,
   ...cliVariables,
   ...ports,
 };

@@ -4,3 +4,4 @@ export * from './nest-logger';
 export * from './observability.module';
 export * from './readiness';
 export * from './start-app';
+export * from './bearer-auth.guard';

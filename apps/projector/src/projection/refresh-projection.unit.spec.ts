@@ -24,8 +24,7 @@ function fold(events: readonly PositionedEvent[]): Map<string, ItemProjection> {
 function comparable(items: Map<string, ItemProjection>) {
   return Object.fromEntries(
     [...items].map(([id, { item, requests }]) => {
-      const rest: Partial<typeof item> = { ...item };
-      delete rest.lastEvent;
+      const rest = { ...item, lastEvent: undefined };
       const rows = Object.fromEntries([...requests].sort(([a], [b]) => a.localeCompare(b)));
       return [id, { item: rest, requests: rows }];
     }),

@@ -15,7 +15,7 @@ import {
 } from '@nestjs/common';
 import type { Request } from 'express';
 import { z } from 'zod';
-import { ADMIN_PRINCIPAL, AdminAuthGuard } from './admin-auth.guard';
+import { BearerAuthGuard, PRINCIPAL } from '@cashflow/observability';
 import { ACCESS_TOKEN_PATTERN, TokenVault } from '@cashflow/access-tokens';
 
 const PutToken = z.strictObject({
@@ -31,7 +31,7 @@ const ItemId = z.string().min(1).max(256);
  * bearer token; answers never contain the access token.
  */
 @Controller('items/:itemId/access-token')
-@UseGuards(AdminAuthGuard)
+@UseGuards(BearerAuthGuard)
 export class AccessTokensController {
   constructor(
     private readonly vault: TokenVault,
@@ -42,7 +42,7 @@ export class AccessTokensController {
   async put(
     @Param('itemId') itemId: string,
     @Body() body: unknown,
-    @Req() req: Request & { [ADMIN_PRINCIPAL]?: string },
+    @Req() req: Request & { [PRINCIPAL]?: string },
   ) {
     const id = this.itemId(itemId);
     const parsed = PutToken.safeParse(body);
@@ -57,11 +57,7 @@ export class AccessTokensController {
         },
       });
     }
-    const record = await this.vault.put(
-      id,
-      parsed.data.access_token,
-      req[ADMIN_PRINCIPAL] ?? 'unknown',
-    );
+    const record = await this.vault.put(id, parsed.data.access_token, req[PRINCIPAL] ?? 'unknown');
     this.logger.info(
       { item_id: id, registered_by: record.registered_by, key_id: record.key_id },
       'access token registered',
@@ -81,16 +77,13 @@ export class AccessTokensController {
 
   @Delete()
   @HttpCode(204)
-  async remove(
-    @Param('itemId') itemId: string,
-    @Req() req: Request & { [ADMIN_PRINCIPAL]?: string },
-  ) {
+  async remove(@Param('itemId') itemId: string, @Req() req: Request & { [PRINCIPAL]?: string }) {
     const id = this.itemId(itemId);
     if (!(await this.vault.remove(id)))
       throw new NotFoundException({
         error: { code: 'NOT_FOUND', message: `no access token for item ${id}` },
       });
-    this.logger.info({ item_id: id, removed_by: req[ADMIN_PRINCIPAL] }, 'access token removed');
+    this.logger.info({ item_id: id, removed_by: req[PRINCIPAL] }, 'access token removed');
   }
 
   private itemId(raw: string): string {

@@ -5,31 +5,36 @@ import {
   type CanActivate,
   type ExecutionContext,
 } from '@nestjs/common';
-import type { Request } from 'express';
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-export const ADMIN_PRINCIPAL = 'adminPrincipal';
-/** Provider of the name:token pairs from ADMIN_API_TOKENS. */
-export const ADMIN_TOKENS = Symbol('ADMIN_TOKENS');
+/** The request property the caller's name is put in. */
+export const PRINCIPAL = 'principal';
+/** Provider of the name:token pairs the guard accepts (ADMIN_API_TOKENS, PROJECTOR_API_TOKENS). */
+export const BEARER_TOKENS = Symbol('BEARER_TOKENS');
+
+interface HttpRequest {
+  headers: Record<string, string | string[] | undefined>;
+  [PRINCIPAL]?: string;
+}
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
 /**
- * Bearer-token authentication for the access-token API. Tokens come from ADMIN_API_TOKENS as
- * name:token; comparison is constant-time over SHA-256 digests, and the caller's name (never the
+ * Bearer-token authentication for the HTTP APIs. Tokens are configured as name:token; comparison is constant-time over SHA-256 digests, and the caller's name (never the
  * token) is what gets recorded and logged.
  */
 @Injectable()
-export class AdminAuthGuard implements CanActivate {
+export class BearerAuthGuard implements CanActivate {
   private readonly principals: { name: string; digest: Buffer }[];
 
-  constructor(@Inject(ADMIN_TOKENS) tokens: readonly { name: string; token: string }[]) {
+  constructor(@Inject(BEARER_TOKENS) tokens: readonly { name: string; token: string }[]) {
     this.principals = tokens.map((t) => ({ name: t.name, digest: digest(t.token) }));
   }
 
   canActivate(context: ExecutionContext): boolean {
-    const request = context.switchToHttp().getRequest<Request & { [ADMIN_PRINCIPAL]?: string }>();
-    const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
+    const request = context.switchToHttp().getRequest<HttpRequest>();
+    const header = request.headers.authorization;
+    const match = /^Bearer\s+(\S+)$/i.exec(typeof header === 'string' ? header : '');
     if (!match)
       throw new UnauthorizedException({
         error: { code: 'UNAUTHENTICATED', message: 'send Authorization: Bearer <token>' },
@@ -41,7 +46,7 @@ export class AdminAuthGuard implements CanActivate {
       throw new UnauthorizedException({
         error: { code: 'UNAUTHENTICATED', message: 'unknown token' },
       });
-    request[ADMIN_PRINCIPAL] = principal;
+    request[PRINCIPAL] = principal;
     return true;
   }
 }

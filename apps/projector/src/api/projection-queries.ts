@@ -1,0 +1,169 @@
+import { queryRows } from '@cashflow/persistence';
+import type { DataSource } from 'typeorm';
+import type { z } from 'zod';
+import type { ItemListQuery, ItemRefreshState, PageQuery, Refresh } from './read-api.schemas';
+
+type Item = z.infer<typeof ItemRefreshState>;
+type RefreshRow = z.infer<typeof Refresh>;
+
+/** Pages are keyset-paginated; a cursor is the last row's sort key, opaque to clients. */
+export class InvalidCursorError extends Error {}
+
+const encode = (key: readonly unknown[]) => Buffer.from(JSON.stringify(key)).toString('base64url');
+
+function decode(cursor: string, length: number): unknown[] {
+  try {
+    const key: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString());
+    if (Array.isArray(key) && key.length === length) return key;
+  } catch {
+    // Answered below.
+  }
+  throw new InvalidCursorError('cursor: not a cursor this API returned');
+}
+
+const ITEM_SELECT = `
+  SELECT item_id, status, latest_request_id, days_requested, requested_at, accepted_at, ready_at,
+         failed_at, plaid_request_id, attempts, refreshes, last_error_source, last_error_type,
+         last_error_code, last_error_message, last_error_at, updated_at,
+         (status = 'refreshing' AND accepted_at < now() - make_interval(mins => $1)) AS stuck
+    FROM item_refresh_state`;
+
+const iso = (value: unknown) => (value instanceof Date ? value.toISOString() : null);
+
+function toItem(row: Record<string, unknown>): Item {
+  return {
+    item_id: row.item_id as string,
+    status: row.status as Item['status'],
+    stuck: row.stuck === true,
+    latest_request_id: row.latest_request_id as string | null,
+    days_requested: row.days_requested as number | null,
+    requested_at: iso(row.requested_at),
+    accepted_at: iso(row.accepted_at),
+    ready_at: iso(row.ready_at),
+    failed_at: iso(row.failed_at),
+    plaid_request_id: row.plaid_request_id as string | null,
+    attempts: row.attempts as number | null,
+    refreshes: row.refreshes as number,
+    last_error:
+      row.last_error_code === null
+        ? null
+        : {
+            source: row.last_error_source as 'plaid' | 'worker' | 'webhook',
+            type: row.last_error_type as string | null,
+            code: row.last_error_code as string,
+            message: row.last_error_message as string,
+            at: iso(row.last_error_at)!,
+          },
+    updated_at: iso(row.updated_at)!,
+  };
+}
+
+function toRefresh(row: Record<string, unknown>): RefreshRow {
+  const num = (v: unknown) => (v === null ? null : Number(v));
+  return {
+    request_id: row.request_id as string,
+    status: row.status as RefreshRow['status'],
+    days_requested: row.days_requested as number | null,
+    requested_by: row.requested_by as string | null,
+    requested_at: iso(row.requested_at),
+    accepted_at: iso(row.accepted_at),
+    ready_at: iso(row.ready_at),
+    failed_at: iso(row.failed_at),
+    plaid_request_id: row.plaid_request_id as string | null,
+    attempts: row.attempts as number | null,
+    coalesced_into: row.coalesced_into as string | null,
+    retryable: row.retryable as boolean | null,
+    error:
+      row.error_code === null
+        ? null
+        : {
+            source: row.error_source as 'plaid' | 'worker' | 'webhook',
+            type: row.error_type as string | null,
+            code: row.error_code as string,
+            message: row.error_message as string,
+            at: iso(row.failed_at)!,
+          },
+    seconds_to_accept: num(row.seconds_to_accept),
+    seconds_to_ready: num(row.seconds_to_ready),
+  };
+}
+
+/** The read API's queries against the projection tables. */
+export class ProjectionQueries {
+  constructor(
+    private readonly db: DataSource,
+    private readonly stuckAfterMinutes: number,
+  ) {}
+
+  async item(itemId: string): Promise<Item | undefined> {
+    const [row] = await queryRows<Record<string, unknown>>(
+      this.db,
+      `${ITEM_SELECT} WHERE item_id = $2`,
+      [this.stuckAfterMinutes, itemId],
+    );
+    return row ? toItem(row) : undefined;
+  }
+
+  async items(query: z.infer<typeof ItemListQuery>) {
+    const params: unknown[] = [this.stuckAfterMinutes];
+    const where: string[] = [];
+    const param = (value: unknown) => `$${params.push(value)}`;
+    if (query.status) where.push(`status = ${param(query.status)}`);
+    if (query.error_code) where.push(`last_error_code = ${param(query.error_code)}`);
+    if (query.stuck === 'true') {
+      where.push(`status = 'refreshing' AND accepted_at < now() - make_interval(mins => $1)`);
+    }
+    if (query.stuck === 'false') {
+      where.push(`NOT (status = 'refreshing' AND accepted_at < now() - make_interval(mins => $1))`);
+    }
+    if (query.cursor) where.push(`item_id > ${param(String(decode(query.cursor, 1)[0]))}`);
+    const rows = await queryRows<Record<string, unknown>>(
+      this.db,
+      `${ITEM_SELECT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY item_id LIMIT ${param(query.limit + 1)}`,
+      params,
+    );
+    const page = rows.slice(0, query.limit).map(toItem);
+    const more = rows.length > query.limit;
+    return {
+      items: page,
+      next_cursor: more ? encode([page[page.length - 1]!.item_id]) : null,
+    };
+  }
+
+  /** An Item's refreshes, newest first (requests whose RefreshRequested is unread first). */
+  async refreshes(itemId: string, query: z.infer<typeof PageQuery>) {
+    const params: unknown[] = [itemId];
+    const param = (value: unknown) => `$${params.push(value)}`;
+    const sortKey = `COALESCE(request_offset, 9223372036854775807)`;
+    let after = '';
+    if (query.cursor) {
+      const [offset, id] = decode(query.cursor, 2);
+      after = `AND (${sortKey}, request_id) < (${param(String(offset))}::bigint, ${param(String(id))})`;
+    }
+    const rows = await queryRows<Record<string, unknown>>(
+      this.db,
+      `SELECT *, ${sortKey}::text AS sort_key FROM refresh_requests
+        WHERE item_id = $1 ${after}
+        ORDER BY ${sortKey} DESC, request_id DESC LIMIT ${param(query.limit + 1)}`,
+      params,
+    );
+    const page = rows.slice(0, query.limit);
+    const last = page[page.length - 1];
+    return {
+      refreshes: page.map(toRefresh),
+      next_cursor:
+        rows.length > query.limit && last ? encode([last.sort_key, last.request_id]) : null,
+    };
+  }
+
+  async stuckItems(): Promise<number> {
+    const [row] = await queryRows<{ n: number }>(
+      this.db,
+      `SELECT count(*)::int AS n FROM item_refresh_state
+        WHERE status = 'refreshing' AND accepted_at < now() - make_interval(mins => $1)`,
+      [this.stuckAfterMinutes],
+    );
+    return row?.n ?? 0;
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * The projection read API's parameters and answers, as zod schemas: requests are validated with
+ * them and the OpenAPI document (openapi.ts) is generated from them.
+ */
+import { z } from 'zod';
+import { ITEM_STATUSES } from '../projection/refresh-projection';
+
+const Time = z.iso.datetime({ offset: true }).nullable();
+
+export const ErrorSummary = z.object({
+  source: z.enum(['plaid', 'worker', 'webhook']).describe('Who named the error.'),
+  type: z.string().nullable().describe("Plaid's error_type, null for the worker's own errors."),
+  code: z.string().describe("Plaid's error_code, or the worker's (e.g. PLAID_TIMEOUT)."),
+  message: z.string(),
+  at: z.iso.datetime({ offset: true }),
+});
+
+export const ItemRefreshState = z.object({
+  item_id: z.string(),
+  status: z
+    .enum(ITEM_STATUSES)
+    .describe(
+      'requested (no answer yet), refreshing (Plaid accepted, no webhook yet), ready, failed.',
+    ),
+  stuck: z
+    .boolean()
+    .describe('Refreshing for longer than PROJECTOR_STUCK_AFTER_MINUTES with no webhook.'),
+  latest_request_id: z.string().nullable(),
+  days_requested: z.number().int().nullable(),
+  requested_at: Time,
+  accepted_at: Time,
+  ready_at: Time,
+  failed_at: Time,
+  plaid_request_id: z.string().nullable(),
+  attempts: z.number().int().nullable(),
+  refreshes: z.number().int().describe('Refreshes whose data became ready.'),
+  last_error: ErrorSummary.nullable().describe(
+    'The newest failure of the Item, even when a later refresh succeeded.',
+  ),
+  updated_at: z.iso.datetime({ offset: true }),
+});
+
+export const Refresh = z.object({
+  request_id: z.string().describe('Event id of the RefreshRequested.'),
+  status: z.enum(['requested', 'accepted', 'failed', 'ready', 'report_failed']),
+  days_requested: z.number().int().nullable(),
+  requested_by: z.string().nullable(),
+  requested_at: Time,
+  accepted_at: Time,
+  ready_at: Time,
+  failed_at: Time,
+  plaid_request_id: z.string().nullable(),
+  attempts: z.number().int().nullable(),
+  coalesced_into: z.string().nullable(),
+  retryable: z.boolean().nullable(),
+  error: ErrorSummary.nullable(),
+  seconds_to_accept: z.number().nullable(),
+  seconds_to_ready: z.number().nullable(),
+});
+
+const limit = z.coerce.number().int().min(1).max(500).default(50);
+const cursor = z.string().min(1).max(1000).optional().describe('next_cursor of the previous page.');
+
+export const ItemListQuery = z.object({
+  status: z.enum(ITEM_STATUSES).optional(),
+  error_code: z
+    .string()
+    .min(1)
+    .max(200)
+    .optional()
+    .describe('Items whose last error has this code.'),
+  stuck: z
+    .enum(['true', 'false'])
+    .optional()
+    .describe('true: only Items refreshing longer than PROJECTOR_STUCK_AFTER_MINUTES.'),
+  limit,
+  cursor,
+});
+
+export const PageQuery = z.object({ limit, cursor });
+
+export const ItemPage = z.object({
+  items: z.array(ItemRefreshState),
+  next_cursor: z.string().nullable().describe('Pass as cursor for the next page; null at the end.'),
+});
+
+export const RefreshPage = z.object({
+  refreshes: z.array(Refresh).describe('Newest first.'),
+  next_cursor: z.string().nullable(),
+});
+
+export const ApiError = z.object({
+  error: z.object({
+    code: z.enum(['NOT_FOUND', 'INVALID_PARAMETER', 'UNAUTHENTICATED']),
+    message: z.string(),
+  }),
+});

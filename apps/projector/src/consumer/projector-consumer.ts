@@ -1,0 +1,157 @@
+import { TOPICS, decodeEvent, topicName, type TopicKey } from '@cashflow/contracts';
+import type { EventPublisher } from '@cashflow/kafka';
+import type { Logger } from '@cashflow/observability';
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ProjectorMetrics } from '../projection/projector-metrics';
+import type { ConsumedEvent, ProjectionStore } from '../projection/projection-store';
+
+/** The topics the projection is built from. */
+export const PROJECTED_TOPICS: readonly TopicKey[] = [
+  'refreshRequested',
+  'refreshOutcomes',
+  'reportOutcomes',
+  'plaidWebhooks',
+];
+
+export interface ProjectorConsumerOptions {
+  readonly groupId: string;
+  readonly topicPrefix: string;
+  /** Name used in dead-letter records. */
+  readonly consumerName: string;
+  /** Partitions whose batches are applied at once. */
+  readonly concurrency?: number;
+  readonly logger: Logger;
+}
+
+/**
+ * Reads the event topics in batches and hands each to the store, which applies it and records
+ * the partition's next offset in the same transaction. The stored offset is the truth: Kafka's
+ * committed offsets only tell Kafka tools how far the projector is. A record that cannot be
+ * decoded is copied to the dead-letter topic before its batch commits; a batch PostgreSQL
+ * refuses is retried (with backoff, heartbeating) until it is applied or the consumer stops.
+ */
+export class ProjectorConsumer {
+  private readonly consumer: Consumer;
+  private readonly topics: Map<string, TopicKey>;
+  private stopping = false;
+
+  constructor(
+    kafka: Kafka,
+    private readonly store: ProjectionStore,
+    private readonly publisher: EventPublisher,
+    private readonly metrics: ProjectorMetrics,
+    private readonly options: ProjectorConsumerOptions,
+  ) {
+    this.consumer = kafka.consumer({
+      groupId: options.groupId,
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3000,
+      maxWaitTimeInMs: 250,
+      maxBytesPerPartition: 4 * 1024 * 1024,
+    });
+    this.topics = new Map(
+      PROJECTED_TOPICS.map((key) => [topicName(key, options.topicPrefix), key] as const),
+    );
+  }
+
+  async start(): Promise<void> {
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [...this.topics.keys()], fromBeginning: true });
+    await this.consumer.run({
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.options.concurrency ?? 4,
+      eachBatch: (payload) => this.handle(payload),
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.consumer.disconnect();
+  }
+
+  private async handle(payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
+    const first = batch.firstOffset();
+    if (first === null || batch.messages.length === 0) return;
+    const key = this.topics.get(batch.topic)!;
+    const expected = TOPICS[key].events;
+    const events: ConsumedEvent[] = [];
+    for (const message of batch.messages) {
+      const position = { topic: batch.topic, partition: batch.partition, offset: message.offset };
+      const decoded = decodeEvent(message, expected);
+      if (decoded.ok) {
+        events.push({ event: decoded.value, position, kafkaTimestamp: message.timestamp });
+        continue;
+      }
+      this.options.logger.warn(
+        { ...position, code: decoded.error.code, field: decoded.error.field },
+        'undecodable record dead-lettered',
+      );
+      await this.publisher.deadLetter(message, decoded.error, position, this.options.consumerName);
+      this.metrics.deadLetters.inc({ topic: batch.topic });
+    }
+    const lastOffset = batch.messages[batch.messages.length - 1]!.offset;
+    for (let attempt = 0; ; attempt++) {
+      if (!isRunning() || isStale() || this.stopping) return;
+      const timer = this.metrics.batchSeconds.startTimer();
+      try {
+        const result = await this.store.apply({
+          topic: batch.topic,
+          partition: batch.partition,
+          firstOffset: first,
+          lastOffset,
+          events,
+        });
+        timer();
+        if (result.kind === 'seek') {
+          this.metrics.batches.inc({ result: 'seek' });
+          this.options.logger.info(
+            { topic: batch.topic, partition: batch.partition, offset: result.offset },
+            'checkpoint behind the batch (projection rebuilt); reading again from it',
+          );
+          this.consumer.seek({
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: result.offset,
+          });
+          return;
+        }
+        this.metrics.batches.inc({ result: result.applied.length > 0 ? 'applied' : 'skipped' });
+        for (const { event } of result.applied) this.metrics.applied.inc({ type: event.type });
+        this.recordLag(
+          batch.topic,
+          batch.partition,
+          batch.highWatermark,
+          result.nextOffset,
+          events,
+        );
+        resolveOffset(lastOffset);
+        return;
+      } catch (error) {
+        this.metrics.batches.inc({ result: 'failed' });
+        this.options.logger.error(
+          { err: error, topic: batch.topic, partition: batch.partition, attempt },
+          'applying a batch failed; retrying',
+        );
+        await sleep(Math.min(10_000, 200 * 2 ** attempt));
+        await heartbeat().catch(() => undefined);
+      }
+    }
+  }
+
+  private recordLag(
+    topic: string,
+    partition: number,
+    highWatermark: string,
+    nextOffset: string,
+    events: readonly ConsumedEvent[],
+  ): void {
+    const labels = { topic, partition: String(partition) };
+    const behind = Number(BigInt(highWatermark) - BigInt(nextOffset));
+    this.metrics.lagEvents.set(labels, Math.max(0, behind));
+    const last = events[events.length - 1];
+    const age = last ? (Date.now() - Number(last.kafkaTimestamp)) / 1000 : 0;
+    this.metrics.lagSeconds.set(labels, Math.max(0, age));
+  }
+}

@@ -1,0 +1,445 @@
+import type { CashflowEvent } from '@cashflow/contracts';
+import { queryRows } from '@cashflow/persistence';
+import type { DataSource, EntityManager } from 'typeorm';
+import {
+  changesRefreshState,
+  evolve,
+  initialItem,
+  requestIdsNeeded,
+  type ErrorFacts,
+  type ItemProjection,
+  type ItemState,
+  type Position,
+  type ReportFacts,
+  type RequestState,
+} from './refresh-projection';
+
+/** An event as consumed: where it was read and the record's Kafka timestamp. */
+export interface ConsumedEvent {
+  readonly event: CashflowEvent;
+  readonly position: Position;
+  /** The record's timestamp (ms since the epoch, as Kafka gives it). */
+  readonly kafkaTimestamp: string;
+}
+
+/** One partition's batch: its offset range (dead-lettered records included) and its events. */
+export interface Batch {
+  readonly topic: string;
+  readonly partition: number;
+  readonly firstOffset: string;
+  readonly lastOffset: string;
+  readonly events: readonly ConsumedEvent[];
+}
+
+export type BatchResult =
+  | {
+      readonly kind: 'applied';
+      /** Events applied; those below the checkpoint were already applied and are skipped. */
+      readonly applied: readonly ConsumedEvent[];
+      readonly nextOffset: string;
+    }
+  /** The checkpoint is behind the batch (the tables were rebuilt): read again from there. */
+  | { readonly kind: 'seek'; readonly offset: string };
+
+export interface StoreOptions {
+  /** Schema holding the tables: `public`, or the rebuild's own. */
+  readonly schema: string;
+  /** Name in consumer_checkpoints. */
+  readonly consumer: string;
+}
+
+/** Namespace of the projector's advisory locks (pg_advisory_xact_lock(namespace, key)). */
+const LOCK_NAMESPACE = 8211;
+
+const ITEM_COLUMNS = [
+  'item_id',
+  'status',
+  'latest_request_id',
+  'days_requested',
+  'requested_at',
+  'accepted_at',
+  'ready_at',
+  'failed_at',
+  'plaid_request_id',
+  'attempts',
+  'refreshes',
+  'last_error_source',
+  'last_error_type',
+  'last_error_code',
+  'last_error_message',
+  'last_error_at',
+  'last_error_event_id',
+  'recent_reports',
+  'last_event_id',
+  'last_event_topic',
+  'last_event_partition',
+  'last_event_offset',
+] as const;
+
+const REQUEST_COLUMNS = [
+  'request_id',
+  'item_id',
+  'request_partition',
+  'request_offset',
+  'days_requested',
+  'requested_by',
+  'requested_at',
+  'status',
+  'accepted_at',
+  'ready_at',
+  'failed_at',
+  'plaid_request_id',
+  'attempts',
+  'coalesced_into',
+  'retryable',
+  'error_source',
+  'error_type',
+  'error_code',
+  'error_message',
+  'error_event_id',
+  'report_event_id',
+] as const;
+
+type ItemRow = Record<(typeof ITEM_COLUMNS)[number], unknown>;
+type RequestRow = Record<(typeof REQUEST_COLUMNS)[number], unknown>;
+
+/**
+ * Writes the projection. Each batch is one PostgreSQL transaction: the event copies, the Items'
+ * and requests' new rows, and the partition's checkpoint (next offset to read) commit together,
+ * so a batch is applied entirely or not at all, and a batch delivered again is recognised by the
+ * checkpoint and skipped. Items are locked (advisory, in key order) for the transaction, so
+ * batches of several partitions can be applied at once.
+ */
+export class ProjectionStore {
+  private readonly t: {
+    items: string;
+    requests: string;
+    events: string;
+  };
+
+  constructor(
+    private readonly db: DataSource,
+    private readonly options: StoreOptions,
+  ) {
+    const schema = quoteIdent(options.schema);
+    this.t = {
+      items: `${schema}.item_refresh_state`,
+      requests: `${schema}.refresh_requests`,
+      events: `${schema}.projection_events`,
+    };
+  }
+
+  /** Next offset per `topic:partition` stored for this consumer. */
+  async checkpoints(): Promise<Map<string, string>> {
+    const rows = await queryRows<{ topic: string; partition: number; next_offset: string }>(
+      this.db,
+      'SELECT topic, partition, next_offset FROM consumer_checkpoints WHERE consumer = $1',
+      [this.options.consumer],
+    );
+    return new Map(rows.map((r) => [`${r.topic}:${r.partition}`, r.next_offset]));
+  }
+
+  async apply(batch: Batch): Promise<BatchResult> {
+    return this.db.transaction(async (m) => {
+      const stored = await this.lockCheckpoint(m, batch.topic, batch.partition);
+      if (BigInt(stored) < BigInt(batch.firstOffset)) return { kind: 'seek', offset: stored };
+      const nextOffset = (BigInt(batch.lastOffset) + 1n).toString();
+      if (BigInt(stored) >= BigInt(nextOffset)) {
+        return { kind: 'applied', applied: [], nextOffset: stored };
+      }
+      const fresh = batch.events.filter((e) => BigInt(e.position.offset) >= BigInt(stored));
+      await this.copyEvents(m, fresh);
+      await this.project(m, fresh);
+      await queryRows(
+        m,
+        `UPDATE consumer_checkpoints SET next_offset = $4, updated_at = now()
+          WHERE consumer = $1 AND topic = $2 AND partition = $3`,
+        [this.options.consumer, batch.topic, batch.partition, nextOffset],
+      );
+      return { kind: 'applied', applied: fresh, nextOffset };
+    });
+  }
+
+  private async lockCheckpoint(m: EntityManager, topic: string, partition: number) {
+    await m.query(
+      `INSERT INTO consumer_checkpoints (consumer, topic, partition, next_offset)
+       VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING`,
+      [this.options.consumer, topic, partition],
+    );
+    const [row] = await queryRows<{ next_offset: string }>(
+      m,
+      `SELECT next_offset FROM consumer_checkpoints
+        WHERE consumer = $1 AND topic = $2 AND partition = $3 FOR UPDATE`,
+      [this.options.consumer, topic, partition],
+    );
+    return row!.next_offset;
+  }
+
+  private async copyEvents(m: EntityManager, events: readonly ConsumedEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const rows = events.map(({ event, position, kafkaTimestamp }) => ({
+      topic: position.topic,
+      partition: position.partition,
+      kafka_offset: position.offset,
+      event_id: event.metadata.id,
+      event_type: event.type,
+      item_id: event.data.item_id,
+      event_time: event.metadata.time,
+      kafka_timestamp: new Date(Number(kafkaTimestamp)).toISOString(),
+      metadata: event.metadata,
+      data: event.data,
+    }));
+    await m.query(
+      `INSERT INTO ${this.t.events}
+         (topic, partition, kafka_offset, event_id, event_type, item_id, event_time,
+          kafka_timestamp, metadata, data)
+       SELECT topic, partition, kafka_offset, event_id, event_type, item_id, event_time,
+              kafka_timestamp, metadata, data
+         FROM jsonb_to_recordset($1::jsonb) AS r(
+           topic text, partition integer, kafka_offset bigint, event_id text, event_type text,
+           item_id text, event_time timestamptz, kafka_timestamp timestamptz, metadata jsonb,
+           data jsonb)
+       ON CONFLICT DO NOTHING`,
+      [JSON.stringify(rows)],
+    );
+  }
+
+  /** Loads the touched Items' slices, folds the events into them and writes what changed. */
+  private async project(m: EntityManager, events: readonly ConsumedEvent[]): Promise<void> {
+    const byItem = new Map<string, ConsumedEvent[]>();
+    for (const consumed of events) {
+      if (!changesRefreshState(consumed.event)) continue;
+      const id = consumed.event.data.item_id;
+      const list = byItem.get(id) ?? [];
+      list.push(consumed);
+      byItem.set(id, list);
+    }
+    if (byItem.size === 0) return;
+    const itemIds = [...byItem.keys()];
+    await m.query(
+      `SELECT pg_advisory_xact_lock(${LOCK_NAMESPACE}, k)
+         FROM (SELECT DISTINCT hashtext($2 || id) AS k FROM unnest($1::text[]) AS id ORDER BY 1) s`,
+      [itemIds, `${this.options.schema}:`],
+    );
+    const items = new Map(
+      (
+        await queryRows<ItemRow>(
+          m,
+          `SELECT ${ITEM_COLUMNS.join(', ')} FROM ${this.t.items} WHERE item_id = ANY($1)`,
+          [itemIds],
+        )
+      ).map((row) => [row.item_id as string, rowToItem(row)]),
+    );
+    const wanted = new Set<string>();
+    for (const [id, list] of byItem) {
+      for (const r of requestIdsNeeded(
+        items.get(id),
+        list.map((c) => c.event),
+      ))
+        wanted.add(r);
+    }
+    const columns = REQUEST_COLUMNS.join(', ');
+    const requestRows = await queryRows<RequestRow>(
+      m,
+      `SELECT ${columns} FROM ${this.t.requests} WHERE request_id = ANY($1)
+       UNION
+       SELECT ${columns} FROM ${this.t.requests} WHERE item_id = ANY($2) AND status = 'accepted'`,
+      [[...wanted], itemIds],
+    );
+    const requestsByItem = new Map<string, Map<string, RequestState>>();
+    for (const row of requestRows) {
+      const request = rowToRequest(row);
+      const map = requestsByItem.get(request.itemId) ?? new Map<string, RequestState>();
+      map.set(request.requestId, request);
+      requestsByItem.set(request.itemId, map);
+    }
+
+    const itemsOut: ItemRow[] = [];
+    const requestsOut: RequestRow[] = [];
+    for (const [id, list] of byItem) {
+      const loaded = requestsByItem.get(id) ?? new Map<string, RequestState>();
+      let state: ItemProjection = {
+        item: items.get(id) ?? initialItem(id).item,
+        requests: loaded,
+      };
+      for (const { event, position } of list) state = evolve(state, event, position);
+      itemsOut.push(itemToRow(state.item));
+      for (const request of state.requests.values()) {
+        if (loaded.get(request.requestId) !== request) requestsOut.push(requestToRow(request));
+      }
+    }
+    await upsert(m, this.t.requests, REQUEST_COLUMNS, 'request_id', requestsOut);
+    await upsert(m, this.t.items, ITEM_COLUMNS, 'item_id', itemsOut);
+  }
+}
+
+/** Multi-row upsert of JSON rows (one parameter, however many rows). */
+async function upsert(
+  m: EntityManager,
+  table: string,
+  columns: readonly string[],
+  key: string,
+  rows: readonly object[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  const list = columns.join(', ');
+  const updates = columns
+    .filter((c) => c !== key)
+    .map((c) => `${c} = EXCLUDED.${c}`)
+    .join(', ');
+  await m.query(
+    `INSERT INTO ${table} (${list})
+     SELECT ${list} FROM jsonb_populate_recordset(NULL::${table}, $1::jsonb)
+     ON CONFLICT (${key}) DO UPDATE SET ${updates}, updated_at = now()`,
+    [JSON.stringify(rows)],
+  );
+}
+
+export function quoteIdent(name: string): string {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`not a plain identifier: ${name}`);
+  return `"${name}"`;
+}
+
+const iso = (value: unknown): string | null =>
+  value === null || value === undefined
+    ? null
+    : value instanceof Date
+      ? value.toISOString()
+      : new Date(String(value)).toISOString();
+
+function errorToColumns(error: ErrorFacts | null, prefix: 'last_error' | 'error') {
+  return {
+    [`${prefix}_source`]: error?.source ?? null,
+    [`${prefix}_type`]: error?.type ?? null,
+    [`${prefix}_code`]: error?.code ?? null,
+    [`${prefix}_message`]: error?.message ?? null,
+    [`${prefix}_event_id`]: error?.eventId ?? null,
+  };
+}
+
+export function itemToRow(item: ItemState): ItemRow {
+  return {
+    item_id: item.itemId,
+    status: item.status,
+    latest_request_id: item.latestRequestId,
+    days_requested: item.daysRequested,
+    requested_at: item.requestedAt,
+    accepted_at: item.acceptedAt,
+    ready_at: item.readyAt,
+    failed_at: item.failedAt,
+    plaid_request_id: item.plaidRequestId,
+    attempts: item.attempts,
+    refreshes: item.refreshes,
+    ...(errorToColumns(item.lastError, 'last_error') as Pick<
+      ItemRow,
+      | 'last_error_source'
+      | 'last_error_type'
+      | 'last_error_code'
+      | 'last_error_message'
+      | 'last_error_event_id'
+    >),
+    last_error_at: item.lastError?.at ?? null,
+    recent_reports: item.recentReports,
+    last_event_id: item.lastEvent?.eventId ?? null,
+    last_event_topic: item.lastEvent?.topic ?? null,
+    last_event_partition: item.lastEvent?.partition ?? null,
+    last_event_offset: item.lastEvent?.offset ?? null,
+  };
+}
+
+function rowToItem(row: ItemRow): ItemState {
+  const lastError: ErrorFacts | null =
+    row.last_error_code === null
+      ? null
+      : {
+          source: row.last_error_source as ErrorFacts['source'],
+          type: row.last_error_type as string | null,
+          code: row.last_error_code as string,
+          message: row.last_error_message as string,
+          at: iso(row.last_error_at)!,
+          eventId: row.last_error_event_id as string,
+        };
+  return {
+    itemId: row.item_id as string,
+    status: row.status as ItemState['status'],
+    latestRequestId: row.latest_request_id as string | null,
+    daysRequested: row.days_requested as number | null,
+    requestedAt: iso(row.requested_at),
+    acceptedAt: iso(row.accepted_at),
+    readyAt: iso(row.ready_at),
+    failedAt: iso(row.failed_at),
+    plaidRequestId: row.plaid_request_id as string | null,
+    attempts: row.attempts as number | null,
+    refreshes: row.refreshes as number,
+    lastError,
+    recentReports: row.recent_reports as ReportFacts[],
+    lastEvent:
+      row.last_event_id === null
+        ? null
+        : {
+            eventId: row.last_event_id as string,
+            topic: row.last_event_topic as string,
+            partition: row.last_event_partition as number,
+            offset: String(row.last_event_offset),
+          },
+  };
+}
+
+export function requestToRow(request: RequestState): RequestRow {
+  return {
+    request_id: request.requestId,
+    item_id: request.itemId,
+    request_partition: request.requestPartition,
+    request_offset: request.requestOffset,
+    days_requested: request.daysRequested,
+    requested_by: request.requestedBy,
+    requested_at: request.requestedAt,
+    status: request.status,
+    accepted_at: request.acceptedAt,
+    ready_at: request.readyAt,
+    failed_at: request.failedAt,
+    plaid_request_id: request.plaidRequestId,
+    attempts: request.attempts,
+    coalesced_into: request.coalescedInto,
+    retryable: request.retryable,
+    ...(errorToColumns(request.error, 'error') as Pick<
+      RequestRow,
+      'error_source' | 'error_type' | 'error_code' | 'error_message' | 'error_event_id'
+    >),
+    report_event_id: request.reportEventId,
+  };
+}
+
+function rowToRequest(row: RequestRow): RequestState {
+  const error: ErrorFacts | null =
+    row.error_code === null
+      ? null
+      : {
+          source: row.error_source as ErrorFacts['source'],
+          type: row.error_type as string | null,
+          code: row.error_code as string,
+          message: row.error_message as string,
+          // A request's error happened when it failed.
+          at: iso(row.failed_at)!,
+          eventId: row.error_event_id as string,
+        };
+  return {
+    requestId: row.request_id as string,
+    itemId: row.item_id as string,
+    requestOffset: row.request_offset === null ? null : String(row.request_offset),
+    requestPartition: row.request_partition as number | null,
+    daysRequested: row.days_requested as number | null,
+    requestedBy: row.requested_by as string | null,
+    requestedAt: iso(row.requested_at),
+    status: row.status as RequestState['status'],
+    acceptedAt: iso(row.accepted_at),
+    readyAt: iso(row.ready_at),
+    failedAt: iso(row.failed_at),
+    plaidRequestId: row.plaid_request_id as string | null,
+    attempts: row.attempts as number | null,
+    coalescedInto: row.coalesced_into as string | null,
+    retryable: row.retryable as boolean | null,
+    error,
+    reportEventId: row.report_event_id as string | null,
+  };
+}

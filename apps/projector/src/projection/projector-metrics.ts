@@ -1,0 +1,60 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** The projector's metrics (on /metrics with the process defaults). */
+export class ProjectorMetrics {
+  readonly applied: Counter<'type'>;
+  readonly batches: Counter<'result'>;
+  readonly batchSeconds: Histogram;
+  readonly lagEvents: Gauge<'topic' | 'partition'>;
+  readonly lagSeconds: Gauge<'topic' | 'partition'>;
+  readonly deadLetters: Counter<'topic'>;
+
+  constructor(registry: Registry, stuckItems?: () => Promise<number>) {
+    this.applied = new Counter({
+      name: 'projector_events_applied_total',
+      help: 'Events applied to the projection, by type (redeliveries skipped are not counted).',
+      labelNames: ['type'],
+      registers: [registry],
+    });
+    this.batches = new Counter({
+      name: 'projector_batches_total',
+      help: 'Batches handled: applied, skipped (already applied), seek (checkpoint behind), failed.',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+    this.batchSeconds = new Histogram({
+      name: 'projector_batch_seconds',
+      help: 'Time to apply one batch (one PostgreSQL transaction).',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    });
+    this.lagEvents = new Gauge({
+      name: 'projector_lag_events',
+      help: 'Records on the partition not yet applied (high watermark - next offset).',
+      labelNames: ['topic', 'partition'],
+      registers: [registry],
+    });
+    this.lagSeconds = new Gauge({
+      name: 'projector_lag_seconds',
+      help: 'Age of the last record applied, when it was applied (now - its Kafka timestamp).',
+      labelNames: ['topic', 'partition'],
+      registers: [registry],
+    });
+    this.deadLetters = new Counter({
+      name: 'projector_dead_letters_total',
+      help: 'Records that could not be decoded, copied to the dead-letter topic.',
+      labelNames: ['topic'],
+      registers: [registry],
+    });
+    if (stuckItems) {
+      new Gauge({
+        name: 'projector_stuck_items',
+        help: 'Items accepted by Plaid longer ago than PROJECTOR_STUCK_AFTER_MINUTES with no webhook since.',
+        registers: [registry],
+        async collect() {
+          this.set(await stuckItems());
+        },
+      });
+    }
+  }
+}
