@@ -23,10 +23,13 @@ const project = (displayName, testMatch, extra = {}) => ({
   testMatch,
   rootDir: __dirname,
   testEnvironment: 'node',
-  // jose and uuid ship as ECMAScript modules only; Node 20.19+ loads them with require(), Jest
+  // jose, uuid and the OpenAPI validator ship as ECMAScript modules only; Node 20.19+ loads them with require(), Jest
   // does not, so Jest compiles them to CommonJS like our own code.
-  transform: { '^.+\\.ts$': swc, '/node_modules/(jose|uuid)/.+\\.js$': swc },
-  transformIgnorePatterns: ['/node_modules/(?!(jose|uuid)/)'],
+  transform: {
+    '^.+\\.ts$': swc,
+    '/node_modules/(jose|uuid|@seriousme/openapi-schema-validator)/.+\\.js$': swc,
+  },
+  transformIgnorePatterns: ['/node_modules/(?!(jose|uuid|@seriousme/openapi-schema-validator)/)'],
   moduleNameMapper,
   testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.local/', '/.cache/'],
   ...extra,

@@ -9,7 +9,9 @@ import {
 import { buildAsyncApiDocument } from '@cashflow/contracts';
 import { createKafka, ensureTopics } from '@cashflow/kafka';
 import { EXIT_CONFIG, createLogger, scrubSecrets } from '@cashflow/observability';
-import { runMigrations } from '@cashflow/persistence';
+import { createDataSource, runMigrations } from '@cashflow/persistence';
+import { buildOpenApiDocument } from '../../projector/src/api/openapi';
+import { rebuildProjection } from '../../projector/src/rebuild/rebuild';
 import { Command } from 'commander';
 import { stringify } from 'yaml';
 import { z } from 'zod';
@@ -76,6 +78,60 @@ export function buildProgram(): Command {
     .description('Print the AsyncAPI 3 document of every topic, generated from the code.')
     .action(() => {
       process.stdout.write(stringify(buildAsyncApiDocument(), { lineWidth: 0 }));
+    });
+
+  const projection = program
+    .command('projection')
+    .description('The PostgreSQL projection of refresh state.');
+  projection
+    .command('rebuild')
+    .description(
+      'Replay every event topic from the beginning into fresh tables, then swap them in (DATABASE_URL, KAFKA_*). Safe while the projector runs.',
+    )
+    .action(async () => {
+      const env = loadConfig(
+        SERVICE,
+        z.object({ ...commonVariables, ...kafkaVariables, ...databaseVariables }),
+      );
+      const logger = createLogger({ service: SERVICE, level: 'warn' });
+      const kafka = createKafka({
+        brokers: env.KAFKA_BROKERS,
+        clientId: env.KAFKA_CLIENT_ID ?? 'cashflow-cli',
+        topicPrefix: env.KAFKA_TOPIC_PREFIX,
+        logger,
+      });
+      const db = await createDataSource({
+        url: env.DATABASE_URL,
+        applicationName: 'cashflow-cli',
+        poolSize: 4,
+      }).initialize();
+      try {
+        let shown = -1;
+        const report = await rebuildProjection({
+          db,
+          kafka,
+          topicPrefix: env.KAFKA_TOPIC_PREFIX,
+          logger,
+          onProgress: (applied, total) => {
+            const pct = total === 0n ? 100 : Number((applied * 100n) / total);
+            if (pct >= shown + 10 || (pct === 100 && shown !== 100)) {
+              shown = pct;
+              process.stderr.write(`replayed ${applied} of ${total} events (${pct}%)\n`);
+            }
+          },
+        });
+        process.stdout.write(
+          `Rebuilt from ${report.events} events in ${report.seconds.toFixed(1)} s: ${report.items} Items, ${report.requests} refresh requests.\n`,
+        );
+      } finally {
+        await db.destroy();
+      }
+    });
+  projection
+    .command('openapi')
+    .description("Print the projector read API's OpenAPI document, generated from the code.")
+    .action(() => {
+      process.stdout.write(stringify(buildOpenApiDocument(), { lineWidth: 0 }));
     });
 
   addItemsCommands(program);

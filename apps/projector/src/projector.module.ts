@@ -32,14 +32,15 @@ import { buildOpenApiDocument } from './api/openapi';
 import { ProjectionQueries } from './api/projection-queries';
 import { ReadApiController } from './api/read-api.controller';
 import { SERVICE, type ProjectorConfig } from './config';
-import { PROJECTED_TOPICS, ProjectorConsumer } from './consumer/projector-consumer';
+import {
+  PROJECTED_TOPICS,
+  PROJECTOR_CONSUMER,
+  ProjectorConsumer,
+} from './consumer/projector-consumer';
 import { ProjectionStore } from './projection/projection-store';
 import { ProjectorMetrics } from './projection/projector-metrics';
 
 const CONFIG = Symbol('PROJECTOR_CONFIG');
-
-/** The consumer name in consumer_checkpoints and dead-letter records. */
-export const PROJECTOR_CONSUMER = 'projector';
 
 /** `/openapi.json`: the read API's description, open to all. */
 @Controller()

@@ -6,6 +6,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ProjectorMetrics } from '../projection/projector-metrics';
 import type { ConsumedEvent, ProjectionStore } from '../projection/projection-store';
 
+/** The live projector's name in consumer_checkpoints and dead-letter records. */
+export const PROJECTOR_CONSUMER = 'projector';
+
 /** The topics the projection is built from. */
 export const PROJECTED_TOPICS: readonly TopicKey[] = [
   'refreshRequested',
@@ -19,6 +22,11 @@ export interface ProjectorConsumerOptions {
   readonly topicPrefix: string;
   /** Name used in dead-letter records. */
   readonly consumerName: string;
+  /**
+   * Copy undecodable records to the dead-letter topic (default). A rebuild turns this off: the
+   * live projector already dead-lettered them.
+   */
+  readonly deadLetter?: boolean;
   /** Partitions whose batches are applied at once. */
   readonly concurrency?: number;
   readonly logger: Logger;
@@ -39,7 +47,7 @@ export class ProjectorConsumer {
   constructor(
     kafka: Kafka,
     private readonly store: ProjectionStore,
-    private readonly publisher: EventPublisher,
+    private readonly publisher: Pick<EventPublisher, 'deadLetter'>,
     private readonly metrics: ProjectorMetrics,
     private readonly options: ProjectorConsumerOptions,
   ) {
@@ -71,7 +79,7 @@ export class ProjectorConsumer {
   }
 
   private async handle(payload: EachBatchPayload): Promise<void> {
-    const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
+    const { batch } = payload;
     const first = batch.firstOffset();
     if (first === null || batch.messages.length === 0) return;
     const key = this.topics.get(batch.topic)!;
@@ -84,6 +92,7 @@ export class ProjectorConsumer {
         events.push({ event: decoded.value, position, kafkaTimestamp: message.timestamp });
         continue;
       }
+      if (this.options.deadLetter === false) continue;
       this.options.logger.warn(
         { ...position, code: decoded.error.code, field: decoded.error.field },
         'undecodable record dead-lettered',
@@ -93,7 +102,7 @@ export class ProjectorConsumer {
     }
     const lastOffset = batch.messages[batch.messages.length - 1]!.offset;
     for (let attempt = 0; ; attempt++) {
-      if (!isRunning() || isStale() || this.stopping) return;
+      if (!payload.isRunning() || payload.isStale() || this.stopping) return;
       const timer = this.metrics.batchSeconds.startTimer();
       try {
         const result = await this.store.apply({
@@ -126,7 +135,7 @@ export class ProjectorConsumer {
           result.nextOffset,
           events,
         );
-        resolveOffset(lastOffset);
+        payload.resolveOffset(lastOffset);
         return;
       } catch (error) {
         this.metrics.batches.inc({ result: 'failed' });
@@ -135,7 +144,7 @@ export class ProjectorConsumer {
           'applying a batch failed; retrying',
         );
         await sleep(Math.min(10_000, 200 * 2 ** attempt));
-        await heartbeat().catch(() => undefined);
+        await payload.heartbeat().catch(() => undefined);
       }
     }
   }

@@ -305,7 +305,7 @@ const iso = (value: unknown): string | null =>
     ? null
     : value instanceof Date
       ? value.toISOString()
-      : new Date(String(value)).toISOString();
+      : new Date(value as string).toISOString();
 
 function errorToColumns(error: ErrorFacts | null, prefix: 'last_error' | 'error') {
   return {
@@ -380,7 +380,7 @@ function rowToItem(row: ItemRow): ItemState {
             eventId: row.last_event_id as string,
             topic: row.last_event_topic as string,
             partition: row.last_event_partition as number,
-            offset: String(row.last_event_offset),
+            offset: row.last_event_offset as string,
           },
   };
 }
@@ -426,7 +426,7 @@ function rowToRequest(row: RequestRow): RequestState {
   return {
     requestId: row.request_id as string,
     itemId: row.item_id as string,
-    requestOffset: row.request_offset === null ? null : String(row.request_offset),
+    requestOffset: row.request_offset === null ? null : (row.request_offset as string),
     requestPartition: row.request_partition as number | null,
     daysRequested: row.days_requested as number | null,
     requestedBy: row.requested_by as string | null,
