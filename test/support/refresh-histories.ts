@@ -213,3 +213,82 @@ export const interleaving = fc.record({
   choices: fc.array(fc.nat(), { minLength: 1, maxLength: 200 }),
   duplicates: fc.array(fc.tuple(fc.nat(), fc.nat({ max: 20 })), { maxLength: 8 }),
 });
+
+/** Builders for one Item's events, with readable ids; times are ISO strings. */
+export function eventsFor(itemId: string) {
+  const meta = (id: string, time = '2026-11-24T10:00:00.000Z'): EventMetadata => ({
+    id,
+    source: 'urn:cashflow-refresh:test',
+    time,
+  });
+  const delivery = (receivedAt: string, id: string) => ({
+    item_id: itemId,
+    webhook_type: 'CASHFLOW_REPORT',
+    webhook_code: 'CASHFLOW_REPORT_READY',
+    environment: 'sandbox',
+    received_at: receivedAt,
+    delivery_id: `delivery-${id}`,
+    webhook: { item_id: itemId },
+  });
+  return {
+    requested: (id: string, days?: number, time?: string) =>
+      createEvent(
+        'RefreshRequested',
+        { item_id: itemId, ...(days ? { days_requested: days } : {}), requested_by: 'tests' },
+        meta(id, time),
+      ),
+    accepted: (requestId: string, acceptedAt: string, coalescedInto?: string) =>
+      createEvent(
+        'RefreshAccepted',
+        {
+          item_id: itemId,
+          refresh_request_id: requestId,
+          plaid_request_id: `plaid-${requestId}`,
+          days_requested: 365,
+          attempts: 1,
+          accepted_at: acceptedAt,
+          ...(coalescedInto ? { coalesced_into: coalescedInto } : {}),
+        },
+        meta(`${requestId}-accepted`, acceptedAt),
+      ),
+    failed: (requestId: string, failedAt: string, code = 'ITEM_LOGIN_REQUIRED') =>
+      createEvent(
+        'RefreshFailed',
+        {
+          item_id: itemId,
+          refresh_request_id: requestId,
+          days_requested: 365,
+          error: {
+            source: 'plaid',
+            error_type: 'ITEM_ERROR',
+            error_code: code,
+            error_message: 'the login details of this item have changed',
+            display_message: null,
+            plaid_request_id: `plaid-${requestId}`,
+            http_status: 400,
+          },
+          retryable: false,
+          attempts: 1,
+          failed_at: failedAt,
+        },
+        meta(`${requestId}-failed`, failedAt),
+      ),
+    ready: (id: string, receivedAt: string) =>
+      createEvent('ReportReady', delivery(receivedAt, id), meta(id, receivedAt)),
+    reportFailed: (id: string, receivedAt: string, code = 'ITEM_LOGIN_REQUIRED') =>
+      createEvent(
+        'ReportFailed',
+        {
+          ...delivery(receivedAt, id),
+          error: { error_type: 'ITEM_ERROR', error_code: code, error_message: 'login required' },
+        },
+        meta(id, receivedAt),
+      ),
+    otherWebhook: (id: string, receivedAt: string) =>
+      createEvent(
+        'PlaidWebhookReceived',
+        { ...delivery(receivedAt, id), webhook_type: 'ITEM', webhook_code: 'ERROR' },
+        meta(id, receivedAt),
+      ),
+  };
+}

@@ -10,7 +10,9 @@ describe('docs/projector-openapi.yaml', () => {
   const checkedIn: unknown = parse(readFileSync(DOC_PATH, 'utf8'));
 
   it('is a valid OpenAPI 3.1 document', async () => {
-    const result = await new Validator().validate(checkedIn as object);
+    const result = await new Validator().validate(
+      checkedIn as Parameters<Validator['validate']>[0],
+    );
     expect(result.errors ?? []).toEqual([]);
     expect(result.valid).toBe(true);
   });

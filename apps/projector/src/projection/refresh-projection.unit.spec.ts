@@ -1,6 +1,7 @@
-import { createEvent, type CashflowEvent } from '@cashflow/contracts';
+import type { CashflowEvent } from '@cashflow/contracts';
 import fc from 'fast-check';
 import {
+  eventsFor,
   historyEvents,
   historyPlan,
   interleave,
@@ -34,78 +35,7 @@ function comparable(items: Map<string, ItemProjection>) {
 const item = 'item-1';
 let offset = 0;
 const at = (topic: string): Position => ({ topic, partition: 0, offset: String(offset++) });
-const meta = (id: string, time = '2026-11-24T10:00:00.000Z') => ({
-  id,
-  source: 'urn:cashflow-refresh:test',
-  time,
-});
-
-const requested = (id: string, days?: number) =>
-  createEvent(
-    'RefreshRequested',
-    { item_id: item, ...(days ? { days_requested: days } : {}) },
-    meta(id),
-  );
-const accepted = (requestId: string, acceptedAt: string, coalescedInto?: string) =>
-  createEvent(
-    'RefreshAccepted',
-    {
-      item_id: item,
-      refresh_request_id: requestId,
-      plaid_request_id: `plaid-${requestId}`,
-      days_requested: 365,
-      attempts: 1,
-      accepted_at: acceptedAt,
-      ...(coalescedInto ? { coalesced_into: coalescedInto } : {}),
-    },
-    meta(`${requestId}-accepted`, acceptedAt),
-  );
-const failed = (requestId: string, failedAt: string) =>
-  createEvent(
-    'RefreshFailed',
-    {
-      item_id: item,
-      refresh_request_id: requestId,
-      days_requested: 365,
-      error: {
-        source: 'plaid',
-        error_type: 'ITEM_ERROR',
-        error_code: 'ITEM_LOGIN_REQUIRED',
-        error_message: 'login required',
-        display_message: null,
-        plaid_request_id: 'plaid-x',
-        http_status: 400,
-      },
-      retryable: false,
-      attempts: 1,
-      failed_at: failedAt,
-    },
-    meta(`${requestId}-failed`, failedAt),
-  );
-const delivery = (receivedAt: string, id: string) => ({
-  item_id: item,
-  webhook_type: 'CASHFLOW_REPORT',
-  webhook_code: 'CASHFLOW_REPORT_READY',
-  environment: 'sandbox',
-  received_at: receivedAt,
-  delivery_id: `delivery-${id}`,
-  webhook: {},
-});
-const ready = (id: string, receivedAt: string) =>
-  createEvent('ReportReady', delivery(receivedAt, id), meta(id, receivedAt));
-const reportFailed = (id: string, receivedAt: string) =>
-  createEvent(
-    'ReportFailed',
-    {
-      ...delivery(receivedAt, id),
-      error: {
-        error_type: 'ITEM_ERROR',
-        error_code: 'ITEM_LOGIN_REQUIRED',
-        error_message: 'login required',
-      },
-    },
-    meta(id, receivedAt),
-  );
+const { requested, accepted, failed, ready, reportFailed, otherWebhook } = eventsFor(item);
 
 function run(...events: CashflowEvent[]): ItemProjection {
   let state = initialItem(item);
@@ -227,11 +157,7 @@ describe('refresh projection rules', () => {
 
   it('leaves refresh state alone for other webhook codes', () => {
     const before = run(requested('r1'));
-    const other = createEvent(
-      'PlaidWebhookReceived',
-      { ...delivery('2026-11-24T10:00:05Z', 'w1'), webhook_type: 'ITEM', webhook_code: 'ERROR' },
-      meta('w1'),
-    );
+    const other = otherWebhook('w1', '2026-11-24T10:00:05Z');
     expect(evolve(before, other, at('webhooks'))).toBe(before);
   });
 

@@ -1,0 +1,296 @@
+import { randomUUID } from 'node:crypto';
+import { Client } from 'pg';
+import { projectorWorld, type ProjectorWorld } from '../../support/projector';
+import { eventsFor } from '../../support/refresh-histories';
+
+/** The projector over the real broker and PostgreSQL: events in, rows out. */
+describe('projector', () => {
+  let world: ProjectorWorld;
+  let projector: Awaited<ReturnType<ProjectorWorld['startProjector']>>;
+
+  beforeAll(async () => {
+    world = await projectorWorld();
+    projector = await world.startProjector();
+  });
+  afterAll(async () => {
+    await world.close();
+  });
+
+  const newItem = () => {
+    const itemId = `item-${randomUUID()}`;
+    return { itemId, e: eventsFor(itemId) };
+  };
+  const untilItem = (itemId: string, ready: (row: Record<string, unknown>) => boolean) =>
+    world.until(
+      `item ${itemId}`,
+      'SELECT * FROM item_refresh_state WHERE item_id = $1',
+      [itemId],
+      (rows) => rows.length === 1 && ready(rows[0]!),
+    );
+  const requestsOf = (itemId: string) =>
+    world.rows('SELECT * FROM refresh_requests WHERE item_id = $1 ORDER BY request_id', [itemId]);
+
+  describe('transitions', () => {
+    it('requested -> refreshing -> ready, with durations and one refresh counted', async () => {
+      const { itemId, e } = newItem();
+      await world.publish(e.requested(`${itemId}-r1`, 90, '2026-11-24T10:00:00Z'));
+      await untilItem(itemId, (r) => r.status === 'requested');
+      await world.publish(e.accepted(`${itemId}-r1`, '2026-11-24T10:00:02Z'));
+      await untilItem(itemId, (r) => r.status === 'refreshing');
+      await world.publish(e.ready(`${itemId}-x1`, '2026-11-24T10:01:02Z'));
+      const [row] = await untilItem(itemId, (r) => r.status === 'ready');
+      expect(row).toMatchObject({
+        latest_request_id: `${itemId}-r1`,
+        plaid_request_id: `plaid-${itemId}-r1`,
+        refreshes: 1,
+        attempts: 1,
+        last_error_code: null,
+      });
+      expect((row!.ready_at as Date).toISOString()).toBe('2026-11-24T10:01:02.000Z');
+      const [request] = await requestsOf(itemId);
+      expect(request).toMatchObject({ status: 'ready', requested_by: 'tests' });
+      expect(Number(request!.seconds_to_accept)).toBe(2);
+      expect(Number(request!.seconds_to_ready)).toBe(60);
+      const copies = await world.rows(
+        'SELECT event_type FROM projection_events WHERE item_id = $1',
+        [itemId],
+      );
+      expect(copies.map((c) => c.event_type).sort()).toEqual([
+        'RefreshAccepted',
+        'RefreshRequested',
+        'ReportReady',
+      ]);
+    });
+
+    it('ReportReady published before RefreshAccepted still completes the refresh', async () => {
+      const { itemId, e } = newItem();
+      await world.publish(
+        e.requested(`${itemId}-r1`),
+        e.ready(`${itemId}-x1`, '2026-11-24T10:00:03Z'),
+      );
+      await untilItem(itemId, (r) => r.status === 'requested');
+      await world.publish(e.accepted(`${itemId}-r1`, '2026-11-24T10:00:02.500Z'));
+      await untilItem(itemId, (r) => r.status === 'ready' && r.refreshes === 1);
+    });
+
+    it('RefreshFailed, then a late failure for an older request after a newer one is ready', async () => {
+      const { itemId, e } = newItem();
+      await world.publish(e.requested(`${itemId}-r1`), e.requested(`${itemId}-r2`));
+      await world.publish(e.accepted(`${itemId}-r2`, '2026-11-24T10:00:02Z'));
+      await world.publish(e.ready(`${itemId}-x1`, '2026-11-24T10:01:00Z'));
+      await untilItem(itemId, (r) => r.status === 'ready');
+      await world.publish(e.failed(`${itemId}-r1`, '2026-11-24T10:00:01Z'));
+      await world.until(
+        'the late failure',
+        'SELECT status FROM refresh_requests WHERE request_id = $1',
+        [`${itemId}-r1`],
+        (rows) => rows[0]?.status === 'failed',
+      );
+      expect(await world.item(itemId)).toMatchObject({
+        status: 'ready',
+        latest_request_id: `${itemId}-r2`,
+        last_error_code: 'ITEM_LOGIN_REQUIRED',
+        last_error_source: 'plaid',
+      });
+    });
+
+    it('a RefreshFailed for the latest request fails the Item', async () => {
+      const { itemId, e } = newItem();
+      await world.publish(e.requested(`${itemId}-r1`));
+      await world.publish(e.failed(`${itemId}-r1`, '2026-11-24T10:00:01Z', 'INSTITUTION_DOWN'));
+      await untilItem(
+        itemId,
+        (r) => r.status === 'failed' && r.last_error_code === 'INSTITUTION_DOWN',
+      );
+    });
+
+    it('a failure webhook fails the refresh with the webhook error', async () => {
+      const { itemId, e } = newItem();
+      await world.publish(e.requested(`${itemId}-r1`));
+      await world.publish(e.accepted(`${itemId}-r1`, '2026-11-24T10:00:02Z'));
+      await world.publish(e.reportFailed(`${itemId}-x1`, '2026-11-24T10:01:00Z'));
+      await untilItem(itemId, (r) => r.status === 'failed' && r.last_error_source === 'webhook');
+      const [request] = await requestsOf(itemId);
+      expect(request).toMatchObject({ status: 'report_failed', error_code: 'ITEM_LOGIN_REQUIRED' });
+    });
+
+    it('a repeated ReportReady changes nothing; other webhooks are only copied', async () => {
+      const { itemId, e } = newItem();
+      await world.publish(e.requested(`${itemId}-r1`));
+      await world.publish(e.accepted(`${itemId}-r1`, '2026-11-24T10:00:02Z'));
+      await world.publish(e.ready(`${itemId}-x1`, '2026-11-24T10:01:00Z'));
+      const [before] = await untilItem(itemId, (r) => r.status === 'ready');
+      await world.publish(
+        e.ready(`${itemId}-x2`, '2026-11-24T10:01:40Z'),
+        e.otherWebhook(`${itemId}-w1`, '2026-11-24T10:02:00Z'),
+      );
+      await world.until(
+        'both copies',
+        'SELECT count(*)::int AS n FROM projection_events WHERE item_id = $1',
+        [itemId],
+        (rows) => rows[0]?.n === 5,
+      );
+      const after = await world.item(itemId);
+      expect(after).toMatchObject({ status: 'ready', refreshes: 1, ready_at: before!.ready_at });
+    });
+  });
+
+  it('dead-letters a record it cannot decode and carries on', async () => {
+    const producer = world.kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic: `${world.prefix}cashflow-refresh.refresh-requested.v1`,
+      messages: [{ key: 'bad', value: '{"not":"an event"}' }],
+    });
+    await producer.disconnect();
+    const { itemId, e } = newItem();
+    await world.publish(e.requested(`${itemId}-r1`));
+    await untilItem(itemId, (r) => r.status === 'requested');
+    const metrics = await (await fetch(`${projector.url}/metrics`)).text();
+    expect(metrics).toMatch(/projector_dead_letters_total\{[^}]*refresh-requested[^}]*\} 1/);
+  });
+
+  describe('the read-only role', () => {
+    it('can read the views and tables, and is refused a write and the access tokens', async () => {
+      const login = `ops_${randomUUID().replaceAll('-', '')}`;
+      await world.rows(
+        `CREATE ROLE ${login} LOGIN PASSWORD 'ops-password' IN ROLE cashflow_readonly`,
+      );
+      const url = new URL(world.db.url);
+      url.username = login;
+      url.password = 'ops-password';
+      const ops = new Client({ connectionString: url.toString() });
+      await ops.connect();
+      try {
+        for (const view of [
+          'ops_stuck_refreshes',
+          'ops_failures_by_code',
+          'ops_refresh_latency',
+          'ops_items_needing_action',
+          'item_refresh_state',
+          'refresh_requests',
+          'projection_events',
+        ]) {
+          await expect(ops.query(`SELECT * FROM ${view} LIMIT 1`)).resolves.toBeDefined();
+        }
+        await expect(ops.query(`SELECT * FROM stuck_refreshes('1 minute')`)).resolves.toBeDefined();
+        await expect(ops.query(`UPDATE item_refresh_state SET status = 'ready'`)).rejects.toThrow(
+          /permission denied/,
+        );
+        await expect(
+          ops.query(
+            `INSERT INTO refresh_requests (request_id, item_id, status) VALUES ('x', 'y', 'requested')`,
+          ),
+        ).rejects.toThrow(/permission denied/);
+        await expect(ops.query('SELECT * FROM item_access_tokens')).rejects.toThrow(
+          /permission denied/,
+        );
+      } finally {
+        await ops.end();
+        await world.rows(`DROP ROLE ${login}`);
+      }
+    });
+
+    it('the views answer the common questions', async () => {
+      const { itemId, e } = newItem();
+      const longAgo = new Date(Date.now() - 3 * 3600_000).toISOString();
+      await world.publish(e.requested(`${itemId}-r1`));
+      await world.publish(e.accepted(`${itemId}-r1`, longAgo));
+      const login = newItem();
+      await world.publish(login.e.requested(`${login.itemId}-r1`));
+      await world.publish(login.e.failed(`${login.itemId}-r1`, new Date().toISOString()));
+      await untilItem(itemId, (r) => r.status === 'refreshing');
+      await untilItem(login.itemId, (r) => r.status === 'failed');
+
+      const stuck = await world.rows('SELECT item_id FROM ops_stuck_refreshes');
+      expect(stuck.map((r) => r.item_id)).toContain(itemId);
+      const recent = await world.rows(`SELECT item_id FROM stuck_refreshes('4 hours')`);
+      expect(recent.map((r) => r.item_id)).not.toContain(itemId);
+      const action = await world.rows('SELECT item_id FROM ops_items_needing_action');
+      expect(action.map((r) => r.item_id)).toContain(login.itemId);
+      const failures = await world.rows(
+        `SELECT last_hour FROM ops_failures_by_code WHERE error_code = 'ITEM_LOGIN_REQUIRED'`,
+      );
+      expect(Number(failures[0]?.last_hour)).toBeGreaterThanOrEqual(1);
+      const latency = await world.rows('SELECT * FROM ops_refresh_latency');
+      expect(latency.length).toBeGreaterThanOrEqual(1);
+
+      const metrics = await (await fetch(`${projector.url}/metrics`)).text();
+      expect(metrics).toMatch(/projector_stuck_items\{[^}]*\} [1-9]/);
+      expect(metrics).toMatch(/projector_lag_events\{/);
+      expect(metrics).toMatch(/projector_lag_seconds\{/);
+      expect(metrics).toMatch(/projector_events_applied_total\{[^}]*type="RefreshAccepted"/);
+    });
+  });
+
+  describe('read API', () => {
+    it('needs a bearer token', async () => {
+      expect((await projector.get('/items', null)).status).toBe(401);
+      expect((await projector.get('/items', 'not-a-token')).status).toBe(401);
+      expect((await projector.get('/openapi.json', null)).status).toBe(200);
+    });
+
+    it("answers an Item's state, its refreshes, and 404 for an unknown Item", async () => {
+      const { itemId, e } = newItem();
+      await world.publish(e.requested(`${itemId}-r1`), e.requested(`${itemId}-r2`));
+      const acceptedAt = new Date(Date.now() - 3600_000).toISOString();
+      await world.publish(e.accepted(`${itemId}-r2`, acceptedAt));
+      await untilItem(itemId, (r) => r.status === 'refreshing');
+
+      const state = await projector.get(`/items/${itemId}/refresh-state`);
+      expect(state.status).toBe(200);
+      expect(state.body).toMatchObject({
+        item_id: itemId,
+        status: 'refreshing',
+        stuck: true,
+        latest_request_id: `${itemId}-r2`,
+        accepted_at: acceptedAt,
+      });
+      const first = await projector.get(`/items/${itemId}/refreshes?limit=1`);
+      expect(first.body.refreshes.map((r: { request_id: string }) => r.request_id)).toEqual([
+        `${itemId}-r2`,
+      ]);
+      const second = await projector.get(
+        `/items/${itemId}/refreshes?limit=1&cursor=${first.body.next_cursor}`,
+      );
+      expect(second.body.refreshes.map((r: { request_id: string }) => r.request_id)).toEqual([
+        `${itemId}-r1`,
+      ]);
+      expect(second.body.next_cursor).toBeNull();
+
+      const missing = await projector.get(`/items/item-${randomUUID()}/refresh-state`);
+      expect(missing).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+      expect((await projector.get(`/items/item-${randomUUID()}/refreshes`)).status).toBe(404);
+    });
+
+    it('lists Items by status, error code and stuck, a page at a time', async () => {
+      const failing = [newItem(), newItem(), newItem()];
+      for (const { itemId, e } of failing) {
+        await world.publish(e.requested(`${itemId}-r1`));
+        await world.publish(e.failed(`${itemId}-r1`, '2026-11-24T10:00:01Z', 'NO_ACCOUNTS'));
+      }
+      for (const { itemId } of failing) await untilItem(itemId, (r) => r.status === 'failed');
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: {
+          status: number;
+          body: { items: { item_id: string }[]; next_cursor: string | null };
+        } = await projector.get(
+          `/items?error_code=NO_ACCOUNTS&status=failed&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+        );
+        expect(page.status).toBe(200);
+        seen.push(...page.body.items.map((i) => i.item_id));
+        cursor = page.body.next_cursor;
+      } while (cursor);
+      expect(seen).toEqual(failing.map((f) => f.itemId).sort());
+
+      const stuck = await projector.get('/items?stuck=true&limit=500');
+      expect(stuck.body.items.every((i: { stuck: boolean }) => i.stuck)).toBe(true);
+      const bad = await projector.get('/items?status=sideways');
+      expect(bad).toMatchObject({ status: 400, body: { error: { code: 'INVALID_PARAMETER' } } });
+      expect(bad.body.error.message).toMatch(/^status/);
+      expect((await projector.get('/items?cursor=garbage')).status).toBe(400);
+    });
+  });
+});
