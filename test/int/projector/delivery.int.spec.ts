@@ -1,0 +1,234 @@
+import fc from 'fast-check';
+import { randomUUID } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+import { ProjectionStore } from '../../../apps/projector/src/projection/projection-store';
+import {
+  PROJECTION_TABLES,
+  createProjectionSchema,
+  rebuildProjection,
+} from '../../../apps/projector/src/rebuild/rebuild';
+import { quietLogger } from '../../support/kafka';
+import { waitFor as waitForValue } from '../../support/wait-for';
+import { projectorWorld, type ProjectorWorld, type Row } from '../../support/projector';
+import {
+  eventsFor,
+  historyEvents,
+  historyPlan,
+  interleave,
+  interleaving,
+  topicByTopic,
+  type PositionedEvent,
+} from '../../support/refresh-histories';
+
+/** Rows of a projection table, without what records arrival order or wall-clock time. */
+async function snapshot(world: ProjectorWorld, schema: string, table: string): Promise<Row[]> {
+  const order: Record<string, string> = {
+    item_refresh_state: 'item_id',
+    refresh_requests: 'request_id',
+    projection_events: 'topic, partition, kafka_offset',
+  };
+  const rows = await world.rows(`SELECT * FROM ${schema}.${table} ORDER BY ${order[table]}`);
+  return rows.map((row) => {
+    const copy = { ...row };
+    for (const column of [
+      'updated_at',
+      'projected_at',
+      'last_event_id',
+      'last_event_topic',
+      'last_event_partition',
+      'last_event_offset',
+    ])
+      delete copy[column];
+    return copy;
+  });
+}
+
+/** Applies events one batch per event, as a consumer reading that order would. */
+async function applyInOrder(store: ProjectionStore, events: readonly PositionedEvent[]) {
+  for (const { event, position } of events) {
+    await store.apply({
+      topic: position.topic,
+      partition: position.partition,
+      firstOffset: position.offset,
+      lastOffset: position.offset,
+      events: [{ event, position, kafkaTimestamp: String(Date.parse(event.metadata.time)) }],
+    });
+  }
+}
+
+describe('projector delivery', () => {
+  let world: ProjectorWorld;
+  let db: DataSource;
+
+  beforeAll(async () => {
+    world = await projectorWorld();
+    db = await world.dataSource();
+  });
+  afterAll(async () => {
+    await world.close();
+  });
+
+  const metric = async (url: string, pattern: RegExp) => {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    return [...text.matchAll(pattern)].reduce((sum, m) => sum + Number(m[1]), 0);
+  };
+  const untilStatus = (itemId: string, status: string) =>
+    world.until(
+      `${itemId} ${status}`,
+      'SELECT status FROM item_refresh_state WHERE item_id = $1',
+      [itemId],
+      (rows) => rows[0]?.status === status,
+    );
+
+  it('skips a whole batch delivered again: the stored checkpoint, not Kafka, decides', async () => {
+    const first = await world.startProjector();
+    const itemId = `item-${randomUUID()}`;
+    const e = eventsFor(itemId);
+    await world.publish(e.requested(`${itemId}-r1`));
+    await world.publish(e.accepted(`${itemId}-r1`, '2026-11-24T10:00:02Z'));
+    await world.publish(e.ready(`${itemId}-x1`, '2026-11-24T10:01:00Z'));
+    await untilStatus(itemId, 'ready');
+    await first.close();
+    const items = await snapshot(world, 'public', 'item_refresh_state');
+    const requests = await snapshot(world, 'public', 'refresh_requests');
+    const copies = await snapshot(world, 'public', 'projection_events');
+
+    // Kafka forgets how far the group got: every batch is delivered again from offset 0.
+    const admin = world.kafka.admin();
+    await admin.connect();
+    for (const topic of new Set(copies.map((c) => c.topic as string))) {
+      await admin.resetOffsets({
+        groupId: `${world.prefix}cashflow-projector`,
+        topic,
+        earliest: true,
+      });
+    }
+    await admin.disconnect();
+
+    const again = await world.startProjector();
+    await waitForValue('the three batches to be skipped', () =>
+      metric(again.url, /projector_batches_total\{[^}]*result="skipped"[^}]*\} (\d+)/g).then((n) =>
+        n >= 3 ? n : undefined,
+      ),
+    );
+    expect(await metric(again.url, /projector_events_applied_total\{[^}]*\} (\d+)/g)).toBe(0);
+    await again.close();
+    expect(await snapshot(world, 'public', 'item_refresh_state')).toEqual(items);
+    expect(await snapshot(world, 'public', 'refresh_requests')).toEqual(requests);
+    expect(await snapshot(world, 'public', 'projection_events')).toEqual(copies);
+  });
+
+  it('applies a batch once when the commit fails after every write was made', async () => {
+    // A deferred constraint trigger runs at COMMIT, after the batch's writes: the first commit
+    // of the projector's checkpoint fails, as if the process died between write and commit.
+    await world.rows(`CREATE SEQUENCE commit_attempts`);
+    await world.rows(`
+      CREATE FUNCTION fail_first_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.consumer = 'projector' AND nextval('commit_attempts') = 1 THEN
+          RAISE EXCEPTION 'simulated crash at commit';
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await world.rows(`
+      CREATE CONSTRAINT TRIGGER fail_first_commit AFTER UPDATE ON consumer_checkpoints
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_first_commit()`);
+    try {
+      const projector = await world.startProjector();
+      const itemId = `item-${randomUUID()}`;
+      const e = eventsFor(itemId);
+      await world.publish(e.requested(`${itemId}-r1`));
+      await untilStatus(itemId, 'requested');
+      await world.publish(e.accepted(`${itemId}-r1`, '2026-11-24T10:00:02Z'));
+      await world.publish(e.ready(`${itemId}-x1`, '2026-11-24T10:01:00Z'));
+      await untilStatus(itemId, 'ready');
+      expect(
+        await metric(projector.url, /projector_batches_total\{[^}]*result="failed"[^}]*\} (\d+)/g),
+      ).toBe(1);
+      expect(projector.logLines.join('\n')).toContain('simulated crash at commit');
+      expect(await world.item(itemId)).toMatchObject({ refreshes: 1, status: 'ready' });
+      const copies = await world.rows(
+        'SELECT event_type, count(*)::int AS n FROM projection_events WHERE item_id = $1 GROUP BY 1',
+        [itemId],
+      );
+      expect(copies.every((c) => c.n === 1)).toBe(true);
+      expect(copies).toHaveLength(3);
+      await projector.close();
+    } finally {
+      await world.rows('DROP TRIGGER fail_first_commit ON consumer_checkpoints');
+    }
+  });
+
+  it('any interleaving of the topics, with redeliveries, gives the same rows (fast-check)', async () => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(historyPlan, interleaving, async (plan, { choices, duplicates }) => {
+        run += 1;
+        const topics = historyEvents(plan, `run${run}`);
+        const results = [];
+        for (const [name, events] of [
+          ['canonical', topicByTopic(topics)],
+          ['interleaved', interleave(topics, choices, duplicates)],
+        ] as const) {
+          const schema = `prop_${name}`;
+          await createProjectionSchema(db, schema);
+          await world.rows('DELETE FROM consumer_checkpoints WHERE consumer = $1', [schema]);
+          await applyInOrder(new ProjectionStore(db, { schema, consumer: schema }), events);
+          results.push({
+            items: await snapshot(world, schema, 'item_refresh_state'),
+            requests: await snapshot(world, schema, 'refresh_requests'),
+          });
+        }
+        expect(results[1]).toEqual(results[0]);
+      }),
+      { numRuns: 12 },
+    );
+  });
+
+  it('rebuilds from the log into tables equal to the live ones, while the projector runs', async () => {
+    const projector = await world.startProjector();
+    const itemIds = Array.from({ length: 6 }, () => `item-${randomUUID()}`);
+    for (const [n, itemId] of itemIds.entries()) {
+      const e = eventsFor(itemId);
+      await world.publish(e.requested(`${itemId}-r1`), e.requested(`${itemId}-r2`));
+      await world.publish(e.accepted(`${itemId}-r2`, '2026-11-24T10:00:02Z'));
+      if (n % 2 === 0) await world.publish(e.ready(`${itemId}-x1`, '2026-11-24T10:01:00Z'));
+      else await world.publish(e.failed(`${itemId}-r1`, '2026-11-24T10:00:01Z'));
+    }
+    for (const [n, itemId] of itemIds.entries()) {
+      await untilStatus(itemId, n % 2 === 0 ? 'ready' : 'refreshing');
+    }
+    await world.until(
+      'the last failure',
+      `SELECT count(*)::int AS n FROM refresh_requests WHERE status = 'failed' AND item_id = ANY($1)`,
+      [itemIds],
+      (rows) => rows[0]?.n === 3,
+    );
+    const live: Record<string, Row[]> = {};
+    for (const table of PROJECTION_TABLES) live[table] = await snapshot(world, 'public', table);
+
+    const report = await rebuildProjection({
+      db,
+      kafka: world.kafka,
+      topicPrefix: world.prefix,
+      logger: quietLogger,
+    });
+    expect(Number(report.events)).toBe(live.projection_events!.length);
+    for (const table of PROJECTION_TABLES) {
+      expect({ table, rows: await snapshot(world, 'public', table) }).toEqual({
+        table,
+        rows: live[table],
+      });
+    }
+    const schemas = await world.rows(
+      `SELECT 1 FROM information_schema.schemata WHERE schema_name = 'projection_rebuild'`,
+    );
+    expect(schemas).toEqual([]);
+
+    // The running projector carries on from the swapped-in checkpoints.
+    const later = `item-${randomUUID()}`;
+    await world.publish(eventsFor(later).requested(`${later}-r1`));
+    await untilStatus(later, 'requested');
+    await projector.close();
+  });
+});
