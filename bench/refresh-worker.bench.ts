@@ -20,12 +20,11 @@ import { createLogger } from '@cashflow/observability';
 import { runMigrations } from '@cashflow/persistence';
 import type { Kafka } from 'kafkajs';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import {
-  ROOT,
   ensureInfra,
   freePort,
   machine,
@@ -37,6 +36,7 @@ import {
   table,
   waitForHttp,
   waitUntil,
+  writeResults,
   type Proc,
 } from './support';
 
@@ -400,14 +400,7 @@ async function main() {
       ['rate-limited: Plaid calls / requests', `${limited.plaid_calls} / ${limited.requests}`, ''],
     ];
     process.stdout.write(`\n${table(rows)}\n\n`);
-    const dir = join(ROOT, 'bench/results');
-    mkdirSync(dir, { recursive: true });
-    const file = join(
-      dir,
-      `${result.date.slice(0, 10)}-refresh-worker${quick ? '-quick' : ''}.json`,
-    );
-    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-    process.stdout.write(`written to ${file}\n`);
+    writeResults('refresh-worker', quick, result);
   } finally {
     await stopAll();
     await dropDatabase(dbUrl).catch(() => undefined);

@@ -18,12 +18,9 @@ import { createKafka, ensureTopics } from '@cashflow/kafka';
 import { createLogger } from '@cashflow/observability';
 import autocannon from 'autocannon';
 import { createHash, generateKeyPairSync, randomBytes, sign as signBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import {
-  ROOT,
   ensureInfra,
   freePort,
   machine,
@@ -33,6 +30,7 @@ import {
   stopInfra,
   table,
   waitUntil,
+  writeResults,
   type Proc,
 } from './support';
 
@@ -342,14 +340,7 @@ async function main() {
       targets.push(['WARNING: a run sent more than its signed pool (duplicates)', 'yes', 'no']);
     }
     process.stdout.write(`\n${table(rows)}\n\n${table(targets)}\n\n`);
-    const dir = join(ROOT, 'bench/results');
-    mkdirSync(dir, { recursive: true });
-    const file = join(
-      dir,
-      `${result.date.slice(0, 10)}-webhook-ingress${quick ? '-quick' : ''}.json`,
-    );
-    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-    process.stdout.write(`written to ${file}\n`);
+    writeResults('webhook-ingress', quick, result);
   } finally {
     plaid.server.close();
     await stopAll();

@@ -10,6 +10,7 @@ import { startApp, waitForHealthy, type AppProcess } from '../support/processes'
 import { workerSecrets } from '../support/refresh-worker';
 import { testKafka } from '../support/kafka';
 import { ensureTopics } from '@cashflow/kafka';
+import { runMigrations } from '@cashflow/persistence';
 
 /** Each app as its own process: starts, validates config, connects, reports health, stops cleanly. */
 describe('app shells as processes', () => {
@@ -18,6 +19,7 @@ describe('app shells as processes', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
+    await runMigrations({ url: db.url, applicationName: 'test' });
   });
   afterAll(async () => {
     await Promise.all(running.map((app) => app.stop('SIGKILL')));
@@ -89,6 +91,21 @@ describe('app shells as processes', () => {
     expect(await app.exited).toBe(1);
     expect(app.stdout()).toContain('missing Kafka topics');
     expect(app.stdout()).toContain('cashflow-refresh topics create');
+  });
+
+  it('the projector fails start-up naming the command to run when its tables do not exist', async () => {
+    const empty = await createTestDatabase();
+    try {
+      const env = await baseEnv();
+      const prefix = env.KAFKA_TOPIC_PREFIX;
+      await ensureTopics(testKafka(prefix), { prefix, partitions: 1, replicationFactor: 1 });
+      const app = startApp('projector', { ...env, DATABASE_URL: empty.url });
+      running.push(app);
+      expect(await app.exited).toBe(1);
+      expect(app.stdout()).toContain('run `cashflow-refresh migrate` first');
+    } finally {
+      await empty.drop();
+    }
   });
 
   it('stops start-up with exit status 78 and names each missing or invalid variable', async () => {

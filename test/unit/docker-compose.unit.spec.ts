@@ -19,6 +19,7 @@ const compose = parse(readFileSync(join(__dirname, '../../docker-compose.yml'), 
 const USER_SUPPLIED: Record<string, string> = {
   TOKEN_ENCRYPTION_KEYS: `main:${Buffer.alloc(32, 7).toString('base64')}`,
   ADMIN_API_TOKENS: `ops:${'t'.repeat(32)}`,
+  PROJECTOR_API_TOKENS: `analytics:${'a'.repeat(32)}`,
 };
 
 /**

@@ -14,7 +14,7 @@ import {
   ObservabilityModule,
   type Logger,
 } from '@cashflow/observability';
-import { DatabaseReadiness, PersistenceModule } from '@cashflow/persistence';
+import { DatabaseReadiness, PersistenceModule, queryRows } from '@cashflow/persistence';
 import {
   Controller,
   Get,
@@ -60,9 +60,17 @@ class ConsumerLifecycle implements OnApplicationBootstrap, OnApplicationShutdown
     private readonly consumer: ProjectorConsumer,
     @Inject(KAFKA) private readonly kafka: Kafka,
     @Inject(CONFIG) private readonly config: ProjectorConfig,
+    private readonly db: DataSource,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    const [table] = await queryRows<{ found: string | null }>(
+      this.db,
+      `SELECT to_regclass('public.item_refresh_state')::text AS found`,
+    );
+    if (!table?.found) {
+      throw new Error('the projection tables are missing: run `cashflow-refresh migrate` first');
+    }
     await assertTopicsExist(
       this.kafka,
       PROJECTED_TOPICS.map((key) => topicName(key, this.config.kafka.topicPrefix)),

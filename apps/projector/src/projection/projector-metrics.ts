@@ -52,7 +52,8 @@ export class ProjectorMetrics {
         help: 'Items accepted by Plaid longer ago than PROJECTOR_STUCK_AFTER_MINUTES with no webhook since.',
         registers: [registry],
         async collect() {
-          this.set(await stuckItems());
+          // A scrape must not fail because the database is away; the gauge keeps its last value.
+          this.set(await stuckItems().catch(() => NaN));
         },
       });
     }
