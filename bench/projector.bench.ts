@@ -3,6 +3,7 @@
  *
  *   npm run bench:projector              # 200,000 events for 20,000 Items; 30 s at 2,000/s
  *   npm run bench:projector -- --quick   # 50,000 events for 5,000 Items; 10 s at 2,000/s
+ *   BENCH_PROJECTOR_NODE_FLAGS=--cpu-prof npm run bench:projector   # node flags for the projector
  *
  * 1. Catch-up: the topics are filled first, then the projector (dist/apps/projector, its own
  *    process) starts from zero; events applied per second until every partition's checkpoint
@@ -199,14 +200,18 @@ async function main() {
     await publishAll(publisher, events);
 
     const port = await freePort();
-    const proc = run('apps/projector/src/main.js', {
-      KAFKA_BROKERS: BROKERS,
-      KAFKA_TOPIC_PREFIX: prefix,
-      DATABASE_URL: url,
-      PROJECTOR_PORT: String(port),
-      PROJECTOR_API_TOKENS: `bench:${randomBytes(24).toString('hex')}`,
-      LOG_LEVEL: 'warn',
-    });
+    const proc = run(
+      'apps/projector/src/main.js',
+      {
+        KAFKA_BROKERS: BROKERS,
+        KAFKA_TOPIC_PREFIX: prefix,
+        DATABASE_URL: url,
+        PROJECTOR_PORT: String(port),
+        PROJECTOR_API_TOKENS: `bench:${randomBytes(24).toString('hex')}`,
+        LOG_LEVEL: 'warn',
+      },
+      (process.env.BENCH_PROJECTOR_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean),
+    );
     const sampler = processSampler(proc.child.pid!);
     await waitForHttp(`http://127.0.0.1:${port}/health/ready`, proc);
     const applied = async () =>

@@ -56,7 +56,9 @@ export class ProjectorConsumer {
       sessionTimeout: 30_000,
       heartbeatInterval: 3000,
       maxWaitTimeInMs: 250,
+      // Large fetches make large batches: one transaction applies thousands of events.
       maxBytesPerPartition: 4 * 1024 * 1024,
+      maxBytes: 32 * 1024 * 1024,
     });
     this.topics = new Map(
       PROJECTED_TOPICS.map((key) => [topicName(key, options.topicPrefix), key] as const),
@@ -68,7 +70,7 @@ export class ProjectorConsumer {
     await this.consumer.subscribe({ topics: [...this.topics.keys()], fromBeginning: true });
     await this.consumer.run({
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: this.options.concurrency ?? 4,
+      partitionsConsumedConcurrently: this.options.concurrency ?? 6,
       eachBatch: (payload) => this.handle(payload),
     });
   }
