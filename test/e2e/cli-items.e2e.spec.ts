@@ -1,23 +1,7 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { Client } from 'pg';
-import { REPO_ROOT } from '../support/processes';
+import { cli } from '../support/cli';
 import { startWorker, workerWorld, type Worker, type WorkerWorld } from '../support/refresh-worker';
-
-function cli(args: string[], env: Record<string, string>, stdin = '') {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'dist/apps/cli/src/main.js'), ...args], {
-      env: { PATH: process.env.PATH ?? '', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
-}
 
 describe('cashflow-refresh items and tokens', () => {
   let world: WorkerWorld;

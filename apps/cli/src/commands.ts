@@ -8,7 +8,7 @@ import {
 } from '@cashflow/config';
 import { buildAsyncApiDocument } from '@cashflow/contracts';
 import { createKafka, ensureTopics } from '@cashflow/kafka';
-import { EXIT_CONFIG, createLogger, scrubSecrets } from '@cashflow/observability';
+import { EXIT_CONFIG, createLogger, scrubSecrets, type Logger } from '@cashflow/observability';
 import { createDataSource, runMigrations } from '@cashflow/persistence';
 import { buildOpenApiDocument } from '../../projector/src/api/openapi';
 import { rebuildProjection } from '../../projector/src/rebuild/rebuild';
@@ -18,6 +18,15 @@ import { z } from 'zod';
 import { addItemsCommands } from './items-command';
 
 const SERVICE = 'cli';
+
+function kafkaFrom(env: z.output<z.ZodObject<typeof kafkaVariables>>, logger: Logger) {
+  return createKafka({
+    brokers: env.KAFKA_BROKERS,
+    clientId: env.KAFKA_CLIENT_ID ?? 'cashflow-cli',
+    topicPrefix: env.KAFKA_TOPIC_PREFIX,
+    logger,
+  });
+}
 
 /** The ops and upstream-team command line. Each command reads only the variables it needs. */
 export function buildProgram(): Command {
@@ -53,12 +62,7 @@ export function buildProgram(): Command {
         z.object({ ...commonVariables, ...kafkaVariables, ...topicAdminVariables }),
       );
       const logger = createLogger({ service: SERVICE, level: 'warn' });
-      const kafka = createKafka({
-        brokers: env.KAFKA_BROKERS,
-        clientId: env.KAFKA_CLIENT_ID ?? 'cashflow-cli',
-        topicPrefix: env.KAFKA_TOPIC_PREFIX,
-        logger,
-      });
+      const kafka = kafkaFrom(env, logger);
       const report = await ensureTopics(kafka, {
         prefix: env.KAFKA_TOPIC_PREFIX,
         partitions: env.KAFKA_PARTITIONS,
@@ -94,12 +98,7 @@ export function buildProgram(): Command {
         z.object({ ...commonVariables, ...kafkaVariables, ...databaseVariables }),
       );
       const logger = createLogger({ service: SERVICE, level: 'warn' });
-      const kafka = createKafka({
-        brokers: env.KAFKA_BROKERS,
-        clientId: env.KAFKA_CLIENT_ID ?? 'cashflow-cli',
-        topicPrefix: env.KAFKA_TOPIC_PREFIX,
-        logger,
-      });
+      const kafka = kafkaFrom(env, logger);
       const db = await createDataSource({
         url: env.DATABASE_URL,
         applicationName: 'cashflow-cli',

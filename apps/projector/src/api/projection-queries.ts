@@ -30,6 +30,18 @@ const ITEM_SELECT = `
 
 const iso = (value: unknown) => (value instanceof Date ? value.toISOString() : null);
 
+/** `<prefix>_source/_type/_code/_message` columns as an ErrorSummary, or null without a code. */
+function errorSummary(row: Record<string, unknown>, prefix: 'last_error' | 'error', at: unknown) {
+  if (row[`${prefix}_code`] === null) return null;
+  return {
+    source: row[`${prefix}_source`] as 'plaid' | 'worker' | 'webhook',
+    type: row[`${prefix}_type`] as string | null,
+    code: row[`${prefix}_code`] as string,
+    message: row[`${prefix}_message`] as string,
+    at: iso(at)!,
+  };
+}
+
 function toItem(row: Record<string, unknown>): Item {
   return {
     item_id: row.item_id as string,
@@ -44,16 +56,7 @@ function toItem(row: Record<string, unknown>): Item {
     plaid_request_id: row.plaid_request_id as string | null,
     attempts: row.attempts as number | null,
     refreshes: row.refreshes as number,
-    last_error:
-      row.last_error_code === null
-        ? null
-        : {
-            source: row.last_error_source as 'plaid' | 'worker' | 'webhook',
-            type: row.last_error_type as string | null,
-            code: row.last_error_code as string,
-            message: row.last_error_message as string,
-            at: iso(row.last_error_at)!,
-          },
+    last_error: errorSummary(row, 'last_error', row.last_error_at),
     updated_at: iso(row.updated_at)!,
   };
 }
@@ -73,16 +76,8 @@ function toRefresh(row: Record<string, unknown>): RefreshRow {
     attempts: row.attempts as number | null,
     coalesced_into: row.coalesced_into as string | null,
     retryable: row.retryable as boolean | null,
-    error:
-      row.error_code === null
-        ? null
-        : {
-            source: row.error_source as 'plaid' | 'worker' | 'webhook',
-            type: row.error_type as string | null,
-            code: row.error_code as string,
-            message: row.error_message as string,
-            at: iso(row.failed_at)!,
-          },
+    // A request's error happened when it failed.
+    error: errorSummary(row, 'error', row.failed_at),
     seconds_to_accept: num(row.seconds_to_accept),
     seconds_to_ready: num(row.seconds_to_ready),
   };
