@@ -65,7 +65,11 @@ if [ ! -f "$secrets" ]; then
 fi
 # Added after the file was first made: the projector read API's token.
 if ! grep -q '^PROJECTOR_API_TOKENS=' "$secrets"; then
-  echo "PROJECTOR_API_TOKENS=local-ops:$(node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("hex"))')" >>"$secrets"
+  read_token=$(node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("hex"))')
+  {
+    echo "PROJECTOR_API_TOKENS=local-ops:$read_token"
+    echo "PROJECTOR_API_TOKEN=$read_token"
+  } >>"$secrets"
 fi
 while IFS='=' read -r name value; do
   [ -n "$name" ] && [ -z "${!name:-}" ] && export "$name=$value"

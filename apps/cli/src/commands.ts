@@ -7,26 +7,19 @@ import {
   topicAdminVariables,
 } from '@cashflow/config';
 import { buildAsyncApiDocument } from '@cashflow/contracts';
-import { createKafka, ensureTopics } from '@cashflow/kafka';
-import { EXIT_CONFIG, createLogger, scrubSecrets, type Logger } from '@cashflow/observability';
+import { ensureTopics } from '@cashflow/kafka';
+import { EXIT_CONFIG, scrubSecrets } from '@cashflow/observability';
 import { createDataSource, runMigrations } from '@cashflow/persistence';
 import { buildOpenApiDocument } from '../../projector/src/api/openapi';
 import { rebuildProjection } from '../../projector/src/rebuild/rebuild';
 import { Command } from 'commander';
 import { stringify } from 'yaml';
 import { z } from 'zod';
+import { cliLogger, kafkaFrom } from './clients';
 import { addItemsCommands } from './items-command';
+import { addRefreshCommands, outcome } from './refresh-commands';
 
 const SERVICE = 'cli';
-
-function kafkaFrom(env: z.output<z.ZodObject<typeof kafkaVariables>>, logger: Logger) {
-  return createKafka({
-    brokers: env.KAFKA_BROKERS,
-    clientId: env.KAFKA_CLIENT_ID ?? 'cashflow-cli',
-    topicPrefix: env.KAFKA_TOPIC_PREFIX,
-    logger,
-  });
-}
 
 /** The ops and upstream-team command line. Each command reads only the variables it needs. */
 export function buildProgram(): Command {
@@ -61,7 +54,7 @@ export function buildProgram(): Command {
         SERVICE,
         z.object({ ...commonVariables, ...kafkaVariables, ...topicAdminVariables }),
       );
-      const logger = createLogger({ service: SERVICE, level: 'warn' });
+      const logger = cliLogger();
       const kafka = kafkaFrom(env, logger);
       const report = await ensureTopics(kafka, {
         prefix: env.KAFKA_TOPIC_PREFIX,
@@ -97,7 +90,7 @@ export function buildProgram(): Command {
         SERVICE,
         z.object({ ...commonVariables, ...kafkaVariables, ...databaseVariables }),
       );
-      const logger = createLogger({ service: SERVICE, level: 'warn' });
+      const logger = cliLogger();
       const kafka = kafkaFrom(env, logger);
       const db = await createDataSource({
         url: env.DATABASE_URL,
@@ -134,6 +127,7 @@ export function buildProgram(): Command {
     });
 
   addItemsCommands(program);
+  addRefreshCommands(program);
   return program;
 }
 
@@ -141,7 +135,7 @@ export function buildProgram(): Command {
 export async function runCli(argv: readonly string[]): Promise<number> {
   try {
     await buildProgram().parseAsync([...argv], { from: 'user' });
-    return 0;
+    return outcome.exitCode;
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);

@@ -226,6 +226,10 @@ export const cliVariables = {
   REFRESH_WORKER_URL: z.string().url().default('http://127.0.0.1:8081'),
   /** One bearer token from ADMIN_API_TOKENS (the token part only). */
   ADMIN_API_TOKEN: z.string().min(24).optional(),
+  /** The projector's read API, for `status` and `list`. */
+  PROJECTOR_URL: z.string().url().default('http://127.0.0.1:8083'),
+  /** One bearer token from PROJECTOR_API_TOKENS (the token part only). */
+  PROJECTOR_API_TOKEN: z.string().min(24).optional(),
 };
 
 export const ports = {
