@@ -60,6 +60,7 @@ describe('cashflow-refresh projection', () => {
         kafkaEnv(),
       );
       const [record] = await requests.until(1, (r) => r.message.key?.toString() === itemId);
+      await requests.stop();
       const decoded = decodeEvent(record!.message);
       if (!decoded.ok) throw new Error(decoded.error.message);
       const request = decoded.value as RefreshRequested;
@@ -86,6 +87,7 @@ describe('cashflow-refresh projection', () => {
       const itemId = `item-${randomUUID()}`;
       const running = cli(['refresh', itemId, '--wait', '--timeout', '60'], kafkaEnv());
       const [record] = await requests.until(1, (r) => r.message.key?.toString() === itemId);
+      await requests.stop();
       const decoded = decodeEvent(record!.message);
       if (!decoded.ok) throw new Error(decoded.error.message);
       await world.publish(

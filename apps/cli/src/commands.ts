@@ -16,6 +16,7 @@ import { Command } from 'commander';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { cliLogger, kafkaFrom } from './clients';
+import { addEventsCommands } from './events-commands';
 import { addItemsCommands } from './items-command';
 import { addRefreshCommands, outcome } from './refresh-commands';
 
@@ -128,6 +129,7 @@ export function buildProgram(): Command {
 
   addItemsCommands(program);
   addRefreshCommands(program);
+  addEventsCommands(program);
   return program;
 }
 

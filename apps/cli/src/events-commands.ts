@@ -1,0 +1,238 @@
+import { commonVariables, kafkaVariables, loadConfig } from '@cashflow/config';
+import {
+  DLQ_HEADERS,
+  TOPIC_KEYS,
+  decodeEvent,
+  topicName,
+  type CashflowEvent,
+} from '@cashflow/contracts';
+import { partitioner } from '@cashflow/kafka';
+import type { Command } from 'commander';
+import type { IHeaders, Kafka, KafkaMessage } from 'kafkajs';
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { cliLogger, kafkaFrom } from './clients';
+import { textTable } from './refresh-commands';
+
+const SERVICE = 'cli';
+
+function kafkaFromEnv(): { kafka: Kafka; prefix: string } {
+  const env = loadConfig(SERVICE, z.object({ ...commonVariables, ...kafkaVariables }));
+  return { kafka: kafkaFrom(env, cliLogger('error')), prefix: env.KAFKA_TOPIC_PREFIX };
+}
+
+interface Consumed {
+  readonly topic: string;
+  readonly partition: number;
+  readonly message: KafkaMessage;
+}
+
+/**
+ * Reads `topics` with a throwaway consumer group until `done` says stop, or, with `toEnd`, until
+ * every partition's end (as it was when reading began) has been reached.
+ */
+async function read(
+  kafka: Kafka,
+  topics: string[],
+  options: { fromBeginning: boolean; toEnd: boolean },
+  onRecord: (record: Consumed) => boolean | void,
+): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const remaining = new Map<string, bigint>();
+  try {
+    for (const topic of topics) {
+      for (const p of await admin.fetchTopicOffsets(topic)) {
+        const start = BigInt(p.low);
+        if (BigInt(p.high) > start) remaining.set(`${topic}:${p.partition}`, BigInt(p.high));
+      }
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  if (options.toEnd && remaining.size === 0) return;
+  const groupId = `cashflow-cli-${randomUUID()}`;
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200 });
+  await consumer.connect();
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const stopSignal = () => finish();
+  process.once('SIGINT', stopSignal);
+  try {
+    await consumer.subscribe({ topics, fromBeginning: options.fromBeginning });
+    await consumer.run({
+      eachMessage: ({ topic, partition, message }) => {
+        if (onRecord({ topic, partition, message }) === false) finish();
+        const key = `${topic}:${partition}`;
+        const end = remaining.get(key);
+        if (end !== undefined && BigInt(message.offset) + 1n >= end) remaining.delete(key);
+        if (options.toEnd && remaining.size === 0) finish();
+        return Promise.resolve();
+      },
+    });
+    await finished;
+  } finally {
+    process.removeListener('SIGINT', stopSignal);
+    await consumer.disconnect();
+    const cleanup = kafka.admin();
+    await cleanup.connect();
+    await cleanup.deleteGroups([groupId]).catch(() => undefined);
+    await cleanup.disconnect();
+  }
+}
+
+function header(headers: IHeaders | undefined, name: string): string | null {
+  const value = headers?.[name];
+  const last = Array.isArray(value) ? value[value.length - 1] : value;
+  return last === undefined ? null : last.toString();
+}
+
+/** One line about an event: the fields that tell what happened. */
+function summary(event: CashflowEvent): string {
+  switch (event.type) {
+    case 'RefreshRequested':
+      return `days=${event.data.days_requested ?? 'default'}`;
+    case 'RefreshAccepted':
+      return `request=${event.data.refresh_request_id} plaid_request_id=${event.data.plaid_request_id}`;
+    case 'RefreshFailed':
+      return `request=${event.data.refresh_request_id} error=${event.data.error.error_code}`;
+    case 'ReportReady':
+      return `received_at=${event.data.received_at}`;
+    case 'ReportFailed':
+      return `error=${event.data.error.error_code}`;
+    case 'PlaidWebhookReceived':
+      return `${event.data.webhook_type}/${event.data.webhook_code}`;
+  }
+}
+
+/** `events tail` and `dlq list|replay`: the event log and the dead-letter topic. */
+export function addEventsCommands(program: Command): void {
+  program
+    .command('events')
+    .description('The event topics (KAFKA_*).')
+    .command('tail')
+    .description('Print events as they are published, until Ctrl-C (or --count).')
+    .option('--item <item_id>', 'only this Item')
+    .option('--from-beginning', 'start at the beginning of each topic, not its end')
+    .option('--count <n>', 'stop after this many events')
+    .option('--json', 'print each event as JSON')
+    .action(
+      async (opts: { item?: string; fromBeginning?: boolean; count?: string; json?: boolean }) => {
+        const { kafka, prefix } = kafkaFromEnv();
+        const topics = TOPIC_KEYS.filter((k) => k !== 'deadLetter').map((k) =>
+          topicName(k, prefix),
+        );
+        const limit = opts.count === undefined ? Infinity : Number(opts.count);
+        let printed = 0;
+        await read(
+          kafka,
+          topics,
+          { fromBeginning: Boolean(opts.fromBeginning), toEnd: false },
+          ({ message }) => {
+            const decoded = decodeEvent(message);
+            if (!decoded.ok) return;
+            const event = decoded.value;
+            if (opts.item && event.data.item_id !== opts.item) return;
+            process.stdout.write(
+              opts.json
+                ? `${JSON.stringify(event)}\n`
+                : `${event.metadata.time}  ${event.type.padEnd(20)}  ${event.data.item_id}  ${summary(event)}\n`,
+            );
+            printed += 1;
+            return printed < limit;
+          },
+        );
+      },
+    );
+
+  const dlq = program
+    .command('dlq')
+    .description('The dead-letter topic: records a consumer could not use (KAFKA_*).');
+  dlq
+    .command('list')
+    .description('Every dead-lettered record with its reason, oldest first.')
+    .option('--json', 'print JSON lines')
+    .action(async (opts: { json?: boolean }) => {
+      const { kafka, prefix } = kafkaFromEnv();
+      const rows: Record<string, unknown>[] = [];
+      await read(
+        kafka,
+        [topicName('deadLetter', prefix)],
+        { fromBeginning: true, toEnd: true },
+        ({ partition, message }) => {
+          rows.push({
+            id: `${partition}:${message.offset}`,
+            time: header(message.headers, DLQ_HEADERS.time),
+            consumer: header(message.headers, DLQ_HEADERS.consumer),
+            source: `${header(message.headers, DLQ_HEADERS.sourceTopic)}@${header(message.headers, DLQ_HEADERS.sourcePartition)}:${header(message.headers, DLQ_HEADERS.sourceOffset)}`,
+            error_code: header(message.headers, DLQ_HEADERS.errorCode),
+            reason: header(message.headers, DLQ_HEADERS.reason),
+          });
+        },
+      );
+      if (opts.json) {
+        for (const row of rows) process.stdout.write(`${JSON.stringify(row)}\n`);
+      } else {
+        process.stdout.write(
+          rows.length === 0
+            ? 'the dead-letter topic is empty\n'
+            : `${textTable(rows, ['id', 'time', 'consumer', 'source', 'error_code', 'reason'])}\n`,
+        );
+      }
+    });
+
+  dlq
+    .command('replay <id...>')
+    .description(
+      'Publish dead-lettered records (ids as `dlq list` shows them, partition:offset) again to the topic they came from, as they were (dlq_* headers removed). Fix the producer first: a record replayed unchanged fails again.',
+    )
+    .action(async (ids: string[]) => {
+      const { kafka, prefix } = kafkaFromEnv();
+      const wanted = new Set(ids);
+      for (const id of ids) {
+        if (!/^\d+:\d+$/.test(id))
+          throw new Error(`${id}: not a dead-letter id (partition:offset)`);
+      }
+      const found = new Map<string, KafkaMessage>();
+      await read(
+        kafka,
+        [topicName('deadLetter', prefix)],
+        { fromBeginning: true, toEnd: true },
+        ({ partition, message }) => {
+          const id = `${partition}:${message.offset}`;
+          if (wanted.has(id)) found.set(id, message);
+        },
+      );
+      const missing = ids.filter((id) => !found.has(id));
+      if (missing.length) throw new Error(`not on the dead-letter topic: ${missing.join(', ')}`);
+      // The project's partitioner, so a replayed record lands on its key's partition.
+      const producer = kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: partitioner,
+      });
+      await producer.connect();
+      try {
+        for (const [id, message] of found) {
+          const source = header(message.headers, DLQ_HEADERS.sourceTopic);
+          if (!source || source.startsWith('http:')) {
+            throw new Error(
+              `${id} did not come from a Kafka topic (${source ?? 'unknown'}); nothing to replay it to`,
+            );
+          }
+          const headers: IHeaders = {};
+          for (const [name, value] of Object.entries(message.headers ?? {})) {
+            if (!name.startsWith('dlq_') && value !== undefined) headers[name] = value;
+          }
+          await producer.send({
+            topic: source,
+            acks: -1,
+            messages: [{ key: message.key, value: message.value, headers }],
+          });
+          process.stdout.write(`replayed ${id} to ${source}\n`);
+        }
+      } finally {
+        await producer.disconnect();
+      }
+    });
+}
