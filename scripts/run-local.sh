@@ -70,6 +70,9 @@ if ! grep -q '^PROJECTOR_API_TOKENS=' "$secrets"; then
     echo "PROJECTOR_API_TOKENS=local-ops:$read_token"
     echo "PROJECTOR_API_TOKEN=$read_token"
   } >>"$secrets"
+elif ! grep -q '^PROJECTOR_API_TOKEN=' "$secrets"; then
+  tokens=$(grep '^PROJECTOR_API_TOKENS=' "$secrets")
+  echo "PROJECTOR_API_TOKEN=${tokens#*:}" >>"$secrets"
 fi
 while IFS='=' read -r name value; do
   [ -n "$name" ] && [ -z "${!name:-}" ] && export "$name=$value"
@@ -96,6 +99,11 @@ start_app() {
   pids+=("$!")
   names+=("$name")
 }
+# Demo Items for the local sandbox, their webhooks pointed at this ingress.
+demo_items=$root/.local/demo-items.json
+sed "s#@WEBHOOK_URL@#http://127.0.0.1:$WEBHOOK_INGRESS_PORT/webhooks/plaid#" \
+  "$root/scripts/demo-items.json" >"$demo_items"
+export PLAID_SANDBOX_SEED_FILE=${PLAID_SANDBOX_SEED_FILE:-$demo_items}
 start_app plaid-sandbox
 # --heap-growing-percent=20: V8 grows the heap by 20% rather than its default, so garbage is
 # collected sooner. Peak RSS with 1,000 calls in flight: 335 -> 199 MB, for about 10% more CPU
@@ -123,6 +131,29 @@ wait_ready refresh-worker "http://127.0.0.1:$REFRESH_WORKER_PORT/health/ready" "
 wait_ready webhook-ingress "http://127.0.0.1:$WEBHOOK_INGRESS_ADMIN_PORT/health/ready" "${pids[2]}"
 wait_ready projector "http://127.0.0.1:$PROJECTOR_PORT/health/ready" "${pids[3]}"
 
+# Register the demo Items' (fake) access tokens with the worker; running again replaces them.
+export REFRESH_WORKER_URL=http://127.0.0.1:$REFRESH_WORKER_PORT
+export PROJECTOR_URL=http://127.0.0.1:$PROJECTOR_PORT
+# Where everything is, for the CLI in another terminal.
+cli_env=$root/.local/cli.env
+(
+  umask 077
+  {
+    echo "KAFKA_BROKERS=$KAFKA_BROKERS"
+    echo "KAFKA_TOPIC_PREFIX=${KAFKA_TOPIC_PREFIX:-}"
+    echo "DATABASE_URL=$DATABASE_URL"
+    echo "REFRESH_WORKER_URL=$REFRESH_WORKER_URL"
+    echo "PROJECTOR_URL=$PROJECTOR_URL"
+  } >"$cli_env"
+)
+if [ "${PLAID_ENV:-local}" = local ] && [ "$PLAID_SANDBOX_SEED_FILE" = "$demo_items" ]; then
+  node -e 'for (const i of JSON.parse(require("fs").readFileSync(process.argv[1]))) console.log(i.item_id, i.access_token)' \
+    "$demo_items" | while read -r item token; do
+    echo "$token" | node dist/apps/cli/src/main.js items add "$item" >/dev/null
+  done
+  demo="demo Items       item-demo-ready, item-demo-flaky, item-demo-login-required, item-demo-report-error"
+fi
+
 cat >&2 <<SUMMARY
 
 cashflow-refresh is running. Ctrl-C stops everything.
@@ -135,10 +166,16 @@ cashflow-refresh is running. Ctrl-C stops everything.
   projector        http://127.0.0.1:$PROJECTOR_PORT/health/ready   (read API: /items, /openapi.json)
   logs             $logs/<app>.log
   secrets          $secrets (ADMIN_API_TOKEN for the CLI, PROJECTOR_API_TOKENS for the read API)
+  ${demo:-}
 
-Register an Item's access token, then ask for a refresh:
-  set -a; . $secrets; set +a
-  echo access-sandbox-... | npx cashflow-refresh items add ITEM_ID
+Try, in another terminal:
+  set -a; . $secrets; . $cli_env; set +a
+  npx cashflow-refresh refresh item-demo-ready --wait       # requested -> accepted -> ready
+  npx cashflow-refresh refresh item-demo-login-required --wait
+  npx cashflow-refresh status item-demo-ready
+  npx cashflow-refresh list --status failed
+  npx cashflow-refresh events tail
+Register your own Item:  echo access-sandbox-... | npx cashflow-refresh items add ITEM_ID
 
 SUMMARY
 
