@@ -40,31 +40,10 @@ async function postJson(
   };
 }
 
-/**
- * The Plaid sandbox app running in this process on a loopback port, spoken to over real HTTP.
- * Delays are scaled down and the latency is zero unless the test says otherwise.
- */
-export async function startSandbox(env: Record<string, string> = {}) {
-  const port = await freePort();
-  const config = loadPlaidSandboxConfig({
-    PLAID_SANDBOX_PORT: String(port),
-    PLAID_SANDBOX_TIME_SCALE: '0.001',
-    PLAID_SANDBOX_REFRESH_LATENCY: 'fixed:0',
-    PLAID_SANDBOX_EXTRACTION_DELAY_MS: '0',
-    LOG_LEVEL: 'error',
-    ...env,
-  });
-  const app: INestApplication = await listenHttpApp({
-    module: PlaidSandboxModule.forRoot(config, quietLogger),
-    logger: quietLogger,
-    ...config.http,
-    bodyParser: false,
-    configure: configureSandboxApp,
-  });
-  const url = `http://127.0.0.1:${port}`;
+/** Speaks to a Plaid sandbox at `url` (in this process or its own) over HTTP. */
+export function sandboxClient(url: string) {
   return {
     url,
-    config,
     /** A Plaid endpoint with the sandbox's credentials in the body. */
     plaid: (path: string, body: Record<string, unknown>) =>
       postJson(`${url}${path}`, { ...CREDENTIALS, ...body }),
@@ -94,6 +73,33 @@ export async function startSandbox(env: Record<string, string> = {}) {
         body: text ? JSON.parse(text) : undefined,
       };
     },
+  };
+}
+
+/**
+ * The Plaid sandbox app running in this process on a loopback port, spoken to over real HTTP.
+ * Delays are scaled down and the latency is zero unless the test says otherwise.
+ */
+export async function startSandbox(env: Record<string, string> = {}) {
+  const port = await freePort();
+  const config = loadPlaidSandboxConfig({
+    PLAID_SANDBOX_PORT: String(port),
+    PLAID_SANDBOX_TIME_SCALE: '0.001',
+    PLAID_SANDBOX_REFRESH_LATENCY: 'fixed:0',
+    PLAID_SANDBOX_EXTRACTION_DELAY_MS: '0',
+    LOG_LEVEL: 'error',
+    ...env,
+  });
+  const app: INestApplication = await listenHttpApp({
+    module: PlaidSandboxModule.forRoot(config, quietLogger),
+    logger: quietLogger,
+    ...config.http,
+    bodyParser: false,
+    configure: configureSandboxApp,
+  });
+  return {
+    ...sandboxClient(`http://127.0.0.1:${port}`),
+    config,
     close: () => app.close(),
   };
 }
