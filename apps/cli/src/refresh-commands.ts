@@ -266,18 +266,36 @@ async function watch(kafka: Kafka, prefix: string) {
   const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200 });
   const seen: CashflowEvent[] = [];
   let wake: () => void = () => undefined;
+  const ids = new Set<string>();
   await consumer.connect();
   await consumer.subscribe({ topics });
+  // kafkajs drops seeks made before the group is joined, so wait for the join, then seek; the
+  // request is published only after that, so its outcome cannot slip past.
+  const joined = new Promise<void>((resolve) =>
+    consumer.on(consumer.events.GROUP_JOIN, () => resolve()),
+  );
   await consumer.run({
     eachMessage: ({ message }) => {
       const decoded = decodeEvent(message);
-      if (decoded.ok) {
+      // A record can come twice: once from where the group started, again after the seek.
+      if (decoded.ok && !ids.has(decoded.value.metadata.id)) {
+        ids.add(decoded.value.metadata.id);
         seen.push(decoded.value);
         wake();
       }
       return Promise.resolve();
     },
   });
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    joined,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error('could not join a Kafka consumer group within 30 s')),
+        30_000,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
   for (const end of ends) consumer.seek(end);
 
   return {
