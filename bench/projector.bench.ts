@@ -17,7 +17,6 @@
 import { DEFAULT_PARTITIONS, type CashflowEvent } from '@cashflow/contracts';
 import { EventPublisher, createKafka, ensureTopics } from '@cashflow/kafka';
 import { createLogger } from '@cashflow/observability';
-import { runMigrations } from '@cashflow/persistence';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
@@ -39,6 +38,9 @@ import {
   table,
   waitForHttp,
   writeResults,
+  runBench,
+  benchDatabase,
+  dropBenchDatabase,
 } from './support';
 import { eventsFor } from '../test/support/refresh-histories';
 
@@ -47,8 +49,6 @@ const ITEMS = quick ? 5_000 : 20_000;
 const LAG_RATE = 2_000;
 const LAG_SECONDS = quick ? 10 : 30;
 const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:19092';
-const DATABASE_URL =
-  process.env.DATABASE_URL ?? 'postgres://cashflow:cashflow@127.0.0.1:15432/cashflow';
 const logger = createLogger({ service: 'bench', level: 'error' });
 
 /** Ten events per Item: two refreshes ready (one report twice), one failed, one waiting. */
@@ -67,25 +67,6 @@ function itemHistory(itemId: string, base: number): CashflowEvent[] {
     e.failed(`${itemId}-r3`, t(151)),
     e.requested(`${itemId}-r4`, undefined, t(180)),
   ];
-}
-
-async function freshDatabase(): Promise<string> {
-  const name = `cashflow_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new Client({ connectionString: DATABASE_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(DATABASE_URL);
-  url.pathname = `/${name}`;
-  await runMigrations({ url: url.toString(), applicationName: 'bench' });
-  return url.toString();
-}
-
-async function dropDatabase(url: string): Promise<void> {
-  const admin = new Client({ connectionString: DATABASE_URL });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${new URL(url).pathname.slice(1)} WITH (FORCE)`);
-  await admin.end();
 }
 
 async function publishAll(publisher: EventPublisher, events: CashflowEvent[]) {
@@ -187,7 +168,7 @@ async function main() {
   const prefix = `bench-${randomBytes(4).toString('hex')}.`;
   const kafka = createKafka({ brokers: [BROKERS], clientId: 'bench', topicPrefix: prefix, logger });
   await ensureTopics(kafka, { prefix, partitions: DEFAULT_PARTITIONS, replicationFactor: 1 });
-  const url = await freshDatabase();
+  const url = await benchDatabase();
   const publisher = new EventPublisher(kafka, prefix);
   await publisher.connect();
   const pg = new Client({ connectionString: url });
@@ -317,15 +298,9 @@ async function main() {
     await publisher.disconnect();
     await pg.end();
     await stopAll();
-    await dropDatabase(url).catch(() => undefined);
+    await dropBenchDatabase(url).catch(() => undefined);
     stopInfra(infra);
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);

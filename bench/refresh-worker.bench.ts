@@ -17,7 +17,6 @@ import { TokenCipher } from '@cashflow/access-tokens';
 import { createEvent, topicName, type RefreshRequested } from '@cashflow/contracts';
 import { EventPublisher, createKafka, ensureTopics } from '@cashflow/kafka';
 import { createLogger } from '@cashflow/observability';
-import { runMigrations } from '@cashflow/persistence';
 import type { Kafka } from 'kafkajs';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -37,6 +36,9 @@ import {
   waitForHttp,
   waitUntil,
   writeResults,
+  benchDatabase,
+  dropBenchDatabase,
+  runBench,
   type Proc,
 } from './support';
 
@@ -44,8 +46,6 @@ const quick = process.argv.includes('--quick');
 /** `--only=throughput` runs just the first scenario (for profiling memory). */
 const onlyThroughput = process.argv.includes('--only=throughput');
 const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:19092';
-const ADMIN_DB =
-  process.env.DATABASE_URL ?? 'postgres://cashflow:cashflow@127.0.0.1:15432/cashflow';
 const logger = createLogger({ service: 'bench', level: 'error' });
 const KEYS = `bench:${randomBytes(32).toString('base64')}`;
 /**
@@ -64,25 +64,6 @@ const LIMITED = quick
 
 const itemId = (i: number) => `bench-item-${i}`;
 const token = (i: number) => `access-sandbox-bench-${String(i).padStart(8, '0')}`;
-
-async function dropDatabase(url: string): Promise<void> {
-  const admin = new Client({ connectionString: ADMIN_DB });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${new URL(url).pathname.slice(1)} WITH (FORCE)`);
-  await admin.end();
-}
-
-async function database(): Promise<string> {
-  const name = `cashflow_bench_${randomBytes(3).toString('hex')}`;
-  const admin = new Client({ connectionString: ADMIN_DB });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(ADMIN_DB);
-  url.pathname = `/${name}`;
-  await runMigrations({ url: url.toString(), applicationName: 'bench' });
-  return url.toString();
-}
 
 /** Registers tokens straight into the vault's table (the API would take minutes for 20,000). */
 async function registerTokens(url: string, count: number): Promise<void> {
@@ -353,7 +334,7 @@ async function rateLimited(dbUrl: string) {
 
 async function main() {
   const started = ensureInfra();
-  const dbUrl = await database();
+  const dbUrl = await benchDatabase();
   try {
     await registerTokens(dbUrl, THROUGHPUT_REQUESTS);
     const box = await sandbox(THROUGHPUT_REQUESTS, {
@@ -403,15 +384,9 @@ async function main() {
     writeResults('refresh-worker', quick, result);
   } finally {
     await stopAll();
-    await dropDatabase(dbUrl).catch(() => undefined);
+    await dropBenchDatabase(dbUrl).catch(() => undefined);
     stopInfra(started);
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);

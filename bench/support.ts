@@ -1,8 +1,11 @@
+import { runMigrations } from '@cashflow/persistence';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { Client } from 'pg';
 
 export const ROOT = join(__dirname, '../..');
 
@@ -172,4 +175,39 @@ export function writeResults(name: string, quick: boolean, result: { date: strin
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(`written to ${file}\n`);
   return file;
+}
+
+/** The local PostgreSQL's app database; bench databases are created beside it. */
+export const ADMIN_DB =
+  process.env.DATABASE_URL ?? 'postgres://cashflow:cashflow@127.0.0.1:15432/cashflow';
+
+/** A fresh, migrated database for one bench run; returns its URL. */
+export async function benchDatabase(): Promise<string> {
+  const name = `cashflow_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new Client({ connectionString: ADMIN_DB });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(ADMIN_DB);
+  url.pathname = `/${name}`;
+  await runMigrations({ url: url.toString(), applicationName: 'bench' });
+  return url.toString();
+}
+
+export async function dropBenchDatabase(url: string): Promise<void> {
+  const admin = new Client({ connectionString: ADMIN_DB });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${new URL(url).pathname.slice(1)} WITH (FORCE)`);
+  await admin.end();
+}
+
+/** Runs a bench's main: exit 0 when done, 1 with the stack when it failed. */
+export function runBench(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
+      process.exit(1);
+    },
+  );
 }

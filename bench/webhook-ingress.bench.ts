@@ -31,6 +31,7 @@ import {
   table,
   waitUntil,
   writeResults,
+  runBench,
   type Proc,
 } from './support';
 
@@ -348,10 +349,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBench(main);

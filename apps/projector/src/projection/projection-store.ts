@@ -317,6 +317,23 @@ function errorToColumns(error: ErrorFacts | null, prefix: 'last_error' | 'error'
   };
 }
 
+/** The reverse of errorToColumns; null when there is no error code. */
+function errorFromColumns(
+  row: Record<string, unknown>,
+  prefix: 'last_error' | 'error',
+  at: unknown,
+): ErrorFacts | null {
+  if (row[`${prefix}_code`] === null) return null;
+  return {
+    source: row[`${prefix}_source`] as ErrorFacts['source'],
+    type: row[`${prefix}_type`] as string | null,
+    code: row[`${prefix}_code`] as string,
+    message: row[`${prefix}_message`] as string,
+    at: iso(at)!,
+    eventId: row[`${prefix}_event_id`] as string,
+  };
+}
+
 export function itemToRow(item: ItemState): ItemRow {
   return {
     item_id: item.itemId,
@@ -348,17 +365,6 @@ export function itemToRow(item: ItemState): ItemRow {
 }
 
 function rowToItem(row: ItemRow): ItemState {
-  const lastError: ErrorFacts | null =
-    row.last_error_code === null
-      ? null
-      : {
-          source: row.last_error_source as ErrorFacts['source'],
-          type: row.last_error_type as string | null,
-          code: row.last_error_code as string,
-          message: row.last_error_message as string,
-          at: iso(row.last_error_at)!,
-          eventId: row.last_error_event_id as string,
-        };
   return {
     itemId: row.item_id as string,
     status: row.status as ItemState['status'],
@@ -371,7 +377,7 @@ function rowToItem(row: ItemRow): ItemState {
     plaidRequestId: row.plaid_request_id as string | null,
     attempts: row.attempts as number | null,
     refreshes: row.refreshes as number,
-    lastError,
+    lastError: errorFromColumns(row, 'last_error', row.last_error_at),
     recentReports: row.recent_reports as ReportFacts[],
     lastEvent:
       row.last_event_id === null
@@ -411,18 +417,6 @@ export function requestToRow(request: RequestState): RequestRow {
 }
 
 function rowToRequest(row: RequestRow): RequestState {
-  const error: ErrorFacts | null =
-    row.error_code === null
-      ? null
-      : {
-          source: row.error_source as ErrorFacts['source'],
-          type: row.error_type as string | null,
-          code: row.error_code as string,
-          message: row.error_message as string,
-          // A request's error happened when it failed.
-          at: iso(row.failed_at)!,
-          eventId: row.error_event_id as string,
-        };
   return {
     requestId: row.request_id as string,
     itemId: row.item_id as string,
@@ -439,7 +433,8 @@ function rowToRequest(row: RequestRow): RequestState {
     attempts: row.attempts as number | null,
     coalescedInto: row.coalesced_into as string | null,
     retryable: row.retryable as boolean | null,
-    error,
+    // A request's error happened when it failed.
+    error: errorFromColumns(row, 'error', row.failed_at),
     reportEventId: row.report_event_id as string | null,
   };
 }
