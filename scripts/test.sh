@@ -13,6 +13,17 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm install --no-audit --no-fund --loglevel=error
 fi
 
+# kcat (Debian's package): the interop test runs the README's kcat commands.
+if ! command -v kcat >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[test] installing kcat with apt-get (one-time)" >&2
+    { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat; } >/dev/null
+  else
+    echo "[test] kcat is missing (sudo apt-get install -y kcat); the kcat interop test will fail" >&2
+  fi
+fi
+
 started=()
 status=0
 cleanup() {

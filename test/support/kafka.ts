@@ -17,6 +17,7 @@ export function testKafka(prefix: string, brokers: string[] = KAFKA_BROKERS): Ka
 
 export interface Received {
   readonly topic: string;
+  readonly partition: number;
   readonly message: KafkaMessage;
 }
 
@@ -27,8 +28,8 @@ export async function collect(kafka: Kafka, topics: string[]) {
   await consumer.connect();
   await consumer.subscribe({ topics, fromBeginning: true });
   await consumer.run({
-    eachMessage: ({ topic, message }) => {
-      received.push({ topic, message });
+    eachMessage: ({ topic, partition, message }) => {
+      received.push({ topic, partition, message });
       return Promise.resolve();
     },
   });
