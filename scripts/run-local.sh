@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs the whole system on this machine: installs what is missing, starts the local Kafka broker
 # and PostgreSQL (unless KAFKA_BROKERS / DATABASE_URL point elsewhere), creates the topics, runs
-# the migrations, then starts every app as its own process with its log in .local/logs/.
+# the migrations, then starts every app as its own process with its log in .local/logs/
+# (CASHFLOW_LOCAL_DIR moves .local/, as it does for scripts/local-infra.sh).
 # Ctrl-C stops the apps, then the infrastructure this script started.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 infra=scripts/local-infra.sh
-logs=$root/.local/logs
+local_dir=${CASHFLOW_LOCAL_DIR:-$root/.local}
+case $local_dir in /*) ;; *) local_dir=$PWD/$local_dir ;; esac
+logs=$local_dir/logs
 say() { printf '[run-local] %s\n' "$*" >&2; }
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -50,9 +53,9 @@ eval "$("$infra" env)"
 
 # Local secrets, made once and kept in .local/ (mode 600): the token encryption key and an admin
 # bearer token for the access-token API. Variables already set in the environment win.
-secrets=$root/.local/secrets.env
+secrets=$local_dir/secrets.env
 if [ ! -f "$secrets" ]; then
-  mkdir -p "$root/.local"
+  mkdir -p "$local_dir"
   admin_token=$(node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("hex"))')
   (
     umask 077
@@ -100,7 +103,7 @@ start_app() {
   names+=("$name")
 }
 # Demo Items for the local sandbox, their webhooks pointed at this ingress.
-demo_items=$root/.local/demo-items.json
+demo_items=$local_dir/demo-items.json
 sed "s#@WEBHOOK_URL@#http://127.0.0.1:$WEBHOOK_INGRESS_PORT/webhooks/plaid#" \
   "$root/scripts/demo-items.json" >"$demo_items"
 export PLAID_SANDBOX_SEED_FILE=${PLAID_SANDBOX_SEED_FILE:-$demo_items}
@@ -135,7 +138,7 @@ wait_ready projector "http://127.0.0.1:$PROJECTOR_PORT/health/ready" "${pids[3]}
 export REFRESH_WORKER_URL=http://127.0.0.1:$REFRESH_WORKER_PORT
 export PROJECTOR_URL=http://127.0.0.1:$PROJECTOR_PORT
 # Where everything is, for the CLI in another terminal.
-cli_env=$root/.local/cli.env
+cli_env=$local_dir/cli.env
 (
   umask 077
   {

@@ -184,7 +184,7 @@ export function addEventsCommands(program: Command): void {
   dlq
     .command('replay <id...>')
     .description(
-      'Publish dead-lettered records (ids as `dlq list` shows them, partition:offset) again to the topic they came from, as they were (dlq_* headers removed). Fix the producer first: a record replayed unchanged fails again.',
+      'Publish dead-lettered records (ids as `dlq list` shows them, partition:offset) again to the topic they came from, as they were (dlq_* headers removed). Use it once the consumer that rejected them is fixed: a record that is itself wrong fails again.',
     )
     .action(async (ids: string[]) => {
       const { kafka, prefix } = kafkaFromEnv();
