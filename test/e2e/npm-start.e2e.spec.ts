@@ -75,8 +75,8 @@ describe('npm start', () => {
   async function npmStart() {
     const child = spawn('npm', ['start'], { cwd: REPO_ROOT, env, detached: true });
     let output = '';
-    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     const started = Date.now();
     await Promise.race([
