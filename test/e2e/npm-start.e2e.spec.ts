@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli } from '../support/cli';
+import { KAFKA_BROKERS, createTestDatabase, uniqueTopicPrefix } from '../support/infra';
 import { freePort } from '../support/ports';
 import { REPO_ROOT } from '../support/processes';
 import { waitFor } from '../support/wait-for';
@@ -72,8 +73,12 @@ describe('npm start', () => {
   });
 
   /** Starts `npm start` in a process group of its own (as a terminal would) and waits for its summary. */
-  async function npmStart() {
-    const child = spawn('npm', ['start'], { cwd: REPO_ROOT, env, detached: true });
+  async function npmStart(extra: Record<string, string> = {}) {
+    const child = spawn('npm', ['start'], {
+      cwd: REPO_ROOT,
+      env: { ...env, ...extra },
+      detached: true,
+    });
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -96,13 +101,17 @@ describe('npm start', () => {
    * Ctrl-C: SIGINT to the whole foreground process group. The script stops the apps and the
    * infrastructure it started, then npm ends as a terminal's Ctrl-C leaves it (by SIGINT).
    */
-  async function stop(run: Awaited<ReturnType<typeof npmStart>>) {
+  async function stop(run: Awaited<ReturnType<typeof npmStart>>, startedInfra = true) {
     process.kill(-run.child.pid!, 'SIGINT');
     const code = await run.exited;
     expect(code === 0 || run.child.signalCode === 'SIGINT').toBe(true);
     const output = run.output();
-    expect(output).toContain('[local-infra] kafka: stopped');
-    expect(output).toContain('[local-infra] postgres: stopped');
+    if (startedInfra) {
+      expect(output).toContain('[local-infra] kafka: stopped');
+      expect(output).toContain('[local-infra] postgres: stopped');
+    } else {
+      expect(output).not.toContain('[local-infra]');
+    }
     expect(output.trimEnd().endsWith('[run-local] stopped')).toBe(true);
   }
 
@@ -139,4 +148,30 @@ describe('npm start', () => {
     expect(status.stdout).toContain('item-demo-ready: ready');
     await stop(again);
   }, 600_000);
+
+  it('with KAFKA_BROKERS and DATABASE_URL set, starts neither and runs the apps against them', async () => {
+    const db = await createTestDatabase();
+    const elsewhere = mkdtempSync(join(tmpdir(), 'cashflow-start-external-'));
+    try {
+      const run = await npmStart({
+        KAFKA_BROKERS: KAFKA_BROKERS.join(','),
+        DATABASE_URL: db.url,
+        KAFKA_TOPIC_PREFIX: uniqueTopicPrefix(),
+        CASHFLOW_LOCAL_DIR: elsewhere,
+      });
+      expect(run.output()).not.toContain('[local-infra]');
+      expect(run.output()).toContain(`Kafka            ${KAFKA_BROKERS.join(',')}`);
+      const cliEnv = {
+        ...envFile(join(elsewhere, 'secrets.env')),
+        ...envFile(join(elsewhere, 'cli.env')),
+      };
+      expect(cliEnv.DATABASE_URL).toBe(db.url);
+      const refresh = await cli(['refresh', 'item-demo-ready', '--wait'], cliEnv);
+      expect(refresh.code).toBe(0);
+      await stop(run, false);
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+      await db.drop();
+    }
+  }, 300_000);
 });
