@@ -51,7 +51,7 @@ export interface StoreOptions {
 /** Namespace of the projector's advisory locks (pg_advisory_xact_lock(namespace, key)). */
 const LOCK_NAMESPACE = 8211;
 
-const ITEM_COLUMNS = [
+export const ITEM_COLUMNS = [
   'item_id',
   'status',
   'latest_request_id',
@@ -76,7 +76,7 @@ const ITEM_COLUMNS = [
   'last_event_offset',
 ] as const;
 
-const REQUEST_COLUMNS = [
+export const REQUEST_COLUMNS = [
   'request_id',
   'item_id',
   'request_partition',
@@ -100,8 +100,8 @@ const REQUEST_COLUMNS = [
   'report_event_id',
 ] as const;
 
-type ItemRow = Record<(typeof ITEM_COLUMNS)[number], unknown>;
-type RequestRow = Record<(typeof REQUEST_COLUMNS)[number], unknown>;
+export type ItemRow = Record<(typeof ITEM_COLUMNS)[number], unknown>;
+export type RequestRow = Record<(typeof REQUEST_COLUMNS)[number], unknown>;
 
 /**
  * Writes the projection. Each batch is one PostgreSQL transaction: the event copies, the Items'
@@ -364,7 +364,7 @@ export function itemToRow(item: ItemState): ItemRow {
   };
 }
 
-function rowToItem(row: ItemRow): ItemState {
+export function rowToItem(row: ItemRow): ItemState {
   return {
     itemId: row.item_id as string,
     status: row.status as ItemState['status'],
@@ -416,7 +416,7 @@ export function requestToRow(request: RequestState): RequestRow {
   };
 }
 
-function rowToRequest(row: RequestRow): RequestState {
+export function rowToRequest(row: RequestRow): RequestState {
   return {
     requestId: row.request_id as string,
     itemId: row.item_id as string,

@@ -1,0 +1,447 @@
+/**
+ * The system's promises, checked against what it actually wrote: the event log (every topic)
+ * and the projection. Pure functions over records already read, so each rule is tested without
+ * a broker; `check-command.ts` does the reading.
+ *
+ * 1. Every RefreshRequested has exactly one outcome (RefreshAccepted or RefreshFailed, counted by
+ *    distinct event id, coalesced requests included) and no outcome lacks its request.
+ * 2. Every report (ReportReady, ReportFailed, PlaidWebhookReceived) came from a verified webhook
+ *    delivery and is about a known Item; with the local Plaid sandbox's delivery log, also that
+ *    every webhook the sandbox saw acknowledged is on the topic.
+ * 3. The projection equals a fresh fold of the log up to the projector's checkpoints.
+ * 4. No access token, client secret or private key appears in any topic or captured log.
+ */
+import type { CashflowEvent, EventOfType, TopicKey } from '@cashflow/contracts';
+import {
+  evolve,
+  initialItem,
+  type ItemProjection,
+} from '../../../projector/src/projection/refresh-projection';
+import {
+  itemToRow,
+  requestToRow,
+  rowToItem,
+  rowToRequest,
+  type ItemRow,
+  type RequestRow,
+} from '../../../projector/src/projection/projection-store';
+
+/** One Kafka record as read, decoded when it could be. */
+export interface LogRecord {
+  readonly topicKey: TopicKey;
+  /** The topic's full name (with the deployment's prefix). */
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  /** Kafka timestamp, milliseconds. */
+  readonly timestamp: number;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly event: CashflowEvent | null;
+}
+
+export interface Finding {
+  readonly name: string;
+  readonly holds: boolean;
+  /** What was looked at and absorbed, e.g. requests, duplicates absorbed, violations. */
+  readonly counts: Readonly<Record<string, number>>;
+  /** A few violations, each one line; never a secret. */
+  readonly examples: readonly string[];
+  /** Checks left out, and why (e.g. no token key configured). */
+  readonly notes?: readonly string[];
+}
+
+const MAX_EXAMPLES = 5;
+
+class Examples {
+  readonly lines: string[] = [];
+  count = 0;
+  add(line: string): void {
+    this.count += 1;
+    if (this.lines.length < MAX_EXAMPLES) this.lines.push(line);
+  }
+}
+
+const where = (r: LogRecord) => `${r.topic} ${r.partition}:${r.offset}`;
+
+type Outcome = EventOfType<'RefreshAccepted'> | EventOfType<'RefreshFailed'>;
+
+// ------------------------------------------------------------------ 1. one outcome per request
+
+export interface OutcomeOptions {
+  /** Now, milliseconds. */
+  readonly now: number;
+  /** A request without an outcome younger than this is pending, not a violation. */
+  readonly maxPendingMs: number;
+}
+
+export function checkOutcomes(records: readonly LogRecord[], options: OutcomeOptions): Finding {
+  const requests = new Map<string, { itemId: string; at: number; where: string }>();
+  let requestCopies = 0;
+  const outcomes = new Map<string, Map<string, Outcome>>();
+  const outcomeIds = new Set<string>();
+  let outcomeCopies = 0;
+  let coalesced = 0;
+  let accepted = 0;
+  let failed = 0;
+  for (const r of records) {
+    const event = r.event;
+    if (!event) continue;
+    if (event.type === 'RefreshRequested') {
+      if (requests.has(event.metadata.id)) requestCopies += 1;
+      else {
+        requests.set(event.metadata.id, {
+          itemId: event.data.item_id,
+          at: r.timestamp,
+          where: where(r),
+        });
+      }
+    } else if (event.type === 'RefreshAccepted' || event.type === 'RefreshFailed') {
+      if (outcomeIds.has(event.metadata.id)) {
+        outcomeCopies += 1;
+        continue;
+      }
+      outcomeIds.add(event.metadata.id);
+      if (event.type === 'RefreshAccepted') accepted += 1;
+      else failed += 1;
+      if (event.data.coalesced_into) coalesced += 1;
+      const byId = outcomes.get(event.data.refresh_request_id) ?? new Map<string, Outcome>();
+      byId.set(event.metadata.id, event);
+      outcomes.set(event.data.refresh_request_id, byId);
+    }
+  }
+
+  const twice = new Examples();
+  const orphans = new Examples();
+  const unanswered = new Examples();
+  const wrongItem = new Examples();
+  let pending = 0;
+  for (const [id, request] of requests) {
+    const answers = outcomes.get(id);
+    if (!answers) {
+      if (options.now - request.at < options.maxPendingMs) pending += 1;
+      else unanswered.add(`request ${id} (${request.itemId}, ${request.where}) has no outcome`);
+      continue;
+    }
+    if (answers.size > 1) {
+      twice.add(`request ${id} has ${answers.size} outcomes: ${[...answers.keys()].join(', ')}`);
+    }
+    for (const outcome of answers.values()) {
+      if (outcome.data.item_id !== request.itemId) {
+        wrongItem.add(
+          `outcome ${outcome.metadata.id} is for ${outcome.data.item_id}, its request for ${request.itemId}`,
+        );
+      }
+    }
+  }
+  for (const [id, answers] of outcomes) {
+    if (!requests.has(id)) {
+      orphans.add(`outcome ${[...answers.keys()][0]} answers request ${id}, not on the log`);
+    }
+  }
+  const violations = twice.count + orphans.count + unanswered.count + wrongItem.count;
+  return {
+    name: 'every request has exactly one outcome',
+    holds: violations === 0,
+    counts: {
+      requests: requests.size,
+      outcomes: outcomeIds.size,
+      accepted,
+      failed,
+      coalesced,
+      pending,
+      'duplicates absorbed': requestCopies + outcomeCopies,
+      'answered twice': twice.count,
+      'without outcome': unanswered.count,
+      'outcome without request': orphans.count,
+      'outcome for another item': wrongItem.count,
+      violations,
+    },
+    examples: [...twice.lines, ...unanswered.lines, ...orphans.lines, ...wrongItem.lines].slice(
+      0,
+      MAX_EXAMPLES,
+    ),
+  };
+}
+
+// ------------------------------------------------------------ 2. reports from verified webhooks
+
+/** One webhook delivery as the local Plaid sandbox logged it. */
+export interface SandboxDelivery {
+  readonly deliveryId: string;
+  readonly itemId: string;
+  readonly webhookCode: string;
+  /** SHA-256 (hex) of each attempt's Plaid-Verification JWT, with the status it got. */
+  readonly attempts: readonly { readonly jwtSha256: string; readonly status: number | null }[];
+}
+
+export interface ReportOptions {
+  /** The ce_source the webhook ingress publishes with. */
+  readonly ingressSource: string;
+  /** Items the system knows: registered tokens and Items on the requested topic. */
+  readonly knownItems: ReadonlySet<string>;
+  /** The sandbox's delivery log, when the system runs against the local sandbox. */
+  readonly sandboxDeliveries?: readonly SandboxDelivery[];
+}
+
+type Report =
+  EventOfType<'ReportReady'> | EventOfType<'ReportFailed'> | EventOfType<'PlaidWebhookReceived'>;
+
+const isReport = (event: CashflowEvent): event is Report =>
+  event.type === 'ReportReady' ||
+  event.type === 'ReportFailed' ||
+  event.type === 'PlaidWebhookReceived';
+
+export function checkReports(records: readonly LogRecord[], options: ReportOptions): Finding {
+  const seen = new Set<string>();
+  const deliveryIdsOnLog = new Set<string>();
+  let copies = 0;
+  const unverified = new Examples();
+  const unknownItem = new Examples();
+  const notFromPlaid = new Examples();
+  const lost = new Examples();
+  const attempts = new Map<string, SandboxDelivery>();
+  for (const delivery of options.sandboxDeliveries ?? []) {
+    for (const a of delivery.attempts) attempts.set(a.jwtSha256, delivery);
+  }
+  for (const r of records) {
+    const event = r.event;
+    if (!event || !isReport(event)) continue;
+    if (seen.has(event.metadata.id)) {
+      copies += 1;
+      continue;
+    }
+    seen.add(event.metadata.id);
+    const { data } = event;
+    deliveryIdsOnLog.add(data.delivery_id);
+    const bodyItem = (data.webhook as { item_id?: unknown }).item_id;
+    if (
+      event.metadata.source !== options.ingressSource ||
+      !/^[0-9a-f]{64}$/.test(data.delivery_id) ||
+      bodyItem !== data.item_id
+    ) {
+      unverified.add(
+        `${event.type} ${event.metadata.id} (${where(r)}) does not carry a verified delivery from the ingress`,
+      );
+    }
+    if (!options.knownItems.has(data.item_id)) {
+      unknownItem.add(`${event.type} ${event.metadata.id} is about unknown item ${data.item_id}`);
+    }
+    if (options.sandboxDeliveries) {
+      const delivery = attempts.get(data.delivery_id);
+      if (!delivery || delivery.itemId !== data.item_id) {
+        notFromPlaid.add(
+          `${event.type} ${event.metadata.id} (${data.item_id}): no webhook the sandbox sent has its delivery id`,
+        );
+      }
+    }
+  }
+  let acknowledged = 0;
+  for (const delivery of options.sandboxDeliveries ?? []) {
+    if (!delivery.attempts.some((a) => a.status === 200)) continue;
+    acknowledged += 1;
+    if (!delivery.attempts.some((a) => deliveryIdsOnLog.has(a.jwtSha256))) {
+      lost.add(
+        `webhook ${delivery.deliveryId} (${delivery.itemId}, ${delivery.webhookCode}) was answered 200 but is not on the log`,
+      );
+    }
+  }
+  const violations = unverified.count + unknownItem.count + notFromPlaid.count + lost.count;
+  return {
+    name: 'every report came from a verified webhook about a known item',
+    holds: violations === 0,
+    counts: {
+      reports: seen.size,
+      'duplicates absorbed': copies,
+      ...(options.sandboxDeliveries
+        ? { 'sandbox deliveries acknowledged': acknowledged, 'acknowledged but lost': lost.count }
+        : {}),
+      'not from the ingress': unverified.count,
+      'unknown item': unknownItem.count,
+      ...(options.sandboxDeliveries ? { 'not sent by the sandbox': notFromPlaid.count } : {}),
+      violations,
+    },
+    examples: [
+      ...lost.lines,
+      ...unverified.lines,
+      ...notFromPlaid.lines,
+      ...unknownItem.lines,
+    ].slice(0, MAX_EXAMPLES),
+    notes: options.sandboxDeliveries
+      ? []
+      : ['no Plaid sandbox delivery log given: reports checked by source and delivery id only'],
+  };
+}
+
+// ------------------------------------------------------------------ 3. projection = fold of log
+
+/** The projection as read in one snapshot, with the projector's checkpoints. */
+export interface ProjectionSnapshot {
+  /** `topic:partition` -> next offset to read. */
+  readonly checkpoints: ReadonlyMap<string, string>;
+  readonly items: readonly ItemRow[];
+  readonly requests: readonly RequestRow[];
+  readonly eventCount: number;
+}
+
+/** Columns that record which event was applied last: they depend on the order topics interleave. */
+const ORDER_DEPENDENT = new Set([
+  'last_event_id',
+  'last_event_topic',
+  'last_event_partition',
+  'last_event_offset',
+]);
+
+function comparable(row: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(row).filter(([c]) => !ORDER_DEPENDENT.has(c)));
+}
+
+/** Rows as the store writes them, in the shape they are read back (timestamps normalised). */
+const normalItem = (row: ItemRow) => comparable(itemToRow(rowToItem(row)));
+const normalRequest = (row: RequestRow) => comparable(requestToRow(rowToRequest(row)));
+
+/** Folds the records the projector should have applied (those below its checkpoints). */
+export function foldLog(
+  records: readonly LogRecord[],
+  checkpoints: ReadonlyMap<string, string>,
+): { items: Map<string, ItemProjection>; events: Set<string> } {
+  const applied = records
+    .filter((r) => r.event && r.topicKey !== 'deadLetter')
+    .filter((r) => BigInt(r.offset) < BigInt(checkpoints.get(`${r.topic}:${r.partition}`) ?? '0'))
+    .sort((a, b) => a.timestamp - b.timestamp);
+  const items = new Map<string, ItemProjection>();
+  const events = new Set<string>();
+  for (const r of applied) {
+    const event = r.event!;
+    events.add(event.metadata.id);
+    if (event.type === 'PlaidWebhookReceived') continue;
+    const id = event.data.item_id;
+    const state = items.get(id) ?? initialItem(id);
+    items.set(
+      id,
+      evolve(state, event, { topic: r.topic, partition: r.partition, offset: r.offset }),
+    );
+  }
+  return { items, events };
+}
+
+export function checkProjection(
+  records: readonly LogRecord[],
+  snapshot: ProjectionSnapshot,
+): Finding {
+  const fold = foldLog(records, snapshot.checkpoints);
+  const mismatches = new Examples();
+  const compare = (what: string, expected: unknown, actual: unknown) => {
+    if (expected === undefined) return mismatches.add(`${what}: in the projection, not in the log`);
+    if (actual === undefined)
+      return mismatches.add(`${what}: in the log, missing from the projection`);
+    const e = expected as Record<string, unknown>;
+    const a = actual as Record<string, unknown>;
+    const differ = Object.keys(e).filter((c) => JSON.stringify(e[c]) !== JSON.stringify(a[c]));
+    if (differ.length > 0) {
+      mismatches.add(
+        `${what}: ${differ
+          .slice(0, 3)
+          .map((c) => `${c} is ${JSON.stringify(a[c])}, the log gives ${JSON.stringify(e[c])}`)
+          .join('; ')}`,
+      );
+    }
+  };
+
+  const expectedItems = new Map<string, unknown>();
+  const expectedRequests = new Map<string, unknown>();
+  for (const [id, slice] of fold.items) {
+    expectedItems.set(id, normalItem(itemToRow(slice.item)));
+    for (const request of slice.requests.values()) {
+      expectedRequests.set(request.requestId, normalRequest(requestToRow(request)));
+    }
+  }
+  const actualItems = new Map(
+    snapshot.items.map((row) => [row.item_id as string, normalItem(row)]),
+  );
+  const actualRequests = new Map(
+    snapshot.requests.map((row) => [row.request_id as string, normalRequest(row)]),
+  );
+  for (const id of new Set([...expectedItems.keys(), ...actualItems.keys()])) {
+    compare(`item ${id}`, expectedItems.get(id), actualItems.get(id));
+  }
+  for (const id of new Set([...expectedRequests.keys(), ...actualRequests.keys()])) {
+    compare(`request ${id}`, expectedRequests.get(id), actualRequests.get(id));
+  }
+  if (fold.events.size !== snapshot.eventCount) {
+    mismatches.add(
+      `projection_events holds ${snapshot.eventCount} events, the log below the checkpoints ${fold.events.size}`,
+    );
+  }
+  return {
+    name: 'the projection equals a fresh fold of the log',
+    holds: mismatches.count === 0,
+    counts: {
+      items: expectedItems.size,
+      requests: expectedRequests.size,
+      events: fold.events.size,
+      mismatches: mismatches.count,
+    },
+    examples: mismatches.lines,
+  };
+}
+
+// ---------------------------------------------------------------------------------- 4. secrets
+
+/** A secret to look for, by name; its value is never reported. */
+export interface KnownSecret {
+  readonly name: string;
+  readonly value: string;
+}
+
+/** Shapes of secrets whatever their value: Plaid access tokens, PEM and JWK private keys. */
+export const SECRET_PATTERNS: readonly { readonly name: string; readonly pattern: RegExp }[] = [
+  { name: 'a Plaid access token', pattern: /access-(sandbox|development|production)-[0-9a-f]{8}-/ },
+  { name: 'a PEM private key', pattern: /-----BEGIN [A-Z ]*PRIVATE KEY-----/ },
+  { name: 'a JWK private key', pattern: /"d"\s*:\s*"[A-Za-z0-9_-]{32,}"/ },
+];
+
+/** Something to search: a topic record's bytes or a log file. */
+export interface Searchable {
+  readonly where: string;
+  readonly text: string;
+}
+
+export function checkSecrets(
+  sources: Iterable<Searchable>,
+  secrets: readonly KnownSecret[],
+  notes: readonly string[] = [],
+): Finding {
+  const leaks = new Examples();
+  let searched = 0;
+  // Short values would match by chance; every secret we hold is longer.
+  const known = secrets.filter((s) => s.value.length >= 12);
+  for (const source of sources) {
+    searched += 1;
+    for (const secret of known) {
+      if (source.text.includes(secret.value)) leaks.add(`${source.where} contains ${secret.name}`);
+    }
+    for (const { name, pattern } of SECRET_PATTERNS) {
+      if (pattern.test(source.text)) leaks.add(`${source.where} contains ${name}`);
+    }
+  }
+  return {
+    name: 'no secret in any topic or log',
+    holds: leaks.count === 0,
+    counts: {
+      searched,
+      'secrets looked for': known.length + SECRET_PATTERNS.length,
+      leaks: leaks.count,
+    },
+    examples: leaks.lines,
+    notes,
+  };
+}
+
+/** A record's key, value and headers as one text to search. */
+export function recordText(r: LogRecord): Searchable {
+  const parts = [r.key?.toString() ?? '', r.value?.toString() ?? ''];
+  for (const [name, value] of Object.entries(r.headers)) parts.push(`${name}=${value}`);
+  return { where: where(r), text: parts.join('\n') };
+}

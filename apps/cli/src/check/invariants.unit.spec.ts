@@ -1,0 +1,284 @@
+import { topicKeyForEvent, type CashflowEvent } from '@cashflow/contracts';
+import { createHash } from 'node:crypto';
+import { eventsFor } from '../../../../test/support/refresh-histories';
+import { itemToRow, requestToRow } from '../../../projector/src/projection/projection-store';
+import {
+  checkOutcomes,
+  checkProjection,
+  checkReports,
+  checkSecrets,
+  foldLog,
+  recordText,
+  type LogRecord,
+  type ProjectionSnapshot,
+} from './invariants';
+
+const INGRESS = 'urn:cashflow-refresh:webhook-ingress';
+const NOW = Date.parse('2026-11-24T12:00:00.000Z');
+const HOUR = 3_600_000;
+
+/** Records on their topics, offsets counted per topic (one partition each). */
+function log(events: CashflowEvent[], at = NOW - HOUR): LogRecord[] {
+  const next = new Map<string, number>();
+  return events.map((event, i) => {
+    const topicKey = topicKeyForEvent(event.type);
+    const offset = next.get(topicKey) ?? 0;
+    next.set(topicKey, offset + 1);
+    return {
+      topicKey,
+      topic: `t.${topicKey}`,
+      partition: 0,
+      offset: String(offset),
+      timestamp: at + i,
+      key: Buffer.from(event.data.item_id),
+      value: Buffer.from(JSON.stringify(event.data)),
+      headers: { ce_id: event.metadata.id },
+      event,
+    };
+  });
+}
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** A report as the ingress publishes it: its source, a delivery id that is a JWT's SHA-256. */
+function fromIngress<T extends CashflowEvent>(event: T, jwt: string): T {
+  return {
+    ...event,
+    data: { ...event.data, delivery_id: sha(jwt) },
+    metadata: { ...event.metadata, source: INGRESS },
+  };
+}
+
+describe('checkOutcomes', () => {
+  const a = eventsFor('item-a');
+  const b = eventsFor('item-b');
+  const options = { now: NOW, maxPendingMs: 10 * 60_000 };
+
+  it('holds when every request has one outcome, absorbing copies of requests and outcomes', () => {
+    const records = log([
+      a.requested('r1'),
+      a.requested('r1'),
+      a.accepted('r1', '2026-11-24T10:00:01.000Z'),
+      a.accepted('r1', '2026-11-24T10:00:01.000Z'),
+      b.requested('r2'),
+      b.failed('r2', '2026-11-24T10:00:02.000Z'),
+      a.requested('r3'),
+      a.accepted('r3', '2026-11-24T10:00:03.000Z', 'r1'),
+    ]);
+    const finding = checkOutcomes(records, options);
+    expect(finding.holds).toBe(true);
+    expect(finding.counts).toMatchObject({
+      requests: 3,
+      outcomes: 3,
+      accepted: 2,
+      failed: 1,
+      coalesced: 1,
+      'duplicates absorbed': 2,
+      violations: 0,
+    });
+  });
+
+  it('finds a request answered twice, one unanswered, an orphan outcome and a crossed item', () => {
+    const records = log([
+      a.requested('twice'),
+      a.accepted('twice', '2026-11-24T10:00:01.000Z'),
+      a.failed('twice', '2026-11-24T10:00:02.000Z'),
+      a.requested('silent'),
+      b.accepted('nobody-asked', '2026-11-24T10:00:03.000Z'),
+      a.requested('crossed'),
+      b.accepted('crossed', '2026-11-24T10:00:04.000Z'),
+    ]);
+    const finding = checkOutcomes(records, options);
+    expect(finding.holds).toBe(false);
+    expect(finding.counts).toMatchObject({
+      'answered twice': 1,
+      'without outcome': 1,
+      'outcome without request': 1,
+      'outcome for another item': 1,
+      violations: 4,
+    });
+    expect(finding.examples.join('\n')).toContain('request twice has 2 outcomes');
+    expect(finding.examples.join('\n')).toContain('request silent (item-a');
+  });
+
+  it('counts a young request without outcome as pending, not a violation', () => {
+    const finding = checkOutcomes(log([a.requested('new')], NOW - 1000), options);
+    expect(finding.holds).toBe(true);
+    expect(finding.counts.pending).toBe(1);
+    expect(
+      checkOutcomes(log([a.requested('new')], NOW - 1000), { now: NOW, maxPendingMs: 0 }).holds,
+    ).toBe(false);
+  });
+});
+
+describe('checkReports', () => {
+  const a = eventsFor('item-a');
+  const ready = fromIngress(a.ready('w1', '2026-11-24T10:01:00.000Z'), 'jwt-1');
+  const known = new Set(['item-a']);
+
+  it('holds for reports from the ingress about known items, copies absorbed', () => {
+    const finding = checkReports(log([ready, ready]), {
+      ingressSource: INGRESS,
+      knownItems: known,
+    });
+    expect(finding.holds).toBe(true);
+    expect(finding.counts).toMatchObject({ reports: 1, 'duplicates absorbed': 1 });
+    expect(finding.notes).toHaveLength(1);
+  });
+
+  it('finds a report from elsewhere, one with a made-up delivery id and one about an unknown item', () => {
+    const forged = { ...ready, metadata: { ...ready.metadata, id: 'x1', source: 'urn:someone' } };
+    const madeUp = { ...ready, metadata: { ...ready.metadata, id: 'x2' } };
+    madeUp.data = { ...ready.data, delivery_id: 'not-a-hash' };
+    const stranger = fromIngress(
+      eventsFor('item-z').ready('w9', '2026-11-24T10:02:00.000Z'),
+      'jwt-9',
+    );
+    const finding = checkReports(log([forged, madeUp, stranger]), {
+      ingressSource: INGRESS,
+      knownItems: known,
+    });
+    expect(finding.counts).toMatchObject({
+      'not from the ingress': 2,
+      'unknown item': 1,
+      violations: 3,
+    });
+  });
+
+  it('with the sandbox log: a report must match an attempt, and an acknowledged webhook must be on the log', () => {
+    const deliveries = [
+      {
+        deliveryId: 'd1',
+        itemId: 'item-a',
+        webhookCode: 'CASHFLOW_REPORT_READY',
+        attempts: [
+          { jwtSha256: sha('jwt-0'), status: 503 },
+          { jwtSha256: sha('jwt-1'), status: 200 },
+        ],
+      },
+    ];
+    const ok = checkReports(log([ready]), {
+      ingressSource: INGRESS,
+      knownItems: known,
+      sandboxDeliveries: deliveries,
+    });
+    expect(ok.holds).toBe(true);
+    expect(ok.counts['sandbox deliveries acknowledged']).toBe(1);
+
+    const lost = checkReports(log([]), {
+      ingressSource: INGRESS,
+      knownItems: known,
+      sandboxDeliveries: deliveries,
+    });
+    expect(lost.counts).toMatchObject({ 'acknowledged but lost': 1, violations: 1 });
+
+    const unsent = fromIngress(a.ready('w2', '2026-11-24T10:03:00.000Z'), 'jwt-never-sent');
+    const stray = checkReports(log([ready, unsent]), {
+      ingressSource: INGRESS,
+      knownItems: known,
+      sandboxDeliveries: deliveries,
+    });
+    expect(stray.counts).toMatchObject({ 'not sent by the sandbox': 1, violations: 1 });
+  });
+});
+
+describe('checkProjection', () => {
+  const a = eventsFor('item-a');
+  const b = eventsFor('item-b');
+  const events = [
+    a.requested('r1', 90),
+    a.accepted('r1', '2026-11-24T10:00:01.000Z'),
+    fromIngress(a.ready('w1', '2026-11-24T10:00:05.000Z'), 'jwt-1'),
+    b.requested('r2'),
+    b.failed('r2', '2026-11-24T10:00:02.000Z'),
+    a.otherWebhook('w2', '2026-11-24T10:00:06.000Z'),
+  ];
+  const records = log(events);
+  const everything = new Map(
+    [...new Set(records.map((r) => `${r.topic}:0`))].map((k) => [k, '100']),
+  );
+
+  /** The projection a correct projector would hold, built from `source` in its order. */
+  function snapshot(source: LogRecord[]): ProjectionSnapshot {
+    const fold = foldLog(source, everything);
+    return {
+      checkpoints: everything,
+      items: [...fold.items.values()].map((s) => itemToRow(s.item)),
+      requests: [...fold.items.values()].flatMap((s) => [...s.requests.values()].map(requestToRow)),
+      eventCount: fold.events.size,
+    };
+  }
+
+  it('holds for the projection of the same log, whatever order the topics were applied in', () => {
+    const reordered = [...records].reverse().map((r, i) => ({ ...r, timestamp: NOW + i }));
+    const finding = checkProjection(records, snapshot(reordered));
+    expect(finding.holds).toBe(true);
+    expect(finding.counts).toMatchObject({ items: 2, requests: 2, events: 6, mismatches: 0 });
+  });
+
+  it('finds a changed value, a missing row, an extra row and a wrong event count', () => {
+    const good = snapshot(records);
+    const items = good.items.map((row) =>
+      row.item_id === 'item-a' ? { ...row, status: 'failed', refreshes: 7 } : row,
+    );
+    const extra = { ...good.requests[0]!, request_id: 'r-made-up' };
+    const tampered: ProjectionSnapshot = {
+      ...good,
+      items,
+      requests: [...good.requests.filter((r) => r.request_id !== 'r2'), extra],
+      eventCount: good.eventCount + 1,
+    };
+    const finding = checkProjection(records, tampered);
+    expect(finding.holds).toBe(false);
+    expect(finding.counts.mismatches).toBe(4);
+    const text = finding.examples.join('\n');
+    expect(text).toContain('item item-a: status is "failed", the log gives "ready"');
+    expect(text).toContain('request r2: in the log, missing from the projection');
+    expect(text).toContain('request r-made-up: in the projection, not in the log');
+    expect(text).toContain('projection_events holds 7 events');
+  });
+
+  it('folds only what lies below the checkpoints', () => {
+    const requestedTopic = records.find((r) => r.topicKey === 'refreshRequested')!.topic;
+    const partial = new Map(everything).set(`${requestedTopic}:0`, '1');
+    const fold = foldLog(records, partial);
+    // r2's RefreshRequested (offset 1) lies beyond the checkpoint: known from its outcome only.
+    expect(fold.items.get('item-b')?.requests.get('r2')?.requestOffset).toBeNull();
+    expect(fold.items.get('item-a')?.requests.get('r1')?.requestOffset).toBe('0');
+  });
+});
+
+describe('checkSecrets', () => {
+  const a = eventsFor('item-a');
+
+  it('finds known secrets and secret shapes, naming where but never the value', () => {
+    const token = 'access-sandbox-12345678-aaaa-bbbb-cccc-1234567890ab';
+    const clean = log([a.requested('r1')]);
+    const finding = checkSecrets(
+      [
+        ...clean.map(recordText),
+        { where: 'worker.log', text: `{"msg":"calling plaid","secret":"s3cr3t-value-xyz"}` },
+        { where: 'ingress.log', text: `{"jwk":{"kty":"EC","d":"${'A'.repeat(43)}"}}` },
+        { where: 'cli.log', text: `token=${token}` },
+        { where: 'keys.pem', text: '-----BEGIN PRIVATE KEY-----\nMIG...' },
+      ],
+      [{ name: 'PLAID_SECRET', value: 's3cr3t-value-xyz' }],
+    );
+    expect(finding.holds).toBe(false);
+    expect(finding.counts).toMatchObject({ searched: 5, leaks: 4 });
+    expect(finding.examples).toEqual([
+      'worker.log contains PLAID_SECRET',
+      'ingress.log contains a JWK private key',
+      'cli.log contains a Plaid access token',
+      'keys.pem contains a PEM private key',
+    ]);
+    expect(finding.examples.join('')).not.toContain('s3cr3t');
+  });
+
+  it('holds for ordinary events and ignores values too short to mean anything', () => {
+    const finding = checkSecrets(log([a.requested('r1')]).map(recordText), [
+      { name: 'short', value: 'item' },
+    ]);
+    expect(finding.holds).toBe(true);
+  });
+});
