@@ -23,6 +23,7 @@ export async function startSystem() {
   const sql = new Client({ connectionString: db.url });
   await sql.connect();
   const adminToken = randomBytes(24).toString('hex');
+  const tokenKeys = `test-key:${randomBytes(32).toString('base64')}`;
   const readToken = randomBytes(24).toString('hex');
   const port = {
     sandbox: await freePort(),
@@ -62,7 +63,7 @@ export async function startSystem() {
       {
         DATABASE_URL: db.url,
         REFRESH_WORKER_PORT: String(port.worker),
-        TOKEN_ENCRYPTION_KEYS: `test-key:${randomBytes(32).toString('base64')}`,
+        TOKEN_ENCRYPTION_KEYS: tokenKeys,
         ADMIN_API_TOKENS: `tests:${adminToken}`,
         REFRESH_BACKOFF_BASE_MS: '50',
         REFRESH_BACKOFF_MAX_MS: '500',
@@ -104,12 +105,15 @@ export async function startSystem() {
     ADMIN_API_TOKEN: adminToken,
     PROJECTOR_URL: `http://127.0.0.1:${port.projector}`,
     PROJECTOR_API_TOKEN: readToken,
+    // For `check`, which searches the topics and logs for the registered tokens.
+    TOKEN_ENCRYPTION_KEYS: tokenKeys,
   };
   const sandbox = sandboxClient(`http://127.0.0.1:${port.sandbox}`);
 
   const system = {
     prefix,
     sandbox,
+    sandboxUrl: `http://127.0.0.1:${port.sandbox}`,
     webhookUrl,
     readToken,
     projectorUrl: cliEnv.PROJECTOR_URL,

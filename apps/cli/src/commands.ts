@@ -15,6 +15,7 @@ import { rebuildProjection } from '../../projector/src/rebuild/rebuild';
 import { Command } from 'commander';
 import { stringify } from 'yaml';
 import { z } from 'zod';
+import { addCheckCommand } from './check/check-command';
 import { cliLogger, kafkaFrom } from './clients';
 import { addEventsCommands } from './events-commands';
 import { addItemsCommands } from './items-command';
@@ -130,6 +131,7 @@ export function buildProgram(): Command {
   addItemsCommands(program);
   addRefreshCommands(program);
   addEventsCommands(program);
+  addCheckCommand(program);
   return program;
 }
 

@@ -9,9 +9,9 @@ import {
 import { partitioner } from '@cashflow/kafka';
 import type { Command } from 'commander';
 import type { IHeaders, Kafka, KafkaMessage } from 'kafkajs';
-import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { cliLogger, kafkaFrom } from './clients';
+import { read } from './log-reader';
 import { textTable } from './refresh-commands';
 
 const SERVICE = 'cli';
@@ -19,66 +19,6 @@ const SERVICE = 'cli';
 function kafkaFromEnv(): { kafka: Kafka; prefix: string } {
   const env = loadConfig(SERVICE, z.object({ ...commonVariables, ...kafkaVariables }));
   return { kafka: kafkaFrom(env, cliLogger('error')), prefix: env.KAFKA_TOPIC_PREFIX };
-}
-
-interface Consumed {
-  readonly topic: string;
-  readonly partition: number;
-  readonly message: KafkaMessage;
-}
-
-/**
- * Reads `topics` with a throwaway consumer group until `done` says stop, or, with `toEnd`, until
- * every partition's end (as it was when reading began) has been reached.
- */
-async function read(
-  kafka: Kafka,
-  topics: string[],
-  options: { fromBeginning: boolean; toEnd: boolean },
-  onRecord: (record: Consumed) => boolean | void,
-): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  const remaining = new Map<string, bigint>();
-  try {
-    for (const topic of topics) {
-      for (const p of await admin.fetchTopicOffsets(topic)) {
-        const start = BigInt(p.low);
-        if (BigInt(p.high) > start) remaining.set(`${topic}:${p.partition}`, BigInt(p.high));
-      }
-    }
-  } finally {
-    await admin.disconnect();
-  }
-  if (options.toEnd && remaining.size === 0) return;
-  const groupId = `cashflow-cli-${randomUUID()}`;
-  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200 });
-  await consumer.connect();
-  let finish: () => void = () => undefined;
-  const finished = new Promise<void>((resolve) => (finish = resolve));
-  const stopSignal = () => finish();
-  process.once('SIGINT', stopSignal);
-  try {
-    await consumer.subscribe({ topics, fromBeginning: options.fromBeginning });
-    await consumer.run({
-      eachMessage: ({ topic, partition, message }) => {
-        if (onRecord({ topic, partition, message }) === false) finish();
-        const key = `${topic}:${partition}`;
-        const end = remaining.get(key);
-        if (end !== undefined && BigInt(message.offset) + 1n >= end) remaining.delete(key);
-        if (options.toEnd && remaining.size === 0) finish();
-        return Promise.resolve();
-      },
-    });
-    await finished;
-  } finally {
-    process.removeListener('SIGINT', stopSignal);
-    await consumer.disconnect();
-    const cleanup = kafka.admin();
-    await cleanup.connect();
-    await cleanup.deleteGroups([groupId]).catch(() => undefined);
-    await cleanup.disconnect();
-  }
 }
 
 function header(headers: IHeaders | undefined, name: string): string | null {

@@ -81,6 +81,25 @@ export class TokenVault {
     });
   }
 
+  /**
+   * Every registered token, decrypted: for `cashflow-refresh check`, which searches the topics
+   * and logs for them. The caller must never print or log what it gets.
+   */
+  async revealAll(): Promise<Map<string, string>> {
+    const rows = await queryRows<Row>(this.db, 'SELECT * FROM item_access_tokens');
+    return new Map(
+      rows.map((row) => [
+        row.item_id,
+        this.cipher.open(row.item_id, {
+          keyId: row.key_id,
+          iv: row.iv,
+          ciphertext: row.ciphertext,
+          authTag: row.auth_tag,
+        }),
+      ]),
+    );
+  }
+
   async remove(itemId: string): Promise<boolean> {
     const rows = await queryRows<unknown>(
       this.db,

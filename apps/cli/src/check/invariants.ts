@@ -297,6 +297,15 @@ function comparable(row: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(row).filter(([c]) => !ORDER_DEPENDENT.has(c)));
 }
 
+/** JSON with object keys sorted: jsonb columns come back with their keys reordered. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+      : v,
+  );
+}
+
 /** Rows as the store writes them, in the shape they are read back (timestamps normalised). */
 const normalItem = (row: ItemRow) => comparable(itemToRow(rowToItem(row)));
 const normalRequest = (row: RequestRow) => comparable(requestToRow(rowToRequest(row)));
@@ -338,7 +347,7 @@ export function checkProjection(
       return mismatches.add(`${what}: in the log, missing from the projection`);
     const e = expected as Record<string, unknown>;
     const a = actual as Record<string, unknown>;
-    const differ = Object.keys(e).filter((c) => JSON.stringify(e[c]) !== JSON.stringify(a[c]));
+    const differ = Object.keys(e).filter((c) => canonical(e[c]) !== canonical(a[c]));
     if (differ.length > 0) {
       mismatches.add(
         `${what}: ${differ

@@ -1,5 +1,5 @@
 import type { Logger } from '@cashflow/observability';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import type { WebhookKeyRing } from './key-ring';
 import { nextRetryDelay, parseRetryAfter, type RetryPolicy } from './retry-schedule';
@@ -11,6 +11,11 @@ export interface DeliveryAttempt {
   readonly status: number | null;
   readonly error: string | null;
   readonly duration_ms: number;
+  /**
+   * SHA-256 (hex) of the attempt's Plaid-Verification JWT: the delivery id the webhook ingress
+   * gives what it stores, so a stored event can be traced to the attempt that carried it.
+   */
+  readonly jwt_sha256: string | null;
 }
 
 export interface Delivery {
@@ -76,8 +81,10 @@ export class WebhookSender {
     let status: number | null = null;
     let error: string | null = null;
     let retryAfter: string | undefined;
+    let jwtSha256: string | null = null;
     try {
       const jwt = await this.keys.sign(bytes);
+      jwtSha256 = createHash('sha256').update(jwt).digest('hex');
       const response = await request(delivery.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'plaid-verification': jwt },
@@ -101,6 +108,7 @@ export class WebhookSender {
       status,
       error,
       duration_ms: Date.now() - started,
+      jwt_sha256: jwtSha256,
     });
     if (status === 200) {
       delivery.state = 'delivered';

@@ -1,0 +1,337 @@
+import { TokenCipher, TokenVault } from '@cashflow/access-tokens';
+import {
+  LOCAL_SANDBOX_CREDENTIALS,
+  accessTokenVariables,
+  commonVariables,
+  databaseVariables,
+  kafkaVariables,
+  loadConfig,
+} from '@cashflow/config';
+import { TOPICS, TOPIC_KEYS, decodeEvent, topicName, type TopicKey } from '@cashflow/contracts';
+import { createDataSource, queryRows } from '@cashflow/persistence';
+import type { Command } from 'commander';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DataSource } from 'typeorm';
+import { z } from 'zod';
+import { PROJECTOR_CONSUMER } from '../../../projector/src/consumer/projector-consumer';
+import {
+  ITEM_COLUMNS,
+  REQUEST_COLUMNS,
+  type ItemRow,
+  type RequestRow,
+} from '../../../projector/src/projection/projection-store';
+import { INGRESS_SOURCE } from '../../../webhook-ingress/src/webhooks/webhook-events';
+import { cliLogger, kafkaFrom } from '../clients';
+import { read } from '../log-reader';
+import { outcome } from '../refresh-commands';
+import {
+  checkOutcomes,
+  checkProjection,
+  checkReports,
+  checkSecrets,
+  recordText,
+  type Finding,
+  type KnownSecret,
+  type LogRecord,
+  type ProjectionSnapshot,
+  type SandboxDelivery,
+  type Searchable,
+} from './invariants';
+
+const SERVICE = 'cli';
+/** `check` found a promise broken. */
+export const EXIT_VIOLATED = 3;
+
+const PROJECTED: readonly TopicKey[] = TOPIC_KEYS.filter((k) => k !== 'deadLetter');
+
+/** Variables `check` reads; the secrets among them are what it searches for. */
+const checkVariables = z.object({
+  ...commonVariables,
+  ...kafkaVariables,
+  ...databaseVariables,
+  TOKEN_ENCRYPTION_KEYS: accessTokenVariables.TOKEN_ENCRYPTION_KEYS.optional(),
+  PLAID_ENV: z.string().optional(),
+  PLAID_SECRET: z.string().min(1).optional(),
+  ADMIN_API_TOKENS: z.string().optional(),
+  PROJECTOR_API_TOKENS: z.string().optional(),
+});
+type CheckEnv = z.output<typeof checkVariables>;
+
+/** Files of a path: the file itself, or every file under a directory. */
+function filesUnder(path: string): string[] {
+  if (!statSync(path).isDirectory()) return [path];
+  return readdirSync(path).flatMap((name) => filesUnder(join(path, name)));
+}
+
+/** Secrets whose values the environment holds; the tokens' values, never their names. */
+function secretsFromEnv(env: CheckEnv): KnownSecret[] {
+  const secrets: KnownSecret[] = [];
+  if (env.PLAID_SECRET) secrets.push({ name: 'PLAID_SECRET', value: env.PLAID_SECRET });
+  if ((env.PLAID_ENV ?? 'local') === 'local') {
+    secrets.push({ name: 'the local sandbox secret', value: LOCAL_SANDBOX_CREDENTIALS.secret });
+  }
+  for (const [id, key] of env.TOKEN_ENCRYPTION_KEYS ?? new Map<string, Buffer>()) {
+    secrets.push({ name: `token encryption key ${id}`, value: key.toString('base64') });
+  }
+  for (const variable of ['ADMIN_API_TOKENS', 'PROJECTOR_API_TOKENS'] as const) {
+    for (const entry of (env[variable] ?? '').split(',').filter(Boolean)) {
+      const name = entry.slice(0, entry.indexOf(':'));
+      secrets.push({ name: `${variable} ${name}`, value: entry.slice(entry.indexOf(':') + 1) });
+    }
+  }
+  return secrets;
+}
+
+async function projectorCheckpoints(db: DataSource): Promise<Map<string, bigint>> {
+  const rows = await queryRows<{ topic: string; partition: number; next_offset: string }>(
+    db,
+    'SELECT topic, partition, next_offset FROM consumer_checkpoints WHERE consumer = $1',
+    [PROJECTOR_CONSUMER],
+  );
+  return new Map(rows.map((r) => [`${r.topic}:${r.partition}`, BigInt(r.next_offset)]));
+}
+
+/** The projection's tables and checkpoints as of one instant (a REPEATABLE READ snapshot). */
+async function snapshotProjection(db: DataSource): Promise<ProjectionSnapshot> {
+  const runner = db.createQueryRunner();
+  await runner.connect();
+  try {
+    await runner.startTransaction('REPEATABLE READ');
+    const m = runner.manager;
+    const checkpoints = await queryRows<{ topic: string; partition: number; next_offset: string }>(
+      m,
+      'SELECT topic, partition, next_offset FROM consumer_checkpoints WHERE consumer = $1',
+      [PROJECTOR_CONSUMER],
+    );
+    const items = await queryRows<ItemRow>(
+      m,
+      `SELECT ${ITEM_COLUMNS.join(', ')} FROM item_refresh_state`,
+    );
+    const requests = await queryRows<RequestRow>(
+      m,
+      `SELECT ${REQUEST_COLUMNS.join(', ')} FROM refresh_requests`,
+    );
+    const [count] = await queryRows<{ n: number }>(
+      m,
+      'SELECT count(*)::int AS n FROM projection_events',
+    );
+    await runner.commitTransaction();
+    return {
+      checkpoints: new Map(
+        checkpoints.map((r) => [`${r.topic}:${r.partition}`, String(r.next_offset)]),
+      ),
+      items,
+      requests,
+      eventCount: count?.n ?? 0,
+    };
+  } finally {
+    await runner.release();
+  }
+}
+
+async function sandboxDeliveries(url: string): Promise<SandboxDelivery[]> {
+  const response = await fetch(new URL('/sandbox/webhooks', url));
+  if (!response.ok)
+    throw new Error(`the Plaid sandbox answered ${response.status} for its webhook log`);
+  const body = (await response.json()) as {
+    deliveries: {
+      delivery_id: string;
+      item_id: string;
+      webhook_code: string;
+      attempts: { jwt_sha256: string | null; status: number | null }[];
+    }[];
+  };
+  return body.deliveries.map((d) => ({
+    deliveryId: d.delivery_id,
+    itemId: d.item_id,
+    webhookCode: d.webhook_code,
+    attempts: d.attempts
+      .filter((a) => a.jwt_sha256 !== null)
+      .map((a) => ({ jwtSha256: a.jwt_sha256!, status: a.status })),
+  }));
+}
+
+function printFindings(findings: readonly Finding[]): void {
+  const out: string[] = [];
+  for (const f of findings) {
+    out.push(`${f.holds ? 'ok  ' : 'FAIL'} ${f.name}`);
+    out.push(
+      `     ${Object.entries(f.counts)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ')}`,
+    );
+    for (const e of f.examples) out.push(`     - ${e}`);
+    for (const n of f.notes ?? []) out.push(`     (${n})`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+/** `cashflow-refresh check`: the invariant checker. */
+export function addCheckCommand(program: Command): void {
+  program
+    .command('check')
+    .description(
+      'Check the running system against its promises, from what it wrote: every request has exactly one outcome, every report came from a verified webhook about a known Item, the projection equals a fresh fold of the log, and no secret appears in any topic or in the given logs. Exit 0 when all hold, 3 when one does not.',
+    )
+    .option('--logs <path...>', 'log files or directories to search for secrets too')
+    .option(
+      '--sandbox <url>',
+      'the local Plaid sandbox: match every report to a webhook it sent, and every webhook it saw answered 200 to the log',
+    )
+    .option(
+      '--max-pending <minutes>',
+      'a request younger than this without an outcome is pending, not a violation',
+      '60',
+    )
+    .option(
+      '--settle <seconds>',
+      'first wait up to this long for the projector to reach the end of the log',
+      '30',
+    )
+    .option('--json', 'print the findings as JSON')
+    .action(
+      async (opts: {
+        logs?: string[];
+        sandbox?: string;
+        maxPending: string;
+        settle: string;
+        json?: boolean;
+      }) => {
+        const maxPendingMs = z.coerce.number().min(0).parse(opts.maxPending) * 60_000;
+        const settleMs = z.coerce.number().min(0).parse(opts.settle) * 1000;
+        const env = loadConfig(SERVICE, checkVariables);
+        const kafka = kafkaFrom(env, cliLogger('error'));
+        const prefix = env.KAFKA_TOPIC_PREFIX;
+        const db = await createDataSource({
+          url: env.DATABASE_URL,
+          applicationName: 'cashflow-cli-check',
+          poolSize: 2,
+        }).initialize();
+        try {
+          // The end of the log now; then give the projector a moment to reach it.
+          const admin = kafka.admin();
+          await admin.connect();
+          const ends = new Map<string, bigint>();
+          try {
+            for (const key of TOPIC_KEYS) {
+              const topic = topicName(key, prefix);
+              for (const p of await admin.fetchTopicOffsets(topic)) {
+                ends.set(`${topic}:${p.partition}`, BigInt(p.high));
+              }
+            }
+          } finally {
+            await admin.disconnect();
+          }
+          const projected = new Set(PROJECTED.map((k) => topicName(k, prefix)));
+          const deadline = Date.now() + settleMs;
+          for (;;) {
+            const done = await projectorCheckpoints(db);
+            const behind = [...ends].some(
+              ([key, end]) =>
+                projected.has(key.slice(0, key.lastIndexOf(':'))) && (done.get(key) ?? 0n) < end,
+            );
+            if (!behind || Date.now() >= deadline) break;
+            await sleep(250);
+          }
+          const snapshot = await snapshotProjection(db);
+          // Read to the end as it was, or further where the projector already is.
+          const targets = new Map(ends);
+          for (const [key, next] of snapshot.checkpoints) {
+            if (BigInt(next) > (targets.get(key) ?? 0n)) targets.set(key, BigInt(next));
+          }
+          const keyOf = new Map(TOPIC_KEYS.map((k) => [topicName(k, prefix), k]));
+          const records: LogRecord[] = [];
+          await read(
+            kafka,
+            [...keyOf.keys()],
+            { fromBeginning: true, toEnd: true, targets },
+            ({ topic, partition, message }) => {
+              if (BigInt(message.offset) >= (targets.get(`${topic}:${partition}`) ?? 0n)) return;
+              const topicKey = keyOf.get(topic)!;
+              const headers: Record<string, string> = {};
+              for (const [name, value] of Object.entries(message.headers ?? {})) {
+                const last = Array.isArray(value) ? value[value.length - 1] : value;
+                if (last !== undefined) headers[name] = last.toString();
+              }
+              const decoded =
+                topicKey === 'deadLetter' ? null : decodeEvent(message, TOPICS[topicKey].events);
+              records.push({
+                topicKey,
+                topic,
+                partition,
+                offset: message.offset,
+                timestamp: Number(message.timestamp),
+                key: message.key,
+                value: message.value,
+                headers,
+                event: decoded?.ok ? decoded.value : null,
+              });
+            },
+          );
+
+          const tokens = new Map<string, string>();
+          const notes: string[] = [];
+          if (env.TOKEN_ENCRYPTION_KEYS) {
+            const keyId = [...env.TOKEN_ENCRYPTION_KEYS.keys()][0]!;
+            const vault = new TokenVault(db, new TokenCipher(env.TOKEN_ENCRYPTION_KEYS, keyId));
+            for (const [itemId, token] of await vault.revealAll()) tokens.set(itemId, token);
+          } else {
+            notes.push(
+              'TOKEN_ENCRYPTION_KEYS not set: registered tokens not searched for by value, only by shape',
+            );
+          }
+          const registered = await queryRows<{ item_id: string }>(
+            db,
+            'SELECT item_id FROM item_access_tokens',
+          ).catch(() => []);
+          const knownItems = new Set([
+            ...registered.map((r) => r.item_id),
+            ...records.flatMap((r) =>
+              r.event?.type === 'RefreshRequested' ? [r.event.data.item_id] : [],
+            ),
+          ]);
+
+          const secrets: KnownSecret[] = [
+            ...secretsFromEnv(env),
+            ...[...tokens].map(([itemId, value]) => ({
+              name: `the access token of ${itemId}`,
+              value,
+            })),
+          ];
+          const logFiles = (opts.logs ?? []).flatMap(filesUnder);
+          function* searchables(): Generator<Searchable> {
+            for (const r of records) yield recordText(r);
+            for (const file of logFiles) yield { where: file, text: readFileSync(file, 'utf8') };
+          }
+          if (logFiles.length === 0) notes.push('no --logs given: only the topics were searched');
+
+          const findings = [
+            checkOutcomes(records, { now: Date.now(), maxPendingMs }),
+            checkReports(records, {
+              ingressSource: INGRESS_SOURCE,
+              knownItems,
+              ...(opts.sandbox ? { sandboxDeliveries: await sandboxDeliveries(opts.sandbox) } : {}),
+            }),
+            checkProjection(records, snapshot),
+            checkSecrets(searchables(), secrets, notes),
+          ];
+          const holds = findings.every((f) => f.holds);
+          if (opts.json) {
+            process.stdout.write(
+              `${JSON.stringify({ holds, records: records.length, findings })}\n`,
+            );
+          } else {
+            printFindings(findings);
+            process.stdout.write(
+              `${holds ? 'all hold' : 'VIOLATED'} (${records.length} records read)\n`,
+            );
+          }
+          if (!holds) outcome.exitCode = EXIT_VIOLATED;
+        } finally {
+          await db.destroy();
+        }
+      },
+    );
+}
