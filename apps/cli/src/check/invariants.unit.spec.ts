@@ -263,7 +263,7 @@ describe('checkSecrets', () => {
   const a = eventsFor('item-a');
 
   it('finds known secrets and secret shapes, naming where but never the value', () => {
-    const token = 'access-sandbox-12345678-aaaa-bbbb-cccc-1234567890ab';
+    const token = 'access-sandbox-00000000-fake-token-for-this-test';
     const clean = log([a.requested('r1')]);
     const finding = checkSecrets(
       [
