@@ -30,17 +30,7 @@ describe('cashflow-refresh check', () => {
   });
 
   const check = async () => {
-    writeFileSync(join(logs, 'apps.log'), system.logs());
-    const run = await system.cli([
-      'check',
-      '--sandbox',
-      system.sandboxUrl,
-      '--logs',
-      logs,
-      '--max-pending',
-      '0',
-      '--json',
-    ]);
+    const run = await system.check(logs, '--json');
     const report = JSON.parse(run.stdout) as { holds: boolean; findings: Finding[] };
     const byName = (start: string) => report.findings.find((f) => f.name.startsWith(start))!;
     return { code: run.code, report, byName, stderr: run.stderr };

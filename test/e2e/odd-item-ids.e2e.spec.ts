@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSystem, type System } from '../support/system';
@@ -48,16 +48,7 @@ describe('SQL-looking and unicode item ids end to end', () => {
     expect(tables).toEqual({ n: 2 });
     const logs = mkdtempSync(join(tmpdir(), 'cashflow-odd-ids-'));
     try {
-      writeFileSync(join(logs, 'apps.log'), system.logs());
-      const check = await system.cli([
-        'check',
-        '--sandbox',
-        system.sandboxUrl,
-        '--logs',
-        logs,
-        '--max-pending',
-        '0',
-      ]);
+      const check = await system.check(logs);
       expect(check.stdout).toContain('all hold');
       expect(check.code).toBe(0);
     } finally {

@@ -1,6 +1,8 @@
 import { ensureTopics } from '@cashflow/kafka';
 import { runMigrations } from '@cashflow/persistence';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Client } from 'pg';
 import { cli } from './cli';
 import { KAFKA_BROKERS, createTestDatabase, uniqueTopicPrefix } from './infra';
@@ -113,7 +115,6 @@ export async function startSystem() {
   const system = {
     prefix,
     sandbox,
-    sandboxUrl: `http://127.0.0.1:${port.sandbox}`,
     webhookUrl,
     readToken,
     projectorUrl: cliEnv.PROJECTOR_URL,
@@ -142,6 +143,16 @@ export async function startSystem() {
       );
     },
     logs: () => apps.map((a) => a.stdout()).join('\n'),
+    /**
+     * `cashflow-refresh check` against this system: every request answered by now, reports
+     * matched to the sandbox's deliveries, and the apps' logs (written to `logsDir`, beside
+     * whatever else is there) searched for secrets.
+     */
+    check(logsDir: string, ...flags: string[]) {
+      writeFileSync(join(logsDir, 'apps.log'), system.logs());
+      const args = ['check', '--sandbox', sandbox.url, '--logs', logsDir, '--max-pending', '0'];
+      return system.cli([...args, ...flags]);
+    },
     async stop() {
       const codes = await Promise.all(apps.map((a) => a.stop('SIGTERM')));
       await sql.end();
