@@ -1,5 +1,6 @@
 import { commonVariables, loadConfig, plaidSandboxVariables, ports } from '@cashflow/config';
 import { z } from 'zod';
+import type { Faults } from './faults';
 import { LatencySpecError, parseLatency } from './latency';
 
 export const SERVICE = 'plaid-sandbox';
@@ -23,6 +24,20 @@ const PlaidSandboxEnv = z
         message: error.message,
       });
     }
+    if (env.PLAID_SANDBOX_FAULT_ERROR_RATE + env.PLAID_SANDBOX_FAULT_TIMEOUT_RATE > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['PLAID_SANDBOX_FAULT_TIMEOUT_RATE'],
+        message:
+          'PLAID_SANDBOX_FAULT_ERROR_RATE + PLAID_SANDBOX_FAULT_TIMEOUT_RATE must not exceed 1',
+      });
+    }
+    const faults: Faults = {
+      errorRate: env.PLAID_SANDBOX_FAULT_ERROR_RATE,
+      timeoutRate: env.PLAID_SANDBOX_FAULT_TIMEOUT_RATE,
+      latencySpec: env.PLAID_SANDBOX_REFRESH_LATENCY,
+      latency,
+    };
     return {
       logLevel: env.LOG_LEVEL,
       http: { host: env.BIND_ADDRESS, port: env.PLAID_SANDBOX_PORT },
@@ -32,7 +47,7 @@ const PlaidSandboxEnv = z
         `http://127.0.0.1:${env.WEBHOOK_INGRESS_PORT}/webhooks/plaid`,
       timeScale: env.PLAID_SANDBOX_TIME_SCALE,
       webhookTimeoutMs: env.PLAID_SANDBOX_WEBHOOK_TIMEOUT_MS,
-      refreshLatency: latency,
+      faults,
       extractionDelayMs: env.PLAID_SANDBOX_EXTRACTION_DELAY_MS,
       rateLimits: {
         perItem: env.PLAID_SANDBOX_RATE_LIMIT_PER_ITEM,

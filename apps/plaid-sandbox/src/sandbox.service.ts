@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { PlaidSandboxConfig } from './config';
+import { decideFault, type Faults } from './faults';
 import { decideRefresh } from './items/decide-refresh';
 import { describeItem, type SandboxItem } from './items/item';
 import { ItemStore } from './items/item-store';
@@ -62,6 +63,9 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
   /** Requests held open by the timeout behaviour; dropped on shutdown. */
   readonly hanging = new Set<{ destroy(): void }>();
 
+  /** Injected faults and the refresh latency; PUT /sandbox/faults replaces them. */
+  faults: Faults;
+
   /** Refresh answers by error code ("none" for success): how benchmarks count 429s. */
   private readonly refreshAnswers: Counter<'error_code'>;
 
@@ -76,6 +80,7 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
       labelNames: ['error_code'],
       registers: [registry],
     });
+    this.faults = config.faults;
     this.items = new ItemStore(config.defaultWebhook);
     this.perItem = new SlidingWindowLimiter(config.rateLimits.perItem, config.rateLimits.windowMs);
     this.perClient = new SlidingWindowLimiter(
@@ -196,9 +201,12 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
     this.perClient.admit(caller.clientId, now);
     this.perItem.admit(item.item_id, now);
     item.refresh_calls += 1;
+    const fault = decideFault(this.faults);
+    if (fault === 'timeout') return new Promise<never>(() => undefined);
     const decision = decideRefresh(item, item.refresh_calls);
     if (decision.kind === 'hang') return new Promise<never>(() => undefined);
-    await sleep(sampleLatency(this.config.refreshLatency) * this.config.timeScale);
+    await sleep(sampleLatency(this.faults.latency) * this.config.timeScale);
+    if (fault === 'error') throw new PlaidHttpError('INTERNAL_SERVER_ERROR', caller.requestId);
     if (decision.kind === 'fail') throw new PlaidHttpError(decision.code, caller.requestId);
     this.scheduleExtraction(item, decision.webhookError);
     return { request_id: caller.requestId };

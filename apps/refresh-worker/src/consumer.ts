@@ -1,5 +1,5 @@
 import { EventPublisher, KAFKA, KafkaEventsServer } from '@cashflow/kafka';
-import type { Logger } from '@cashflow/observability';
+import { METRICS_REGISTRY, type Logger } from '@cashflow/observability';
 import type { INestApplication } from '@nestjs/common';
 import type { RefreshWorkerConfig } from './config';
 
@@ -19,6 +19,7 @@ export function connectConsumer(
         maxInFlight: config.refresh.maxInFlight,
         shutdownGraceMs: config.refresh.shutdownGraceMs,
         logger: logger.child({ component: 'consumer' }),
+        registry: app.get(METRICS_REGISTRY),
       }),
     },
     { inheritAppConfig: true },

@@ -117,6 +117,10 @@ export const plaidSandboxVariables = {
   PLAID_SANDBOX_REFRESH_LATENCY: z.string().min(1).default('lognormal:median=3000,p99=25000'),
   /** Time from an accepted refresh to CASHFLOW_REPORT_READY. */
   PLAID_SANDBOX_EXTRACTION_DELAY_MS: z.coerce.number().int().min(0).default(5000),
+  /** Share of refresh calls answered 500 INTERNAL_SERVER_ERROR, whatever the Item (0..1). */
+  PLAID_SANDBOX_FAULT_ERROR_RATE: z.coerce.number().min(0).max(1).default(0),
+  /** Share of refresh calls held open and never answered (0..1). */
+  PLAID_SANDBOX_FAULT_TIMEOUT_RATE: z.coerce.number().min(0).max(1).default(0),
   PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: z.coerce.number().int().min(1).default(2),
   PLAID_SANDBOX_RATE_LIMIT_PER_CLIENT: z.coerce.number().int().min(1).default(100),
   PLAID_SANDBOX_RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1).default(60_000),

@@ -8,6 +8,7 @@ import {
 } from '@cashflow/contracts';
 import { BaseRpcContext, Server, type CustomTransportStrategy } from '@nestjs/microservices';
 import type { Kafka } from 'kafkajs';
+import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { lastValueFrom } from 'rxjs';
 import type { EventPublisher } from './event-publisher';
@@ -30,6 +31,8 @@ export interface KafkaEventsServerOptions {
   readonly shutdownGraceMs: number;
   readonly logger: Logger;
   readonly sessionTimeoutMs?: number;
+  /** Where to count group joins (`kafka_consumer_group_joins_total`); rebalances show there. */
+  readonly registry?: Registry;
 }
 
 /**
@@ -46,6 +49,14 @@ export class KafkaEventsServer extends Server implements CustomTransportStrategy
   }
 
   listen(callback: (error?: unknown) => void): void {
+    const joins = this.options.registry
+      ? new Counter({
+          name: 'kafka_consumer_group_joins_total',
+          help: 'Times the consumer joined its group: 1 after start, +1 for every rebalance.',
+          labelNames: ['group'],
+          registers: [this.options.registry],
+        })
+      : undefined;
     const expected = new Map<string, EventType[]>();
     for (const pattern of this.getHandlers().keys()) {
       if (!EVENT_TYPES.includes(pattern as EventType)) {
@@ -64,6 +75,7 @@ export class KafkaEventsServer extends Server implements CustomTransportStrategy
         topics: [...expected.keys()],
         maxInFlight: this.options.maxInFlight,
         logger: this.options.logger,
+        onGroupJoin: () => joins?.inc({ group: this.options.groupId }),
         ...(this.options.sessionTimeoutMs
           ? { sessionTimeoutMs: this.options.sessionTimeoutMs }
           : {}),

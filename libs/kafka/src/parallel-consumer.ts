@@ -22,6 +22,8 @@ export interface ParallelConsumerOptions {
   readonly sessionTimeoutMs?: number;
   readonly fromBeginning?: boolean;
   readonly logger: Logger;
+  /** Called each time the consumer joins its group (the first join, then every rebalance). */
+  readonly onGroupJoin?: () => void;
 }
 
 const HEARTBEAT_EVERY_MS = 1000;
@@ -66,6 +68,7 @@ export class ParallelConsumer {
     });
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
       this.joins += 1;
+      options.onGroupJoin?.();
       this.forgetRevoked(event.payload.memberAssignment);
     });
   }

@@ -155,6 +155,93 @@ describe('Plaid sandbox latency', () => {
   });
 });
 
+describe('Plaid sandbox injected faults', () => {
+  it('answers a share of refresh calls 500 and holds a share open, for every Item, until turned off', async () => {
+    const sandbox = await startSandbox({
+      PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: '1000',
+      PLAID_SANDBOX_RATE_LIMIT_PER_CLIENT: '1000',
+    });
+    const client = new PlaidClient({
+      baseUrl: sandbox.url,
+      clientId: CREDENTIALS.client_id,
+      secret: CREDENTIALS.secret,
+      headersTimeoutMs: 300,
+    });
+    try {
+      const item = await sandbox.createItem({ webhook: null });
+      const set = await sandbox.admin('PUT', '/faults', { error_rate: 0.5, timeout_rate: 0.25 });
+      expect(set.body.faults).toEqual({
+        error_rate: 0.5,
+        timeout_rate: 0.25,
+        refresh_latency: 'fixed:0',
+      });
+      const results = await Promise.all(
+        Array.from({ length: 200 }, () => client.refreshCashflowReport(item.access_token, 30)),
+      );
+      const kinds = results.map((r) =>
+        r.ok ? 'ok' : r.error.kind === 'plaid' ? r.error.error.error_code : r.error.kind,
+      );
+      const count = (k: string) => kinds.filter((x) => x === k).length;
+      expect(count('INTERNAL_SERVER_ERROR')).toBeGreaterThan(60);
+      expect(count('timeout')).toBeGreaterThan(20);
+      expect(count('ok')).toBeGreaterThan(20);
+      expect(count('ok') + count('timeout') + count('INTERNAL_SERVER_ERROR')).toBe(200);
+      const failed = results.find((r) => !r.ok && r.error.kind === 'plaid');
+      expect(failed).toMatchObject({
+        error: { httpStatus: 500, error: { error_type: 'API_ERROR' } },
+      });
+
+      await sandbox.admin('PUT', '/faults', { error_rate: 0, timeout_rate: 0 });
+      const after = await Promise.all(
+        Array.from({ length: 20 }, () => client.refreshCashflowReport(item.access_token, 30)),
+      );
+      expect(after.every((r) => r.ok)).toBe(true);
+    } finally {
+      await client.close();
+      await sandbox.close();
+    }
+  });
+
+  it('changes the latency of every call at run time', async () => {
+    const sandbox = await startSandbox({ PLAID_SANDBOX_TIME_SCALE: '1' });
+    try {
+      const item = await sandbox.createItem({ webhook: null });
+      await sandbox.admin('PUT', '/faults', { refresh_latency: 'fixed:400' });
+      const started = performance.now();
+      expect((await refresh(sandbox, item.access_token)).status).toBe(200);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(390);
+      expect((await sandbox.admin('GET', '/faults')).body.faults.refresh_latency).toBe('fixed:400');
+    } finally {
+      await sandbox.close();
+    }
+  });
+
+  it('refuses faults that do not make sense, naming the field', async () => {
+    const sandbox = await startSandbox();
+    try {
+      const over = await sandbox.admin('PUT', '/faults', { error_rate: 0.8, timeout_rate: 0.3 });
+      expect(over.status).toBe(400);
+      expect(over.body.error).toMatchObject({ code: 'INVALID_FIELD', field: 'timeout_rate' });
+      const latency = await sandbox.admin('PUT', '/faults', { refresh_latency: 'soon' });
+      expect(latency.body.error).toMatchObject({ field: 'refresh_latency' });
+      const unknown = await sandbox.admin('PUT', '/faults', { error_rates: 1 });
+      expect(unknown.status).toBe(400);
+      expect((await sandbox.admin('GET', '/faults')).body.faults).toMatchObject({
+        error_rate: 0,
+        timeout_rate: 0,
+      });
+    } finally {
+      await sandbox.close();
+    }
+    await expect(
+      startSandbox({
+        PLAID_SANDBOX_FAULT_ERROR_RATE: '0.9',
+        PLAID_SANDBOX_FAULT_TIMEOUT_RATE: '0.2',
+      }),
+    ).rejects.toThrow(/PLAID_SANDBOX_FAULT_TIMEOUT_RATE/);
+  });
+});
+
 describe('Plaid sandbox rate limits', () => {
   let sandbox: Sandbox;
 

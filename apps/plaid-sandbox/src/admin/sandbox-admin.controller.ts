@@ -12,6 +12,7 @@ import {
 } from '@nestjs/common';
 import type { Request } from 'express';
 import { z } from 'zod';
+import { FaultsError, FaultsUpdate, describeFaults, updateFaults } from '../faults';
 import { Behaviour } from '../items/item';
 import { ItemConflictError } from '../items/item-store';
 import { PLAID_ERROR_CODES, type PlaidErrorCode } from '../plaid-api/plaid-errors';
@@ -72,6 +73,29 @@ export class SandboxAdminController {
     const delivery = this.sandbox.fireWebhook(item, parsed.data.error_code ?? null);
     if (!delivery) throw adminError(409, 'NO_WEBHOOK', `item ${itemId} has no webhook URL`);
     return { delivery };
+  }
+
+  @Get('faults')
+  faults() {
+    return { faults: describeFaults(this.sandbox.faults) };
+  }
+
+  /**
+   * Injected faults for every refresh call from now on: `error_rate` (500s), `timeout_rate`
+   * (never answered) and `refresh_latency`; fields left out keep their value.
+   */
+  @Put('faults')
+  setFaults(@Req() req: Request) {
+    const parsed = FaultsUpdate.safeParse(jsonBody(req) ?? {});
+    if (!parsed.success) throw invalid(parsed.error);
+    try {
+      this.sandbox.faults = updateFaults(this.sandbox.faults, parsed.data);
+    } catch (error) {
+      if (error instanceof FaultsError)
+        throw adminError(400, 'INVALID_FIELD', error.message, error.field);
+      throw error;
+    }
+    return { faults: describeFaults(this.sandbox.faults) };
   }
 
   @Get('webhooks')
