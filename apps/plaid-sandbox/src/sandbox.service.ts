@@ -76,7 +76,7 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
   ) {
     this.refreshAnswers = new Counter({
       name: 'plaid_sandbox_refresh_answers_total',
-      help: 'Answers to /cashflow_report/refresh by error_code (none = accepted).',
+      help: 'Answers to /cashflow_report/refresh by error_code (none = accepted, held_open = an injected time-out).',
       labelNames: ['error_code'],
       registers: [registry],
     });
@@ -202,7 +202,10 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
     this.perItem.admit(item.item_id, now);
     item.refresh_calls += 1;
     const fault = decideFault(this.faults);
-    if (fault === 'timeout') return new Promise<never>(() => undefined);
+    if (fault === 'timeout') {
+      this.refreshAnswers.inc({ error_code: 'held_open' });
+      return new Promise<never>(() => undefined);
+    }
     const decision = decideRefresh(item, item.refresh_calls);
     if (decision.kind === 'hang') return new Promise<never>(() => undefined);
     await sleep(sampleLatency(this.faults.latency) * this.config.timeScale);

@@ -210,6 +210,10 @@ export function addCheckCommand(program: Command): void {
           poolSize: 2,
         }).initialize();
         try {
+          // The sandbox's deliveries first: every one it saw acknowledged is then on the log.
+          const deliveriesBeforeLog = opts.sandbox
+            ? await sandboxDeliveries(opts.sandbox)
+            : undefined;
           // The end of the log now; then give the projector a moment to reach it.
           const admin = kafka.admin();
           await admin.connect();
@@ -312,7 +316,9 @@ export function addCheckCommand(program: Command): void {
             checkReports(records, {
               ingressSource: INGRESS_SOURCE,
               knownItems,
-              ...(opts.sandbox ? { sandboxDeliveries: await sandboxDeliveries(opts.sandbox) } : {}),
+              ...(opts.sandbox && deliveriesBeforeLog
+                ? { sandboxDeliveries: await sandboxDeliveries(opts.sandbox), deliveriesBeforeLog }
+                : {}),
             }),
             checkProjection(records, snapshot),
             checkSecrets(searchables(), secrets, notes),

@@ -11,6 +11,7 @@ import {
   recordText,
   type LogRecord,
   type ProjectionSnapshot,
+  type SandboxDelivery,
 } from './invariants';
 
 const INGRESS = 'urn:cashflow-refresh:webhook-ingress';
@@ -180,6 +181,22 @@ describe('checkReports', () => {
     });
     expect(stray.counts).toMatchObject({ 'not sent by the sandbox': 1, violations: 1 });
   });
+
+  it('does not call a webhook lost that was acknowledged after the log was read', () => {
+    const later: SandboxDelivery = {
+      deliveryId: 'd2',
+      itemId: 'item-a',
+      webhookCode: 'CASHFLOW_REPORT_READY',
+      attempts: [{ jwtSha256: sha('jwt-2'), status: 200 }],
+    };
+    const finding = checkReports(log([]), {
+      ingressSource: INGRESS,
+      knownItems: new Set(['item-a']),
+      sandboxDeliveries: [later],
+      deliveriesBeforeLog: [],
+    });
+    expect(finding.holds).toBe(true);
+  });
 });
 
 describe('checkProjection', () => {
@@ -205,7 +222,7 @@ describe('checkProjection', () => {
       checkpoints: everything,
       items: [...fold.items.values()].map((s) => itemToRow(s.item)),
       requests: [...fold.items.values()].flatMap((s) => [...s.requests.values()].map(requestToRow)),
-      eventCount: fold.events.size,
+      eventCount: fold.copies,
     };
   }
 
@@ -246,7 +263,16 @@ describe('checkProjection', () => {
     expect(text).toContain('item item-a: status is "failed", the log gives "ready"');
     expect(text).toContain('request r2: in the log, missing from the projection');
     expect(text).toContain('request r-made-up: in the projection, not in the log');
-    expect(text).toContain('projection_events holds 7 events');
+    expect(text).toContain('projection_events holds 7 records, the log below the checkpoints 6');
+  });
+
+  it('counts every copy of an event the log holds, as projection_events does', () => {
+    const copied = log([...events, events[0]!]);
+    const fold = foldLog(copied, everything);
+    expect(fold.events.size).toBe(6);
+    expect(fold.copies).toBe(7);
+    const finding = checkProjection(copied, snapshot(copied));
+    expect(finding.holds).toBe(true);
   });
 
   it('folds only what lies below the checkpoints', () => {

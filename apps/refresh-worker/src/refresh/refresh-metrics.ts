@@ -6,6 +6,7 @@ export class RefreshMetrics {
   private readonly outcomes: Counter<'type' | 'error_code' | 'coalesced'>;
   private readonly plaidCalls: Histogram<'result'>;
   private readonly parked: Counter;
+  private readonly plaidInFlight: Gauge;
 
   constructor(registry: Registry, inFlight: () => number, trackedItems: () => number) {
     this.outcomes = new Counter({
@@ -19,6 +20,11 @@ export class RefreshMetrics {
       help: 'Duration of /cashflow_report/refresh calls, by result (accepted or the error code).',
       labelNames: ['result'],
       buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 45, 60, 90],
+      registers: [registry],
+    });
+    this.plaidInFlight = new Gauge({
+      name: 'plaid_refresh_calls_in_flight',
+      help: 'Calls to /cashflow_report/refresh sent and not yet answered.',
       registers: [registry],
     });
     this.parked = new Counter({
@@ -57,7 +63,9 @@ export class RefreshMetrics {
   /** Starts timing a Plaid call; call the result with its outcome. */
   plaidCall(): (result: string) => void {
     const end = this.plaidCalls.startTimer();
+    this.plaidInFlight.inc();
     return (result) => {
+      this.plaidInFlight.dec();
       end({ result });
     };
   }

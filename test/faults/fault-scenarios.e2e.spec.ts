@@ -1,0 +1,269 @@
+/**
+ * Fault scenarios: the whole system as separate processes under load while the world
+ * misbehaves, each ending with `cashflow-refresh check`. `npm test` runs the short form;
+ * `npm run faults` runs the full form (5,000 requests over 1,000 Items, 20 s outages) and writes
+ * its figures to bench/results/.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { REPO_ROOT } from '../support/processes';
+import { waitFor } from '../support/wait-for';
+import {
+  TIME_SCALE,
+  dedicatedInfra,
+  faultSystem,
+  type DedicatedInfra,
+  type FaultSystem,
+  type SystemSettings,
+} from './fault-system';
+import { createItems, startLoad, type Load } from './load';
+import { answeredTimeline, metric, round, type Timeline } from './measure';
+
+const FULL = process.env.FAULTS_FORM === 'full';
+const PLAN = FULL
+  ? { form: 'full', requests: 5000, items: 1000, perSecond: 150, outageMs: 20_000, restarts: 4 }
+  : { form: 'short', requests: 600, items: 150, perSecond: 100, outageMs: 5000, restarts: 2 };
+const SCENARIO_TIMEOUT_MS = FULL ? 15 * 60_000 : 5 * 60_000;
+
+interface Fault {
+  /** When the fault ended (the process restarted, the broker or database back, Plaid healthy). */
+  readonly clearedAt: number;
+  readonly figures: Record<string, number | string | null>;
+}
+
+interface Result {
+  readonly scenario: string;
+  readonly requests: number;
+  readonly items: number;
+  readonly seconds: number;
+  readonly plaid_calls: number;
+  readonly fault: Record<string, number | string | null>;
+  readonly first_progress_s: number | null;
+  readonly drained_s: number | null;
+  readonly duplicates_absorbed: number;
+  readonly coalesced: number;
+  readonly failed: number;
+  readonly violations: number;
+}
+
+let infra: DedicatedInfra;
+const results: Result[] = [];
+
+beforeAll(async () => {
+  infra = await dedicatedInfra();
+}, 180_000);
+
+afterAll(() => {
+  infra?.remove();
+  if (results.length === 0) return;
+  console.log(`fault scenarios (${PLAN.form} form)\n${table(results)}`);
+  if (FULL) {
+    const dir = join(REPO_ROOT, 'bench/results');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${new Date().toISOString().slice(0, 10)}-faults.json`);
+    writeFileSync(
+      file,
+      `${JSON.stringify({ date: new Date().toISOString(), plan: PLAN, results }, null, 2)}\n`,
+    );
+  }
+});
+
+/**
+ * Starts a system, creates the Items, runs the load with `fault` injected meanwhile, waits
+ * until every request is answered and every webhook delivered, then runs the checker.
+ */
+async function scenario(
+  name: string,
+  settings: SystemSettings,
+  fault: (system: FaultSystem, load: Load, timeline: Timeline) => Promise<Fault>,
+): Promise<Result> {
+  const system = await faultSystem(infra, name, settings);
+  const timeline = answeredTimeline(system);
+  try {
+    const items = await createItems(system, PLAN.items);
+    const started = Date.now();
+    const load = startLoad(system, items, PLAN.requests, PLAN.perSecond);
+    const injected = await fault(system, load, timeline);
+    const { ids } = await load.done;
+    await waitFor(
+      `all ${ids.length} requests answered (${timeline.latest()} so far)`,
+      () => (timeline.latest() >= ids.length ? true : undefined),
+      SCENARIO_TIMEOUT_MS / 2,
+      1000,
+    );
+    await waitFor(
+      'every Item settled (none requested or refreshing)',
+      async () =>
+        (await system.count(
+          "SELECT count(*) AS n FROM item_refresh_state WHERE status IN ('requested', 'refreshing')",
+        )) === 0
+          ? true
+          : undefined,
+      SCENARIO_TIMEOUT_MS / 4,
+      1000,
+    );
+    await waitFor(
+      'every webhook delivered',
+      async () => {
+        const { body } = await system.sandbox.admin('GET', '/webhooks');
+        const pending = (body.deliveries as { state: string }[]).filter(
+          (d) => d.state !== 'delivered',
+        );
+        return pending.length === 0 ? true : undefined;
+      },
+      SCENARIO_TIMEOUT_MS / 4,
+      1000,
+    );
+    const seconds = round((Date.now() - started) / 1000);
+    expect(system.crashed()).toEqual([]);
+
+    const checked = await system.check(mkdtempSync(join(tmpdir(), `cashflow-${name}-logs-`)));
+    if (checked.code !== 0) console.error(checked.stdout, checked.stderr);
+    expect(checked.code).toBe(0);
+    const report = JSON.parse(checked.stdout) as {
+      holds: boolean;
+      findings: { holds: boolean; counts: Record<string, number> }[];
+    };
+    const outcomes = report.findings[0]!.counts;
+    const result: Result = {
+      scenario: name,
+      requests: ids.length,
+      items: items.length,
+      seconds,
+      plaid_calls: await metric(
+        `${system.sandbox.url}/metrics`,
+        'plaid_sandbox_refresh_answers_total',
+      ),
+      fault: injected.figures,
+      first_progress_s: timeline.progressAfter(injected.clearedAt),
+      drained_s: timeline.drainedAfter(injected.clearedAt, ids.length),
+      duplicates_absorbed: report.findings.reduce(
+        (sum, f) => sum + (f.counts['duplicates absorbed'] ?? 0),
+        0,
+      ),
+      coalesced: outcomes.coalesced ?? 0,
+      failed: outcomes.failed ?? 0,
+      violations: report.findings.filter((f) => !f.holds).length,
+    };
+    expect(report.holds).toBe(true);
+    expect(outcomes.requests).toBe(ids.length);
+    results.push(result);
+    return result;
+  } finally {
+    await timeline.stop();
+    await system.close();
+  }
+}
+
+const workerMetrics = (system: FaultSystem, instance = system.workerNames[0]!) =>
+  `${system.workerUrl(instance)}/metrics`;
+
+/** Waits until `probe` reaches `atLeast`, returning the value seen. */
+async function reach(what: string, probe: () => Promise<number> | number, atLeast: number) {
+  return waitFor(
+    what,
+    async () => {
+      const value = await probe();
+      return value >= atLeast ? value : undefined;
+    },
+    120_000,
+    100,
+  );
+}
+
+describe(`fault scenarios (${PLAN.form} form: ${PLAN.requests} requests over ${PLAN.items} Items each)`, () => {
+  it(
+    'kill -9 of the worker with hundreds of Plaid calls in flight: restarted, nothing lost or answered twice',
+    async () => {
+      const result = await scenario('worker_kill', {}, async (system) => {
+        const worker = system.workerNames[0]!;
+        const inFlight = await reach(
+          'Plaid calls in flight',
+          () => metric(workerMetrics(system), 'plaid_refresh_calls_in_flight'),
+          FULL ? 200 : 60,
+        );
+        await system.stop(worker, 'SIGKILL');
+        await sleep(2000);
+        const clearedAt = Date.now();
+        await system.start(worker);
+        return {
+          clearedAt,
+          figures: {
+            plaid_calls_in_flight_at_kill: inFlight,
+            restart_to_ready_s: round((Date.now() - clearedAt) / 1000),
+          },
+        };
+      });
+      expect(result.fault.plaid_calls_in_flight_at_kill).toBeGreaterThanOrEqual(FULL ? 200 : 60);
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    'Kafka stopped during load: the ingress answers 503, the sandbox retries, every report lands',
+    async () => {
+      const result = await scenario('kafka_outage', {}, async (system, load) => {
+        await reach('a third of the load published', load.published, PLAN.requests / 3);
+        const before = await metric(
+          system.ingressMetricsUrl,
+          'webhook_requests_total',
+          'unavailable',
+        );
+        infra.stop('kafka');
+        const stoppedAt = Date.now();
+        await sleep(PLAN.outageMs);
+        const unavailable =
+          (await metric(system.ingressMetricsUrl, 'webhook_requests_total', 'unavailable')) -
+          before;
+        infra.start('kafka');
+        const clearedAt = Date.now();
+        return {
+          clearedAt,
+          figures: {
+            outage_s: round((clearedAt - stoppedAt) / 1000),
+            ingress_503s: unavailable,
+          },
+        };
+      });
+      expect(result.fault.ingress_503s).toBeGreaterThan(0);
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+});
+
+/** The results as a markdown table. */
+function table(rows: readonly Result[]): string {
+  const head = [
+    'scenario',
+    'requests',
+    'Plaid calls',
+    'seconds',
+    'first progress s',
+    'drained s',
+    'duplicates absorbed',
+    'coalesced',
+    'failed',
+    'violations',
+    'fault',
+  ];
+  const lines = rows.map((r) => [
+    r.scenario,
+    r.requests,
+    r.plaid_calls,
+    r.seconds,
+    r.first_progress_s ?? '-',
+    r.drained_s ?? '-',
+    r.duplicates_absorbed,
+    r.coalesced,
+    r.failed,
+    r.violations,
+    Object.entries(r.fault)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' '),
+  ]);
+  return [head, head.map(() => '---'), ...lines].map((l) => `| ${l.join(' | ')} |`).join('\n');
+}
+
+void TIME_SCALE;

@@ -1,0 +1,256 @@
+import { ensureTopics } from '@cashflow/kafka';
+import { runMigrations } from '@cashflow/persistence';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { cli } from '../support/cli';
+import { testKafka } from '../support/kafka';
+import { sandboxClient } from '../support/plaid-sandbox';
+import { freePort } from '../support/ports';
+import { REPO_ROOT, startApp, waitForHealthy, type AppProcess } from '../support/processes';
+
+/**
+ * A Kafka broker and a PostgreSQL cluster of the scenarios' own (scripts/local-infra.sh in a
+ * private directory, on free ports), so a scenario can stop them mid-load without touching the
+ * broker and database every other test uses.
+ */
+export async function dedicatedInfra() {
+  const dir = mkdtempSync(join(tmpdir(), 'cashflow-faults-'));
+  // PostgreSQL runs as the postgres user, which must be able to enter the directory.
+  chmodSync(dir, 0o755);
+  const ports = {
+    kafka: await freePort(),
+    controller: await freePort(),
+    postgres: await freePort(),
+  };
+  const env = {
+    ...process.env,
+    CASHFLOW_LOCAL_DIR: dir,
+    CASHFLOW_CACHE_DIR: process.env.CASHFLOW_CACHE_DIR ?? join(REPO_ROOT, '.cache'),
+    LOCAL_KAFKA_PORT: String(ports.kafka),
+    LOCAL_KAFKA_CONTROLLER_PORT: String(ports.controller),
+    LOCAL_PG_PORT: String(ports.postgres),
+  };
+  const infra = (command: 'start' | 'stop', service: 'kafka' | 'postgres') => {
+    const result = spawnSync(
+      'bash',
+      [join(REPO_ROOT, 'scripts/local-infra.sh'), command, service],
+      {
+        env,
+        encoding: 'utf8',
+      },
+    );
+    if (result.status !== 0) {
+      throw new Error(`local-infra.sh ${command} ${service} failed: ${result.stderr}`);
+    }
+  };
+  infra('start', 'kafka');
+  infra('start', 'postgres');
+  const databaseUrl = `postgres://cashflow:cashflow@127.0.0.1:${ports.postgres}/cashflow`;
+  return {
+    brokers: [`127.0.0.1:${ports.kafka}`],
+    databaseUrl,
+    start: (service: 'kafka' | 'postgres') => infra('start', service),
+    stop: (service: 'kafka' | 'postgres') => infra('stop', service),
+    /** A fresh database on the dedicated cluster, migrated. */
+    async database(name: string) {
+      const admin = new Client({ connectionString: databaseUrl });
+      await admin.connect();
+      try {
+        await admin.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await admin.end();
+      }
+      const url = new URL(databaseUrl);
+      url.pathname = `/${name}`;
+      await runMigrations({ url: url.toString(), applicationName: 'faults' });
+      return url.toString();
+    },
+    remove() {
+      infra('stop', 'kafka');
+      infra('stop', 'postgres');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export type DedicatedInfra = Awaited<ReturnType<typeof dedicatedInfra>>;
+
+/** Env for one app; a scenario overrides what it needs. */
+export interface SystemSettings {
+  readonly sandbox?: Record<string, string>;
+  readonly worker?: Record<string, string>;
+  readonly workers?: number;
+}
+
+/** The sandbox stretches every delay by this; latencies below are written in real time. */
+export const TIME_SCALE = 0.1;
+
+/**
+ * The whole system as separate processes on the dedicated infra, on topics and a database of
+ * its own: the sandbox, one or more refresh workers (one consumer group), the ingress and the
+ * projector. Any app can be killed and started again with the same settings; every
+ * incarnation's output is kept for the secret search.
+ */
+export async function faultSystem(infra: DedicatedInfra, name: string, settings: SystemSettings) {
+  const prefix = `${name}.`;
+  const kafka = testKafka(prefix, infra.brokers);
+  await ensureTopics(kafka, { prefix, partitions: 6, replicationFactor: 1 });
+  const databaseUrl = await infra.database(name.replace(/[^a-z0-9_]/g, '_'));
+  const adminToken = randomBytes(24).toString('hex');
+  const readToken = randomBytes(24).toString('hex');
+  const tokenKeys = `faults:${randomBytes(32).toString('base64')}`;
+  const port = {
+    sandbox: await freePort(),
+    ingress: await freePort(),
+    ingressAdmin: await freePort(),
+    projector: await freePort(),
+    workers: await Promise.all(Array.from({ length: settings.workers ?? 1 }, () => freePort())),
+  };
+  const common = {
+    KAFKA_BROKERS: infra.brokers.join(','),
+    KAFKA_TOPIC_PREFIX: prefix,
+    LOG_LEVEL: 'info',
+    PLAID_ENV: 'local',
+    PLAID_SANDBOX_PORT: String(port.sandbox),
+  };
+  const env: Record<string, Record<string, string>> = {
+    'plaid-sandbox': {
+      PLAID_SANDBOX_TIME_SCALE: String(TIME_SCALE),
+      PLAID_SANDBOX_REFRESH_LATENCY: `uniform:${1000 / TIME_SCALE}-${4000 / TIME_SCALE}`,
+      PLAID_SANDBOX_EXTRACTION_DELAY_MS: String(1000 / TIME_SCALE),
+      PLAID_SANDBOX_WEBHOOK_TIMEOUT_MS: '5000',
+      PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: '1000',
+      PLAID_SANDBOX_RATE_LIMIT_PER_CLIENT: '1000000',
+      ...settings.sandbox,
+    },
+    'refresh-worker': {
+      DATABASE_URL: databaseUrl,
+      TOKEN_ENCRYPTION_KEYS: tokenKeys,
+      ADMIN_API_TOKENS: `faults:${adminToken}`,
+      REFRESH_BACKOFF_BASE_MS: '200',
+      REFRESH_BACKOFF_MAX_MS: '2000',
+      REFRESH_RETRY_POLL_MS: '200',
+      // Two calls per Item per 2 s: later requests for a busy Item coalesce, as at Plaid's pace.
+      PLAID_RATE_LIMIT_PER_ITEM: '2',
+      PLAID_RATE_LIMIT_PER_CLIENT: '1000000',
+      PLAID_RATE_LIMIT_WINDOW_MS: '2000',
+      SHUTDOWN_GRACE_MS: '5000',
+      ...settings.worker,
+    },
+    'webhook-ingress': {
+      WEBHOOK_INGRESS_PORT: String(port.ingress),
+      WEBHOOK_INGRESS_ADMIN_PORT: String(port.ingressAdmin),
+    },
+    projector: {
+      DATABASE_URL: databaseUrl,
+      PROJECTOR_PORT: String(port.projector),
+      PROJECTOR_API_TOKENS: `faults:${readToken}`,
+    },
+  };
+
+  const incarnations: AppProcess[] = [];
+  const running = new Map<string, AppProcess>();
+  const health = (instance: string) => {
+    if (instance === 'plaid-sandbox') return `http://127.0.0.1:${port.sandbox}/health/ready`;
+    if (instance === 'webhook-ingress') return `http://127.0.0.1:${port.ingressAdmin}/health/ready`;
+    if (instance === 'projector') return `http://127.0.0.1:${port.projector}/health/ready`;
+    return `${workerUrl(instance)}/health/ready`;
+  };
+  const workerUrl = (instance: string) =>
+    `http://127.0.0.1:${port.workers[Number(instance.split('#')[1] ?? 0)]}`;
+  const workerNames = port.workers.map((_, i) => `refresh-worker#${i}`);
+
+  /** Starts an app (`refresh-worker#1` for the second worker) and waits until it is ready. */
+  async function start(instance: string, timeoutMs = 60_000) {
+    const app = instance.split('#')[0]!;
+    const extra: Record<string, string> =
+      app === 'refresh-worker'
+        ? { REFRESH_WORKER_PORT: String(port.workers[Number(instance.split('#')[1] ?? 0)]) }
+        : {};
+    const process_ = startApp(app, { ...common, ...env[app], ...extra });
+    incarnations.push(process_);
+    running.set(instance, process_);
+    await waitForHealthy(process_, health(instance), timeoutMs);
+    return process_;
+  }
+
+  try {
+    await start('plaid-sandbox');
+    for (const worker of workerNames) await start(worker);
+    await start('webhook-ingress');
+    await start('projector');
+  } catch (error) {
+    await Promise.all([...running.values()].map((a) => a.stop('SIGKILL')));
+    throw error;
+  }
+
+  const cliEnv = {
+    KAFKA_BROKERS: infra.brokers.join(','),
+    KAFKA_TOPIC_PREFIX: prefix,
+    DATABASE_URL: databaseUrl,
+    TOKEN_ENCRYPTION_KEYS: tokenKeys,
+    ADMIN_API_TOKENS: `faults:${adminToken}`,
+    PROJECTOR_API_TOKENS: `faults:${readToken}`,
+  };
+
+  return {
+    prefix,
+    kafka,
+    databaseUrl,
+    sandbox: sandboxClient(`http://127.0.0.1:${port.sandbox}`),
+    webhookUrl: `http://127.0.0.1:${port.ingress}/webhooks/plaid`,
+    workerNames,
+    workerUrl,
+    adminToken,
+    ingressMetricsUrl: `http://127.0.0.1:${port.ingressAdmin}/metrics`,
+    start,
+    /** Stops an app with `signal` and waits for it to exit. */
+    async stop(instance: string, signal: NodeJS.Signals = 'SIGTERM') {
+      const app = running.get(instance);
+      running.delete(instance);
+      return app?.stop(signal);
+    },
+    /** A query on the system's database over a connection of its own (it may be restarting). */
+    async count(query: string): Promise<number | undefined> {
+      const client = new Client({ connectionString: databaseUrl, connectionTimeoutMillis: 1000 });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        const { rows } = await client.query<{ n: string }>(query);
+        return Number(rows[0]?.n ?? 0);
+      } catch {
+        return undefined;
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    },
+    /** `cashflow-refresh check --json` with every app's output (all incarnations) as logs. */
+    async check(logsDir: string) {
+      mkdirSync(logsDir, { recursive: true });
+      writeFileSync(
+        join(logsDir, 'apps.log'),
+        incarnations.map((a) => `${a.stdout()}\n${a.stderr()}`).join('\n'),
+      );
+      const args = ['check', '--sandbox', `http://127.0.0.1:${port.sandbox}`];
+      return cli([...args, '--logs', logsDir, '--max-pending', '0', '--json'], cliEnv);
+    },
+    /** The apps that exited without being asked to, with their last output. */
+    crashed() {
+      return [...running].flatMap(([instance, app]) =>
+        app.child.exitCode !== null || app.child.signalCode !== null
+          ? [`${instance} exited: ${app.stderr().slice(-2000) || app.stdout().slice(-2000)}`]
+          : [],
+      );
+    },
+    async close() {
+      await Promise.all([...running.values()].map((a) => a.stop('SIGTERM')));
+      running.clear();
+    },
+  };
+}
+
+export type FaultSystem = Awaited<ReturnType<typeof faultSystem>>;
