@@ -31,6 +31,8 @@ interface Fault {
   /** When the fault ended (the process restarted, the broker or database back, Plaid healthy). */
   readonly clearedAt: number;
   readonly figures: Record<string, number | string | null>;
+  /** More figures, read once everything has settled. */
+  readonly after?: () => Promise<Record<string, number | string | null>>;
 }
 
 interface Result {
@@ -76,15 +78,18 @@ afterAll(() => {
  */
 async function scenario(
   name: string,
-  settings: SystemSettings,
+  settings: SystemSettings & {
+    readonly days?: readonly number[];
+    readonly items?: 'mixed' | 'healthy';
+  },
   fault: (system: FaultSystem, load: Load, timeline: Timeline) => Promise<Fault>,
 ): Promise<Result> {
   const system = await faultSystem(infra, name, settings);
   const timeline = answeredTimeline(system);
   try {
-    const items = await createItems(system, PLAN.items);
+    const items = await createItems(system, PLAN.items, settings.items);
     const started = Date.now();
-    const load = startLoad(system, items, PLAN.requests, PLAN.perSecond);
+    const load = startLoad(system, items, PLAN.requests, PLAN.perSecond, settings.days);
     const injected = await fault(system, load, timeline);
     const { ids } = await load.done;
     await waitFor(
@@ -117,6 +122,7 @@ async function scenario(
       1000,
     );
     const seconds = round((Date.now() - started) / 1000);
+    const figures = { ...injected.figures, ...(await injected.after?.()) };
     expect(system.crashed()).toEqual([]);
 
     const checked = await system.check(mkdtempSync(join(tmpdir(), `cashflow-${name}-logs-`)));
@@ -136,7 +142,7 @@ async function scenario(
         `${system.sandbox.url}/metrics`,
         'plaid_sandbox_refresh_answers_total',
       ),
-      fault: injected.figures,
+      fault: figures,
       first_progress_s: timeline.progressAfter(injected.clearedAt),
       drained_s: timeline.drainedAfter(injected.clearedAt, ids.length),
       duplicates_absorbed: report.findings.reduce(
@@ -228,6 +234,132 @@ describe(`fault scenarios (${PLAN.form} form: ${PLAN.requests} requests over ${P
         };
       });
       expect(result.fault.ingress_503s).toBeGreaterThan(0);
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    'PostgreSQL stopped while the projector is busy: it waits, resumes, and the projection equals the log',
+    async () => {
+      const result = await scenario('postgres_outage', {}, async (system, _load, timeline) => {
+        await reach('a quarter answered', timeline.latest, PLAN.requests / 4);
+        infra.stop('postgres');
+        const stoppedAt = Date.now();
+        await sleep(PLAN.outageMs);
+        infra.start('postgres');
+        const clearedAt = Date.now();
+        return {
+          clearedAt,
+          figures: { outage_s: round((clearedAt - stoppedAt) / 1000) },
+        };
+      });
+      expect(result.first_progress_s).not.toBeNull();
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    'Plaid answering 30% 500s and 5% time-outs: retried, every request answered once',
+    async () => {
+      const result = await scenario(
+        'plaid_errors',
+        {
+          sandbox: {
+            PLAID_SANDBOX_FAULT_ERROR_RATE: '0.3',
+            PLAID_SANDBOX_FAULT_TIMEOUT_RATE: '0.05',
+          },
+          // Latency is 1-4 s: a call unanswered after 6 s is a time-out.
+          worker: { PLAID_RESPONSE_TIMEOUT_MS: '6000' },
+        },
+        async (system, load) => {
+          await load.done;
+          const sandboxMetrics = `${system.sandbox.url}/metrics`;
+          const answers = 'plaid_sandbox_refresh_answers_total';
+          const figures = {
+            plaid_500s: await metric(sandboxMetrics, answers, 'INTERNAL_SERVER_ERROR'),
+            plaid_timeouts: await metric(sandboxMetrics, answers, 'held_open'),
+            rebalances:
+              (await metric(workerMetrics(system), 'kafka_consumer_group_joins_total')) - 1,
+          };
+          // Plaid recovers: what is still retrying now succeeds.
+          await system.sandbox.admin('PUT', '/faults', { error_rate: 0, timeout_rate: 0 });
+          return { clearedAt: Date.now(), figures };
+        },
+      );
+      expect(result.fault.plaid_500s).toBeGreaterThan(0);
+      expect(result.fault.plaid_timeouts).toBeGreaterThan(0);
+      expect(result.fault.rebalances).toBe(0);
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    'Plaid taking 35 s for every call: answered without a single consumer-group rebalance',
+    async () => {
+      const result = await scenario(
+        'plaid_35s',
+        {
+          sandbox: { PLAID_SANDBOX_REFRESH_LATENCY: `fixed:${35_000 / TIME_SCALE}` },
+          // Every request holds its slot for 35 s: enough slots for the whole load at once.
+          worker: { REFRESH_MAX_IN_FLIGHT: String(PLAN.requests) },
+          // One length of history, healthy Items: every Item's requests share its one 35 s call
+          // (an Item failing twice first would take three).
+          days: [365],
+          items: 'healthy',
+        },
+        async (system, load) => {
+          await load.done;
+          const url = workerMetrics(system);
+          return {
+            clearedAt: Date.now(),
+            figures: {},
+            after: async () => ({
+              rebalances: (await metric(url, 'kafka_consumer_group_joins_total')) - 1,
+              mean_plaid_call_s: round(
+                (await metric(url, 'plaid_refresh_call_seconds_sum')) /
+                  (await metric(url, 'plaid_refresh_call_seconds_count')),
+              ),
+            }),
+          };
+        },
+      );
+      // Counted after the scenario, once every call has taken its 35 s.
+      expect(result.fault.rebalances).toBe(0);
+      expect(result.fault.mean_plaid_call_s).toBeGreaterThanOrEqual(35);
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    'rolling restart of two workers in one group: one stopped and started repeatedly, nothing lost',
+    async () => {
+      const result = await scenario('rolling_restart', { workers: 2 }, async (system) => {
+        const [, second] = system.workerNames as [string, string];
+        let clearedAt = Date.now();
+        let restarts = 0;
+        for (let i = 0; i < PLAN.restarts; i += 1) {
+          await sleep(2000);
+          await system.stop(second, 'SIGTERM');
+          await sleep(1000);
+          clearedAt = Date.now();
+          await system.start(second);
+          restarts += 1;
+        }
+        return {
+          clearedAt,
+          figures: { restarts },
+          after: async () => ({
+            group_joins: (
+              await Promise.all(
+                system.workerNames.map((w) =>
+                  metric(workerMetrics(system, w), 'kafka_consumer_group_joins_total'),
+                ),
+              )
+            ).reduce((a, b) => a + b, 0),
+          }),
+        };
+      });
+      expect(result.fault.restarts).toBe(PLAN.restarts);
     },
     SCENARIO_TIMEOUT_MS,
   );

@@ -5,13 +5,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FaultSystem } from './fault-system';
 
 /**
- * Sandbox Items for a scenario, tokens registered with the worker. One in twenty needs the user
- * to log in again, one fails its first two calls, one gets a webhook carrying an error; the rest
- * succeed. Returns the Item ids.
+ * Sandbox Items for a scenario, tokens registered with the worker. Mixed: one in twenty needs
+ * the user to log in again, one fails its first two calls, one gets a webhook carrying an error;
+ * the rest (all, when healthy) succeed. Returns the Item ids.
  */
-export async function createItems(system: FaultSystem, count: number): Promise<string[]> {
+export async function createItems(
+  system: FaultSystem,
+  count: number,
+  mix: 'mixed' | 'healthy' = 'mixed',
+): Promise<string[]> {
   const behaviour = (i: number) => {
-    switch (i % 20) {
+    switch (mix === 'healthy' ? -1 : i % 20) {
       case 0:
         return { kind: 'item_login_required' };
       case 1:
@@ -67,13 +71,13 @@ export function startLoad(
   items: readonly string[],
   requests: number,
   perSecond: number,
+  days: readonly number[] = [30, 90, 365, 730],
 ): Load {
   const publisher = new EventPublisher(system.kafka, system.prefix);
   const ids: string[] = [];
   let sendRetries = 0;
   const tickMs = 100;
   const perTick = Math.max(1, Math.round((perSecond * tickMs) / 1000));
-  const days = [30, 90, 365, 730];
 
   const done = (async () => {
     let sent = 0;

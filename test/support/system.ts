@@ -43,9 +43,11 @@ export async function startSystem() {
   };
   const webhookUrl = `http://127.0.0.1:${port.ingress}/webhooks/plaid`;
   const apps: AppProcess[] = [];
+  const byName = new Map<string, AppProcess>();
   const start = async (name: string, env: Record<string, string>, health: string) => {
     const app = startApp(name, { ...common, ...env });
     apps.push(app);
+    byName.set(name, app);
     await waitForHealthy(app, health);
     return app;
   };
@@ -143,6 +145,11 @@ export async function startSystem() {
       );
     },
     logs: () => apps.map((a) => a.stdout()).join('\n'),
+    /** An app's process (plaid-sandbox, refresh-worker, webhook-ingress, projector). */
+    app: (name: string) => byName.get(name)!,
+    ingressUrl: `http://127.0.0.1:${port.ingress}`,
+    ingressAdminUrl: `http://127.0.0.1:${port.ingressAdmin}`,
+    workerUrl: `http://127.0.0.1:${port.worker}`,
     /**
      * `cashflow-refresh check` against this system: every request answered by now, reports
      * matched to the sandbox's deliveries, and the apps' logs (written to `logsDir`, beside

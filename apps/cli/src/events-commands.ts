@@ -160,6 +160,12 @@ export function addEventsCommands(program: Command): void {
               `${id} did not come from a Kafka topic (${source ?? 'unknown'}); nothing to replay it to`,
             );
           }
+          const truncated = header(message.headers, DLQ_HEADERS.valueTruncated);
+          if (truncated !== null) {
+            throw new Error(
+              `${id} holds only the start of a ${truncated}-byte value; the whole record is at ${source} partition ${header(message.headers, DLQ_HEADERS.sourcePartition) ?? '?'} offset ${header(message.headers, DLQ_HEADERS.sourceOffset) ?? '?'}`,
+            );
+          }
           const headers: IHeaders = {};
           for (const [name, value] of Object.entries(message.headers ?? {})) {
             if (!name.startsWith('dlq_') && value !== undefined) headers[name] = value;

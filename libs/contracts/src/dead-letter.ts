@@ -11,7 +11,17 @@ export const DLQ_HEADERS = {
   sourceOffset: 'dlq_source_offset',
   consumer: 'dlq_consumer',
   time: 'dlq_time',
+  valueTruncated: 'dlq_value_truncated',
+  valueSha256: 'dlq_value_sha256',
 } as const;
+
+/**
+ * A value longer than this is dead-lettered truncated to its first MAX_DEAD_LETTER_VALUE_BYTES,
+ * with its full length and SHA-256 in headers: a record at the size limit of its topic, plus the
+ * dlq_* headers, could exceed the dead-letter topic's limit, and a dead letter that cannot be
+ * written would stop its consumer. The whole record stays at its source position.
+ */
+export const MAX_DEAD_LETTER_VALUE_BYTES = 64 * 1024;
 
 export const DLQ_HEADER_DESCRIPTIONS: Readonly<Record<keyof typeof DLQ_HEADERS, string>> = {
   reason: 'One line naming the field and what is wrong with it.',
@@ -22,4 +32,7 @@ export const DLQ_HEADER_DESCRIPTIONS: Readonly<Record<keyof typeof DLQ_HEADERS, 
   sourceOffset: 'Offset it was consumed at.',
   consumer: 'The consumer (group) that rejected it.',
   time: 'When it was dead-lettered (RFC 3339).',
+  valueTruncated:
+    'Present when the value was too large to copy: its length in bytes. The value holds its first 64 KiB; the whole record is at the source position.',
+  valueSha256: 'With dlq_value_truncated: the SHA-256 (hex) of the whole original value.',
 };

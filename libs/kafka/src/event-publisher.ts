@@ -1,5 +1,6 @@
 import {
   DLQ_HEADERS,
+  MAX_DEAD_LETTER_VALUE_BYTES,
   encodeEvent,
   topicKeyForEvent,
   topicName,
@@ -8,6 +9,7 @@ import {
   type KafkaRecord,
 } from '@cashflow/contracts';
 import type { Kafka, Message, Producer, RecordMetadata } from 'kafkajs';
+import { createHash } from 'node:crypto';
 import { partitioner } from './kafka-client';
 
 /** Where a record that could not be used was consumed from. */
@@ -68,7 +70,7 @@ export class EventPublisher {
 
   /**
    * Copies a record that could not be decoded to the dead-letter topic, byte for byte, with the
-   * reason in dlq_* headers.
+   * reason in dlq_* headers; a value over MAX_DEAD_LETTER_VALUE_BYTES is truncated (see there).
    */
   async deadLetter(
     record: KafkaRecord,
@@ -93,10 +95,16 @@ export class EventPublisher {
       [DLQ_HEADERS.consumer]: consumer,
       [DLQ_HEADERS.time]: now.toISOString(),
     });
+    let value = typeof record.value === 'string' ? Buffer.from(record.value) : record.value;
+    if (value && value.length > MAX_DEAD_LETTER_VALUE_BYTES) {
+      headers[DLQ_HEADERS.valueTruncated] = String(value.length);
+      headers[DLQ_HEADERS.valueSha256] = createHash('sha256').update(value).digest('hex');
+      value = value.subarray(0, MAX_DEAD_LETTER_VALUE_BYTES);
+    }
     await this.producer.send({
       topic: topicName('deadLetter', this.topicPrefix),
       acks: -1,
-      messages: [{ key: record.key, value: record.value, headers }],
+      messages: [{ key: record.key, value, headers }],
     });
   }
 }

@@ -1,4 +1,5 @@
 import type { Logger } from '@cashflow/observability';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { OutcomePublisher } from './outcome-publisher';
 import { outcomeEvent, type Outcome } from './outcomes';
 import type { RefreshService } from './refresh.service';
@@ -67,18 +68,37 @@ export class RetryRunner {
     this.schedule(this.options.pollMs);
   }
 
+  /**
+   * Plaid has answered; writing that down must not be lost to a database blip, or the claim would
+   * sit until its lease expires and Plaid would be called again. Retries the write with backoff
+   * for up to half the lease; after that the lease expiring is the fallback.
+   */
+  private async persist<T>(write: () => Promise<T>): Promise<T> {
+    const giveUpAt = Date.now() + this.options.leaseMs / 2;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await write();
+      } catch (error) {
+        if (this.stopped || Date.now() >= giveUpAt) throw error;
+        await sleep(Math.min(250 * 2 ** attempt, 5000));
+      }
+    }
+  }
+
   private async retry(call: WaitingCall): Promise<void> {
     const result = await this.refresh.callPlaid(call.itemId, call.days, call.attempts);
     if (result.kind === 'park') {
-      await this.store.reschedule(call.itemId, result.attempts, result.lastError, result.dueAt);
+      await this.persist(() =>
+        this.store.reschedule(call.itemId, result.attempts, result.lastError, result.dueAt),
+      );
       this.logger.info(
         { item_id: call.itemId, attempts: result.attempts, due_at: result.dueAt.toISOString() },
         'refresh parked again',
       );
       return;
     }
-    const events = await this.store.finish(call.itemId, (current) =>
-      answerAll(current, result.outcome),
+    const events = await this.persist(() =>
+      this.store.finish(call.itemId, (current) => answerAll(current, result.outcome)),
     );
     await this.outcomes.send(events, true);
   }
