@@ -55,6 +55,7 @@ const PlaidSandboxEnv = z
         windowMs: env.PLAID_SANDBOX_RATE_LIMIT_WINDOW_MS,
       },
       seedFile: env.PLAID_SANDBOX_SEED_FILE,
+      deliveryLogLimit: env.PLAID_SANDBOX_DELIVERY_LOG_LIMIT,
     };
   });
 

@@ -92,6 +92,7 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
       plaidRetryPolicy(config.timeScale, config.webhookTimeoutMs),
       config.timeScale,
       logger,
+      config.deliveryLogLimit,
     );
   }
 

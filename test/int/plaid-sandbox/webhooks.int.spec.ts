@@ -237,3 +237,27 @@ describe("Plaid sandbox webhook delivery follows Plaid's retry policy", () => {
     expect(done.attempts).toHaveLength(7);
   });
 });
+
+describe('Plaid sandbox delivery log', () => {
+  it('keeps at most PLAID_SANDBOX_DELIVERY_LOG_LIMIT deliveries, forgetting the oldest finished, and says how many', async () => {
+    const receiver = await webhookReceiver();
+    const sandbox = await startSandbox({ PLAID_SANDBOX_DELIVERY_LOG_LIMIT: '3' });
+    try {
+      const item = await sandbox.createItem({ webhook: receiver.url });
+      const fired: string[] = [];
+      for (let i = 0; i < 5; i += 1) {
+        const { body } = await sandbox.admin('POST', `/items/${item.item_id}/fire_webhook`, {});
+        fired.push(body.delivery.delivery_id as string);
+        await waitFor('the delivery', () => (receiver.received.length > i ? true : undefined));
+      }
+      const { body } = await sandbox.admin('GET', '/webhooks');
+      expect(body.forgotten).toBe(2);
+      expect(body.deliveries.map((d: { delivery_id: string }) => d.delivery_id)).toEqual(
+        fired.slice(2),
+      );
+    } finally {
+      await sandbox.close();
+      await receiver.close();
+    }
+  });
+});

@@ -131,11 +131,13 @@ async function snapshotProjection(db: DataSource): Promise<ProjectionSnapshot> {
   }
 }
 
+/** The sandbox's whole delivery log; refuses one that has forgotten deliveries. */
 async function sandboxDeliveries(url: string): Promise<SandboxDelivery[]> {
   const response = await fetch(new URL('/sandbox/webhooks', url));
   if (!response.ok)
     throw new Error(`the Plaid sandbox answered ${response.status} for its webhook log`);
   const body = (await response.json()) as {
+    forgotten?: number;
     deliveries: {
       delivery_id: string;
       item_id: string;
@@ -143,6 +145,11 @@ async function sandboxDeliveries(url: string): Promise<SandboxDelivery[]> {
       attempts: { jwt_sha256: string | null; status: number | null }[];
     }[];
   };
+  if (body.forgotten) {
+    throw new Error(
+      `the Plaid sandbox has forgotten ${body.forgotten} webhook deliveries (PLAID_SANDBOX_DELIVERY_LOG_LIMIT), so reports cannot be matched to them; run check without --sandbox`,
+    );
+  }
   return body.deliveries.map((d) => ({
     deliveryId: d.delivery_id,
     itemId: d.item_id,

@@ -100,7 +100,11 @@ export class SandboxAdminController {
 
   @Get('webhooks')
   deliveries(@Query('item_id') itemId?: string) {
-    return { deliveries: this.sandbox.webhooks.list(itemId) };
+    return {
+      deliveries: this.sandbox.webhooks.list(itemId),
+      // Non-zero: the log no longer holds every delivery (PLAID_SANDBOX_DELIVERY_LOG_LIMIT).
+      forgotten: this.sandbox.webhooks.forgotten,
+    };
   }
 
   @Get('webhook_keys')

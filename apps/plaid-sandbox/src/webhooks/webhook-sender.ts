@@ -38,13 +38,21 @@ export class WebhookSender {
   private readonly deliveries: Delivery[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
+  private forgottenCount = 0;
 
   constructor(
     private readonly keys: WebhookKeyRing,
     private readonly policy: RetryPolicy,
     private readonly timeScale: number,
     private readonly logger: Logger,
+    /** Deliveries kept for GET /sandbox/webhooks; beyond it the oldest finished are forgotten. */
+    private readonly remember = Number.POSITIVE_INFINITY,
   ) {}
+
+  /** Finished deliveries dropped from the log to stay within `remember`. */
+  get forgotten(): number {
+    return this.forgottenCount;
+  }
 
   send(itemId: string, url: string, body: Record<string, unknown>): Delivery {
     const delivery: Delivery = {
@@ -59,6 +67,13 @@ export class WebhookSender {
       next_attempt_at: new Date().toISOString(),
     };
     this.deliveries.push(delivery);
+    if (this.deliveries.length > this.remember) {
+      const finished = this.deliveries.findIndex((d) => d.state !== 'pending');
+      if (finished >= 0) {
+        this.deliveries.splice(finished, 1);
+        this.forgottenCount += 1;
+      }
+    }
     void this.attempt(delivery);
     return delivery;
   }
