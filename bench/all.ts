@@ -1,0 +1,109 @@
+/**
+ * Every benchmark, then the soak's short form, one after another (never side by side: each
+ * needs the machine to itself), into one dated JSON file and a markdown summary with the
+ * machine's description, so runs on different days or machines can be compared.
+ *
+ *   npm run bench              # the full benchmarks + a 2-minute soak
+ *   npm run bench -- --quick   # the quick form of each
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, ensureInfra, machine, runBench, stopInfra } from './support';
+
+const quick = process.argv.includes('--quick');
+
+const BENCHES = [
+  {
+    name: 'refresh-worker',
+    entry: 'bench/refresh-worker.bench.js',
+    args: quick ? ['--quick'] : [],
+  },
+  {
+    name: 'webhook-ingress',
+    entry: 'bench/webhook-ingress.bench.js',
+    args: quick ? ['--quick'] : [],
+  },
+  { name: 'projector', entry: 'bench/projector.bench.js', args: quick ? ['--quick'] : [] },
+  { name: 'soak', entry: 'bench/soak.js', args: ['--quick'] },
+];
+
+interface Ran {
+  readonly name: string;
+  readonly seconds: number;
+  readonly output: string;
+  readonly file: string;
+}
+
+/** Runs one bench as its own process, echoing its output; resolves with where it wrote results. */
+function runOne(bench: (typeof BENCHES)[number]): Promise<Ran> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, 'dist', bench.entry), ...bench.args], {
+      cwd: ROOT,
+      env: process.env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      process.stdout.write(chunk);
+    });
+    child.on('exit', (code) => {
+      const file = /written to (\S+\.json)/.exec(output)?.[1];
+      if (code !== 0 || !file) {
+        reject(new Error(`${bench.name} failed (exit ${code})`));
+        return;
+      }
+      resolve({
+        name: bench.name,
+        seconds: Math.round((Date.now() - started) / 1000),
+        output,
+        file,
+      });
+    });
+  });
+}
+
+async function main() {
+  // Started once for all, so no bench pays for (or measures) a broker start.
+  const started = ensureInfra();
+  const date = new Date().toISOString();
+  const ran: Ran[] = [];
+  try {
+    for (const bench of BENCHES) {
+      process.stdout.write(`\n=== ${bench.name} ${bench.args.join(' ')}\n`);
+      ran.push(await runOne(bench));
+    }
+  } finally {
+    stopInfra(started);
+  }
+  const about = machine();
+  const results = Object.fromEntries(
+    ran.map((r) => [r.name, JSON.parse(readFileSync(r.file, 'utf8')) as unknown]),
+  );
+  const base = join(ROOT, 'bench/results', `${date.slice(0, 10)}-all${quick ? '-quick' : ''}`);
+  writeFileSync(
+    `${base}.json`,
+    `${JSON.stringify({ date, quick, machine: about, seconds: Object.fromEntries(ran.map((r) => [r.name, r.seconds])), results }, null, 2)}\n`,
+  );
+  const markdown = [
+    `# Benchmarks, ${date.slice(0, 10)}${quick ? ' (quick)' : ''}`,
+    '',
+    `Machine: ${about.cpus} × ${about.cpu_model}, ${about.memory_gib} GiB, Node ${about.node}, ${about.platform}.`,
+    `Run at ${date}; the full figures are in \`${base.slice(ROOT.length + 1)}.json\`.`,
+    '',
+    ...ran.flatMap((r) => [
+      `## ${r.name} (${r.seconds} s)`,
+      '',
+      '```',
+      r.output.replace(/\n?written to .*\n?$/, '').trim(),
+      '```',
+      '',
+    ]),
+  ].join('\n');
+  writeFileSync(`${base}.md`, markdown);
+  process.stdout.write(`\nwritten to ${base}.json and ${base}.md\n`);
+}
+
+runBench(main);
