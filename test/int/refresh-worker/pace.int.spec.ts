@@ -80,6 +80,11 @@ describe('refresh worker: coalescing', () => {
     expect(outcome.type === 'RefreshAccepted' && outcome.data.plaid_request_id).toBe(
       answered.type === 'RefreshAccepted' && answered.data.plaid_request_id,
     );
+    // As of when Plaid answered that call: its report may already be in, and reports are paired
+    // with acceptances by time.
+    expect(outcome.type === 'RefreshAccepted' && outcome.data.accepted_at).toBe(
+      answered.type === 'RefreshAccepted' && answered.data.accepted_at,
+    );
 
     await new Promise((r) => setTimeout(r, 3100));
     const later = await world.request(itemId);

@@ -40,11 +40,14 @@ export class OutcomePublisher {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, 500);
       try {
-        await this.store.record(batch.filter((b) => !b.recorded).flatMap((b) => b.events));
-        const events = batch.flatMap((b) => b.events);
+        // What is recorded is what goes out: for a request answered before, the earlier outcome.
+        const recorded = await this.store.record(
+          batch.filter((b) => !b.recorded).flatMap((b) => b.events),
+        );
+        const events = [...recorded, ...batch.filter((b) => b.recorded).flatMap((b) => b.events)];
         await this.publisher.publish(...events);
         batch.forEach((b) => b.done());
-        this.metrics?.published(batch.filter((b) => !b.recorded).flatMap((b) => b.events));
+        this.metrics?.published(recorded);
         await this.store
           .markPublished(events.map((e) => e.data.refresh_request_id))
           .catch((error: unknown) =>

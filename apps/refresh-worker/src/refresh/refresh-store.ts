@@ -76,8 +76,8 @@ export class RefreshStore {
   async record(
     events: readonly OutcomeEvent[],
     manager: EntityManager = this.db.manager,
-  ): Promise<void> {
-    if (events.length === 0) return;
+  ): Promise<OutcomeEvent[]> {
+    if (events.length === 0) return [];
     const params: unknown[] = [];
     const values = events.map((e, i) => {
       params.push(
@@ -90,10 +90,24 @@ export class RefreshStore {
       const b = i * 5;
       return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}::jsonb)`;
     });
-    await manager.query(
+    const inserted = await queryRows<{ request_id: string }>(
+      manager,
       `INSERT INTO refresh_outcomes (request_id, item_id, event_id, outcome_type, event)
-       VALUES ${values.join(', ')} ON CONFLICT (request_id) DO NOTHING`,
+       VALUES ${values.join(', ')} ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
       params,
+    );
+    if (inserted.length === events.length) return [...events];
+    // Answered already (a redelivered request handled twice at once, e.g. across a rebalance):
+    // the outcome recorded first is the one, so every copy published carries the same content.
+    const fresh = new Set(inserted.map((r) => r.request_id));
+    const earlier = await queryRows<{ request_id: string; event: OutcomeEvent }>(
+      manager,
+      `SELECT request_id, event FROM refresh_outcomes WHERE request_id = ANY($1)`,
+      [events.map((e) => e.data.refresh_request_id).filter((id) => !fresh.has(id))],
+    );
+    const stored = new Map(earlier.map((r) => [r.request_id, r.event]));
+    return events.map((e) =>
+      fresh.has(e.data.refresh_request_id) ? e : (stored.get(e.data.refresh_request_id) ?? e),
     );
   }
 
@@ -182,9 +196,7 @@ export class RefreshStore {
       );
       const row = rows[0];
       if (!row) return [];
-      const events = answer(toWaiting(row));
-      await this.record(events, manager);
-      return events;
+      return this.record(answer(toWaiting(row)), manager);
     });
   }
 

@@ -54,6 +54,8 @@ interface ItemCalls {
     readonly days: number;
     readonly leader: Member;
     readonly outcome: Outcome;
+    /** When Plaid answered it: the accepted_at / failed_at of everyone it answers. */
+    readonly answeredAt: Date;
   };
 }
 
@@ -188,8 +190,16 @@ export class RefreshService {
       member.days <= last.days
     ) {
       // A call for at least these days was made after this request was sent, or moments ago:
-      // it answers this request too.
-      const event = outcomeEvent(itemId, member, last.leader, last.days, last.outcome, new Date());
+      // it answers this request too, as of when Plaid answered it (its report may be in already,
+      // and the projection pairs reports with acceptances by time).
+      const event = outcomeEvent(
+        itemId,
+        member,
+        last.leader,
+        last.days,
+        last.outcome,
+        last.answeredAt,
+      );
       return admitted(this.outcomes.send([event]));
     }
     if (item.window.freeAt(now) <= now) {
@@ -297,8 +307,14 @@ export class RefreshService {
           'refresh parked for retry',
         );
       } else {
-        item.last = { at, days: call.days, leader: call.leader, outcome: result.outcome };
         const now = new Date();
+        item.last = {
+          at,
+          days: call.days,
+          leader: call.leader,
+          outcome: result.outcome,
+          answeredAt: now,
+        };
         await this.outcomes.send(
           members.map((m) => outcomeEvent(itemId, m, call.leader, call.days, result.outcome, now)),
         );
