@@ -397,4 +397,3 @@ function table(rows: readonly Result[]): string {
   ]);
   return [head, head.map(() => '---'), ...lines].map((l) => `| ${l.join(' | ')} |`).join('\n');
 }
-
