@@ -53,7 +53,9 @@ class RefreshLifecycle
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.plaid.close();
+    // The consumer and the retries have had their grace period: abandon what is still at Plaid
+    // (its message is redelivered, its claim released) rather than wait out the response time-out.
+    await this.plaid.destroy();
   }
 }
 

@@ -90,8 +90,18 @@ export class PlaidClient {
       : invalid(response.statusCode, `HTTP ${response.statusCode} without a Plaid error body`);
   }
 
+  /** Waits for calls under way to finish, then closes the connections. */
   async close(): Promise<void> {
     await this.agent.close();
+  }
+
+  /**
+   * Closes every connection now; calls under way fail. For shutdown, once the callers' grace
+   * period is over: a call Plaid never answers must not hold the process for the response
+   * time-out.
+   */
+  async destroy(): Promise<void> {
+    await this.agent.destroy();
   }
 }
 

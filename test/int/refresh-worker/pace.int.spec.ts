@@ -184,3 +184,47 @@ describe('refresh worker: restarts', () => {
     }
   });
 });
+
+describe('refresh worker: stopping with a retry under way', () => {
+  it('hands back the claim of a parked retry it cannot finish, so the next worker need not wait out the lease', async () => {
+    const world = await workerWorld();
+    const { Client } = await import('pg');
+    const client = new Client({ connectionString: world.db.url });
+    await client.connect();
+    try {
+      const env = {
+        REFRESH_BACKOFF_BASE_MS: '60000',
+        REFRESH_BACKOFF_MAX_MS: '3600000',
+        SHUTDOWN_GRACE_MS: '500',
+      };
+      const worker = await startWorker(world, env);
+      const created = await world.sandbox.createItem({
+        webhook: null,
+        behaviour: { kind: 'transient', error_code: 'PLANNED_MAINTENANCE', failures: 1 },
+      });
+      await worker.registerToken(created.item_id, created.access_token);
+      await world.request(created.item_id);
+      const claim = async () =>
+        (
+          await client.query<{ claimed_until: Date | null }>(
+            'SELECT claimed_until FROM refresh_retries WHERE item_id = $1',
+            [created.item_id],
+          )
+        ).rows[0];
+      await waitFor('the refresh parked', async () => ((await claim()) ? true : undefined));
+      // Plaid now never answers; the retry, due at once, is claimed and hangs.
+      await world.sandbox.admin('PUT', `/items/${created.item_id}/behaviour`, { kind: 'timeout' });
+      await client.query('UPDATE refresh_retries SET due_at = now() WHERE item_id = $1', [
+        created.item_id,
+      ]);
+      await waitFor('the retry claimed', async () =>
+        (await claim())?.claimed_until ? true : undefined,
+      );
+      await worker.close();
+      expect((await claim())?.claimed_until).toBeNull();
+    } finally {
+      await client.end();
+      await world.close();
+    }
+  });
+});

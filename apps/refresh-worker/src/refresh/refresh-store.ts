@@ -180,6 +180,15 @@ export class RefreshStore {
     return rows.map(toWaiting);
   }
 
+  /** Gives up claims this process will not finish (it is stopping): due again at once. */
+  async release(itemIds: readonly string[]): Promise<void> {
+    if (itemIds.length === 0) return;
+    await this.db.query(
+      `UPDATE refresh_retries SET claimed_until = NULL WHERE item_id = ANY($1) AND claimed_until IS NOT NULL`,
+      [itemIds],
+    );
+  }
+
   /**
    * Ends a waiting call: removes it and records the outcomes `answer` gives for everyone in it,
    * including requests that joined while the call was running, in one transaction.

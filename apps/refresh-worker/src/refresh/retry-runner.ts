@@ -20,6 +20,8 @@ export class RetryRunner {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly running = new Set<Promise<void>>();
+  /** Items whose parked call this process has claimed and not yet finished. */
+  private readonly claimed = new Set<string>();
 
   constructor(
     private readonly store: RefreshStore,
@@ -34,7 +36,11 @@ export class RetryRunner {
     this.schedule(0);
   }
 
-  /** Stops claiming; waits up to `graceMs` for calls under way. Unfinished claims expire. */
+  /**
+   * Stops claiming; waits up to `graceMs` for calls under way, then releases the claims still
+   * held so another worker takes them at once rather than after the lease (a call still at
+   * Plaid may then be made twice; only the outcome recorded first is published).
+   */
   async stop(graceMs: number): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
@@ -42,6 +48,14 @@ export class RetryRunner {
       Promise.allSettled([...this.running]),
       new Promise((r) => setTimeout(r, graceMs)),
     ]);
+    await this.store
+      .release([...this.claimed])
+      .catch((error: unknown) =>
+        this.logger.warn(
+          { err: error },
+          'releasing claimed retries failed; their leases will expire',
+        ),
+      );
   }
 
   private schedule(delay: number): void {
@@ -52,6 +66,13 @@ export class RetryRunner {
   private async tick(): Promise<void> {
     try {
       const due = await this.store.claimDue(this.options.batch, this.options.leaseMs);
+      for (const call of due) this.claimed.add(call.itemId);
+      if (this.stopped) {
+        // Stopped while claiming: hand them straight back.
+        await this.store.release(due.map((c) => c.itemId));
+        due.forEach((c) => this.claimed.delete(c.itemId));
+        return;
+      }
       for (const call of due) {
         const run = this.retry(call).catch((error: unknown) =>
           this.logger.error(
@@ -60,7 +81,10 @@ export class RetryRunner {
           ),
         );
         this.running.add(run);
-        void run.finally(() => this.running.delete(run));
+        void run.finally(() => {
+          this.running.delete(run);
+          this.claimed.delete(call.itemId);
+        });
       }
     } catch (error) {
       this.logger.warn({ err: error }, 'claiming parked refreshes failed; will try again');
