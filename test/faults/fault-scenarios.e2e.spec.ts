@@ -92,35 +92,47 @@ async function scenario(
     const load = startLoad(system, items, PLAN.requests, PLAN.perSecond, settings.days);
     const injected = await fault(system, load, timeline);
     const { ids } = await load.done;
-    await waitFor(
-      `all ${ids.length} requests answered (${timeline.latest()} so far)`,
-      () => (timeline.latest() >= ids.length ? true : undefined),
-      SCENARIO_TIMEOUT_MS / 2,
-      1000,
-    );
-    await waitFor(
-      'every Item settled (none requested or refreshing)',
-      async () =>
-        (await system.count(
-          "SELECT count(*) AS n FROM item_refresh_state WHERE status IN ('requested', 'refreshing')",
-        )) === 0
-          ? true
-          : undefined,
-      SCENARIO_TIMEOUT_MS / 4,
-      1000,
-    );
-    await waitFor(
-      'every webhook delivered',
-      async () => {
-        const { body } = await system.sandbox.admin('GET', '/webhooks');
-        const pending = (body.deliveries as { state: string }[]).filter(
-          (d) => d.state !== 'delivered',
-        );
-        return pending.length === 0 ? true : undefined;
-      },
-      SCENARIO_TIMEOUT_MS / 4,
-      1000,
-    );
+    try {
+      await waitFor(
+        `all ${ids.length} requests answered (${timeline.latest()} so far)`,
+        () => (timeline.latest() >= ids.length ? true : undefined),
+        SCENARIO_TIMEOUT_MS / 2,
+        1000,
+      );
+      await waitFor(
+        'every Item settled (none requested or refreshing)',
+        async () =>
+          (await system.count(
+            "SELECT count(*) AS n FROM item_refresh_state WHERE status IN ('requested', 'refreshing')",
+          )) === 0
+            ? true
+            : undefined,
+        SCENARIO_TIMEOUT_MS / 4,
+        1000,
+      );
+      await waitFor(
+        'every webhook delivered',
+        async () => {
+          const { body } = await system.sandbox.admin('GET', '/webhooks');
+          const pending = (body.deliveries as { state: string }[]).filter(
+            (d) => d.state !== 'delivered',
+          );
+          return pending.length === 0 ? true : undefined;
+        },
+        SCENARIO_TIMEOUT_MS / 4,
+        1000,
+      );
+    } catch (error) {
+      // Leave what is needed to see why: the stuck Items and every app's output.
+      const logs = system.writeLogs(mkdtempSync(join(tmpdir(), `cashflow-${name}-stuck-`)));
+      const stuck = await system
+        .rows(
+          "SELECT item_id, status, latest_request_id FROM item_refresh_state WHERE status IN ('requested', 'refreshing') LIMIT 20",
+        )
+        .catch(() => []);
+      console.error(`${name}: not settled; logs in ${logs}; stuck: ${JSON.stringify(stuck)}`);
+      throw error;
+    }
     const seconds = round((Date.now() - started) / 1000);
     const figures = { ...injected.figures, ...(await injected.after?.()) };
     expect(system.crashed()).toEqual([]);

@@ -228,13 +228,26 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
         await client.end().catch(() => undefined);
       }
     },
+    /** Every app's output so far (all incarnations), for the secret search or a post-mortem. */
+    writeLogs(logsDir: string) {
+      mkdirSync(logsDir, { recursive: true });
+      const file = join(logsDir, 'apps.log');
+      writeFileSync(file, incarnations.map((a) => `${a.stdout()}\n${a.stderr()}`).join('\n'));
+      return file;
+    },
+    /** Rows of a query on the system's database (for a post-mortem). */
+    async rows(query: string): Promise<Record<string, unknown>[]> {
+      const client = new Client({ connectionString: databaseUrl, connectionTimeoutMillis: 1000 });
+      await client.connect();
+      try {
+        return (await client.query(query)).rows as Record<string, unknown>[];
+      } finally {
+        await client.end();
+      }
+    },
     /** `cashflow-refresh check --json` with every app's output (all incarnations) as logs. */
     async check(logsDir: string) {
-      mkdirSync(logsDir, { recursive: true });
-      writeFileSync(
-        join(logsDir, 'apps.log'),
-        incarnations.map((a) => `${a.stdout()}\n${a.stderr()}`).join('\n'),
-      );
+      this.writeLogs(logsDir);
       const args = ['check', '--sandbox', `http://127.0.0.1:${port.sandbox}`];
       return cli([...args, '--logs', logsDir, '--max-pending', '0', '--json'], cliEnv);
     },

@@ -229,9 +229,8 @@ export class RefreshService {
     if (last && Date.now() - last.at < this.spacingMs && next.days <= last.days) {
       // They arrived while the latest call was being answered: that call answers them too.
       item.next = undefined;
-      const now = new Date();
       const events = [next.leader, ...next.followers].map((m) =>
-        outcomeEvent(itemId, m, last.leader, last.days, last.outcome, now),
+        outcomeEvent(itemId, m, last.leader, last.days, last.outcome, last.answeredAt),
       );
       this.outcomes.send(events).then(
         () => next.resolve(),

@@ -111,6 +111,9 @@ export class RetryRunner {
 
   private async retry(call: WaitingCall): Promise<void> {
     const result = await this.refresh.callPlaid(call.itemId, call.days, call.attempts);
+    // Plaid's answer is as of now, however long the write below takes: its report may arrive
+    // meanwhile, and the projection pairs reports with acceptances by time.
+    const answeredAt = new Date();
     if (result.kind === 'park') {
       await this.persist(() =>
         this.store.reschedule(call.itemId, result.attempts, result.lastError, result.dueAt),
@@ -122,16 +125,15 @@ export class RetryRunner {
       return;
     }
     const events = await this.persist(() =>
-      this.store.finish(call.itemId, (current) => answerAll(current, result.outcome)),
+      this.store.finish(call.itemId, (current) => answerAll(current, result.outcome, answeredAt)),
     );
     await this.outcomes.send(events, true);
   }
 }
 
 /** Outcomes for the leader and every follower of a waiting call, including late joiners. */
-function answerAll(call: WaitingCall, outcome: Outcome) {
-  const now = new Date();
+function answerAll(call: WaitingCall, outcome: Outcome, answeredAt: Date) {
   return [call.leader, ...call.followers].map((m) =>
-    outcomeEvent(call.itemId, m, call.leader, call.days, outcome, now),
+    outcomeEvent(call.itemId, m, call.leader, call.days, outcome, answeredAt),
   );
 }
