@@ -262,7 +262,8 @@ function onRefreshFailed(
     ...existing,
     status: 'failed',
     failedAt: data.failed_at,
-    daysRequested: existing.daysRequested ?? data.days_requested,
+    // The outcome's days win, as for RefreshAccepted, whichever of the two arrives first.
+    daysRequested: data.days_requested,
     attempts: data.attempts,
     coalescedInto: data.coalesced_into ?? null,
     retryable: data.retryable,

@@ -71,6 +71,16 @@ describe('refresh projection rules', () => {
     expect(done.requests.get('r1')).toMatchObject({ status: 'ready', reportEventId: 'x1' });
   });
 
+  it("keeps a failed request's days the same whichever of request and outcome comes first", () => {
+    // The worker failed it as part of a 365-day call; the request itself asked for 30.
+    const r = requested('r1', 30);
+    const f = failed('r1', '2026-11-24T10:00:02Z');
+    const requestFirst = run(r, f).requests.get('r1');
+    const outcomeFirst = run(f, r).requests.get('r1');
+    expect(requestFirst?.daysRequested).toBe(365);
+    expect(outcomeFirst?.daysRequested).toBe(365);
+  });
+
   it('takes a ReportReady that arrives before the RefreshAccepted it answers', () => {
     const state = run(
       requested('r1'),
