@@ -20,6 +20,7 @@ describe('migrations against the real PostgreSQL', () => {
       'RefreshWorkerState1764200000000',
       'RefreshProjection1764300000000',
       'OpsViews1764300000001',
+      'RefreshRetryClaims1764500000000',
     ]);
 
     const client = new Client({ connectionString: db.url });

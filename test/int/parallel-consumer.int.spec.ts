@@ -129,4 +129,40 @@ describe('ParallelConsumer against the real broker', () => {
       await consumer.stop(1000);
     }
   });
+
+  it('gives a message up after its handler has failed for the configured time, passing it on with the last error', async () => {
+    const groupId = `g-${uniqueSuffix()}`;
+    const givenUp: { offset: string; error: string }[] = [];
+    let attempts = 0;
+    const consumer = new ParallelConsumer(
+      kafka,
+      {
+        groupId,
+        topics: [topic],
+        maxInFlight: 10,
+        commitIntervalMs: 100,
+        logger: quietLogger,
+        giveUpAfterMs: 300,
+        onGiveUp: (message, error) => {
+          givenUp.push({ offset: message.offset, error: (error as Error).message });
+          return Promise.resolve();
+        },
+      },
+      (message) => {
+        if (message.offset !== '5') return Promise.resolve();
+        attempts += 1;
+        return Promise.reject(new Error('cannot be handled'));
+      },
+    );
+    await consumer.start();
+    try {
+      await waitFor('offset 40 committed', async () =>
+        (await committedOffset(groupId)) === '40' ? true : undefined,
+      );
+      expect(givenUp).toEqual([{ offset: '5', error: 'cannot be handled' }]);
+      expect(attempts).toBeGreaterThan(1);
+    } finally {
+      await consumer.stop(1000);
+    }
+  });
 });

@@ -7,14 +7,13 @@ import {
   type RefreshRequested,
 } from '@cashflow/contracts';
 import { EventPublisher, ensureTopics, type ParallelConsumer } from '@cashflow/kafka';
-import { createLogger, listenHttpApp } from '@cashflow/observability';
+import { createLogger } from '@cashflow/observability';
 import { runMigrations } from '@cashflow/persistence';
 import type { INestApplication } from '@nestjs/common';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { loadRefreshWorkerConfig } from '../../apps/refresh-worker/src/config';
-import { connectConsumer } from '../../apps/refresh-worker/src/consumer';
-import { RefreshWorkerModule } from '../../apps/refresh-worker/src/refresh-worker.module';
+import { startRefreshWorker } from '../../apps/refresh-worker/src/start-refresh-worker';
 import { KAFKA_BROKERS, createTestDatabase, uniqueTopicPrefix, type TestDatabase } from './infra';
 import { collect, testKafka } from './kafka';
 import { startSandbox, type Sandbox } from './plaid-sandbox';
@@ -95,11 +94,16 @@ export async function workerWorld(sandboxEnv: Record<string, string> = {}) {
       itemId: string,
       data: Partial<RefreshRequested['data']> = {},
       id: string = randomUUID(),
+      metadata: { time?: string; source?: string } = {},
     ) {
       const event = createEvent(
         'RefreshRequested',
         { item_id: itemId, ...data },
-        { id, source: 'urn:test:upstream', time: new Date().toISOString() },
+        {
+          id,
+          source: metadata.source ?? 'urn:test:upstream',
+          time: metadata.time ?? new Date().toISOString(),
+        },
       );
       await publisher.publish(event);
       return event;
@@ -149,13 +153,7 @@ export async function startWorker(world: WorkerWorld, overrides: Record<string, 
     }),
   });
   let consumer: ParallelConsumer | undefined;
-  const app: INestApplication = await listenHttpApp({
-    module: RefreshWorkerModule.forRoot(config, logger),
-    logger,
-    ...config.http,
-    configure: (a) => connectConsumer(a, config, logger),
-  });
-  await app.startAllMicroservices();
+  const app: INestApplication = await startRefreshWorker(config, logger);
   const url = `http://127.0.0.1:${config.http.port}`;
   const auth = {
     authorization: `Bearer ${world.secrets.adminToken}`,

@@ -1,18 +1,11 @@
-import { createLogger, listenHttpApp, startApp } from '@cashflow/observability';
+import { createLogger, startApp } from '@cashflow/observability';
 import { SERVICE, loadRefreshWorkerConfig } from './config';
-import { connectConsumer } from './consumer';
-import { RefreshWorkerModule } from './refresh-worker.module';
+import { startRefreshWorker } from './start-refresh-worker';
 
 startApp(SERVICE, async () => {
   const config = loadRefreshWorkerConfig();
   const logger = createLogger({ service: SERVICE, level: config.logLevel });
-  const app = await listenHttpApp({
-    module: RefreshWorkerModule.forRoot(config, logger),
-    logger,
-    ...config.http,
-    configure: (a) => connectConsumer(a, config, logger),
-  });
-  await app.startAllMicroservices();
+  const app = await startRefreshWorker(config, logger);
   logger.info(
     { ...config.http, plaid: config.plaid.baseUrl, group: config.groupId },
     `${SERVICE} started`,

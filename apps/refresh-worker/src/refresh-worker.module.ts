@@ -1,4 +1,9 @@
-import { EventPublisher, KafkaModule, KafkaReadiness } from '@cashflow/kafka';
+import {
+  EventPublisher,
+  KafkaModule,
+  KafkaReadiness,
+  type KafkaEventsServer,
+} from '@cashflow/kafka';
 import { METRICS_REGISTRY, ObservabilityModule, type Logger } from '@cashflow/observability';
 import type { Registry } from 'prom-client';
 import { DatabaseReadiness, PersistenceModule } from '@cashflow/persistence';
@@ -21,10 +26,29 @@ import { RefreshMetrics } from './refresh/refresh-metrics';
 import { RefreshRequestedHandler } from './refresh/refresh-requested.handler';
 import { RefreshStore } from './refresh/refresh-store';
 import { RefreshService } from './refresh/refresh.service';
+import { systemClock } from './refresh/clock';
+import { PlaidAttempt } from './refresh/plaid-attempt';
+import { ClientRateLimiter } from './refresh/rate-limits';
 import { RetryRunner } from './refresh/retry-runner';
 
 export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
-const WORKER_LOGGER = Symbol('WORKER_LOGGER');
+
+/**
+ * The Kafka consumer, once the transport exists (it is created with the app, see consumer.ts):
+ * shutdown stops it first.
+ */
+export class WorkerConsumer {
+  private server: KafkaEventsServer | undefined;
+
+  attach(server: KafkaEventsServer): void {
+    this.server = server;
+  }
+
+  /** Stops fetching, lets go of requests whose calls have not left, waits for the rest. */
+  async stop(): Promise<void> {
+    await this.server?.close();
+  }
+}
 
 /** Starts and stops the worker's background loops: the outbox relay, parked retries, sweeping. */
 class RefreshLifecycle
@@ -34,6 +58,7 @@ class RefreshLifecycle
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: RefreshWorkerConfig,
+    private readonly consumer: WorkerConsumer,
     private readonly outcomes: OutcomePublisher,
     private readonly retries: RetryRunner,
     private readonly refresh: RefreshService,
@@ -46,10 +71,17 @@ class RefreshLifecycle
     this.sweeper = setInterval(() => this.refresh.sweep(), 10_000);
   }
 
+  /**
+   * Stops fetching and claiming at once, then gives the calls under way (first calls and
+   * retries alike) one grace period to finish.
+   */
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.sweeper);
     this.outcomes.stopRelay();
-    await this.retries.stop(this.config.refresh.shutdownGraceMs);
+    await Promise.all([
+      this.consumer.stop(),
+      this.retries.stop(this.config.refresh.shutdownGraceMs),
+    ]);
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -65,6 +97,7 @@ export class RefreshWorkerModule {
   static forRoot(config: RefreshWorkerConfig, logger: Logger): DynamicModule {
     // The gauges read the service once it exists.
     let service: RefreshService | undefined;
+    const clock = systemClock;
     return {
       module: RefreshWorkerModule,
       imports: [
@@ -79,9 +112,9 @@ export class RefreshWorkerModule {
       controllers: [RefreshRequestedHandler, AccessTokensController],
       providers: [
         { provide: WORKER_CONFIG, useValue: config },
-        { provide: WORKER_LOGGER, useValue: logger },
         { provide: BEARER_TOKENS, useValue: config.adminTokens },
         BearerAuthGuard,
+        WorkerConsumer,
         {
           provide: TokenVault,
           useFactory: (db: DataSource) =>
@@ -122,40 +155,61 @@ export class RefreshWorkerModule {
           inject: [RefreshStore, EventPublisher, RefreshMetrics],
         },
         {
+          provide: ClientRateLimiter,
+          useValue: new ClientRateLimiter(config.refresh.perClient, () => clock.now()),
+        },
+        {
+          provide: PlaidAttempt,
+          useFactory: (vault: TokenVault, plaid: PlaidClient, metrics: RefreshMetrics) =>
+            new PlaidAttempt(vault, plaid, config.refresh, clock, metrics),
+          inject: [TokenVault, PlaidClient, RefreshMetrics],
+        },
+        {
           provide: RefreshService,
           useFactory: (
             store: RefreshStore,
-            vault: TokenVault,
-            plaid: PlaidClient,
+            attempt: PlaidAttempt,
+            limiter: ClientRateLimiter,
             outcomes: OutcomePublisher,
             metrics: RefreshMetrics,
           ) =>
             (service = new RefreshService(
               store,
-              vault,
-              plaid,
+              attempt,
+              limiter,
               outcomes,
-              config.refresh,
+              config.refresh.perItem,
+              clock,
               logger,
               metrics,
             )),
-          inject: [RefreshStore, TokenVault, PlaidClient, OutcomePublisher, RefreshMetrics],
+          inject: [RefreshStore, PlaidAttempt, ClientRateLimiter, OutcomePublisher, RefreshMetrics],
         },
         {
           provide: RetryRunner,
-          useFactory: (store: RefreshStore, refresh: RefreshService, outcomes: OutcomePublisher) =>
+          useFactory: (
+            store: RefreshStore,
+            attempt: PlaidAttempt,
+            limiter: ClientRateLimiter,
+            outcomes: OutcomePublisher,
+            metrics: RefreshMetrics,
+          ) =>
             new RetryRunner(
               store,
-              refresh,
+              attempt,
+              limiter,
               outcomes,
               {
                 pollMs: config.refresh.retryPollMs,
                 leaseMs: config.plaid.responseTimeoutMs + config.plaid.connectTimeoutMs + 30_000,
                 batch: 50,
+                spacingMs: config.refresh.perItem.windowMs / config.refresh.perItem.limit,
               },
+              clock,
               logger,
+              metrics,
             ),
-          inject: [RefreshStore, RefreshService, OutcomePublisher],
+          inject: [RefreshStore, PlaidAttempt, ClientRateLimiter, OutcomePublisher, RefreshMetrics],
         },
         RefreshLifecycle,
       ],

@@ -10,7 +10,9 @@ export type DecodeErrorCode =
   | 'INVALID_JSON'
   | 'SCHEMA_VIOLATION'
   | 'SUBJECT_MISMATCH'
-  | 'KEY_MISMATCH';
+  | 'KEY_MISMATCH'
+  /** Decoded, but its handler kept failing until the consumer gave it up (see dlq_reason). */
+  | 'HANDLER_FAILED';
 
 export interface FieldIssue {
   /** Dotted path, e.g. `data.days_requested` or `ce_time`. */

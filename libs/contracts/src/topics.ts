@@ -31,7 +31,9 @@ export const TOPICS: Readonly<Record<TopicKey, TopicDefinition>> = {
     name: 'cashflow-refresh.refresh-requested.v1',
     description: 'Upstream services ask for a fresh Cashflow Report for one Item.',
     events: ['RefreshRequested'],
-    configs: KEEP_FOREVER,
+    // The broker stamps each request as it appends it: the worker's coalescing compares that
+    // time with its calls, and a producer's clock (or a request's own ce_time) may be off.
+    configs: { ...KEEP_FOREVER, 'message.timestamp.type': 'LogAppendTime' },
   },
   refreshOutcomes: {
     key: 'refreshOutcomes',

@@ -4,6 +4,7 @@ import {
   topicKeyForEvent,
   topicName,
   type CashflowEvent,
+  type DecodeError,
   type EventType,
 } from '@cashflow/contracts';
 import { BaseRpcContext, Server, type CustomTransportStrategy } from '@nestjs/microservices';
@@ -33,6 +34,8 @@ export interface KafkaEventsServerOptions {
   readonly sessionTimeoutMs?: number;
   /** Where to count group joins (`kafka_consumer_group_joins_total`); rebalances show there. */
   readonly registry?: Registry;
+  /** A handler failing this long sends its record to the dead-letter topic (HANDLER_FAILED). */
+  readonly giveUpAfterMs?: number;
 }
 
 /**
@@ -76,6 +79,8 @@ export class KafkaEventsServer extends Server implements CustomTransportStrategy
         maxInFlight: this.options.maxInFlight,
         logger: this.options.logger,
         onGroupJoin: () => joins?.inc({ group: this.options.groupId }),
+        onGiveUp: (message, error) => this.giveUp(message, error),
+        ...(this.options.giveUpAfterMs ? { giveUpAfterMs: this.options.giveUpAfterMs } : {}),
         ...(this.options.sessionTimeoutMs
           ? { sessionTimeoutMs: this.options.sessionTimeoutMs }
           : {}),
@@ -92,24 +97,7 @@ export class KafkaEventsServer extends Server implements CustomTransportStrategy
 
   private async dispatch(message: ConsumedMessage, expected: EventType[]): Promise<void> {
     const decoded = decodeEvent(message, expected);
-    if (!decoded.ok) {
-      const position = {
-        topic: message.topic,
-        partition: message.partition,
-        offset: message.offset,
-      };
-      await this.options.publisher.deadLetter(
-        message,
-        decoded.error,
-        position,
-        this.options.groupId,
-      );
-      this.options.logger.warn(
-        { ...position, code: decoded.error.code, field: decoded.error.field },
-        'dead-lettered a record',
-      );
-      return;
-    }
+    if (!decoded.ok) return this.deadLetter(message, decoded.error);
     const event: CashflowEvent = decoded.value;
     const handler = this.getHandlerByPattern(event.type);
     if (!handler) throw new Error(`no handler for ${event.type}`);
@@ -118,6 +106,26 @@ export class KafkaEventsServer extends Server implements CustomTransportStrategy
       {
         defaultValue: undefined,
       },
+    );
+  }
+
+  /** A record its handler kept failing on goes to the dead-letter topic with the last error. */
+  private giveUp(message: ConsumedMessage, error: unknown): Promise<void> {
+    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    return this.deadLetter(message, {
+      code: 'HANDLER_FAILED',
+      field: '(handler)',
+      message: `the handler kept failing: ${reason}`,
+      issues: [],
+    });
+  }
+
+  private async deadLetter(message: ConsumedMessage, error: DecodeError): Promise<void> {
+    const position = { topic: message.topic, partition: message.partition, offset: message.offset };
+    await this.options.publisher.deadLetter(message, error, position, this.options.groupId);
+    this.options.logger.warn(
+      { ...position, code: error.code, field: error.field },
+      'dead-lettered a record',
     );
   }
 

@@ -3,13 +3,22 @@ import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { PartitionOffsets } from './partition-offsets';
 import { Slots } from './slots';
 
-/** A consumed message with where it came from. */
-export type ConsumedMessage = KafkaMessage & { readonly topic: string; readonly partition: number };
+/**
+ * A consumed message with where it came from. `signal` aborts when the message is no longer this
+ * consumer's to finish: its partition moved to another member, or the consumer is stopping. A
+ * handler that has not yet started its effects (say, a Plaid call) should let it go then: the
+ * message is redelivered to whoever owns the partition next.
+ */
+export type ConsumedMessage = KafkaMessage & {
+  readonly topic: string;
+  readonly partition: number;
+  readonly signal: AbortSignal;
+};
 
 /**
  * Handles one message; resolves when the message is fully dealt with (its effects durable).
- * A rejection is retried with backoff, the message staying unfinished, until it succeeds or
- * the consumer stops.
+ * A rejection is retried with backoff, the message staying unfinished, until it succeeds, the
+ * consumer stops, its partition moves (its signal aborted), or `giveUpAfterMs` passes.
  */
 export type MessageHandler = (message: ConsumedMessage) => Promise<void>;
 
@@ -24,7 +33,17 @@ export interface ParallelConsumerOptions {
   readonly logger: Logger;
   /** Called each time the consumer joins its group (the first join, then every rebalance). */
   readonly onGroupJoin?: () => void;
+  /**
+   * A message whose handler has failed for this long is passed to `onGiveUp` (e.g. dead-lettered
+   * with the last error) and counted as finished, so one message that cannot be handled does not
+   * hold its partition's commits forever. Without `onGiveUp` a message is retried until it works.
+   */
+  readonly giveUpAfterMs?: number;
+  readonly onGiveUp?: (message: ConsumedMessage, lastError: unknown) => Promise<void>;
 }
+
+/** How long a failing handler is retried before its message is given up, by default. */
+export const DEFAULT_GIVE_UP_AFTER_MS = 15 * 60_000;
 
 const HEARTBEAT_EVERY_MS = 1000;
 
@@ -43,6 +62,8 @@ export class ParallelConsumer {
   private readonly slots: Slots;
   private readonly partitions = new Map<string, PartitionOffsets>();
   private readonly committed = new Map<string, bigint>();
+  /** Messages being handled, by partition: aborted when the partition leaves us. */
+  private readonly handling = new Map<string, Set<AbortController>>();
   private commitTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private joins = 0;
@@ -105,6 +126,7 @@ export class ParallelConsumer {
     if (this.stopping) return { drained: this.slots.inUse === 0 };
     this.stopping = true;
     this.consumer.pause(this.options.topics.map((topic) => ({ topic })));
+    for (const controllers of this.handling.values()) controllers.forEach((c) => c.abort());
     const drained = await this.slots.drained(graceMs);
     clearInterval(this.commitTimer);
     await this.commit();
@@ -126,11 +148,7 @@ export class ParallelConsumer {
         this.slots.release();
         continue;
       }
-      void this.run(
-        { ...message, topic: batch.topic, partition: batch.partition },
-        offsets,
-        offset,
-      );
+      void this.run(message, batch.topic, batch.partition, offsets, offset);
     }
     await heartbeat();
   }
@@ -151,10 +169,18 @@ export class ParallelConsumer {
   }
 
   private async run(
-    message: ConsumedMessage,
+    received: KafkaMessage,
+    topic: string,
+    partition: number,
     offsets: PartitionOffsets,
     offset: bigint,
   ): Promise<void> {
+    const key = partitionKey(topic, partition);
+    const controller = new AbortController();
+    const controllers = this.handling.get(key) ?? new Set();
+    this.handling.set(key, controllers.add(controller));
+    const message: ConsumedMessage = { ...received, topic, partition, signal: controller.signal };
+    const giveUpAt = Date.now() + (this.options.giveUpAfterMs ?? DEFAULT_GIVE_UP_AFTER_MS);
     try {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -162,28 +188,48 @@ export class ParallelConsumer {
           offsets.finish(offset);
           return;
         } catch (error) {
+          // Let go: the partition's new owner, or the next consumer, handles it.
+          if (controller.signal.aborted) return;
+          if (
+            this.options.onGiveUp &&
+            Date.now() >= giveUpAt &&
+            (await this.giveUp(message, error))
+          ) {
+            offsets.finish(offset);
+            return;
+          }
           this.options.logger.error(
-            {
-              err: error,
-              topic: message.topic,
-              partition: message.partition,
-              offset: message.offset,
-              attempt,
-            },
+            { err: error, topic, partition, offset: message.offset, attempt },
             'handling a message failed; retrying',
           );
-          if (this.stopping) return;
           await new Promise((r) => setTimeout(r, Math.min(30_000, 100 * 2 ** attempt)));
-          if (this.stopping) return;
+          if (controller.signal.aborted) return;
         }
       }
     } finally {
+      controllers.delete(controller);
+      if (controllers.size === 0 && this.handling.get(key) === controllers)
+        this.handling.delete(key);
       this.slots.release();
     }
   }
 
+  private async giveUp(message: ConsumedMessage, error: unknown): Promise<boolean> {
+    try {
+      await this.options.onGiveUp!(message, error);
+      this.options.logger.error(
+        { err: error, topic: message.topic, partition: message.partition, offset: message.offset },
+        'gave up on a message its handler kept failing on',
+      );
+      return true;
+    } catch (failure) {
+      this.options.logger.error({ err: failure }, 'giving up on a message failed; retrying it');
+      return false;
+    }
+  }
+
   private offsetsOf(topic: string, partition: number): PartitionOffsets {
-    const key = `${topic}\u0000${partition}`;
+    const key = partitionKey(topic, partition);
     let offsets = this.partitions.get(key);
     if (!offsets) {
       offsets = new PartitionOffsets();
@@ -192,14 +238,22 @@ export class ParallelConsumer {
     return offsets;
   }
 
-  /** After a rebalance, partitions now owned by another member are no longer ours to commit. */
+  /**
+   * After a rebalance, partitions now owned by another member are no longer ours: their offsets
+   * are not ours to commit, and their messages still being handled are let go.
+   */
   private forgetRevoked(assignment: Record<string, number[]>): void {
-    for (const key of [...this.partitions.keys()]) {
+    const ours = (key: string) => {
       const [topic, partition] = key.split('\u0000') as [string, string];
-      if (!assignment[topic]?.includes(Number(partition))) {
-        this.partitions.delete(key);
-        this.committed.delete(key);
-      }
+      return assignment[topic]?.includes(Number(partition)) ?? false;
+    };
+    for (const key of [...this.partitions.keys()]) {
+      if (ours(key)) continue;
+      this.partitions.delete(key);
+      this.committed.delete(key);
+    }
+    for (const [key, controllers] of this.handling) {
+      if (!ours(key)) controllers.forEach((c) => c.abort());
     }
   }
 
@@ -215,10 +269,12 @@ export class ParallelConsumer {
     try {
       await this.consumer.commitOffsets(changes);
       for (const c of changes)
-        this.committed.set(`${c.topic}\u0000${c.partition}`, BigInt(c.offset));
+        this.committed.set(partitionKey(c.topic, c.partition), BigInt(c.offset));
     } catch (error) {
       // A rebalance in progress rejects commits; the next tick tries again.
       this.options.logger.warn({ err: error }, 'committing offsets failed; will retry');
     }
   }
 }
+
+const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;

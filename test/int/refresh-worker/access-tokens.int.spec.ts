@@ -1,4 +1,5 @@
 import { TOPIC_KEYS, topicName } from '@cashflow/contracts';
+import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { collect } from '../../support/kafka';
 import {
@@ -7,6 +8,9 @@ import {
   type Worker,
   type WorkerWorld,
 } from '../../support/refresh-worker';
+
+const plaidCalls = async (world: WorkerWorld, itemId: string) =>
+  (await world.sandbox.admin('GET', `/items/${itemId}`)).body.item.refresh_calls as number;
 
 describe('refresh worker: access tokens', () => {
   let world: WorkerWorld;
@@ -141,6 +145,38 @@ describe('refresh worker: access tokens', () => {
       }
     } finally {
       await reader.stop();
+    }
+  });
+});
+
+describe('refresh worker: a token it cannot decrypt', () => {
+  it('answers RefreshFailed TOKEN_UNREADABLE, not retried, instead of retrying the message forever', async () => {
+    const world = await workerWorld();
+    try {
+      const first = await startWorker(world);
+      const created = await world.sandbox.createItem({ webhook: null });
+      await first.registerToken(created.item_id, created.access_token);
+      await first.close();
+      // A replica configured without the key the token was sealed with (a key removed too early).
+      const misconfigured = await startWorker(world, {
+        TOKEN_ENCRYPTION_KEYS: `other-key:${randomBytes(32).toString('base64')}`,
+      });
+      try {
+        const request = await world.request(created.item_id);
+        const outcome = await world.outcomeOf(request.metadata.id);
+        expect(outcome.type).toBe('RefreshFailed');
+        expect(outcome.data).toMatchObject({
+          retryable: false,
+          attempts: 0,
+          error: { source: 'worker', error_code: 'TOKEN_UNREADABLE' },
+        });
+        expect(JSON.stringify(outcome)).not.toContain(created.access_token);
+        expect(await plaidCalls(world, created.item_id)).toBe(0);
+      } finally {
+        await misconfigured.close();
+      }
+    } finally {
+      await world.close();
     }
   });
 });

@@ -52,7 +52,7 @@ describe('refresh worker outbox: a request answered twice', () => {
       expect(await store.record([first])).toEqual([first]);
       expect(await store.record([second])).toEqual([first]);
 
-      await outbox.send([second]);
+      await outbox.recordAndSend([second]);
       const [published] = await outcomes.until(1);
       const value = JSON.parse(published!.message.value!.toString()) as RefreshAccepted['data'];
       expect(value.plaid_request_id).toBe(first.data.plaid_request_id);

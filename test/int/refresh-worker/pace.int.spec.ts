@@ -1,5 +1,8 @@
+import type { RefreshAccepted } from '@cashflow/contracts';
+import { randomUUID } from 'node:crypto';
 import {
   startWorker,
+  type Outcome,
   workerWorld,
   type Worker,
   type WorkerWorld,
@@ -15,6 +18,16 @@ async function registeredItem(world: WorkerWorld, worker: Worker) {
 const plaidCalls = async (world: WorkerWorld, itemId: string) =>
   (await world.sandbox.admin('GET', `/items/${itemId}`)).body.item.refresh_calls as number;
 
+/** The outcome's data, after checking it is an acceptance (fields compared below exist). */
+function accepted(outcome: Outcome): RefreshAccepted['data'] {
+  expect(outcome.type).toBe('RefreshAccepted');
+  return outcome.data as RefreshAccepted['data'];
+}
+
+/** The coalescing tests' per-Item limit: 2 calls per 3 s, so calls are spaced 1.5 s apart. */
+const WINDOW_MS = 3000;
+const SPACING_MS = WINDOW_MS / 2;
+
 describe('refresh worker: coalescing', () => {
   let world: WorkerWorld;
   let worker: Worker;
@@ -27,7 +40,7 @@ describe('refresh worker: coalescing', () => {
     });
     worker = await startWorker(world, {
       PLAID_RATE_LIMIT_PER_ITEM: '2',
-      PLAID_RATE_LIMIT_WINDOW_MS: '3000',
+      PLAID_RATE_LIMIT_WINDOW_MS: String(WINDOW_MS),
     });
   });
   afterAll(async () => {
@@ -69,24 +82,20 @@ describe('refresh worker: coalescing', () => {
   });
 
   it('answers a request arriving soon after a call from that call, and calls again later', async () => {
-    // Limit 2 per 6 s: calls of one Item are spaced 3 s apart.
+    // Limit 2 per 3 s: calls of one Item are spaced 1.5 s apart.
     const itemId = await registeredItem(world, worker);
     const first = await world.request(itemId);
-    const answered = await world.outcomeOf(first.metadata.id);
+    const answered = accepted(await world.outcomeOf(first.metadata.id));
     const soon = await world.request(itemId);
-    const outcome = await world.outcomeOf(soon.metadata.id);
+    const outcome = accepted(await world.outcomeOf(soon.metadata.id));
     expect(await plaidCalls(world, itemId)).toBe(1);
-    expect(outcome.data).toMatchObject({ coalesced_into: first.metadata.id });
-    expect(outcome.type === 'RefreshAccepted' && outcome.data.plaid_request_id).toBe(
-      answered.type === 'RefreshAccepted' && answered.data.plaid_request_id,
-    );
+    expect(outcome.coalesced_into).toBe(first.metadata.id);
+    expect(outcome.plaid_request_id).toBe(answered.plaid_request_id);
     // As of when Plaid answered that call: its report may already be in, and reports are paired
     // with acceptances by time.
-    expect(outcome.type === 'RefreshAccepted' && outcome.data.accepted_at).toBe(
-      answered.type === 'RefreshAccepted' && answered.data.accepted_at,
-    );
+    expect(outcome.accepted_at).toBe(answered.accepted_at);
 
-    await new Promise((r) => setTimeout(r, 3100));
+    await new Promise((r) => setTimeout(r, SPACING_MS + 100));
     const later = await world.request(itemId);
     expect((await world.outcomeOf(later.metadata.id)).data).not.toHaveProperty('coalesced_into');
     expect(await plaidCalls(world, itemId)).toBe(2);
@@ -94,17 +103,36 @@ describe('refresh worker: coalescing', () => {
 
   it('waits for the window rather than coalescing a request that asks for more days', async () => {
     const itemId = await registeredItem(world, worker);
-    const first = await world.request(itemId, { days_requested: 10 });
-    await world.outcomeOf(first.metadata.id);
-    await new Promise((r) => setTimeout(r, 3100));
-    const second = await world.request(itemId, { days_requested: 10 });
-    await world.outcomeOf(second.metadata.id);
-    // Two calls in the last 6 s: the window is full, and 400 days is more than they asked for.
+    const first = accepted(
+      await world.outcomeOf((await world.request(itemId, { days_requested: 10 })).metadata.id),
+    );
+    await new Promise((r) => setTimeout(r, SPACING_MS + 100));
+    await world.outcomeOf((await world.request(itemId, { days_requested: 10 })).metadata.id);
+    // Two calls within the last 3 s: the window is full until the first call leaves it, and 400
+    // days is more than either asked for, so neither answers it.
     const wider = await world.request(itemId, { days_requested: 400 });
-    const outcome = await world.outcomeOf(wider.metadata.id);
-    expect(outcome.data).toMatchObject({ days_requested: 400 });
-    expect(outcome.data).not.toHaveProperty('coalesced_into');
+    const outcome = accepted(await world.outcomeOf(wider.metadata.id));
+    expect(outcome.days_requested).toBe(400);
+    expect(outcome).not.toHaveProperty('coalesced_into');
     expect(await plaidCalls(world, itemId)).toBe(3);
+    // Every call takes the sandbox's fixed 500 ms, so answers are as far apart as the calls.
+    expect(Date.parse(outcome.accepted_at) - Date.parse(first.accepted_at)).toBeGreaterThanOrEqual(
+      WINDOW_MS - 50,
+    );
+  });
+
+  it('answers a back-dated request with a call of its own, not one made before it was sent', async () => {
+    const itemId = await registeredItem(world, worker);
+    const first = await world.request(itemId);
+    accepted(await world.outcomeOf(first.metadata.id));
+    await new Promise((r) => setTimeout(r, SPACING_MS + 100));
+    // Its ce_time claims an hour ago (a skewed clock, or a request replayed from an old file).
+    const backdated = await world.request(itemId, {}, randomUUID(), {
+      time: new Date(Date.now() - 3_600_000).toISOString(),
+    });
+    const outcome = accepted(await world.outcomeOf(backdated.metadata.id));
+    expect(outcome).not.toHaveProperty('coalesced_into');
+    expect(await plaidCalls(world, itemId)).toBe(2);
   });
 });
 

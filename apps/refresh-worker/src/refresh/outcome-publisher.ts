@@ -18,6 +18,8 @@ export class OutcomePublisher {
   }[] = [];
   private flushing = false;
   private relayTimer: NodeJS.Timeout | undefined;
+  /** The relay's round under way: a Kafka outage must not pile up rounds of the same rows. */
+  private relaying: Promise<void> | undefined;
 
   constructor(
     private readonly store: RefreshStore,
@@ -26,11 +28,28 @@ export class OutcomePublisher {
     private readonly metrics?: RefreshMetrics,
   ) {}
 
-  /** Records (unless already recorded) and publishes; resolves once Kafka has them. */
-  send(events: readonly OutcomeEvent[], alreadyRecorded = false): Promise<void> {
+  /**
+   * Records new outcomes in the outbox and publishes what is recorded (for a request answered
+   * before, its earlier outcome); resolves once Kafka has them.
+   */
+  recordAndSend(events: readonly OutcomeEvent[]): Promise<void> {
+    return this.enqueue(events, false);
+  }
+
+  /** Publishes outcomes already recorded (a redelivered request, the relay); resolves once Kafka has them. */
+  sendAgain(events: readonly OutcomeEvent[]): Promise<void> {
+    return this.enqueue(events, true);
+  }
+
+  /** Outcome events waiting for Kafka in this process. */
+  get queued(): number {
+    return this.queue.reduce((n, b) => n + b.events.length, 0);
+  }
+
+  private enqueue(events: readonly OutcomeEvent[], recorded: boolean): Promise<void> {
     if (events.length === 0) return Promise.resolve();
     return new Promise((done, fail) => {
-      this.queue.push({ events: [...events], recorded: alreadyRecorded, done, fail });
+      this.queue.push({ events: [...events], recorded, done, fail });
       if (!this.flushing) void this.flush();
     });
   }
@@ -63,20 +82,27 @@ export class OutcomePublisher {
     this.flushing = false;
   }
 
-  /** Every `everyMs`, republishes outcomes recorded over `graceMs` ago and never stamped. */
+  /**
+   * Every `everyMs`, republishes outcomes recorded over `graceMs` ago and never stamped. One
+   * round at a time: while Kafka is away, a round waits and no other starts.
+   */
   startRelay(everyMs: number, graceMs: number): void {
     this.relayTimer = setInterval(() => {
-      this.store
-        .unpublished(graceMs, 500)
-        .then((events) => {
-          if (events.length > 0)
-            this.logger.info({ count: events.length }, 'republishing unpublished outcomes');
-          return this.send(events, true);
-        })
-        .catch((error: unknown) =>
-          this.logger.warn({ err: error }, 'outbox relay failed; will retry'),
-        );
+      this.relaying ??= this.relayOnce(graceMs).finally(() => {
+        this.relaying = undefined;
+      });
     }, everyMs);
+  }
+
+  private async relayOnce(graceMs: number): Promise<void> {
+    try {
+      const events = await this.store.unpublished(graceMs, 500);
+      if (events.length > 0)
+        this.logger.info({ count: events.length }, 'republishing unpublished outcomes');
+      await this.sendAgain(events);
+    } catch (error) {
+      this.logger.warn({ err: error }, 'outbox relay failed; will retry');
+    }
   }
 
   stopRelay(): void {

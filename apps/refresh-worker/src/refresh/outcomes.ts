@@ -1,5 +1,4 @@
 import {
-  DEFAULT_DAYS_REQUESTED,
   createEvent,
   type RefreshAccepted,
   type RefreshFailed,
@@ -22,10 +21,9 @@ export function outcomeEventId(requestId: string): string {
   return uuidv5(requestId, OUTCOME_NAMESPACE);
 }
 
-/** A request as the worker tracks it until it is answered. */
+/** A request in a call: whose outcome it is and the days it asked for. */
 export interface Member {
   readonly requestId: string;
-  /** days_requested as asked, after the default. */
   readonly days: number;
 }
 
@@ -38,17 +36,6 @@ export type Outcome =
       readonly attempts: number;
     };
 
-export type DaysCheck =
-  { readonly ok: true; readonly days: number } | { readonly ok: false; readonly asked: number };
-
-/** days_requested defaults to 365; anything but an integer from 1 to 730 is refused. */
-export function checkDaysRequested(request: RefreshRequested): DaysCheck {
-  const asked = request.data.days_requested ?? DEFAULT_DAYS_REQUESTED;
-  return Number.isInteger(asked) && asked >= 1 && asked <= 730
-    ? { ok: true, days: asked }
-    : { ok: false, asked };
-}
-
 export function workerFailure(code: WorkerErrorCode, message: string): RefreshFailure {
   return { source: 'worker', error_code: code, error_message: message };
 }
@@ -56,6 +43,7 @@ export function workerFailure(code: WorkerErrorCode, message: string): RefreshFa
 export type WorkerErrorCode =
   | 'INVALID_DAYS_REQUESTED'
   | 'UNKNOWN_ITEM'
+  | 'TOKEN_UNREADABLE'
   | 'PLAID_TIMEOUT'
   | 'PLAID_UNREACHABLE'
   | 'PLAID_INVALID_RESPONSE';

@@ -1,60 +1,67 @@
 /**
  * Client-side rate limits, so the worker does not provoke Plaid's 429s: at most `limit` calls in
- * any `windowMs`.
+ * any `windowMs`. The rule is one pure function; the per-Item window lives in the Item's state
+ * (item-calls.ts), the per-client one in ClientRateLimiter.
  */
-export class CallWindow {
-  private readonly times: number[] = [];
+export interface RateLimit {
+  readonly limit: number;
+  readonly windowMs: number;
+}
 
-  constructor(
-    readonly limit: number,
-    readonly windowMs: number,
-  ) {}
+/** Send times still inside the window at `now` (oldest first). */
+export function inWindow(sent: readonly number[], now: number, rate: RateLimit): number[] {
+  return sent.filter((at) => now - at < rate.windowMs);
+}
 
-  /** When a call may next be made (now or later), as a timestamp. */
-  freeAt(now: number): number {
-    this.prune(now);
-    return this.times.length < this.limit ? now : this.times[0]! + this.windowMs;
-  }
-
-  record(now: number): void {
-    this.prune(now);
-    this.times.push(now);
-  }
-
-  /** Nothing recorded within the window: the entry can be dropped. */
-  idle(now: number): boolean {
-    this.prune(now);
-    return this.times.length === 0;
-  }
-
-  private prune(now: number): void {
-    while (this.times.length > 0 && now - this.times[0]! >= this.windowMs) this.times.shift();
-  }
+/** When a call may next be made (now or later), given the send times so far (oldest first). */
+export function freeAt(sent: readonly number[], now: number, rate: RateLimit): number {
+  const recent = inWindow(sent, now, rate);
+  return recent.length < rate.limit ? now : recent[recent.length - rate.limit]! + rate.windowMs;
 }
 
 /** The per-client limit, shared by every call of this process: callers queue in order. */
 export class ClientRateLimiter {
-  private readonly window: CallWindow;
+  private sent: number[] = [];
+  private waiting = 0;
   private tail: Promise<void> = Promise.resolve();
 
-  constructor(limit: number, windowMs: number) {
-    this.window = new CallWindow(limit, windowMs);
-  }
+  constructor(
+    private readonly rate: RateLimit,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Resolves when this call may go to Plaid (and counts it). */
-  acquire(): Promise<void> {
+  async acquire(): Promise<void> {
+    await this.take();
+  }
+
+  /** As acquire, resolving with the turn taken, which `giveBack` returns unused. */
+  take(): Promise<number> {
+    this.waiting += 1;
     const turn = this.tail.then(async () => {
       for (;;) {
-        const now = Date.now();
-        const at = this.window.freeAt(now);
+        const now = this.now();
+        const at = freeAt(this.sent, now, this.rate);
         if (at <= now) {
-          this.window.record(now);
-          return;
+          this.sent = [...inWindow(this.sent, now, this.rate), now];
+          this.waiting -= 1;
+          return now;
         }
         await new Promise((r) => setTimeout(r, at - now));
       }
     });
-    this.tail = turn;
+    this.tail = turn.then(() => undefined);
     return turn;
+  }
+
+  /** A turn taken and not used: it no longer counts against the limit. */
+  giveBack(turn: number): void {
+    const index = this.sent.lastIndexOf(turn);
+    if (index >= 0) this.sent = this.sent.filter((_, i) => i !== index);
+  }
+
+  /** Calls that could leave right now without waiting behind anyone. */
+  room(now: number): number {
+    return Math.max(0, this.rate.limit - inWindow(this.sent, now, this.rate).length - this.waiting);
   }
 }

@@ -1,6 +1,7 @@
 import type { RefreshRequested } from '@cashflow/contracts';
+import { KafkaEventContext } from '@cashflow/kafka';
 import { Controller } from '@nestjs/common';
-import { EventPattern, Payload } from '@nestjs/microservices';
+import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
 import { RefreshService } from './refresh.service';
 
 /** Where RefreshRequested enters the worker (decoded and validated by the Kafka transport). */
@@ -9,7 +10,8 @@ export class RefreshRequestedHandler {
   constructor(private readonly refresh: RefreshService) {}
 
   @EventPattern('RefreshRequested')
-  handle(@Payload() request: RefreshRequested): Promise<void> {
-    return this.refresh.handle(request);
+  handle(@Payload() request: RefreshRequested, @Ctx() context: KafkaEventContext): Promise<void> {
+    const { timestamp, signal } = context.message;
+    return this.refresh.handle(request, { reachedKafkaAt: Number(timestamp), signal });
   }
 }

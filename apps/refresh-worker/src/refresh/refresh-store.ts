@@ -5,16 +5,21 @@ import type { Member } from './outcomes';
 
 export type OutcomeEvent = RefreshAccepted | RefreshFailed;
 
-/** A Plaid call waiting to be tried again, with every request it will answer. */
-export interface WaitingCall {
+/** A Plaid call parked in PostgreSQL to be tried again, with every request it will answer. */
+export interface ParkedCall {
   readonly itemId: string;
-  readonly leader: Member;
-  readonly followers: readonly Member[];
+  /** Leader first: the request that made the call, then those that joined it. */
+  readonly members: readonly Member[];
   readonly days: number;
-  /** Plaid calls made so far. */
+  /** Plaid calls made so far (0 for requests that joined a retry already at Plaid). */
   readonly attempts: number;
-  readonly lastError: RefreshFailure;
+  readonly lastError: RefreshFailure | null;
   readonly dueAt: Date;
+}
+
+/** A parked call this process holds until `token`'s lease runs out. */
+export interface Claim extends ParkedCall {
+  readonly token: string;
 }
 
 interface RetryRow {
@@ -23,28 +28,34 @@ interface RetryRow {
   followers: Member[];
   days_requested: number;
   attempts: number;
-  last_error: RefreshFailure;
-  due_at: Date;
+  last_error: RefreshFailure | null;
+  due_at: Date | string;
+  claim_token: string | null;
 }
 
-const toWaiting = (row: RetryRow): WaitingCall => ({
+const toParked = (row: RetryRow): ParkedCall => ({
   itemId: row.item_id,
-  leader: row.leader,
-  followers: row.followers,
+  members: [row.leader, ...row.followers],
   days: row.days_requested,
   attempts: row.attempts,
   lastError: row.last_error,
-  dueAt: row.due_at,
+  dueAt: new Date(row.due_at),
 });
+
+const mostDays = (members: readonly Member[]) => Math.max(...members.map((m) => m.days));
+
+/** A recorded outcome, and whether Kafka is known to have it. */
+export interface Recorded {
+  readonly event: OutcomeEvent;
+  readonly published: boolean;
+}
 
 /** What the worker already knows of a request when it (re)arrives. */
 export interface Known {
   /** Its outcome, recorded earlier: answer with this, never call Plaid again. */
-  readonly outcome?: OutcomeEvent;
-  /** Whether that outcome is known to be on Kafka already. */
-  readonly published?: boolean;
-  /** The Item's waiting call, if any: join it rather than calling Plaid. */
-  readonly waiting?: WaitingCall;
+  readonly recorded?: Recorded;
+  /** The Item's parked call, if any: join it rather than calling Plaid. */
+  readonly parked?: ParkedCall;
 }
 
 /** PostgreSQL side of the worker: the outcome outbox and the waiting calls. */
@@ -55,21 +66,33 @@ export class RefreshStore {
     const rows = await queryRows<{
       outcome: OutcomeEvent | null;
       published: boolean | null;
-      waiting: RetryRow | null;
+      parked: RetryRow | null;
     }>(
       this.db,
       `SELECT o.event AS outcome, o.published_at IS NOT NULL AS published,
-                (SELECT row_to_json(r) FROM refresh_retries r WHERE item_id = $2) AS waiting
+                (SELECT row_to_json(r) FROM refresh_retries r WHERE item_id = $2) AS parked
          FROM (SELECT 1) AS one LEFT JOIN refresh_outcomes o ON o.request_id = $1`,
       [requestId, itemId],
     );
     const row = rows[0];
     return {
-      ...(row?.outcome ? { outcome: row.outcome, published: row.published === true } : {}),
-      ...(row?.waiting
-        ? { waiting: toWaiting({ ...row.waiting, due_at: new Date(row.waiting.due_at) }) }
+      ...(row?.outcome
+        ? { recorded: { event: row.outcome, published: row.published === true } }
         : {}),
+      ...(row?.parked ? { parked: toParked(row.parked) } : {}),
     };
+  }
+
+  /** The recorded outcomes of those of `requestIds` that have one. */
+  async recorded(requestIds: readonly string[]): Promise<Map<string, Recorded>> {
+    if (requestIds.length === 0) return new Map();
+    const rows = await queryRows<{ request_id: string; event: OutcomeEvent; published: boolean }>(
+      this.db,
+      `SELECT request_id, event, published_at IS NOT NULL AS published
+         FROM refresh_outcomes WHERE request_id = ANY($1)`,
+      [requestIds],
+    );
+    return new Map(rows.map((r) => [r.request_id, { event: r.event, published: r.published }]));
   }
 
   /** Records outcomes before they are published (the outbox). A request keeps its first outcome. */
@@ -132,7 +155,8 @@ export class RefreshStore {
   }
 
   /** Parks a failed call to be tried again; a call already parked for the Item absorbs it. */
-  async park(call: WaitingCall): Promise<void> {
+  async park(call: ParkedCall): Promise<void> {
+    const [leader, ...followers] = call.members;
     await this.db.query(
       `INSERT INTO refresh_retries (item_id, leader, followers, days_requested, attempts, last_error, due_at)
        VALUES ($1, $2::jsonb, $3::jsonb, $4, $5, $6::jsonb, $7)
@@ -142,8 +166,8 @@ export class RefreshStore {
          updated_at = now()`,
       [
         call.itemId,
-        JSON.stringify(call.leader),
-        JSON.stringify(call.followers),
+        JSON.stringify(leader),
+        JSON.stringify(followers),
         call.days,
         call.attempts,
         JSON.stringify(call.lastError),
@@ -152,24 +176,28 @@ export class RefreshStore {
     );
   }
 
-  /** Adds requests to the Item's waiting call; false when there is none any more. */
+  /** Adds requests to the Item's parked call; false when there is none any more. */
   async join(itemId: string, members: readonly Member[]): Promise<boolean> {
-    const days = Math.max(...members.map((m) => m.days));
     const rows = await queryRows<unknown>(
       this.db,
       `UPDATE refresh_retries SET followers = followers || $2::jsonb,
          days_requested = greatest(days_requested, $3), updated_at = now()
        WHERE item_id = $1 RETURNING item_id`,
-      [itemId, JSON.stringify(members), days],
+      [itemId, JSON.stringify(members), mostDays(members)],
     );
     return rows.length > 0;
   }
 
-  /** Claims waiting calls that are due, for `leaseMs`; other workers skip them meanwhile. */
-  async claimDue(limit: number, leaseMs: number): Promise<WaitingCall[]> {
+  /**
+   * Claims up to `limit` parked calls that are due, for `leaseMs`, each with a token of its own;
+   * other workers skip them meanwhile, and after the lease only a new claim may finish them.
+   */
+  async claimDue(limit: number, leaseMs: number): Promise<Claim[]> {
+    if (limit <= 0) return [];
     const rows = await queryRows<RetryRow>(
       this.db,
-      `UPDATE refresh_retries SET claimed_until = now() + make_interval(secs => $2 / 1000.0)
+      `UPDATE refresh_retries
+          SET claimed_until = now() + make_interval(secs => $2 / 1000.0), claim_token = gen_random_uuid()
        WHERE item_id IN (
          SELECT item_id FROM refresh_retries
          WHERE due_at <= now() AND (claimed_until IS NULL OR claimed_until < now())
@@ -177,58 +205,113 @@ export class RefreshStore {
        RETURNING *`,
       [limit, leaseMs],
     );
-    return rows.map(toWaiting);
+    return rows.map((row) => ({ ...toParked(row), token: row.claim_token! }));
+  }
+
+  /** Extends a claim just before its call leaves; false when it is no longer this claim's. */
+  async renew(claim: Claim, leaseMs: number): Promise<boolean> {
+    const rows = await queryRows<unknown>(
+      this.db,
+      `UPDATE refresh_retries SET claimed_until = now() + make_interval(secs => $3 / 1000.0)
+       WHERE item_id = $1 AND claim_token = $2 RETURNING item_id`,
+      [claim.itemId, claim.token, leaseMs],
+    );
+    return rows.length > 0;
   }
 
   /** Gives up claims this process will not finish (it is stopping): due again at once. */
-  async release(itemIds: readonly string[]): Promise<void> {
-    if (itemIds.length === 0) return;
+  async release(claims: readonly Claim[]): Promise<void> {
+    if (claims.length === 0) return;
     await this.db.query(
-      `UPDATE refresh_retries SET claimed_until = NULL WHERE item_id = ANY($1) AND claimed_until IS NOT NULL`,
-      [itemIds],
+      `UPDATE refresh_retries SET claimed_until = NULL, claim_token = NULL
+       FROM unnest($1::text[], $2::uuid[]) AS c(item_id, token)
+       WHERE refresh_retries.item_id = c.item_id AND refresh_retries.claim_token = c.token`,
+      [claims.map((c) => c.itemId), claims.map((c) => c.token)],
     );
   }
 
   /**
-   * Ends a waiting call: removes it and records the outcomes `answer` gives for everyone in it,
-   * including requests that joined while the call was running, in one transaction.
+   * Ends a claimed call: records `answers` (the outcomes of the members the call carried) and
+   * takes the claimed members out, in one transaction. Requests that joined while the call was
+   * at Plaid were not carried by it: they stay parked as a call of their own, due at
+   * `leftoverDueAt`. Undefined when the claim was taken over (nothing is written).
    */
   async finish(
-    itemId: string,
-    answer: (call: WaitingCall) => OutcomeEvent[],
-  ): Promise<OutcomeEvent[]> {
+    claim: Claim,
+    answers: readonly OutcomeEvent[],
+    leftoverDueAt: Date,
+  ): Promise<OutcomeEvent[] | undefined> {
     return this.db.transaction(async (manager) => {
       const rows = await queryRows<RetryRow>(
         manager,
-        `DELETE FROM refresh_retries WHERE item_id = $1 RETURNING *`,
-        [itemId],
+        `SELECT * FROM refresh_retries WHERE item_id = $1 AND claim_token = $2 FOR UPDATE`,
+        [claim.itemId, claim.token],
       );
       const row = rows[0];
-      if (!row) return [];
-      return this.record(answer(toWaiting(row)), manager);
+      if (!row) return undefined;
+      // Joins only ever append: whatever lies beyond the claimed members joined after the claim.
+      const leftover = [row.leader, ...row.followers].slice(claim.members.length);
+      if (leftover.length === 0) {
+        await manager.query(`DELETE FROM refresh_retries WHERE item_id = $1`, [claim.itemId]);
+      } else {
+        const [leader, ...followers] = leftover;
+        await manager.query(
+          `UPDATE refresh_retries SET leader = $2::jsonb, followers = $3::jsonb, days_requested = $4,
+             attempts = 0, last_error = NULL, due_at = $5, claimed_until = NULL, claim_token = NULL,
+             updated_at = now()
+           WHERE item_id = $1`,
+          [
+            claim.itemId,
+            JSON.stringify(leader),
+            JSON.stringify(followers),
+            mostDays(leftover),
+            leftoverDueAt,
+          ],
+        );
+      }
+      return this.record(answers, manager);
     });
   }
 
-  /** Tries the waiting call again later, with its count of calls and last error. */
+  /**
+   * Tries the claimed call again later, with its count of calls and last error, without the
+   * members in `answered` (their outcome is recorded elsewhere). False when the claim was taken over.
+   */
   async reschedule(
-    itemId: string,
-    attempts: number,
-    lastError: RefreshFailure,
-    dueAt: Date,
-  ): Promise<void> {
-    await this.db.query(
-      `UPDATE refresh_retries SET attempts = $2, last_error = $3::jsonb, due_at = $4, claimed_until = NULL,
-         updated_at = now() WHERE item_id = $1`,
-      [itemId, attempts, JSON.stringify(lastError), dueAt],
-    );
-  }
-
-  /** The soonest due time of any waiting call, for the scheduler's next wake-up. */
-  async nextDue(): Promise<Date | undefined> {
-    const rows = await queryRows<{ due: Date | null }>(
-      this.db,
-      `SELECT min(due_at) AS due FROM refresh_retries`,
-    );
-    return rows[0]?.due ?? undefined;
+    claim: Claim,
+    retry: { attempts: number; lastError: RefreshFailure; dueAt: Date },
+    answered: ReadonlySet<string>,
+  ): Promise<boolean> {
+    return this.db.transaction(async (manager) => {
+      const rows = await queryRows<RetryRow>(
+        manager,
+        `SELECT * FROM refresh_retries WHERE item_id = $1 AND claim_token = $2 FOR UPDATE`,
+        [claim.itemId, claim.token],
+      );
+      const row = rows[0];
+      if (!row) return false;
+      const members = [row.leader, ...row.followers].filter((m) => !answered.has(m.requestId));
+      if (members.length === 0) {
+        await manager.query(`DELETE FROM refresh_retries WHERE item_id = $1`, [claim.itemId]);
+        return true;
+      }
+      const [leader, ...followers] = members;
+      await manager.query(
+        `UPDATE refresh_retries SET leader = $2::jsonb, followers = $3::jsonb, days_requested = $4,
+           attempts = $5, last_error = $6::jsonb, due_at = $7, claimed_until = NULL, claim_token = NULL,
+           updated_at = now()
+         WHERE item_id = $1`,
+        [
+          claim.itemId,
+          JSON.stringify(leader),
+          JSON.stringify(followers),
+          mostDays(members),
+          retry.attempts,
+          JSON.stringify(retry.lastError),
+          retry.dueAt,
+        ],
+      );
+      return true;
+    });
   }
 }

@@ -1,118 +1,105 @@
-import type { RefreshRequested } from '@cashflow/contracts';
+import { DEFAULT_DAYS_REQUESTED, type RefreshRequested } from '@cashflow/contracts';
 import type { Logger } from '@cashflow/observability';
-import type { PlaidClient } from '@cashflow/plaid-client';
-import type { TokenVault } from '@cashflow/access-tokens';
+import type { Clock } from './clock';
 import {
-  backoffDelay,
-  backoffFor,
-  classifyPlaidError,
-  type BackoffPolicy,
-} from './classify-plaid-error';
-import type { OutcomePublisher } from './outcome-publisher';
-import {
-  checkDaysRequested,
-  failureOf,
-  outcomeEvent,
-  refusedEvent,
-  workerFailure,
+  assertNever,
+  decide,
+  evolve,
+  initialItemCalls,
+  isIdle,
+  type Call,
+  type ItemCalls,
+  type ItemDecision,
+  type ItemInput,
+  type LastCall,
   type Member,
-  type Outcome,
-} from './outcomes';
-import { CallWindow, ClientRateLimiter } from './rate-limits';
+  type NextStep,
+  type PerItemLimit,
+  type RetryLater,
+} from './item-calls';
+import type { OutcomePublisher } from './outcome-publisher';
+import { outcomeEvent, refusedEvent, workerFailure, type Outcome } from './outcomes';
+import type { PlaidAttempt } from './plaid-attempt';
+import type { ClientRateLimiter } from './rate-limits';
 import type { RefreshMetrics } from './refresh-metrics';
-import type { RefreshStore, WaitingCall } from './refresh-store';
+import type { Known, Recorded, RefreshStore } from './refresh-store';
 
-export interface RefreshSettings {
-  readonly maxAttempts: number;
-  readonly backoff: BackoffPolicy;
-  readonly perItem: { readonly limit: number; readonly windowMs: number };
-  readonly perClient: { readonly limit: number; readonly windowMs: number };
+/** How a RefreshRequested reached this worker. */
+export interface Delivery {
+  /** When the request reached Kafka: the record's broker timestamp, ms. */
+  readonly reachedKafkaAt: number;
+  /** Aborted when the request is no longer this worker's to answer (rebalance, shutdown). */
+  readonly signal?: AbortSignal;
 }
 
-/** One Plaid call and every request it answers: the first to ask leads, later ones follow. */
-interface Call {
-  days: number;
-  readonly leader: Member;
-  readonly followers: Member[];
-  /** Plaid has answered: the members are fixed, later requests wait for the next call. */
-  closed: boolean;
-  readonly settled: Promise<void>;
+/** A request let go before its call left: it gets no outcome here and is redelivered elsewhere. */
+export class Withdrawn extends Error {
+  constructor() {
+    super('withdrawn before its Plaid call: its partition moved, or the worker is stopping');
+    this.name = 'Withdrawn';
+  }
+}
+
+interface Ticket {
   resolve(): void;
   reject(error: unknown): void;
 }
 
-/** What this process knows of one Item between requests. */
-interface ItemCalls {
-  readonly window: CallWindow;
-  running?: Call;
-  /** Requests that cannot share the running call (they ask for more days) or wait for the window. */
-  next?: Call;
-  nextTimer?: NodeJS.Timeout;
-  /** The latest finished call: it answers requests arriving within the per-Item spacing. */
-  last?: {
-    readonly at: number;
-    readonly days: number;
-    readonly leader: Member;
-    readonly outcome: Outcome;
-    /** When Plaid answered it: the accepted_at / failed_at of everyone it answers. */
-    readonly answeredAt: Date;
-  };
-}
-
-interface Admitted {
-  readonly completion: Promise<void>;
-}
-const admitted = (completion: Promise<void>): Admitted => ({ completion });
-
-function newCall(leader: Member): Call {
-  let resolve!: () => void;
-  let reject!: (error: unknown) => void;
-  const settled = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // A call may settle before anyone awaits it; its failure is reported to each awaiting request.
-  settled.catch(() => undefined);
-  return { days: leader.days, leader, followers: [], closed: false, settled, resolve, reject };
+/** What admission knows of a request beyond the decider's view. */
+interface Arrival {
+  readonly request: RefreshRequested;
+  readonly known: Known;
 }
 
 /**
  * RefreshRequested -> Plaid /cashflow_report/refresh -> RefreshAccepted | RefreshFailed.
  *
- * Requests of one Item are admitted in arrival order and never call Plaid concurrently: a
- * request arriving while the Item's call runs (or while the per-Item window is full) joins a call
- * instead of making one, and still gets its own outcome saying whose call answered it. A failed
- * call that is worth retrying is parked in PostgreSQL with its backoff; RetryRunner takes it from
- * there, so a wait of hours blocks nothing and survives restarts.
+ * A thin shell around the per-Item decider (item-calls.ts, where the rules are): it asks
+ * PostgreSQL what is known of a request, feeds the decider what happened, and performs its
+ * decisions: Plaid attempts, outcomes through the outbox, parked calls, window timers. Each
+ * delivery of a request holds a ticket that settles when the request is answered (or parked,
+ * or withdrawn); the Kafka consumer commits its offset only then.
  */
 export class RefreshService {
   private readonly items = new Map<string, ItemCalls>();
   private readonly admissions = new Map<string, Promise<unknown>>();
+  private readonly tickets = new Map<number, Ticket>();
+  private readonly timers = new Map<string, { cancel(): void }>();
+  private lastTicket = 0;
   private handling = 0;
-  readonly clientLimiter: ClientRateLimiter;
 
   constructor(
     private readonly store: RefreshStore,
-    private readonly vault: TokenVault,
-    private readonly plaid: PlaidClient,
+    private readonly attempt: PlaidAttempt,
+    private readonly limiter: ClientRateLimiter,
     private readonly outcomes: OutcomePublisher,
-    private readonly settings: RefreshSettings,
+    private readonly limits: PerItemLimit,
+    private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly metrics?: RefreshMetrics,
-    private readonly random: () => number = Math.random,
-  ) {
-    this.clientLimiter = new ClientRateLimiter(
-      settings.perClient.limit,
-      settings.perClient.windowMs,
-    );
-  }
+  ) {}
 
-  /** Resolves once the request's outcome is published, or it is parked with a waiting call. */
-  async handle(request: RefreshRequested): Promise<void> {
+  /** Resolves once the request's outcome is on Kafka, or it is parked with a waiting call. */
+  async handle(request: RefreshRequested, delivery: Delivery): Promise<void> {
     this.handling += 1;
+    const ticket = ++this.lastTicket;
+    const answered = new Promise<void>((resolve, reject) =>
+      this.tickets.set(ticket, { resolve, reject }),
+    );
+    answered.catch(() => undefined); // awaited below; it may settle before that
+    const itemId = request.data.item_id;
+    const withdraw = () =>
+      this.perform(
+        itemId,
+        this.apply(itemId, { type: 'MembersWithdrawn', tickets: new Set([ticket]) }),
+      );
+    delivery.signal?.addEventListener('abort', withdraw, { once: true });
     try {
-      await this.handleInOrder(request);
+      await this.inItemOrder(itemId, () => this.admit(request, ticket, delivery));
+      await answered;
     } finally {
+      delivery.signal?.removeEventListener('abort', withdraw);
+      this.tickets.delete(ticket);
       this.handling -= 1;
     }
   }
@@ -122,299 +109,325 @@ export class RefreshService {
     return this.handling;
   }
 
-  private async handleInOrder(request: RefreshRequested): Promise<void> {
-    const itemId = request.data.item_id;
-    const previous = this.admissions.get(itemId) ?? Promise.resolve();
-    const admitted = previous.then(
-      () => this.admit(request),
-      () => this.admit(request),
-    );
-    this.admissions.set(itemId, admitted);
-    try {
-      const { completion } = await admitted;
-      await completion;
-    } finally {
-      if (this.admissions.get(itemId) === admitted) this.admissions.delete(itemId);
-    }
-  }
-
-  /**
-   * Decides what to do with a request. Returns the promise of its completion wrapped in an
-   * object: an async function returning a bare promise would wait for it, and admission
-   * (ordered per Item) must not wait for completion.
-   */
-  private async admit(request: RefreshRequested): Promise<Admitted> {
-    const itemId = request.data.item_id;
-    const requestId = request.metadata.id;
-    const known = await this.store.known(requestId, itemId);
-    // Answered before: no second Plaid call. Publish again only if Kafka may not have it.
-    if (known.outcome) {
-      return admitted(
-        known.published ? Promise.resolve() : this.outcomes.send([known.outcome], true),
-      );
-    }
-    const waiting = known.waiting;
-    if (waiting && [waiting.leader, ...waiting.followers].some((m) => m.requestId === requestId)) {
-      return admitted(Promise.resolve());
-    }
-
-    const days = checkDaysRequested(request);
-    if (!days.ok) {
-      const error = workerFailure(
-        'INVALID_DAYS_REQUESTED',
-        'days_requested must be an integer from 1 to 730',
-      );
-      return admitted(this.outcomes.send([refusedEvent(request, days.asked, error, new Date())]));
-    }
-    const member: Member = { requestId, days: days.days };
-
-    if (waiting && (await this.store.join(itemId, [member]))) return admitted(Promise.resolve());
-
-    const item = this.itemCalls(itemId);
-    if (item.running) {
-      if (!item.running.closed && member.days <= item.running.days) {
-        item.running.followers.push(member);
-        return admitted(item.running.settled);
-      }
-      return admitted(this.joinNext(itemId, item, member));
-    }
-    if (item.next) return admitted(this.joinNext(itemId, item, member));
-
-    const now = Date.now();
-    const last = item.last;
-    const requestedAt = Date.parse(request.metadata.time);
-    const refreshedSinceAsked = last !== undefined && requestedAt <= last.at;
-    if (
-      last &&
-      (refreshedSinceAsked || now - last.at < this.spacingMs) &&
-      member.days <= last.days
-    ) {
-      // A call for at least these days was made after this request was sent, or moments ago:
-      // it answers this request too, as of when Plaid answered it (its report may be in already,
-      // and the projection pairs reports with acceptances by time).
-      const event = outcomeEvent(
-        itemId,
-        member,
-        last.leader,
-        last.days,
-        last.outcome,
-        last.answeredAt,
-      );
-      return admitted(this.outcomes.send([event]));
-    }
-    if (item.window.freeAt(now) <= now) {
-      const call = newCall(member);
-      void this.run(itemId, item, call);
-      return admitted(call.settled);
-    }
-    return admitted(this.joinNext(itemId, item, member));
-  }
-
-  private joinNext(itemId: string, item: ItemCalls, member: Member): Promise<void> {
-    if (item.next) {
-      item.next.followers.push(member);
-      item.next.days = Math.max(item.next.days, member.days);
-    } else {
-      item.next = newCall(member);
-      if (!item.running) this.scheduleNext(itemId, item);
-    }
-    return item.next.settled;
-  }
-
-  /** Starts the waiting call once nothing runs and the per-Item window has room. */
-  private scheduleNext(itemId: string, item: ItemCalls): void {
-    const next = item.next;
-    if (!next || item.running || item.nextTimer) return;
-    const last = item.last;
-    if (last && Date.now() - last.at < this.spacingMs && next.days <= last.days) {
-      // They arrived while the latest call was being answered: that call answers them too.
-      item.next = undefined;
-      const events = [next.leader, ...next.followers].map((m) =>
-        outcomeEvent(itemId, m, last.leader, last.days, last.outcome, last.answeredAt),
-      );
-      this.outcomes.send(events).then(
-        () => next.resolve(),
-        (error: unknown) => next.reject(error),
-      );
-      return;
-    }
-    const delay = Math.max(0, item.window.freeAt(Date.now()) - Date.now());
-    item.nextTimer = setTimeout(() => {
-      item.nextTimer = undefined;
-      if (item.running || item.next !== next) return;
-      item.next = undefined;
-      void this.run(itemId, item, next);
-    }, delay);
-    // Timers of waiting calls must not keep a stopping process alive.
-    item.nextTimer.unref?.();
-  }
-
-  private itemCalls(itemId: string): ItemCalls {
-    let item = this.items.get(itemId);
-    if (!item) {
-      item = {
-        window: new CallWindow(this.settings.perItem.limit, this.settings.perItem.windowMs),
-      };
-      this.items.set(itemId, item);
-    }
-    return item;
-  }
-
-  /**
-   * The spacing of one Item's calls at the per-Item limit (window / limit): a request arriving
-   * within it after a call shares that call instead of making another.
-   */
-  private get spacingMs(): number {
-    return this.settings.perItem.windowMs / this.settings.perItem.limit;
-  }
-
-  /** Makes the Item's call and answers everyone in it. */
-  private async run(itemId: string, item: ItemCalls, call: Call): Promise<void> {
-    item.running = call;
-    // When the call leaves for Plaid (after the client limiter), not when it was admitted: that is
-    // what Plaid's per-Item limit counts, and what "refreshed after this request" compares with.
-    let at = Date.now();
-    const sent = (sentAt: number) => {
-      at = sentAt;
-      item.window.record(sentAt);
-    };
-    let parked = false;
-    try {
-      const result = await this.callPlaid(itemId, call.days, 0, sent);
-      // From here the members are fixed; a request arriving now waits in item.next.
-      call.closed = true;
-      const members = [call.leader, ...call.followers];
-      if (result.kind === 'park') {
-        parked = true;
-        const { attempts, lastError, dueAt } = result;
-        await this.store.park({
-          itemId,
-          leader: call.leader,
-          followers: call.followers,
-          days: call.days,
-          attempts,
-          lastError,
-          dueAt,
-        });
-        this.logger.info(
-          {
-            item_id: itemId,
-            attempts,
-            due_at: dueAt.toISOString(),
-            error_code: lastError.error_code,
-          },
-          'refresh parked for retry',
-        );
-      } else {
-        const now = new Date();
-        item.last = {
-          at,
-          days: call.days,
-          leader: call.leader,
-          outcome: result.outcome,
-          answeredAt: now,
-        };
-        await this.outcomes.send(
-          members.map((m) => outcomeEvent(itemId, m, call.leader, call.days, result.outcome, now)),
-        );
-      }
-      call.resolve();
-    } catch (error) {
-      call.reject(error);
-    } finally {
-      item.running = undefined;
-      if (item.next && parked) await this.joinParked(itemId, item);
-      else if (item.next) this.scheduleNext(itemId, item);
-      else this.forgetIfIdle(itemId, item);
-    }
-  }
-
-  /** Requests that waited behind a call that got parked join the parked call. */
-  private async joinParked(itemId: string, item: ItemCalls): Promise<void> {
-    const next = item.next!;
-    item.next = undefined;
-    clearTimeout(item.nextTimer);
-    item.nextTimer = undefined;
-    try {
-      if (await this.store.join(itemId, [next.leader, ...next.followers])) next.resolve();
-      else {
-        item.next = next;
-        this.scheduleNext(itemId, item);
-      }
-    } catch (error) {
-      next.reject(error);
-    }
-  }
-
-  private forgetIfIdle(itemId: string, item: ItemCalls): void {
-    if (!item.running && !item.next && item.window.idle(Date.now())) this.items.delete(itemId);
-  }
-
-  /** Drops Items with nothing running, waiting or in their window; call periodically. */
-  sweep(): void {
-    for (const [itemId, item] of this.items) this.forgetIfIdle(itemId, item);
-  }
-
   /** Items this process holds state for (for metrics). */
   get trackedItems(): number {
     return this.items.size;
   }
 
-  /**
-   * One Plaid call for the Item. `attemptsBefore` counts earlier calls of the same request.
-   * Returns the outcome, or when to try again.
-   */
-  async callPlaid(
-    itemId: string,
-    days: number,
-    attemptsBefore: number,
-    onSend?: (sentAt: number) => void,
-  ): Promise<
-    | { kind: 'outcome'; outcome: Outcome }
-    | { kind: 'park'; attempts: number; lastError: WaitingCall['lastError']; dueAt: Date }
-  > {
-    const token = await this.vault.reveal(itemId);
-    if (!token) {
-      const error = workerFailure(
-        'UNKNOWN_ITEM',
-        `no access token is registered for item ${itemId}`,
-      );
-      return {
-        kind: 'outcome',
-        outcome: { kind: 'failed', error, retryable: false, attempts: attemptsBefore },
-      };
-    }
-    await this.clientLimiter.acquire();
-    onSend?.(Date.now());
-    const timed = this.metrics?.plaidCall();
-    const result = await this.plaid.refreshCashflowReport(token, days);
-    timed?.(
-      result.ok
-        ? 'accepted'
-        : result.error.kind === 'plaid'
-          ? result.error.error.error_code
-          : result.error.kind,
-    );
-    const attempts = attemptsBefore + 1;
-    if (result.ok) {
-      return {
-        kind: 'outcome',
-        outcome: { kind: 'accepted', plaidRequestId: result.value.request_id, attempts },
-      };
-    }
-    const classification = classifyPlaidError(result.error);
-    const failure = failureOf(result.error);
-    if (classification.retry !== 'never' && attempts < this.settings.maxAttempts) {
-      const delay = backoffDelay(
-        backoffFor(classification.retry, this.settings.backoff),
-        attempts,
-        this.random,
-      );
-      return { kind: 'park', attempts, lastError: failure, dueAt: new Date(Date.now() + delay) };
-    }
-    return {
-      kind: 'outcome',
-      outcome: { kind: 'failed', error: failure, retryable: classification.retryable, attempts },
-    };
+  /** Drops Items with nothing running, waiting or in their window; call periodically. */
+  sweep(): void {
+    for (const itemId of this.items.keys()) this.forgetIfIdle(itemId);
   }
+
+  /** Requests of one Item are decided one at a time, in arrival order (rule 1). */
+  private async inItemOrder(itemId: string, admit: () => Promise<void>): Promise<void> {
+    const previous = this.admissions.get(itemId) ?? Promise.resolve();
+    const admitted = previous.then(admit, admit);
+    this.admissions.set(itemId, admitted);
+    try {
+      await admitted;
+    } finally {
+      if (this.admissions.get(itemId) === admitted) this.admissions.delete(itemId);
+    }
+  }
+
+  private async admit(request: RefreshRequested, ticket: number, delivery: Delivery) {
+    const itemId = request.data.item_id;
+    const known = await this.store.known(request.metadata.id, itemId);
+    if (delivery.signal?.aborted) {
+      this.reject([ticket], new Withdrawn());
+      return;
+    }
+    const arriving = {
+      ticket,
+      requestId: request.metadata.id,
+      days: request.data.days_requested ?? DEFAULT_DAYS_REQUESTED,
+      // A record stamped in the future (a producer's clock, with CreateTime) counts as now.
+      reachedKafkaAt: Number.isFinite(delivery.reachedKafkaAt)
+        ? Math.min(delivery.reachedKafkaAt, this.clock.now())
+        : this.clock.now(),
+    };
+    let parked = known.parked?.members.map((m) => m.requestId);
+    for (;;) {
+      const decision = this.apply(itemId, {
+        type: 'RequestArrived',
+        request: arriving,
+        known: { recorded: known.recorded !== undefined, ...(parked ? { parked } : {}) },
+      });
+      if (decision.type !== 'JoinParked') {
+        this.perform(itemId, decision, { request, known });
+        return;
+      }
+      if (await this.store.join(itemId, [stored(decision.member)])) {
+        this.resolve([ticket]);
+        return;
+      }
+      parked = undefined; // the parked call finished meanwhile: decide again without it
+    }
+  }
+
+  /** Decides what `input` means for the Item and folds the decision into its state. */
+  private apply(itemId: string, input: ItemInput, now = this.clock.now()): ItemDecision {
+    const state = this.items.get(itemId) ?? initialItemCalls();
+    const decision = decide(state, input, now, this.limits);
+    this.items.set(itemId, evolve(state, decision));
+    return decision;
+  }
+
+  private perform(itemId: string, decision: ItemDecision, arrival?: Arrival): void {
+    switch (decision.type) {
+      case 'AnswerAgain': {
+        const recorded = arrival!.known.recorded!;
+        void this.settle([decision.ticket], this.sendRecorded([recorded]));
+        return;
+      }
+      case 'AlreadyParked':
+        this.resolve([decision.ticket]);
+        return;
+      case 'Refuse': {
+        const error = workerFailure(
+          'INVALID_DAYS_REQUESTED',
+          'days_requested must be an integer from 1 to 730',
+        );
+        const event = refusedEvent(
+          arrival!.request,
+          decision.days,
+          error,
+          new Date(this.clock.now()),
+        );
+        void this.settle([decision.ticket], this.outcomes.recordAndSend([event]));
+        return;
+      }
+      case 'AnswerFromLast':
+        this.answerFromLast(itemId, [decision.member], decision.last);
+        return;
+      case 'JoinParked': // performed by admit, which may decide again
+      case 'JoinRunning':
+      case 'JoinNext':
+      case 'MakeCall':
+      case 'SkipCall':
+      case 'AnswerCall':
+      case 'ParkCall':
+      case 'Ignore':
+        return; // nothing to do now, or done where the call runs (run)
+      case 'StartCall':
+        void this.run(itemId, decision.call);
+        return;
+      case 'WaitForWindow':
+        this.waitForWindow(itemId, decision.call, decision.until);
+        return;
+      case 'CallEnded':
+        this.performNext(itemId, decision.then);
+        return;
+      case 'Withdraw':
+        if (decision.nextDropped) this.cancelTimer(itemId);
+        this.reject(decision.tickets, new Withdrawn());
+        return;
+      default:
+        assertNever(decision);
+    }
+  }
+
+  private performNext(itemId: string, step: NextStep): void {
+    switch (step.type) {
+      case 'Rest':
+        this.forgetIfIdle(itemId);
+        return;
+      case 'NextJoinsParked':
+        void this.joinParked(itemId, step.call);
+        return;
+      case 'NextAnsweredByLast':
+        this.cancelTimer(itemId);
+        this.answerFromLast(itemId, step.call.members, step.last);
+        return;
+      case 'StartCall':
+        this.cancelTimer(itemId);
+        void this.run(itemId, step.call);
+        return;
+      case 'WaitForWindow':
+        this.waitForWindow(itemId, step.call, step.until);
+        return;
+      default:
+        assertNever(step);
+    }
+  }
+
+  /** Makes the Item's call and answers everyone in it (rules 9 to 12). */
+  private async run(itemId: string, call: Call): Promise<void> {
+    try {
+      const result = await this.attempt.make(itemId, 0, {
+        turn: () => this.limiter.acquire(),
+        leaving: async (now) => {
+          const members = this.items.get(itemId)?.running?.members ?? [];
+          const recorded = await this.store.recorded(members.map((m) => m.requestId));
+          const leaving = this.apply(
+            itemId,
+            { type: 'CallLeaving', callId: call.id, answered: new Set(recorded.keys()) },
+            now,
+          );
+          if (leaving.type !== 'MakeCall' && leaving.type !== 'SkipCall') return undefined;
+          this.answerWithRecorded(leaving.answered, recorded);
+          return leaving.type === 'MakeCall' ? { days: leaving.call.days } : undefined;
+        },
+      });
+      if (result.kind === 'not_made') return;
+      const answered = this.apply(itemId, {
+        type: 'PlaidAnswered',
+        callId: call.id,
+        answer:
+          result.kind === 'outcome'
+            ? { kind: 'outcome', outcome: result.outcome, answeredAt: result.answeredAt }
+            : result,
+      });
+      if (answered.type === 'AnswerCall') {
+        const { call: made, outcome, answeredAt } = answered;
+        await this.answer(itemId, made.members, made.members[0]!, made.days, outcome, answeredAt);
+      } else if (answered.type === 'ParkCall') {
+        await this.park(itemId, answered.call.members, answered.retry);
+      }
+    } catch (error) {
+      // Before Plaid answered (the database is away, say): the members' messages are retried.
+      const members = this.items.get(itemId)?.running?.members ?? [];
+      this.reject(
+        members.map((m) => m.ticket),
+        error,
+      );
+    } finally {
+      this.perform(itemId, this.apply(itemId, { type: 'CallEnded', callId: call.id }));
+    }
+  }
+
+  /** Outcomes for `members` of a call made for `leader`; resolves once Kafka has them. */
+  private async answer(
+    itemId: string,
+    members: readonly Member[],
+    leader: Member,
+    days: number,
+    outcome: Outcome,
+    answeredAt: number,
+  ): Promise<void> {
+    const at = new Date(answeredAt);
+    const events = unique(members).map((m) => outcomeEvent(itemId, m, leader, days, outcome, at));
+    await this.settle(
+      members.map((m) => m.ticket),
+      this.outcomes.recordAndSend(events),
+    );
+  }
+
+  private answerFromLast(itemId: string, members: readonly Member[], last: LastCall): void {
+    void this.answer(itemId, members, last.leader, last.days, last.outcome, last.answeredAt);
+  }
+
+  /** Members answered elsewhere meanwhile get their recorded outcome (rule 9). */
+  private answerWithRecorded(members: readonly Member[], recorded: Map<string, Recorded>): void {
+    for (const m of members) {
+      void this.settle([m.ticket], this.sendRecorded([recorded.get(m.requestId)!]));
+    }
+  }
+
+  /** Parks the call's unanswered members in PostgreSQL for the retry runner (rule 11). */
+  private async park(itemId: string, members: readonly Member[], retry: RetryLater): Promise<void> {
+    const recorded = await this.store.recorded(members.map((m) => m.requestId));
+    this.answerWithRecorded(
+      members.filter((m) => recorded.has(m.requestId)),
+      recorded,
+    );
+    const waiting = members.filter((m) => !recorded.has(m.requestId));
+    if (waiting.length === 0) return;
+    const parking = this.store.park({
+      itemId,
+      members: unique(waiting).map(stored),
+      days: Math.max(...waiting.map((m) => m.days)),
+      attempts: retry.attempts,
+      lastError: retry.lastError,
+      dueAt: new Date(retry.dueAt),
+    });
+    await this.settle(
+      waiting.map((m) => m.ticket),
+      parking,
+    );
+    this.metrics?.retryParked();
+    this.logger.info(
+      {
+        item_id: itemId,
+        attempts: retry.attempts,
+        due_at: new Date(retry.dueAt).toISOString(),
+        error_code: retry.lastError.error_code,
+      },
+      'refresh parked for retry',
+    );
+  }
+
+  /** The waiting call joins the call just parked; if that is gone already, it starts over. */
+  private async joinParked(itemId: string, call: Call): Promise<void> {
+    const tickets = call.members.map((m) => m.ticket);
+    try {
+      if (await this.store.join(itemId, unique(call.members).map(stored))) {
+        this.resolve(tickets);
+        return;
+      }
+    } catch (error) {
+      this.reject(tickets, error);
+      return;
+    }
+    for (const m of call.members) {
+      const decision = this.apply(itemId, {
+        type: 'RequestArrived',
+        request: { ...m, reachedKafkaAt: this.clock.now() },
+        known: { recorded: false },
+      });
+      this.perform(itemId, decision);
+    }
+  }
+
+  private waitForWindow(itemId: string, call: Call, until: number): void {
+    this.cancelTimer(itemId);
+    const timer = this.clock.after(until - this.clock.now(), () => {
+      this.timers.delete(itemId);
+      this.perform(itemId, this.apply(itemId, { type: 'WindowOpened', callId: call.id }));
+    });
+    this.timers.set(itemId, timer);
+  }
+
+  private cancelTimer(itemId: string): void {
+    this.timers.get(itemId)?.cancel();
+    this.timers.delete(itemId);
+  }
+
+  private forgetIfIdle(itemId: string): void {
+    const state = this.items.get(itemId);
+    if (state && !this.timers.has(itemId) && isIdle(state, this.clock.now(), this.limits)) {
+      this.items.delete(itemId);
+    }
+  }
+
+  private sendRecorded(recorded: readonly Recorded[]): Promise<void> {
+    const unpublished = recorded.filter((r) => !r.published).map((r) => r.event);
+    return this.outcomes.sendAgain(unpublished);
+  }
+
+  /** Settles the tickets once `outcome` settles, as it does; never rejects. */
+  private settle(tickets: readonly number[], outcome: Promise<void>): Promise<void> {
+    return outcome.then(
+      () => this.resolve(tickets),
+      (error: unknown) => this.reject(tickets, error),
+    );
+  }
+
+  private resolve(tickets: readonly number[]): void {
+    tickets.forEach((t) => this.tickets.get(t)?.resolve());
+  }
+
+  private reject(tickets: readonly number[], error: unknown): void {
+    tickets.forEach((t) => this.tickets.get(t)?.reject(error));
+  }
+}
+
+/** A member as PostgreSQL keeps it: the ticket is this process's alone. */
+const stored = (m: Member) => ({ requestId: m.requestId, days: m.days });
+
+/** One member per request: two deliveries of one request in a call get one outcome. */
+function unique(members: readonly Member[]): Member[] {
+  const seen = new Set<string>();
+  return members.filter((m) => !seen.has(m.requestId) && seen.add(m.requestId));
 }

@@ -1,34 +1,48 @@
 import type { Logger } from '@cashflow/observability';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Clock } from './clock';
+import { assertNever } from './item-calls';
 import type { OutcomePublisher } from './outcome-publisher';
-import { outcomeEvent, type Outcome } from './outcomes';
-import type { RefreshService } from './refresh.service';
-import type { RefreshStore, WaitingCall } from './refresh-store';
+import { outcomeEvent } from './outcomes';
+import type { PlaidAttempt } from './plaid-attempt';
+import type { ClientRateLimiter } from './rate-limits';
+import type { Claim, RefreshStore } from './refresh-store';
+import type { RefreshMetrics } from './refresh-metrics';
 
 export interface RetryRunnerOptions {
   readonly pollMs: number;
   /** How long a claimed call is ours before another worker may take it over. */
   readonly leaseMs: number;
+  /** Parked calls under way at once in this process. */
   readonly batch: number;
+  /** The per-Item spacing: requests left over by a retry wait this long after it. */
+  readonly spacingMs: number;
 }
 
 /**
  * Runs parked calls when they are due, from PostgreSQL, in any worker process: claim with a
- * lease, call Plaid, then answer every request in the call, or park it again with its backoff.
+ * token and a lease, make the Plaid attempt, then answer the requests the call carried, or park
+ * it again with its backoff.
+ *
+ * A claim is taken only with a turn of the client's rate limit in hand, so it never waits out
+ * its lease behind other calls; just before the call leaves, the claim is renewed, and a claim
+ * taken over meanwhile is not called. Finishing and rescheduling are conditional on the
+ * token: a claim that lost its lease changes nothing.
  */
 export class RetryRunner {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private readonly running = new Set<Promise<void>>();
-  /** Items whose parked call this process has claimed and not yet finished. */
-  private readonly claimed = new Set<string>();
+  private readonly running = new Map<Promise<void>, Claim>();
 
   constructor(
     private readonly store: RefreshStore,
-    private readonly refresh: RefreshService,
+    private readonly attempt: PlaidAttempt,
+    private readonly limiter: ClientRateLimiter,
     private readonly outcomes: OutcomePublisher,
     private readonly options: RetryRunnerOptions,
+    private readonly clock: Clock,
     private readonly logger: Logger,
+    private readonly metrics?: RefreshMetrics,
   ) {}
 
   start(): void {
@@ -45,11 +59,11 @@ export class RetryRunner {
     this.stopped = true;
     clearTimeout(this.timer);
     await Promise.race([
-      Promise.allSettled([...this.running]),
+      Promise.allSettled([...this.running.keys()]),
       new Promise((r) => setTimeout(r, graceMs)),
     ]);
     await this.store
-      .release([...this.claimed])
+      .release([...this.running.values()])
       .catch((error: unknown) =>
         this.logger.warn(
           { err: error },
@@ -65,31 +79,104 @@ export class RetryRunner {
 
   private async tick(): Promise<void> {
     try {
-      const due = await this.store.claimDue(this.options.batch, this.options.leaseMs);
-      for (const call of due) this.claimed.add(call.itemId);
-      if (this.stopped) {
-        // Stopped while claiming: hand them straight back.
-        await this.store.release(due.map((c) => c.itemId));
-        due.forEach((c) => this.claimed.delete(c.itemId));
-        return;
-      }
-      for (const call of due) {
-        const run = this.retry(call).catch((error: unknown) =>
+      // One claim per turn of the client's rate limit, taken before the claim: a claimed call
+      // leaves at once and never waits out its lease behind other calls.
+      while (!this.stopped && this.running.size < this.options.batch) {
+        if (this.limiter.room(this.clock.now()) === 0) break;
+        const turn = await this.limiter.take();
+        const [claim] = await this.store
+          .claimDue(1, this.options.leaseMs)
+          .catch((error: unknown) => {
+            this.limiter.giveBack(turn);
+            throw error;
+          });
+        if (!claim) {
+          this.limiter.giveBack(turn);
+          break;
+        }
+        if (this.stopped) {
+          // Stopped while claiming: hand it straight back.
+          this.limiter.giveBack(turn);
+          await this.store.release([claim]);
+          break;
+        }
+        const run = this.retry(claim).catch((error: unknown) =>
           this.logger.error(
-            { err: error, item_id: call.itemId },
+            { err: error, item_id: claim.itemId },
             'retrying a parked refresh failed; its lease will expire',
           ),
         );
-        this.running.add(run);
-        void run.finally(() => {
-          this.running.delete(run);
-          this.claimed.delete(call.itemId);
-        });
+        this.running.set(run, claim);
+        void run.finally(() => this.running.delete(run));
       }
     } catch (error) {
       this.logger.warn({ err: error }, 'claiming parked refreshes failed; will try again');
     }
     this.schedule(this.options.pollMs);
+  }
+
+  private async retry(claim: Claim): Promise<void> {
+    let answered = new Set<string>();
+    let carried = claim.members;
+    const result = await this.attempt.make(claim.itemId, claim.attempts, {
+      turn: () => Promise.resolve(), // taken before the claim (tick)
+      leaving: async () => {
+        // Requests answered meanwhile (handed to another worker by a rebalance) need no call.
+        answered = new Set(
+          (await this.store.recorded(claim.members.map((m) => m.requestId))).keys(),
+        );
+        carried = claim.members.filter((m) => !answered.has(m.requestId));
+        if (carried.length === 0) return undefined;
+        if (!(await this.store.renew(claim, this.options.leaseMs))) {
+          this.logger.warn(
+            { item_id: claim.itemId },
+            'a parked call was taken over; not calling it',
+          );
+          return undefined;
+        }
+        return { days: Math.max(...carried.map((m) => m.days)) };
+      },
+    });
+
+    switch (result.kind) {
+      case 'not_made':
+        if (carried.length === 0)
+          await this.persist(() => this.store.finish(claim, [], this.leftoverDue()));
+        return;
+      case 'retry': {
+        const { attempts, lastError, dueAt } = result;
+        await this.persist(() =>
+          this.store.reschedule(claim, { attempts, lastError, dueAt: new Date(dueAt) }, answered),
+        );
+        this.metrics?.retryParked();
+        this.logger.info(
+          { item_id: claim.itemId, attempts, due_at: new Date(dueAt).toISOString() },
+          'refresh parked again',
+        );
+        return;
+      }
+      case 'outcome': {
+        // Plaid's answer is as of now, however long the write below takes: its report may arrive
+        // meanwhile, and the projection pairs reports with acceptances by time.
+        const answeredAt = new Date(result.answeredAt);
+        const days = Math.max(...carried.map((m) => m.days));
+        const events = carried.map((m) =>
+          outcomeEvent(claim.itemId, m, carried[0]!, days, result.outcome, answeredAt),
+        );
+        const recorded = await this.persist(() =>
+          this.store.finish(claim, events, this.leftoverDue()),
+        );
+        if (recorded) await this.outcomes.sendAgain(recorded);
+        return;
+      }
+      default:
+        return assertNever(result);
+    }
+  }
+
+  /** Requests that joined while the call was at Plaid wait for Plaid's per-Item spacing. */
+  private leftoverDue(): Date {
+    return new Date(this.clock.now() + this.options.spacingMs);
   }
 
   /**
@@ -98,42 +185,14 @@ export class RetryRunner {
    * for up to half the lease; after that the lease expiring is the fallback.
    */
   private async persist<T>(write: () => Promise<T>): Promise<T> {
-    const giveUpAt = Date.now() + this.options.leaseMs / 2;
+    const giveUpAt = this.clock.now() + this.options.leaseMs / 2;
     for (let attempt = 0; ; attempt += 1) {
       try {
         return await write();
       } catch (error) {
-        if (this.stopped || Date.now() >= giveUpAt) throw error;
+        if (this.stopped || this.clock.now() >= giveUpAt) throw error;
         await sleep(Math.min(250 * 2 ** attempt, 5000));
       }
     }
   }
-
-  private async retry(call: WaitingCall): Promise<void> {
-    const result = await this.refresh.callPlaid(call.itemId, call.days, call.attempts);
-    // Plaid's answer is as of now, however long the write below takes: its report may arrive
-    // meanwhile, and the projection pairs reports with acceptances by time.
-    const answeredAt = new Date();
-    if (result.kind === 'park') {
-      await this.persist(() =>
-        this.store.reschedule(call.itemId, result.attempts, result.lastError, result.dueAt),
-      );
-      this.logger.info(
-        { item_id: call.itemId, attempts: result.attempts, due_at: result.dueAt.toISOString() },
-        'refresh parked again',
-      );
-      return;
-    }
-    const events = await this.persist(() =>
-      this.store.finish(call.itemId, (current) => answerAll(current, result.outcome, answeredAt)),
-    );
-    await this.outcomes.send(events, true);
-  }
-}
-
-/** Outcomes for the leader and every follower of a waiting call, including late joiners. */
-function answerAll(call: WaitingCall, outcome: Outcome, answeredAt: Date) {
-  return [call.leader, ...call.followers].map((m) =>
-    outcomeEvent(call.itemId, m, call.leader, call.days, outcome, answeredAt),
-  );
 }

@@ -14,7 +14,8 @@ export const PlaidCallFailure = z.object({
 
 /**
  * A failure before or around Plaid: the request was invalid, the Item unknown, or Plaid did not
- * answer. Known codes: INVALID_DAYS_REQUESTED, UNKNOWN_ITEM, PLAID_TIMEOUT, PLAID_UNREACHABLE.
+ * answer. Known codes: INVALID_DAYS_REQUESTED, UNKNOWN_ITEM, TOKEN_UNREADABLE,
+ * PLAID_TIMEOUT, PLAID_UNREACHABLE, PLAID_INVALID_RESPONSE.
  */
 export const WorkerFailure = z.object({
   source: z.literal('worker'),
