@@ -4,6 +4,7 @@ import { RefreshWorkerState1764200000000 } from './1764200000000-refresh-worker-
 import { RefreshProjection1764300000000 } from './1764300000000-refresh-projection';
 import { OpsViews1764300000001 } from './1764300000001-ops-views';
 import { RefreshRetryClaims1764500000000 } from './1764500000000-refresh-retry-claims';
+import { RefreshRequestIds1764500000001 } from './1764500000001-refresh-request-ids';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in `migrations`. */
 export const MIGRATIONS = [
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   RefreshProjection1764300000000,
   OpsViews1764300000001,
   RefreshRetryClaims1764500000000,
+  RefreshRequestIds1764500000001,
 ];

@@ -21,6 +21,7 @@ describe('migrations against the real PostgreSQL', () => {
       'RefreshProjection1764300000000',
       'OpsViews1764300000001',
       'RefreshRetryClaims1764500000000',
+      'RefreshRequestIds1764500000001',
     ]);
 
     const client = new Client({ connectionString: db.url });
@@ -37,6 +38,7 @@ describe('migrations against the real PostgreSQL', () => {
         'migrations',
         'projection_events',
         'refresh_outcomes',
+        'refresh_request_ids',
         'refresh_requests',
         'refresh_retries',
       ]);

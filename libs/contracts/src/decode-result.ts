@@ -12,7 +12,9 @@ export type DecodeErrorCode =
   | 'SUBJECT_MISMATCH'
   | 'KEY_MISMATCH'
   /** Decoded, but its handler kept failing until the consumer gave it up (see dlq_reason). */
-  | 'HANDLER_FAILED';
+  | 'HANDLER_FAILED'
+  /** A request whose ce_id another source or Item used first (ids are unique per source only). */
+  | 'REQUEST_ID_CONFLICT';
 
 export interface FieldIssue {
   /** Dotted path, e.g. `data.days_requested` or `ce_time`. */

@@ -5,16 +5,46 @@ import {
   topicName,
   type CashflowEvent,
   type DecodeError,
+  type DecodeErrorCode,
   type EventType,
 } from '@cashflow/contracts';
 import { BaseRpcContext, Server, type CustomTransportStrategy } from '@nestjs/microservices';
 import type { Kafka } from 'kafkajs';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { lastValueFrom } from 'rxjs';
+import { lastValueFrom, throwError, type Observable } from 'rxjs';
+import { Catch, type RpcExceptionFilter } from '@nestjs/common';
 import type { EventPublisher } from './event-publisher';
 import { ParallelConsumer, type ConsumedMessage } from './parallel-consumer';
 import { assertTopicsExist } from './topic-admin';
+
+/**
+ * Thrown by a handler for a record that decodes but must not be handled (e.g. a request id that
+ * belongs to another request): the record goes to the dead-letter topic with this reason, at once.
+ */
+export class UnusableRecord extends Error {
+  constructor(
+    readonly code: DecodeErrorCode,
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UnusableRecord';
+  }
+}
+
+/**
+ * Lets a handler's errors reach the consumer as they are thrown. Nest's default RPC filter would
+ * log them and replace them with "Internal server error", and the consumer needs the error itself:
+ * to dead-letter an UnusableRecord, and to say why it gave a record up. Put
+ * `@UseFilters(KafkaHandlerErrors)` on every controller served by KafkaEventsServer.
+ */
+@Catch()
+export class KafkaHandlerErrors implements RpcExceptionFilter<unknown> {
+  catch(exception: unknown): Observable<never> {
+    return throwError(() => exception);
+  }
+}
 
 /** What a handler gets besides the event: where the message came from. */
 export class KafkaEventContext extends BaseRpcContext<[ConsumedMessage]> {
@@ -101,12 +131,20 @@ export class KafkaEventsServer extends Server implements CustomTransportStrategy
     const event: CashflowEvent = decoded.value;
     const handler = this.getHandlerByPattern(event.type);
     if (!handler) throw new Error(`no handler for ${event.type}`);
-    await lastValueFrom(
-      this.transformToObservable(await handler(event, new KafkaEventContext([message]))),
-      {
-        defaultValue: undefined,
-      },
-    );
+    try {
+      await lastValueFrom(
+        this.transformToObservable(await handler(event, new KafkaEventContext([message]))),
+        { defaultValue: undefined },
+      );
+    } catch (error) {
+      if (!(error instanceof UnusableRecord)) throw error;
+      await this.deadLetter(message, {
+        code: error.code,
+        field: error.field,
+        message: error.message,
+        issues: [],
+      });
+    }
   }
 
   /** A record its handler kept failing on goes to the dead-letter topic with the last error. */

@@ -1,4 +1,5 @@
 import { DLQ_HEADERS, topicName } from '@cashflow/contracts';
+import { randomUUID } from 'node:crypto';
 import { outcomeEventId } from '../../../apps/refresh-worker/src/refresh/outcomes';
 import { collect } from '../../support/kafka';
 import {
@@ -189,6 +190,32 @@ describe('refresh worker: one outcome per request', () => {
     const answers = world.outcomesFor(first.metadata.id);
     expect(new Set(answers.map((a) => a.metadata.id)).size).toBe(1);
     expect(await plaidCalls(item_id)).toBe(2);
+  });
+
+  it('refuses to the dead-letter topic a request id another upstream already used for another Item', async () => {
+    const dlq = await collect(world.kafka, [topicName('deadLetter', world.prefix)]);
+    try {
+      const first = await item();
+      const second = await item();
+      const id = randomUUID();
+      await world.request(first.item_id, {}, id, { source: 'urn:test:upstream-a' });
+      expect((await world.outcomeOf(id)).data.item_id).toBe(first.item_id);
+      // CloudEvents ids are unique per source only: another upstream may pick the same one.
+      await world.request(second.item_id, {}, id, { source: 'urn:test:upstream-b' });
+      const [letter] = await dlq.until(
+        1,
+        (r) => r.message.headers?.[DLQ_HEADERS.errorCode]?.toString() === 'REQUEST_ID_CONFLICT',
+      );
+      expect(letter!.message.key?.toString()).toBe(second.item_id);
+      expect(letter!.message.headers?.[DLQ_HEADERS.reason]?.toString()).toContain(first.item_id);
+      // Not answered with the first Item's outcome, and Plaid not called for it.
+      const marker = await world.request(second.item_id);
+      await world.outcomeOf(marker.metadata.id);
+      expect(world.outcomesFor(id).every((o) => o.data.item_id === first.item_id)).toBe(true);
+      expect(await plaidCalls(second.item_id)).toBe(1);
+    } finally {
+      await dlq.stop();
+    }
   });
 
   it('counts outcomes and Plaid calls in its metrics', async () => {

@@ -67,7 +67,15 @@ describe('refresh worker store: claims of parked calls', () => {
 
     expect(await store.renew(second, 60_000)).toBe(true);
     expect(await store.finish(second, [outcome], new Date())).toEqual([outcome]);
-    expect((await store.known('item-taken-over-r1', 'item-taken-over')).parked).toBeUndefined();
+    expect(
+      (
+        await store.known({
+          id: 'item-taken-over-r1',
+          source: 'urn:test',
+          itemId: 'item-taken-over',
+        })
+      ).parked,
+    ).toBeUndefined();
   });
 
   it('claims no more than asked', async () => {
@@ -86,7 +94,9 @@ describe('refresh worker store: claims of parked calls', () => {
     const due = new Date(Date.now() + 30_000);
     expect(await store.finish(held, [outcome], due)).toEqual([outcome]);
 
-    const left = (await store.known('item-joined-r2', 'item-joined')).parked;
+    const left = (
+      await store.known({ id: 'item-joined-r2', source: 'urn:test', itemId: 'item-joined' })
+    ).parked;
     expect(left).toMatchObject({
       members: [{ requestId: 'item-joined-r2', days: 400 }],
       days: 400,

@@ -9,8 +9,10 @@
  * 1. **One call at a time per Item.** Requests of one Item are decided in the order they arrive;
  *    a call answers every request in it (its *members*): the first member leads, the others are
  *    coalesced into it.
- * 2. **Answered before**: a request whose outcome is recorded is answered with that outcome again
- *    and never called (a redelivery, a request handed over by another worker).
+ * 2. **One request per id**: a request whose id another source or Item used first is refused
+ *    (dead-lettered, REQUEST_ID_CONFLICT); CloudEvents ids are unique per source only. A request
+ *    whose outcome is recorded is **answered again** with that outcome and never called (a
+ *    redelivery, a request handed over by another worker).
  * 3. **Refuse** days_requested outside 1..730, before any call.
  * 4. **Join the parked call**: while the Item has a call parked for a retry (in PostgreSQL), every
  *    new request joins it; a request already in it is done.
@@ -99,6 +101,8 @@ export interface ArrivingRequest {
 
 /** What PostgreSQL says of the request and its Item when it arrives. */
 export interface KnownFacts {
+  /** The id belongs to another request (another source or Item). */
+  readonly idTaken?: boolean;
   readonly recorded: boolean;
   /** Request ids in the Item's parked call, when it has one. */
   readonly parked?: readonly string[];
@@ -142,6 +146,7 @@ export type NextStep =
 
 export type ItemDecision =
   // RequestArrived
+  | { readonly type: 'RefuseTakenId'; readonly ticket: number }
   | { readonly type: 'AnswerAgain'; readonly ticket: number }
   | { readonly type: 'AlreadyParked'; readonly ticket: number }
   | { readonly type: 'Refuse'; readonly ticket: number; readonly days: number }
@@ -274,6 +279,7 @@ function decideRequest(
   limits: PerItemLimit,
 ): ItemDecision {
   const { ticket } = request;
+  if (known.idTaken) return { type: 'RefuseTakenId', ticket }; // rule 2
   if (known.recorded) return { type: 'AnswerAgain', ticket }; // rule 2
   if (known.parked?.includes(request.requestId)) return { type: 'AlreadyParked', ticket };
   if (!Number.isInteger(request.days) || request.days < MIN_DAYS || request.days > MAX_DAYS) {
@@ -331,6 +337,7 @@ function nextStep(
 
 export function evolve(state: ItemCalls, decision: ItemDecision): ItemCalls {
   switch (decision.type) {
+    case 'RefuseTakenId':
     case 'AnswerAgain':
     case 'AlreadyParked':
     case 'Refuse':

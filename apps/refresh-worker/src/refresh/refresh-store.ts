@@ -50,36 +50,76 @@ export interface Recorded {
   readonly published: boolean;
 }
 
+/** Whose request an id is: the (source, Item) first seen with it. */
+export interface IdOwner {
+  readonly itemId: string;
+  /** Null for requests answered before sources were kept: they match on the Item alone. */
+  readonly source: string | null;
+}
+
 /** What the worker already knows of a request when it (re)arrives. */
 export interface Known {
+  /** Another request (another source or Item) used this id first: this one must be refused. */
+  readonly idTakenBy?: IdOwner;
   /** Its outcome, recorded earlier: answer with this, never call Plaid again. */
   readonly recorded?: Recorded;
   /** The Item's parked call, if any: join it rather than calling Plaid. */
   readonly parked?: ParkedCall;
 }
 
+/** The request's id is being claimed right now by another request: try again. */
+export class IdClaimRace extends Error {
+  constructor(requestId: string) {
+    super(`request id ${requestId} is being claimed by another request at this moment; retrying`);
+    this.name = 'IdClaimRace';
+  }
+}
+
 /** PostgreSQL side of the worker: the outcome outbox and the waiting calls. */
 export class RefreshStore {
   constructor(private readonly db: DataSource) {}
 
-  async known(requestId: string, itemId: string): Promise<Known> {
+  /**
+   * Claims the request's id for (source, Item) if it is new, and reads what is known of it: who
+   * owns the id, its outcome, the Item's parked call. One round trip.
+   */
+  async known(request: { id: string; source: string; itemId: string }): Promise<Known> {
     const rows = await queryRows<{
+      claimed: boolean;
+      owner: { item_id: string; source: string | null } | null;
       outcome: OutcomeEvent | null;
       published: boolean | null;
       parked: RetryRow | null;
     }>(
       this.db,
-      `SELECT o.event AS outcome, o.published_at IS NOT NULL AS published,
-                (SELECT row_to_json(r) FROM refresh_retries r WHERE item_id = $2) AS parked
+      `WITH claim AS (
+         INSERT INTO refresh_request_ids (request_id, item_id, source) VALUES ($1, $2, $3)
+         ON CONFLICT (request_id) DO NOTHING RETURNING request_id)
+       SELECT EXISTS (SELECT 1 FROM claim) AS claimed,
+              (SELECT json_build_object('item_id', i.item_id, 'source', i.source)
+                 FROM refresh_request_ids i WHERE i.request_id = $1) AS owner,
+              o.event AS outcome, o.published_at IS NOT NULL AS published,
+              (SELECT row_to_json(r) FROM refresh_retries r WHERE item_id = $2) AS parked
          FROM (SELECT 1) AS one LEFT JOIN refresh_outcomes o ON o.request_id = $1`,
-      [requestId, itemId],
+      [request.id, request.itemId, request.source],
     );
-    const row = rows[0];
+    const row = rows[0]!;
+    // Claimed by a transaction that committed after this statement began: not visible yet.
+    if (!row.claimed && !row.owner) throw new IdClaimRace(request.id);
+    const owner = row.owner;
+    if (
+      owner &&
+      !row.claimed &&
+      (owner.item_id !== request.itemId ||
+        (owner.source !== null && owner.source !== request.source))
+    ) {
+      return { idTakenBy: { itemId: owner.item_id, source: owner.source } };
+    }
     return {
-      ...(row?.outcome
+      ...(row.outcome
         ? { recorded: { event: row.outcome, published: row.published === true } }
         : {}),
-      ...(row?.parked ? { parked: toParked(row.parked) } : {}),
+      ...(row.parked ? { parked: toParked(row.parked) } : {}),
     };
   }
 

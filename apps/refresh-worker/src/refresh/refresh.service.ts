@@ -1,4 +1,5 @@
 import { DEFAULT_DAYS_REQUESTED, type RefreshRequested } from '@cashflow/contracts';
+import { UnusableRecord } from '@cashflow/kafka';
 import type { Logger } from '@cashflow/observability';
 import type { Clock } from './clock';
 import {
@@ -133,7 +134,11 @@ export class RefreshService {
 
   private async admit(request: RefreshRequested, ticket: number, delivery: Delivery) {
     const itemId = request.data.item_id;
-    const known = await this.store.known(request.metadata.id, itemId);
+    const known = await this.store.known({
+      id: request.metadata.id,
+      source: request.metadata.source,
+      itemId,
+    });
     if (delivery.signal?.aborted) {
       this.reject([ticket], new Withdrawn());
       return;
@@ -152,7 +157,11 @@ export class RefreshService {
       const decision = this.apply(itemId, {
         type: 'RequestArrived',
         request: arriving,
-        known: { recorded: known.recorded !== undefined, ...(parked ? { parked } : {}) },
+        known: {
+          idTaken: known.idTakenBy !== undefined,
+          recorded: known.recorded !== undefined,
+          ...(parked ? { parked } : {}),
+        },
       });
       if (decision.type !== 'JoinParked') {
         this.perform(itemId, decision, { request, known });
@@ -176,6 +185,19 @@ export class RefreshService {
 
   private perform(itemId: string, decision: ItemDecision, arrival?: Arrival): void {
     switch (decision.type) {
+      case 'RefuseTakenId': {
+        const owner = arrival!.known.idTakenBy!;
+        const { request } = arrival!;
+        this.reject(
+          [decision.ticket],
+          new UnusableRecord(
+            'REQUEST_ID_CONFLICT',
+            'ce_id',
+            `ce_id: request id ${request.metadata.id} (${request.metadata.source}, item ${request.data.item_id}) was used first by ${owner.source ?? 'another request'} for item ${owner.itemId}; CloudEvents ids must be unique per request`,
+          ),
+        );
+        return;
+      }
       case 'AnswerAgain': {
         const recorded = arrival!.known.recorded!;
         void this.settle([decision.ticket], this.sendRecorded([recorded]));
