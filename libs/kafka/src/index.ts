@@ -1,3 +1,4 @@
+export * from './end-offsets';
 export * from './event-publisher';
 export * from './kafka-client';
 export * from './kafka-events.server';
