@@ -1,3 +1,4 @@
+export * from './durable-producer';
 export * from './end-offsets';
 export * from './event-publisher';
 export * from './kafka-client';
