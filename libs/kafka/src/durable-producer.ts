@@ -43,6 +43,8 @@ interface Pending {
   readonly reject: (error: Error) => void;
   timer?: NodeJS.Timeout;
   settled: boolean;
+  /** Still in the queue (not yet taken into a request). */
+  queued: boolean;
 }
 
 const DEFAULT_MAX_BATCH = 1000;
@@ -96,7 +98,10 @@ export class DurableProducer {
     this.closed = true;
     const unsent = this.queue.splice(0);
     this.queuedRecords = 0;
-    for (const p of unsent) settle(p, new NotStoredError('closed', 'the producer was closed'));
+    for (const p of unsent) {
+      p.queued = false;
+      settle(p, new NotStoredError('closed', 'the producer was closed'));
+    }
     await this.pumping;
     this.connected = undefined;
     await this.producer.disconnect().catch(() => undefined);
@@ -115,7 +120,7 @@ export class DurableProducer {
       );
     }
     return new Promise<void>((resolve, reject) => {
-      const pending: Pending = { records, resolve, reject, settled: false };
+      const pending: Pending = { records, resolve, reject, settled: false, queued: true };
       const timeoutMs = this.options.timeoutMs;
       if (timeoutMs !== undefined) {
         pending.timer = setTimeout(() => this.timedOut(pending, timeoutMs), timeoutMs);
@@ -127,11 +132,8 @@ export class DurableProducer {
   }
 
   private timedOut(pending: Pending, timeoutMs: number): void {
-    const queued = this.queue.indexOf(pending);
-    if (queued >= 0) {
-      this.queue.splice(queued, 1);
-      this.queuedRecords -= pending.records.length;
-    }
+    // Left in the queue (the pump skips it), but no longer counted as waiting.
+    if (pending.queued) this.queuedRecords -= pending.records.length;
     settle(pending, new NotStoredError('timeout', `Kafka did not confirm within ${timeoutMs} ms`));
   }
 
@@ -142,6 +144,7 @@ export class DurableProducer {
     try {
       while (this.queue.length > 0 && !this.closed) {
         const batch = this.nextBatch();
+        if (batch.length === 0) continue;
         this.inFlightRecords = batch.reduce((n, p) => n + p.records.length, 0);
         try {
           await this.ensureConnected();
@@ -164,19 +167,27 @@ export class DurableProducer {
     }
   }
 
-  /** Whole sends from the head of the queue, up to maxBatch records (at least one send). */
+  /**
+   * Whole sends from the head of the queue, up to maxBatch records (at least one send); sends
+   * that timed out while waiting are dropped, never sent.
+   */
   private nextBatch(): Pending[] {
     const max = this.options.maxBatch ?? DEFAULT_MAX_BATCH;
+    const batch: Pending[] = [];
     let records = 0;
-    let take = 0;
-    while (take < this.queue.length) {
-      const size = this.queue[take]!.records.length;
-      if (take > 0 && records + size > max) break;
-      records += size;
-      take += 1;
+    let taken = 0;
+    for (const p of this.queue) {
+      if (!p.settled) {
+        if (batch.length > 0 && records + p.records.length > max) break;
+        records += p.records.length;
+        batch.push(p);
+        p.queued = false;
+      }
+      taken += 1;
     }
+    this.queue.splice(0, taken);
     this.queuedRecords -= records;
-    return this.queue.splice(0, take);
+    return batch;
   }
 
   private ensureConnected(): Promise<void> {

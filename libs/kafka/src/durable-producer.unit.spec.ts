@@ -137,6 +137,30 @@ describe('DurableProducer', () => {
     }
   });
 
+  it('stops counting a send that timed out waiting towards maxPending', async () => {
+    jest.useFakeTimers();
+    try {
+      const { kafka, producers } = fakeKafka();
+      const producer = new DurableProducer(kafka, { timeoutMs: 1000, maxPending: 2 });
+      const inFlight = producer.send([record('a', '1')]).catch((e: Error) => e);
+      await jest.advanceTimersByTimeAsync(0);
+      const waiting = producer.send([record('a', '2')]).catch((e: Error) => e);
+      await expect(producer.send([record('a', '3')])).rejects.toMatchObject({ kind: 'overloaded' });
+      await jest.advanceTimersByTimeAsync(1000);
+      expect(await waiting).toMatchObject({ kind: 'timeout' });
+      // The request in flight still counts; the send that timed out waiting does not.
+      const next = producer.send([record('a', '4')]);
+      producers[0]!.answer();
+      expect(await inFlight).toMatchObject({ kind: 'timeout' });
+      await jest.advanceTimersByTimeAsync(0);
+      expect(values(producers[0]!.batches[1])).toEqual([['a', ['4']]]);
+      producers[0]!.answer();
+      await next;
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('refuses at once beyond maxPending records waiting or in flight', async () => {
     const { kafka, producers } = fakeKafka();
     const producer = new DurableProducer(kafka, { maxPending: 3 });
