@@ -15,7 +15,7 @@ import {
   type CashflowEvent,
   type RefreshRequested,
 } from '@cashflow/contracts';
-import { EventPublisher, createKafka, ensureTopics } from '@cashflow/kafka';
+import { EventPublisher, createKafka, ensureTopics, fetchEndOffsets } from '@cashflow/kafka';
 import { createLogger } from '@cashflow/observability';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -224,7 +224,12 @@ async function main() {
   await sql.connect();
   const requestedTopic = topicName('refreshRequested', prefix);
   const ends = async (topic: string) =>
-    new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, Number(p.high)]));
+    new Map(
+      [...(await fetchEndOffsets(admin, [topic])).values()].map((p) => [
+        p.partition,
+        Number(p.high),
+      ]),
+    );
   async function lag() {
     const end = await ends(requestedTopic);
     const [group] = await admin.fetchOffsets({

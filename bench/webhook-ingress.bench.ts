@@ -14,7 +14,7 @@
  * Plaid's verification keys come from a small key server in this process.
  */
 import { DEFAULT_PARTITIONS, topicName } from '@cashflow/contracts';
-import { createKafka, ensureTopics } from '@cashflow/kafka';
+import { createKafka, ensureTopics, readEndOffsets } from '@cashflow/kafka';
 import { createLogger } from '@cashflow/observability';
 import autocannon from 'autocannon';
 import { createHash, generateKeyPairSync, randomBytes, sign as signBytes } from 'node:crypto';
@@ -162,11 +162,8 @@ async function storedIds(prefix: string): Promise<Set<string>> {
     logger,
   });
   const topic = topicName('reportOutcomes', prefix);
-  const admin = kafka.admin();
-  await admin.connect();
-  const offsets = await admin.fetchTopicOffsets(topic);
-  await admin.disconnect();
-  const total = offsets.reduce((sum, p) => sum + Number(p.high), 0);
+  const ends = await readEndOffsets(kafka, [topic]);
+  const total = [...ends.values()].reduce((sum, p) => sum + Number(p.high), 0);
   const ids = new Set<string>();
   let read = 0;
   const consumer = kafka.consumer({ groupId: `${prefix}counter` });

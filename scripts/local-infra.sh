@@ -26,10 +26,12 @@ KAFKA_LOG4J=$SCRIPT_DIR/kafka/log4j2.properties
 KAFKA_READY_TIMEOUT=60
 
 PG_PORT=${LOCAL_PG_PORT:-15432}
-PG_STATE=$STATE_DIR/postgres
-PG_DATA=$PG_STATE/data
-PG_RUN=$PG_STATE/run
-PG_LOG=$PG_STATE/postgres.log
+# Run as root, PostgreSQL runs as the postgres user, which must be able to enter its data dir.
+# When it cannot reach the state dir (a checkout under /root, mode 700), the cluster lives under
+# PG_OUTSIDE_ROOT instead, in a dir named after a hash of the state dir: one per checkout.
+PG_OUTSIDE_ROOT=/var/lib/cashflow-refresh
+PG_OUTSIDE_DIR=$PG_OUTSIDE_ROOT/$(printf '%s' "$STATE_DIR" | sha256sum | cut -c1-16)
+PG_STATE="" PG_DATA="" PG_RUN="" PG_LOG="" PG_WHY_OUTSIDE=""
 PG_APP_USER=cashflow
 PG_APP_PASSWORD=cashflow
 PG_APP_DB=cashflow
@@ -54,7 +56,8 @@ usage: $(basename "$0") <command> [kafka|postgres]
   reset                     stop both and delete the state dir ($STATE_DIR)
 
 Kafka: 127.0.0.1:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT), version $KAFKA_VERSION
-PostgreSQL: 127.0.0.1:$PG_PORT, database/user/password $PG_APP_DB/$PG_APP_USER/$PG_APP_PASSWORD
+PostgreSQL: 127.0.0.1:$PG_PORT, database/user/password $PG_APP_DB/$PG_APP_USER/$PG_APP_PASSWORD,
+            data in $PG_DATA
 Environment: CASHFLOW_LOCAL_DIR CASHFLOW_CACHE_DIR KAFKA_VERSION LOCAL_KAFKA_PORT
              LOCAL_KAFKA_CONTROLLER_PORT LOCAL_PG_PORT LOCAL_PG_BINDIR JAVA_HOME
 EOF
@@ -157,7 +160,7 @@ cmd_install() {
   fi
   if [[ $what != kafka ]] && ! pg_bindir >/dev/null; then
     if is_root && install_postgres_packages && pg_bindir >/dev/null; then
-      :
+      pg_locate
     elif is_root; then
       missing+=("missing: PostgreSQL server binaries under /usr/lib/postgresql/<ver>/bin and apt-get could not install them (install postgresql, or set LOCAL_PG_BINDIR)")
     else
@@ -324,6 +327,45 @@ kafka_stop() {
 
 # ---------------------------------------------------------------- postgres
 
+# The first directory on the way to $1 that the postgres user cannot enter; fails when there is
+# none. Only existing directories are checked (what does not exist yet is created by root).
+pg_blocked_at() {
+  local path="" part
+  local -a parts
+  IFS=/ read -r -a parts <<<"${1#/}"
+  for part in "${parts[@]}"; do
+    [[ -n $part ]] || continue
+    path+=/$part
+    [[ -e $path ]] || return 1
+    if ! runuser -u postgres -- test -x "$path" 2>/dev/null; then
+      echo "$path"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Sets PG_STATE and the paths under it: the state dir's postgres/ unless, run as root, the
+# postgres user cannot reach it (then PG_OUTSIDE_DIR). An existing cluster stays where it is.
+pg_locate() {
+  local inside=$STATE_DIR/postgres blocked
+  PG_STATE=$inside PG_WHY_OUTSIDE=""
+  if is_root; then
+    if [[ -f $PG_OUTSIDE_DIR/postgres/data/PG_VERSION ]]; then
+      PG_STATE=$PG_OUTSIDE_DIR/postgres
+      PG_WHY_OUTSIDE="its cluster was created there"
+    elif [[ ! -f $inside/data/PG_VERSION ]] && id -u postgres >/dev/null 2>&1 &&
+      blocked=$(pg_blocked_at "$inside"); then
+      PG_STATE=$PG_OUTSIDE_DIR/postgres
+      PG_WHY_OUTSIDE="user 'postgres' cannot enter $blocked"
+    fi
+  fi
+  PG_DATA=$PG_STATE/data
+  PG_RUN=$PG_STATE/run
+  PG_LOG=$PG_STATE/postgres.log
+}
+pg_locate
+
 PG_BIN=""
 pg_init_bin() { [[ -n $PG_BIN ]] || PG_BIN=$(pg_bindir) || die "postgres: server binaries not found (run: $0 install)"; }
 
@@ -344,18 +386,13 @@ pg_running() {
 
 pg_pid() { head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null; }
 
-# The postgres user must reach the state dir through every parent directory.
+# The postgres user must reach the cluster through every parent directory (a cluster created
+# in the state dir stays there; if the way to it has been closed since, say so).
 pg_check_traversal() {
-  local path="" part
-  local -a parts
-  IFS=/ read -r -a parts <<<"${PG_STATE#/}"
-  for part in "${parts[@]}"; do
-    path+=/$part
-    [[ -e $path ]] || break
-    if ! runuser -u postgres -- test -x "$path" 2>/dev/null; then
-      die "postgres: user 'postgres' cannot enter $path (chmod o+x $path, or set CASHFLOW_LOCAL_DIR to a dir it can reach)"
-    fi
-  done
+  local blocked
+  if blocked=$(pg_blocked_at "$PG_STATE"); then
+    die "postgres: user 'postgres' cannot enter $blocked (chmod o+x $blocked, or move the cluster in $PG_STATE away to have one made where it can reach)"
+  fi
 }
 
 pg_psql() {
@@ -369,6 +406,12 @@ pg_start() {
     return 0
   fi
   port_open "$PG_PORT" && die "postgres: port $PG_PORT is already in use by another process (set LOCAL_PG_PORT)"
+  if [[ -n $PG_WHY_OUTSIDE ]]; then
+    log "postgres: cluster in $PG_STATE, outside $STATE_DIR ($PG_WHY_OUTSIDE)"
+    mkdir -p "$PG_OUTSIDE_DIR"
+    chmod 755 "$PG_OUTSIDE_ROOT" "$PG_OUTSIDE_DIR"
+    echo "$STATE_DIR" >"$PG_OUTSIDE_DIR/state-dir"
+  fi
   mkdir -p "$PG_STATE" "$PG_RUN"
   chmod 700 "$PG_RUN"
   if is_root; then
@@ -444,7 +487,7 @@ cmd_status() {
   fi
   if [[ $what != kafka ]]; then
     if pg_bindir >/dev/null && pg_running; then
-      echo "postgres: running on 127.0.0.1:$PG_PORT (pid $(pg_pid))"
+      echo "postgres: running on 127.0.0.1:$PG_PORT (pid $(pg_pid), data in $PG_DATA)"
     else
       echo "postgres: stopped (port $PG_PORT)"
       rc=3
@@ -476,6 +519,11 @@ cmd_reset() {
   cmd_stop all
   rm -rf "$STATE_DIR"
   log "deleted $STATE_DIR"
+  if [[ -d $PG_OUTSIDE_DIR ]]; then
+    rm -rf "$PG_OUTSIDE_DIR"
+    rmdir "$PG_OUTSIDE_ROOT" 2>/dev/null || true
+    log "deleted $PG_OUTSIDE_DIR (its PostgreSQL cluster)"
+  fi
 }
 
 main() {

@@ -1,4 +1,4 @@
-import { createKafka } from '@cashflow/kafka';
+import { createKafka, partitionKey, readEndOffsets } from '@cashflow/kafka';
 import { createLogger } from '@cashflow/observability';
 import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import { KAFKA_BROKERS, uniqueSuffix } from './infra';
@@ -24,12 +24,17 @@ export interface Received {
 /** Reads topics from the beginning into an array, in a consumer group of its own. */
 export async function collect(kafka: Kafka, topics: string[]) {
   const received: Received[] = [];
+  /** Highest offset received per topic:partition. */
+  const highest = new Map<string, bigint>();
   const consumer: Consumer = kafka.consumer({ groupId: `test-reader-${uniqueSuffix()}` });
   await consumer.connect();
   await consumer.subscribe({ topics, fromBeginning: true });
   await consumer.run({
     eachMessage: ({ topic, partition, message }) => {
       received.push({ topic, partition, message });
+      const key = partitionKey(topic, partition);
+      const offset = BigInt(message.offset);
+      if (offset > (highest.get(key) ?? -1n)) highest.set(key, offset);
       return Promise.resolve();
     },
   });
@@ -45,6 +50,25 @@ export async function collect(kafka: Kafka, topics: string[]) {
         },
         timeoutMs,
       ),
+    /**
+     * Resolves once everything written to the topics before the call has been received (every
+     * partition read up to its high-water mark as it was then): count after this, never after a
+     * fixed sleep.
+     */
+    async toEnd(timeoutMs?: number): Promise<Received[]> {
+      const ends = await readEndOffsets(kafka, topics);
+      await waitFor(
+        `${topics.join(', ')} read to their end offsets`,
+        () =>
+          [...ends].every(
+            ([key, end]) => end.high === end.low || (highest.get(key) ?? -1n) >= end.high - 1n,
+          )
+            ? true
+            : undefined,
+        timeoutMs,
+      );
+      return received;
+    },
     stop: () => consumer.disconnect(),
   };
 }

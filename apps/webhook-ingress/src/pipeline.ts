@@ -1,11 +1,9 @@
-import { topicName } from '@cashflow/contracts';
-import { createKafka } from '@cashflow/kafka';
+import { EventPublisher, createKafka } from '@cashflow/kafka';
 import type { Logger } from '@cashflow/observability';
 import { PlaidClient } from '@cashflow/plaid-client';
 import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import type { WebhookIngressConfig } from './config';
-import { DurablePublisher } from './publishing/durable-publisher';
 import { PlaidKeyFetcher } from './verification/plaid-key-fetcher';
 import { VerificationKeys, type KeyFetcher } from './verification/verification-keys';
 import { WebhookVerifier } from './verification/webhook-verifier';
@@ -36,7 +34,7 @@ function ingressKafka(config: WebhookIngressConfig, logger: Logger): Kafka {
 
 /**
  * Everything between a webhook's bytes and Kafka, built from configuration: verification (keys
- * from the configured Plaid), the replay ledger, the durable publisher and the service tying
+ * from the configured Plaid), the replay ledger, the event publisher and the service tying
  * them together. The NestJS module provides these; the benchmark's bare node:http server uses
  * the same pipeline.
  */
@@ -46,7 +44,7 @@ export function createWebhookPipeline(
   registry?: Registry,
 ) {
   const kafka = ingressKafka(config, logger);
-  const publisher = new DurablePublisher(kafka, config.kafka.topicPrefix, {
+  const publisher = new EventPublisher(kafka, config.kafka.topicPrefix, {
     timeoutMs: config.webhook.publishTimeoutMs,
     maxPending: MAX_PENDING_RECORDS,
   });
@@ -84,7 +82,6 @@ export function createWebhookPipeline(
     {
       path: config.webhook.path,
       clockSkewMs: config.webhook.clockSkewMs,
-      deadLetterTopic: topicName('deadLetter', config.kafka.topicPrefix),
     },
   );
   return { kafka, publisher, metrics, service };

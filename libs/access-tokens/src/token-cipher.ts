@@ -11,6 +11,13 @@ export interface SealedToken {
 export class TokenDecryptError extends Error {}
 
 /**
+ * GCM's full tag. Decryption is told this length: otherwise node:crypto accepts any tag from 4
+ * bytes up, and a tag cut short (by a bug, or by someone who can write the table) is checked only
+ * as far as it goes.
+ */
+const AUTH_TAG_BYTES = 16;
+
+/**
  * Encrypts access tokens with AES-256-GCM (node:crypto): a fresh 96-bit IV per token and the
  * item_id as associated data, so a ciphertext copied onto another Item fails to decrypt. New
  * tokens use the current key; any configured key decrypts, which is what rotation needs.
@@ -28,7 +35,9 @@ export class TokenCipher {
 
   seal(itemId: string, token: string): SealedToken {
     const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.currentKeyId)!, iv);
+    const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.currentKeyId)!, iv, {
+      authTagLength: AUTH_TAG_BYTES,
+    });
     cipher.setAAD(Buffer.from(itemId, 'utf8'));
     const ciphertext = Buffer.concat([cipher.update(token, 'utf8'), cipher.final()]);
     return { keyId: this.currentKeyId, iv, ciphertext, authTag: cipher.getAuthTag() };
@@ -38,8 +47,15 @@ export class TokenCipher {
     const key = this.keys.get(sealed.keyId);
     if (!key)
       throw new TokenDecryptError(`no encryption key with id ${sealed.keyId} is configured`);
+    if (sealed.authTag.length !== AUTH_TAG_BYTES) {
+      throw new TokenDecryptError(
+        `the stored token of item ${itemId} has a ${sealed.authTag.length}-byte auth tag, not ${AUTH_TAG_BYTES}: it was cut short or written by something else`,
+      );
+    }
     try {
-      const decipher = createDecipheriv('aes-256-gcm', key, sealed.iv);
+      const decipher = createDecipheriv('aes-256-gcm', key, sealed.iv, {
+        authTagLength: AUTH_TAG_BYTES,
+      });
       decipher.setAAD(Buffer.from(itemId, 'utf8'));
       decipher.setAuthTag(sealed.authTag);
       return Buffer.concat([decipher.update(sealed.ciphertext), decipher.final()]).toString('utf8');

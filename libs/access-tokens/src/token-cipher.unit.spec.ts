@@ -29,6 +29,15 @@ describe('TokenCipher', () => {
     expect(() => cipher.open('item-1', tampered)).toThrow(/does not decrypt with key k1/);
   });
 
+  it('refuses an auth tag shorter than 16 bytes, even one that is a prefix of the true tag', () => {
+    const sealed = cipher.seal('item-1', TOKEN);
+    for (const length of [4, 8, 12, 15]) {
+      const short = { ...sealed, authTag: sealed.authTag.subarray(0, length) };
+      expect(() => cipher.open('item-1', short)).toThrow(TokenDecryptError);
+    }
+    expect(cipher.open('item-1', sealed)).toBe(TOKEN);
+  });
+
   it('decrypts with an older key after rotation and encrypts with the current one', () => {
     const old = cipher.seal('item-1', TOKEN);
     const rotated = new TokenCipher(

@@ -2,6 +2,9 @@ import { queryRows } from '@cashflow/persistence';
 import type { DataSource } from 'typeorm';
 import type { TokenCipher } from './token-cipher';
 
+/** Passes `reencryptAll` makes over tokens that changed while it read them. */
+const REENCRYPT_PASSES = 5;
+
 /** Plaid access tokens look like access-<environment>-<uuid>. */
 export const ACCESS_TOKEN_PATTERN = /^access-[a-z]+-[A-Za-z0-9-]{1,200}$/;
 
@@ -109,27 +112,63 @@ export class TokenVault {
     return rows.length > 0;
   }
 
-  /** Re-encrypts every token not under the current key (after adding a new key). */
+  /**
+   * Re-encrypts every token not under the current key (after adding a new key); returns how
+   * many it re-encrypted. Workers keep rotating tokens meanwhile, possibly under the old key
+   * during a rollout, so each write is guarded on the sealed value it read (IV, ciphertext and
+   * tag), not on the key id: a token replaced in between is read again, never overwritten with
+   * the token it replaced. Rows still changing after a few passes are left for the next run.
+   */
   async reencryptAll(): Promise<number> {
-    const rows = await queryRows<Row>(
+    let reencrypted = 0;
+    let rows = await queryRows<Row>(
       this.db,
       'SELECT * FROM item_access_tokens WHERE key_id <> $1',
       [this.cipher.currentKeyId],
     );
-    for (const row of rows) {
-      const token = this.cipher.open(row.item_id, {
-        keyId: row.key_id,
-        iv: row.iv,
-        ciphertext: row.ciphertext,
-        authTag: row.auth_tag,
-      });
-      const sealed = this.cipher.seal(row.item_id, token);
-      await this.db.query(
-        `UPDATE item_access_tokens SET key_id = $2, iv = $3, ciphertext = $4, auth_tag = $5, updated_at = now()
-         WHERE item_id = $1 AND key_id = $6`,
-        [row.item_id, sealed.keyId, sealed.iv, sealed.ciphertext, sealed.authTag, row.key_id],
-      );
+    for (let pass = 0; pass < REENCRYPT_PASSES && rows.length > 0; pass++) {
+      const changed: string[] = [];
+      for (const row of rows) {
+        if (await this.reencrypt(row)) reencrypted += 1;
+        else changed.push(row.item_id);
+      }
+      rows =
+        changed.length === 0
+          ? []
+          : await queryRows<Row>(
+              this.db,
+              'SELECT * FROM item_access_tokens WHERE item_id = ANY($1) AND key_id <> $2',
+              [changed, this.cipher.currentKeyId],
+            );
     }
-    return rows.length;
+    return reencrypted;
+  }
+
+  /** False when the row no longer holds what was read (rotated or removed meanwhile). */
+  private async reencrypt(row: Row): Promise<boolean> {
+    const token = this.cipher.open(row.item_id, {
+      keyId: row.key_id,
+      iv: row.iv,
+      ciphertext: row.ciphertext,
+      authTag: row.auth_tag,
+    });
+    const sealed = this.cipher.seal(row.item_id, token);
+    const updated = await queryRows<{ item_id: string }>(
+      this.db,
+      `UPDATE item_access_tokens SET key_id = $2, iv = $3, ciphertext = $4, auth_tag = $5, updated_at = now()
+       WHERE item_id = $1 AND iv = $6 AND ciphertext = $7 AND auth_tag = $8
+       RETURNING item_id`,
+      [
+        row.item_id,
+        sealed.keyId,
+        sealed.iv,
+        sealed.ciphertext,
+        sealed.authTag,
+        row.iv,
+        row.ciphertext,
+        row.auth_tag,
+      ],
+    );
+    return updated.length > 0;
   }
 }

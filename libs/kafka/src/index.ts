@@ -1,3 +1,5 @@
+export * from './durable-producer';
+export * from './end-offsets';
 export * from './event-publisher';
 export * from './kafka-client';
 export * from './kafka-events.server';

@@ -1,5 +1,16 @@
 import { TOPICS, TOPIC_KEYS, topicName } from '@cashflow/contracts';
-import type { Kafka } from 'kafkajs';
+import { ConfigResourceTypes, type Admin, type Kafka } from 'kafkajs';
+
+const MIN_INSYNC_REPLICAS = 'min.insync.replicas';
+
+/**
+ * How many replicas must have a record before acks=all counts it written: 2 (so an acknowledged
+ * record survives the loss of one disk) unless the topic has a single replica, where 2 could
+ * never be met and every write would be refused.
+ */
+export function minInsyncReplicasFor(replicationFactor: number): number {
+  return Math.min(2, replicationFactor);
+}
 
 export interface TopicLayout {
   readonly prefix: string;
@@ -12,11 +23,23 @@ export interface EnsureTopicsReport {
   readonly existing: string[];
   /** Existing topics whose partition count differs from the layout; never changed automatically. */
   readonly mismatched: { topic: string; partitions: number; expected: number }[];
+  /**
+   * Existing topics whose min.insync.replicas differs from min(2, their replication factor);
+   * logged as warnings, never changed automatically.
+   */
+  readonly minInsyncMismatched: {
+    topic: string;
+    minInsyncReplicas: number;
+    expected: number;
+    replicationFactor: number;
+  }[];
 }
 
 /**
- * Creates the project's topics with a stated partition count, replication factor and infinite
- * retention. Idempotent: existing topics are left as they are and reported.
+ * Creates the project's topics with a stated partition count, replication factor,
+ * min.insync.replicas (see minInsyncReplicasFor) and infinite retention. Idempotent: existing
+ * topics are left as they are and reported; a differing min.insync.replicas is also logged as a
+ * warning through the Kafka client's logger.
  */
 export async function ensureTopics(kafka: Kafka, layout: TopicLayout): Promise<EnsureTopicsReport> {
   const admin = kafka.admin();
@@ -32,18 +55,20 @@ export async function ensureTopics(kafka: Kafka, layout: TopicLayout): Promise<E
           topic: t.name,
           numPartitions: layout.partitions,
           replicationFactor: layout.replicationFactor,
-          configEntries: Object.entries(TOPICS[t.key].configs).map(([name, value]) => ({
-            name,
-            value,
-          })),
+          configEntries: Object.entries({
+            ...TOPICS[t.key].configs,
+            [MIN_INSYNC_REPLICAS]: String(minInsyncReplicasFor(layout.replicationFactor)),
+          }).map(([name, value]) => ({ name, value })),
         })),
       });
     }
     const existing = wanted.filter((t) => present.has(t.name)).map((t) => t.name);
     const mismatched: EnsureTopicsReport['mismatched'] = [];
+    const replicas = new Map<string, number>();
     if (existing.length > 0) {
       const metadata = await admin.fetchTopicMetadata({ topics: existing });
       for (const topic of metadata.topics) {
+        replicas.set(topic.name, Math.max(0, ...topic.partitions.map((p) => p.replicas.length)));
         if (topic.partitions.length !== layout.partitions) {
           mismatched.push({
             topic: topic.name,
@@ -53,10 +78,53 @@ export async function ensureTopics(kafka: Kafka, layout: TopicLayout): Promise<E
         }
       }
     }
-    return { created: missing.map((t) => t.name), existing, mismatched };
+    const minInsyncMismatched = await differingMinInsync(admin, replicas);
+    const log = kafka.logger().namespace('TopicAdmin');
+    for (const m of minInsyncMismatched) {
+      log.warn(
+        `${m.topic} has ${MIN_INSYNC_REPLICAS}=${m.minInsyncReplicas}, expected ${m.expected} for ${m.replicationFactor} replica(s); left unchanged (kafka-configs.sh --alter --entity-type topics --entity-name ${m.topic} --add-config ${MIN_INSYNC_REPLICAS}=${m.expected})`,
+        m,
+      );
+    }
+    return { created: missing.map((t) => t.name), existing, mismatched, minInsyncMismatched };
   } finally {
     await admin.disconnect();
   }
+}
+
+/**
+ * Existing topics whose min.insync.replicas is not min(2, replicas). Judged by the replicas the
+ * topic has, not by KAFKA_REPLICATION_FACTOR: what protects a record is the topic as it is.
+ */
+async function differingMinInsync(
+  admin: Admin,
+  replicas: ReadonlyMap<string, number>,
+): Promise<EnsureTopicsReport['minInsyncMismatched']> {
+  if (replicas.size === 0) return [];
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [...replicas.keys()].map((name) => ({
+      type: ConfigResourceTypes.TOPIC,
+      name,
+      configNames: [MIN_INSYNC_REPLICAS],
+    })),
+  });
+  const differing: EnsureTopicsReport['minInsyncMismatched'] = [];
+  for (const resource of resources) {
+    const entry = resource.configEntries.find((e) => e.configName === MIN_INSYNC_REPLICAS);
+    const replicationFactor = replicas.get(resource.resourceName) ?? 0;
+    if (!entry || replicationFactor === 0) continue;
+    const expected = minInsyncReplicasFor(replicationFactor);
+    if (Number(entry.configValue) !== expected) {
+      differing.push({
+        topic: resource.resourceName,
+        minInsyncReplicas: Number(entry.configValue),
+        expected,
+        replicationFactor,
+      });
+    }
+  }
+  return differing;
 }
 
 /** Fails with a clear message when a topic is missing (the apps never auto-create topics). */

@@ -84,8 +84,8 @@ describe('webhook ingress: Kafka unavailable', () => {
     expect(statuses.slice(0, -1).every((s) => s === 503)).toBe(true);
 
     await world.reader.until(1, (r) => r.message.key?.toString() === item.item_id, 30_000);
-    // Give any second copy time to arrive before counting.
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // Count only once everything stored so far has been read: a second copy would be there.
+    await world.reader.toEnd(30_000);
     const events = world.events().filter((e) => e.data.item_id === item.item_id);
     expect(events.map((e) => e.type)).toEqual(['ReportReady']);
     // Nothing from the refused direct delivery was stored.

@@ -1,5 +1,6 @@
 import { importJWK, type CryptoKey } from 'jose';
 import { z } from 'zod';
+import { KeyFetchBudget } from './key-fetch-budget';
 
 /** Plaid's JWKPublicKey as /webhook_verification_key/get returns it (unknown fields kept). */
 export const PlaidWebhookJwk = z.looseObject({
@@ -34,7 +35,10 @@ export type KeyLookup =
   | { readonly kind: 'unavailable'; readonly reason: string };
 
 export interface VerificationKeysOptions {
-  /** Fetches allowed per minute: a flood of made-up kids costs Plaid at most this many calls. */
+  /**
+   * Fetches allowed per minute: a flood of made-up kids costs Plaid at most this many calls.
+   * Half is kept for kids presented repeatedly (see KeyFetchBudget).
+   */
   readonly fetchesPerMinute: number;
   /** A cached key is used for this long, then Plaid is asked again (it may have expired it). */
   readonly cacheTtlMs: number;
@@ -57,13 +61,14 @@ const MINUTE_MS = 60_000;
  * Plaid's webhook verification keys by kid: fetched on first use, cached, fetched again once
  * `cacheTtlMs` has passed so a key Plaid expires stops being accepted. Concurrent lookups of one
  * kid share one fetch, and fetches are budgeted per minute, so random kids cannot make us hammer
- * Plaid. A key whose `expired_at` is set is never used.
+ * Plaid, nor keep Plaid's genuinely new kid out (KeyFetchBudget). A key whose `expired_at` is
+ * set is never used.
  */
 export class VerificationKeys {
   private readonly cache = new Map<string, CachedKey>();
   private readonly notFound = new Map<string, number>();
   private readonly pending = new Map<string, Promise<KeyLookup>>();
-  private fetchTimes: number[] = [];
+  private readonly budget: KeyFetchBudget;
   private readonly now: () => number;
 
   constructor(
@@ -71,6 +76,7 @@ export class VerificationKeys {
     private readonly options: VerificationKeysOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.budget = new KeyFetchBudget({ fetchesPerMinute: options.fetchesPerMinute });
   }
 
   async get(kid: string): Promise<KeyLookup> {
@@ -82,7 +88,8 @@ export class VerificationKeys {
 
     const inFlight = this.pending.get(kid);
     if (inFlight) return inFlight;
-    if (!this.takeFetchBudget(now)) {
+    const mayFetch = cached ? this.budget.staleKid(now) : this.budget.unknownKid(kid, now);
+    if (!mayFetch) {
       // A stale key still beats turning Plaid's genuine webhooks away while the budget refills.
       if (cached) return lookupOf(cached);
       return { kind: 'unavailable', reason: 'key fetch budget exhausted' };
@@ -110,22 +117,17 @@ export class VerificationKeys {
         const entry: CachedKey = { key, expired, fetchedAt: now };
         this.cache.set(kid, entry);
         this.notFound.delete(kid);
+        this.budget.settled(kid);
         return lookupOf(entry);
       }
       case 'not_found':
         this.cache.delete(kid);
         this.rememberNotFound(kid, now);
+        this.budget.settled(kid);
         return { kind: 'unknown_key' };
       case 'unavailable':
         return stale ? lookupOf(stale) : { kind: 'unavailable', reason: result.reason };
     }
-  }
-
-  private takeFetchBudget(now: number): boolean {
-    this.fetchTimes = this.fetchTimes.filter((t) => now - t < MINUTE_MS);
-    if (this.fetchTimes.length >= this.options.fetchesPerMinute) return false;
-    this.fetchTimes.push(now);
-    return true;
   }
 
   private rememberNotFound(kid: string, now: number): void {

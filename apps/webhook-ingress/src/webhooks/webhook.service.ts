@@ -1,11 +1,12 @@
-import { DLQ_HEADERS } from '@cashflow/contracts';
+import { NotStoredError, type EventPublisher } from '@cashflow/kafka';
 import type { Logger } from '@cashflow/observability';
-import type { Message } from 'kafkajs';
-import { NotStoredError, type DurablePublisher } from '../publishing/durable-publisher';
 import { MAX_TOKEN_AGE_S, type WebhookVerifier } from '../verification/webhook-verifier';
 import type { DeliveryLedger } from './delivery-ledger';
-import { decideWebhook, type WebhookDecision } from './webhook-events';
+import { decideWebhook } from './webhook-events';
 import type { WebhookMetrics, WebhookOutcome } from './webhook-metrics';
+
+/** Who dead-lettered a webhook, in the record's `dlq_consumer` header. */
+const DEAD_LETTER_CONSUMER = 'webhook-ingress';
 
 /** An HTTP answer, independent of the framework that sends it. */
 export interface WebhookResponse {
@@ -19,7 +20,6 @@ export interface WebhookServiceOptions {
   /** The public path, recorded in dead-letter records as where the webhook arrived. */
   readonly path: string;
   readonly clockSkewMs: number;
-  readonly deadLetterTopic: string;
   /** Seconds in the Retry-After header of a 503. */
   readonly retryAfterS?: number;
 }
@@ -39,7 +39,7 @@ export interface WebhookServiceOptions {
 export class WebhookService {
   constructor(
     private readonly verifier: WebhookVerifier,
-    private readonly publisher: DurablePublisher,
+    private readonly publisher: EventPublisher,
     private readonly ledger: DeliveryLedger<WebhookResponse>,
     private readonly metrics: WebhookMetrics | undefined,
     private readonly logger: Logger,
@@ -91,7 +91,7 @@ export class WebhookService {
     const seconds = () => (performance.now() - started) / 1000;
     try {
       if (decision.kind === 'publish') {
-        await this.publisher.publishEvent(decision.event);
+        await this.publisher.publish(decision.event);
         this.metrics?.stored(decision.event.type, seconds());
         this.logger.info(
           {
@@ -107,9 +107,16 @@ export class WebhookService {
           outcome: 'accepted',
         };
       }
-      await this.publisher.send(
-        this.options.deadLetterTopic,
-        this.deadLetter(rawBody, deliveryId, decision),
+      // The raw body byte for byte, with the reason in dlq_* headers (never the JWT).
+      await this.publisher.deadLetter(
+        {
+          key: null,
+          value: rawBody,
+          headers: { 'content-type': 'application/json', webhook_delivery_id: deliveryId },
+        },
+        decision,
+        { route: `POST ${this.options.path}` },
+        DEAD_LETTER_CONSUMER,
       );
       this.metrics?.stored('DeadLetter', seconds());
       this.logger.warn(
@@ -136,28 +143,6 @@ export class WebhookService {
       );
       return this.unavailable('could not store the webhook');
     }
-  }
-
-  /** The raw body byte for byte, with the reason in dlq_* headers (never the JWT). */
-  private deadLetter(
-    rawBody: Buffer,
-    deliveryId: string,
-    decision: Exclude<WebhookDecision, { kind: 'publish' }>,
-  ): Message {
-    return {
-      key: null,
-      value: rawBody,
-      headers: {
-        'content-type': 'application/json',
-        webhook_delivery_id: deliveryId,
-        [DLQ_HEADERS.reason]: decision.message.slice(0, 1000),
-        [DLQ_HEADERS.errorCode]: decision.code,
-        [DLQ_HEADERS.field]: decision.field,
-        [DLQ_HEADERS.sourceTopic]: `http:POST ${this.options.path}`,
-        [DLQ_HEADERS.consumer]: 'webhook-ingress',
-        [DLQ_HEADERS.time]: new Date().toISOString(),
-      },
-    };
   }
 
   private unavailable(reason: string): WebhookResponse {

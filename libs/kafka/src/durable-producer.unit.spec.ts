@@ -1,0 +1,204 @@
+import type { Kafka, Message, ProducerBatch } from 'kafkajs';
+import { DurableProducer, NotStoredError, type OutgoingRecord } from './durable-producer';
+
+/** A kafkajs producer whose sends wait until the test answers them. */
+class FakeProducer {
+  readonly batches: ProducerBatch[] = [];
+  private answers: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  connected = false;
+  disconnected = false;
+
+  connect() {
+    this.connected = true;
+    return Promise.resolve();
+  }
+  disconnect() {
+    this.disconnected = true;
+    return Promise.resolve();
+  }
+  sendBatch(batch: ProducerBatch) {
+    this.batches.push(batch);
+    return new Promise<void>((resolve, reject) => this.answers.push({ resolve, reject }));
+  }
+  /** Answers the oldest unanswered send. */
+  answer(error?: Error) {
+    const next = this.answers.shift();
+    if (!next) throw new Error('no send waiting for an answer');
+    if (error) next.reject(error);
+    else next.resolve();
+  }
+}
+
+function fakeKafka() {
+  const producers: FakeProducer[] = [];
+  const kafka = {
+    producer: () => {
+      const producer = new FakeProducer();
+      producers.push(producer);
+      return producer;
+    },
+  } as unknown as Kafka;
+  return { kafka, producers };
+}
+
+const record = (topic: string, value: string): OutgoingRecord => ({
+  topic,
+  message: { key: 'k', value },
+});
+const values = (batch: ProducerBatch | undefined) =>
+  (batch?.topicMessages ?? []).map((t) => [t.topic, t.messages.map((m: Message) => m.value)]);
+
+/** Lets the producer's pending promise callbacks run. */
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('DurableProducer', () => {
+  it('sends what arrives during a send together in the next request, each send whole and in order', async () => {
+    const { kafka, producers } = fakeKafka();
+    const producer = new DurableProducer(kafka);
+    const first = producer.send([record('a', '1')]);
+    await flush();
+    const second = producer.send([record('a', '2'), record('b', '3')]);
+    const third = producer.send([record('a', '4')]);
+    producers[0]!.answer();
+    await first;
+    await flush();
+    expect(producers[0]!.batches).toHaveLength(2);
+    expect(values(producers[0]!.batches[1])).toEqual([
+      ['a', ['2', '4']],
+      ['b', ['3']],
+    ]);
+    expect(producers[0]!.batches[1]!.acks).toBe(-1);
+    producers[0]!.answer();
+    await Promise.all([second, third]);
+  });
+
+  it('keeps a request within maxBatch records but never splits one send', async () => {
+    const { kafka, producers } = fakeKafka();
+    const producer = new DurableProducer(kafka, { maxBatch: 2 });
+    const sends = [
+      producer.send([record('a', '1')]),
+      producer.send([record('a', '2'), record('a', '3'), record('a', '4')]),
+      producer.send([record('a', '5')]),
+    ];
+    await flush();
+    producers[0]!.answer();
+    await flush();
+    producers[0]!.answer();
+    await flush();
+    producers[0]!.answer();
+    await Promise.all(sends);
+    expect(producers[0]!.batches.map(values)).toEqual([
+      [['a', ['1']]],
+      [['a', ['2', '3', '4']]],
+      [['a', ['5']]],
+    ]);
+  });
+
+  it('replaces the producer after a failed send, so the next send cannot reuse its sequence', async () => {
+    const { kafka, producers } = fakeKafka();
+    const producer = new DurableProducer(kafka);
+    const lost = producer.send([record('a', 'lost')]);
+    await flush();
+    producers[0]!.answer(new Error('Request Produce(key: 0, version: 7) timed out'));
+    const failure = await lost.catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(NotStoredError);
+    expect(failure).toMatchObject({ kind: 'kafka', code: 'NOT_STORED' });
+    expect((failure as Error).message).toMatch(/timed out/);
+    await flush();
+    expect(producers[0]!.disconnected).toBe(true);
+
+    const next = producer.send([record('a', 'next')]);
+    await flush();
+    expect(producers).toHaveLength(2);
+    expect(producers[1]!.connected).toBe(true);
+    expect(values(producers[1]!.batches[0])).toEqual([['a', ['next']]]);
+    producers[1]!.answer();
+    await next;
+  });
+
+  it('says not stored after the time-out, and never sends a record that timed out waiting', async () => {
+    jest.useFakeTimers();
+    try {
+      const { kafka, producers } = fakeKafka();
+      const producer = new DurableProducer(kafka, { timeoutMs: 1000 });
+      const slow = producer.send([record('a', 'slow')]);
+      await jest.advanceTimersByTimeAsync(0);
+      const waiting = producer.send([record('a', 'waiting')]);
+      const results = [slow.catch((e: Error) => e), waiting.catch((e: Error) => e)];
+      await jest.advanceTimersByTimeAsync(1000);
+      for (const result of await Promise.all(results)) {
+        expect(result).toMatchObject({ kind: 'timeout' });
+      }
+      producers[0]!.answer();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(producers[0]!.batches.map(values)).toEqual([[['a', ['slow']]]]);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('stops counting a send that timed out waiting towards maxPending', async () => {
+    jest.useFakeTimers();
+    try {
+      const { kafka, producers } = fakeKafka();
+      const producer = new DurableProducer(kafka, { timeoutMs: 1000, maxPending: 2 });
+      const inFlight = producer.send([record('a', '1')]).catch((e: Error) => e);
+      await jest.advanceTimersByTimeAsync(0);
+      const waiting = producer.send([record('a', '2')]).catch((e: Error) => e);
+      await expect(producer.send([record('a', '3')])).rejects.toMatchObject({ kind: 'overloaded' });
+      await jest.advanceTimersByTimeAsync(1000);
+      expect(await waiting).toMatchObject({ kind: 'timeout' });
+      // The request in flight still counts; the send that timed out waiting does not.
+      const next = producer.send([record('a', '4')]);
+      producers[0]!.answer();
+      expect(await inFlight).toMatchObject({ kind: 'timeout' });
+      await jest.advanceTimersByTimeAsync(0);
+      expect(values(producers[0]!.batches[1])).toEqual([['a', ['4']]]);
+      producers[0]!.answer();
+      await next;
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('refuses at once beyond maxPending records waiting or in flight', async () => {
+    const { kafka, producers } = fakeKafka();
+    const producer = new DurableProducer(kafka, { maxPending: 3 });
+    const inFlight = producer.send([record('a', '1'), record('a', '2')]);
+    await flush();
+    const queued = producer.send([record('a', '3')]);
+    await expect(producer.send([record('a', '4')])).rejects.toMatchObject({ kind: 'overloaded' });
+    producers[0]!.answer();
+    await inFlight;
+    await flush();
+    producers[0]!.answer();
+    await queued;
+    // Room again once they are stored.
+    const later = producer.send([record('a', '5'), record('a', '6'), record('a', '7')]);
+    await flush();
+    producers[0]!.answer();
+    await later;
+  });
+
+  it('on disconnect refuses what was not sent, lets the request in flight finish, then closes', async () => {
+    const { kafka, producers } = fakeKafka();
+    const producer = new DurableProducer(kafka);
+    const inFlight = producer.send([record('a', '1')]);
+    await flush();
+    const queued = producer.send([record('a', '2')]).catch((e: Error) => e);
+    const closing = producer.disconnect();
+    expect(await queued).toMatchObject({ kind: 'closed' });
+    expect(producers[0]!.disconnected).toBe(false);
+    producers[0]!.answer();
+    await inFlight;
+    await closing;
+    expect(producers[0]!.disconnected).toBe(true);
+    await expect(producer.send([record('a', '3')])).rejects.toMatchObject({ kind: 'closed' });
+  });
+
+  it('resolves an empty send at once', async () => {
+    const { kafka, producers } = fakeKafka();
+    await new DurableProducer(kafka).send([]);
+    expect(producers[0]!.batches).toEqual([]);
+  });
+});

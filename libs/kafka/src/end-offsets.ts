@@ -1,0 +1,53 @@
+import type { Admin, Kafka } from 'kafkajs';
+
+/** One partition's log: its first offset still held, and its high-water mark. */
+export interface PartitionEnd {
+  readonly topic: string;
+  readonly partition: number;
+  /** The earliest offset still in the log. */
+  readonly low: bigint;
+  /** The high-water mark: the offset the next record will get, so one past the last readable. */
+  readonly high: bigint;
+}
+
+/** The key `fetchEndOffsets` files a partition under: `<topic>:<partition>`. */
+export function partitionKey(topic: string, partition: number): string {
+  return `${topic}:${partition}`;
+}
+
+/**
+ * Where every partition of `topics` ends now, keyed by `partitionKey`. A reader that has seen
+ * offset `high - 1` of every partition (or the partition is empty, `high == low`) has read
+ * everything written before this call: the way to wait for "all of it" without a fixed sleep.
+ */
+export async function fetchEndOffsets(
+  admin: Pick<Admin, 'fetchTopicOffsets'>,
+  topics: readonly string[],
+): Promise<Map<string, PartitionEnd>> {
+  const ends = new Map<string, PartitionEnd>();
+  for (const topic of topics) {
+    for (const p of await admin.fetchTopicOffsets(topic)) {
+      ends.set(partitionKey(topic, p.partition), {
+        topic,
+        partition: p.partition,
+        low: BigInt(p.low),
+        high: BigInt(p.high),
+      });
+    }
+  }
+  return ends;
+}
+
+/** `fetchEndOffsets` with an admin client of its own, for callers that do not hold one. */
+export async function readEndOffsets(
+  kafka: Kafka,
+  topics: readonly string[],
+): Promise<Map<string, PartitionEnd>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await fetchEndOffsets(admin, topics);
+  } finally {
+    await admin.disconnect();
+  }
+}
