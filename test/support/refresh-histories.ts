@@ -5,19 +5,14 @@ import {
   type EventMetadata,
   type PlaidError,
 } from '@cashflow/contracts';
+import type { PositionedEvent } from '@cashflow/projection';
 import fc from 'fast-check';
-import type { Position } from '../../apps/projector/src/projection/refresh-projection';
 
 /**
  * Valid refresh histories, as the system would produce them, for property tests: each Item gets
  * a series of refreshes; each refresh is requested, then accepted or failed (or left waiting);
  * accepted ones may get a report, and a report may come twice (Plaid retried it).
  */
-
-export interface PositionedEvent {
-  readonly event: CashflowEvent;
-  readonly position: Position;
-}
 
 export interface RefreshPlan {
   readonly gapS: number;

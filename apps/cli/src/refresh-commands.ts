@@ -1,5 +1,6 @@
 import { cliVariables, commonVariables, kafkaVariables, loadConfig } from '@cashflow/config';
 import {
+  CLI_SOURCE,
   DEFAULT_DAYS_REQUESTED,
   ItemId,
   createEvent,
@@ -122,7 +123,7 @@ export function addRefreshCommands(program: Command): void {
           },
           {
             id: randomUUID(),
-            source: 'urn:cashflow-refresh:cli',
+            source: CLI_SOURCE,
             time: new Date().toISOString(),
           },
         );

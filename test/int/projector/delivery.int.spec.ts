@@ -1,12 +1,13 @@
+import {
+  PROJECTION_TABLES,
+  ProjectionStore,
+  createProjectionSchema,
+  rebuildProjection,
+  type PositionedEvent,
+} from '@cashflow/projection';
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
-import { ProjectionStore } from '../../../apps/projector/src/projection/projection-store';
-import {
-  PROJECTION_TABLES,
-  createProjectionSchema,
-  rebuildProjection,
-} from '../../../apps/projector/src/rebuild/rebuild';
 import { quietLogger } from '../../support/kafka';
 import { waitFor as waitForValue } from '../../support/wait-for';
 import { projectorWorld, type ProjectorWorld, type Row } from '../../support/projector';
@@ -17,7 +18,6 @@ import {
   interleave,
   interleaving,
   topicByTopic,
-  type PositionedEvent,
 } from '../../support/refresh-histories';
 
 /** Rows of a projection table, without what records arrival order or wall-clock time. */

@@ -7,22 +7,28 @@ import {
   kafkaVariables,
   loadConfig,
 } from '@cashflow/config';
-import { TOPICS, TOPIC_KEYS, decodeEvent, topicName, type TopicKey } from '@cashflow/contracts';
+import {
+  INGRESS_SOURCE,
+  TOPICS,
+  TOPIC_KEYS,
+  decodeEvent,
+  topicName,
+  type TopicKey,
+} from '@cashflow/contracts';
 import { createDataSource, queryRows } from '@cashflow/persistence';
+import {
+  ITEM_COLUMNS,
+  PROJECTOR_CONSUMER,
+  REQUEST_COLUMNS,
+  type ItemRow,
+  type RequestRow,
+} from '@cashflow/projection';
 import type { Command } from 'commander';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DataSource } from 'typeorm';
 import { z } from 'zod';
-import { PROJECTOR_CONSUMER } from '../../../projector/src/consumer/projector-consumer';
-import {
-  ITEM_COLUMNS,
-  REQUEST_COLUMNS,
-  type ItemRow,
-  type RequestRow,
-} from '../../../projector/src/projection/projection-store';
-import { INGRESS_SOURCE } from '../../../webhook-ingress/src/webhooks/webhook-events';
 import { cliLogger, kafkaFrom } from '../clients';
 import { read } from '../log-reader';
 import { outcome } from '../refresh-commands';

@@ -13,18 +13,15 @@
  */
 import type { CashflowEvent, EventOfType, TopicKey } from '@cashflow/contracts';
 import {
-  evolve,
-  initialItem,
-  type ItemProjection,
-} from '../../../projector/src/projection/refresh-projection';
-import {
+  foldEvents,
   itemToRow,
   requestToRow,
   rowToItem,
   rowToRequest,
+  type ItemProjection,
   type ItemRow,
   type RequestRow,
-} from '../../../projector/src/projection/projection-store';
+} from '@cashflow/projection';
 
 /** One Kafka record as read, decoded when it could be. */
 export interface LogRecord {
@@ -325,19 +322,13 @@ export function foldLog(
     .filter((r) => r.event && r.topicKey !== 'deadLetter')
     .filter((r) => BigInt(r.offset) < BigInt(checkpoints.get(`${r.topic}:${r.partition}`) ?? '0'))
     .sort((a, b) => a.timestamp - b.timestamp);
-  const items = new Map<string, ItemProjection>();
-  const events = new Set<string>();
-  for (const r of applied) {
-    const event = r.event!;
-    events.add(event.metadata.id);
-    if (event.type === 'PlaidWebhookReceived') continue;
-    const id = event.data.item_id;
-    const state = items.get(id) ?? initialItem(id);
-    items.set(
-      id,
-      evolve(state, event, { topic: r.topic, partition: r.partition, offset: r.offset }),
-    );
-  }
+  const items = foldEvents(
+    applied.map((r) => ({
+      event: r.event!,
+      position: { topic: r.topic, partition: r.partition, offset: r.offset },
+    })),
+  );
+  const events = new Set(applied.map((r) => r.event!.metadata.id));
   return { items, events, copies: applied.length };
 }
 

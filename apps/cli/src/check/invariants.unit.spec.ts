@@ -1,7 +1,7 @@
-import { topicKeyForEvent, type CashflowEvent } from '@cashflow/contracts';
+import { INGRESS_SOURCE, topicKeyForEvent, type CashflowEvent } from '@cashflow/contracts';
+import { itemToRow, requestToRow } from '@cashflow/projection';
 import { createHash } from 'node:crypto';
 import { eventsFor } from '../../../../test/support/refresh-histories';
-import { itemToRow, requestToRow } from '../../../projector/src/projection/projection-store';
 import {
   checkOutcomes,
   checkProjection,
@@ -14,7 +14,6 @@ import {
   type SandboxDelivery,
 } from './invariants';
 
-const INGRESS = 'urn:cashflow-refresh:webhook-ingress';
 const NOW = Date.parse('2026-11-24T12:00:00.000Z');
 const HOUR = 3_600_000;
 
@@ -46,7 +45,7 @@ function fromIngress<T extends CashflowEvent>(event: T, jwt: string): T {
   return {
     ...event,
     data: { ...event.data, delivery_id: sha(jwt) },
-    metadata: { ...event.metadata, source: INGRESS },
+    metadata: { ...event.metadata, source: INGRESS_SOURCE },
   };
 }
 
@@ -119,7 +118,7 @@ describe('checkReports', () => {
 
   it('holds for reports from the ingress about known items, copies absorbed', () => {
     const finding = checkReports(log([ready, ready]), {
-      ingressSource: INGRESS,
+      ingressSource: INGRESS_SOURCE,
       knownItems: known,
     });
     expect(finding.holds).toBe(true);
@@ -136,7 +135,7 @@ describe('checkReports', () => {
       'jwt-9',
     );
     const finding = checkReports(log([forged, madeUp, stranger]), {
-      ingressSource: INGRESS,
+      ingressSource: INGRESS_SOURCE,
       knownItems: known,
     });
     expect(finding.counts).toMatchObject({
@@ -159,7 +158,7 @@ describe('checkReports', () => {
       },
     ];
     const ok = checkReports(log([ready]), {
-      ingressSource: INGRESS,
+      ingressSource: INGRESS_SOURCE,
       knownItems: known,
       sandboxDeliveries: deliveries,
     });
@@ -167,7 +166,7 @@ describe('checkReports', () => {
     expect(ok.counts['sandbox deliveries acknowledged']).toBe(1);
 
     const lost = checkReports(log([]), {
-      ingressSource: INGRESS,
+      ingressSource: INGRESS_SOURCE,
       knownItems: known,
       sandboxDeliveries: deliveries,
     });
@@ -175,7 +174,7 @@ describe('checkReports', () => {
 
     const unsent = fromIngress(a.ready('w2', '2026-11-24T10:03:00.000Z'), 'jwt-never-sent');
     const stray = checkReports(log([ready, unsent]), {
-      ingressSource: INGRESS,
+      ingressSource: INGRESS_SOURCE,
       knownItems: known,
       sandboxDeliveries: deliveries,
     });
@@ -190,7 +189,7 @@ describe('checkReports', () => {
       attempts: [{ jwtSha256: sha('jwt-2'), status: 200 }],
     };
     const finding = checkReports(log([]), {
-      ingressSource: INGRESS,
+      ingressSource: INGRESS_SOURCE,
       knownItems: new Set(['item-a']),
       sandboxDeliveries: [later],
       deliveriesBeforeLog: [],

@@ -6,13 +6,10 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
-import {
-  PROJECTED_TOPICS,
-  PROJECTOR_CONSUMER,
-  ProjectorConsumer,
-} from '../consumer/projector-consumer';
-import { ProjectionStore, quoteIdent } from '../projection/projection-store';
-import { ProjectorMetrics } from '../projection/projector-metrics';
+import { ProjectorConsumer } from '../consumer/projector-consumer';
+import { ProjectorMetrics } from '../consumer/projector-metrics';
+import { PROJECTED_TOPICS, PROJECTOR_CONSUMER } from '../projected-topics';
+import { ProjectionStore, quoteIdent } from '../store/projection-store';
 
 /** The projection's tables, in the order they are copied. */
 export const PROJECTION_TABLES = ['item_refresh_state', 'refresh_requests', 'projection_events'];

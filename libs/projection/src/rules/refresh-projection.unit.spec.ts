@@ -7,19 +7,9 @@ import {
   interleave,
   interleaving,
   topicByTopic,
-  type PositionedEvent,
 } from '../../../../test/support/refresh-histories';
+import { foldEvents as fold } from './fold';
 import { evolve, initialItem, type ItemProjection, type Position } from './refresh-projection';
-
-/** Folds events into every Item's projection, in memory. */
-function fold(events: readonly PositionedEvent[]): Map<string, ItemProjection> {
-  const items = new Map<string, ItemProjection>();
-  for (const { event, position } of events) {
-    const id = event.data.item_id;
-    items.set(id, evolve(items.get(id) ?? initialItem(id), event, position));
-  }
-  return items;
-}
 
 /** Everything but lastEvent (which records arrival order by definition). */
 function comparable(items: Map<string, ItemProjection>) {

@@ -3,19 +3,9 @@ import type { EventPublisher } from '@cashflow/kafka';
 import type { Logger } from '@cashflow/observability';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ProjectorMetrics } from '../projection/projector-metrics';
-import type { ConsumedEvent, ProjectionStore } from '../projection/projection-store';
-
-/** The live projector's name in consumer_checkpoints and dead-letter records. */
-export const PROJECTOR_CONSUMER = 'projector';
-
-/** The topics the projection is built from. */
-export const PROJECTED_TOPICS: readonly TopicKey[] = [
-  'refreshRequested',
-  'refreshOutcomes',
-  'reportOutcomes',
-  'plaidWebhooks',
-];
+import { PROJECTED_TOPICS } from '../projected-topics';
+import type { ConsumedEvent, ProjectionStore } from '../store/projection-store';
+import type { ProjectorMetrics } from './projector-metrics';
 
 export interface ProjectorConsumerOptions {
   readonly groupId: string;
