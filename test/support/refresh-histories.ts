@@ -42,6 +42,11 @@ export const historyPlan = fc.array(fc.array(refreshPlan, { minLength: 1, maxLen
   maxLength: 3,
 });
 
+/** Plans for one Item with a long history: 40 to 60 refreshes. */
+export const longHistoryPlan = fc
+  .array(refreshPlan, { minLength: 40, maxLength: 60 })
+  .map((refreshes) => [refreshes]);
+
 const EPOCH = Date.parse('2026-11-24T09:00:00.000Z');
 const iso = (seconds: number) => new Date(EPOCH + seconds * 1000).toISOString();
 
@@ -175,16 +180,22 @@ function report(itemId: string, id: string, at: number, kind: 'ready' | 'failed'
 }
 
 /**
- * One way Kafka could hand the topics to independent consumers: `choices` picks which topic
- * goes next (order kept within each), then `duplicates` re-delivers some events later on.
+ * One way Kafka could hand the topics to independent consumers: `readFirst` (a topic key) is
+ * read to its end before anything else, as a catch-up or a rebuild can read one topic far
+ * ahead of the others; then `choices` picks which topic goes next (order kept within each), and
+ * `duplicates` re-delivers some events later on.
  */
 export function interleave(
   topics: Map<string, PositionedEvent[]>,
   choices: readonly number[],
   duplicates: readonly (readonly [number, number])[],
+  readFirst?: string,
 ): PositionedEvent[] {
-  const queues = [...topics.values()].map((events) => [...events]);
   const out: PositionedEvent[] = [];
+  for (const [topic, events] of topics) if (topic === readFirst) out.push(...events);
+  const queues = [...topics]
+    .filter(([topic]) => topic !== readFirst)
+    .map(([, events]) => [...events]);
   let c = 0;
   while (queues.some((q) => q.length > 0)) {
     const open = queues.filter((q) => q.length > 0);
@@ -204,9 +215,18 @@ export function topicByTopic(topics: Map<string, PositionedEvent[]>): Positioned
   return [...topics.values()].flat();
 }
 
+/** Every event in the order it happened (its ce_time), as if one consumer saw them live. */
+export function inTimeOrder(topics: Map<string, PositionedEvent[]>): PositionedEvent[] {
+  const at = (e: PositionedEvent) => Date.parse(e.event.metadata.time);
+  return [...topics.values()].flat().sort((a, b) => at(a) - at(b));
+}
+
 export const interleaving = fc.record({
   choices: fc.array(fc.nat(), { minLength: 1, maxLength: 200 }),
   duplicates: fc.array(fc.tuple(fc.nat(), fc.nat({ max: 20 })), { maxLength: 8 }),
+  readFirst: fc.option(fc.constantFrom('refreshRequested', 'refreshOutcomes', 'reportOutcomes'), {
+    nil: undefined,
+  }),
 });
 
 /** Builders for one Item's events, with readable ids; times are ISO strings. */

@@ -6,5 +6,6 @@ export * from './read-api/read-api.schemas';
 export * from './rebuild/rebuild';
 export * from './rules/fold';
 export * from './rules/refresh-projection';
+export * from './rules/report-answers';
 export * from './store/projection-store';
 export * from './store/rows';

@@ -19,8 +19,10 @@ import { createDataSource, queryRows } from '@cashflow/persistence';
 import {
   ITEM_COLUMNS,
   PROJECTOR_CONSUMER,
+  REPORT_COLUMNS,
   REQUEST_COLUMNS,
   type ItemRow,
+  type ReportRow,
   type RequestRow,
 } from '@cashflow/projection';
 import type { Command } from 'commander';
@@ -119,6 +121,10 @@ async function snapshotProjection(db: DataSource): Promise<ProjectionSnapshot> {
       m,
       `SELECT ${REQUEST_COLUMNS.join(', ')} FROM refresh_requests`,
     );
+    const reports = await queryRows<ReportRow>(
+      m,
+      `SELECT ${REPORT_COLUMNS.join(', ')} FROM item_reports`,
+    );
     const [count] = await queryRows<{ n: number }>(
       m,
       'SELECT count(*)::int AS n FROM projection_events',
@@ -130,6 +136,7 @@ async function snapshotProjection(db: DataSource): Promise<ProjectionSnapshot> {
       ),
       items,
       requests,
+      reports,
       eventCount: count?.n ?? 0,
     };
   } finally {

@@ -12,7 +12,12 @@ import { PROJECTED_TOPICS, PROJECTOR_CONSUMER } from '../projected-topics';
 import { ProjectionStore, quoteIdent } from '../store/projection-store';
 
 /** The projection's tables, in the order they are copied. */
-export const PROJECTION_TABLES = ['item_refresh_state', 'refresh_requests', 'projection_events'];
+export const PROJECTION_TABLES = [
+  'item_refresh_state',
+  'refresh_requests',
+  'item_reports',
+  'projection_events',
+];
 
 /** Generated columns are recomputed on insert, so they are left out of copies. */
 const GENERATED = new Set(['seconds_to_accept', 'seconds_to_ready']);

@@ -14,10 +14,7 @@ export interface PositionedEvent {
 }
 
 /** Applies one Item's events, in the order given, to its slice of the projection. */
-export function foldItem(
-  state: ItemProjection,
-  events: Iterable<PositionedEvent>,
-): ItemProjection {
+export function foldItem(state: ItemProjection, events: Iterable<PositionedEvent>): ItemProjection {
   let next = state;
   for (const { event, position } of events) next = evolve(next, event, position);
   return next;

@@ -2,19 +2,27 @@ import { queryRows } from '@cashflow/persistence';
 import type { DataSource, EntityManager } from 'typeorm';
 import { foldItem, type PositionedEvent } from '../rules/fold';
 import {
+  acceptancesIn,
   changesRefreshState,
   initialItem,
   requestIdsNeeded,
+  type ItemState,
+  type ReportFacts,
   type RequestState,
 } from '../rules/refresh-projection';
+import { earliestAnswerAt } from '../rules/report-answers';
 import {
   ITEM_COLUMNS,
+  REPORT_COLUMNS,
   REQUEST_COLUMNS,
   itemToRow,
+  reportToRow,
   requestToRow,
   rowToItem,
+  rowToReport,
   rowToRequest,
   type ItemRow,
+  type ReportRow,
   type RequestRow,
 } from './rows';
 
@@ -64,6 +72,7 @@ export class ProjectionStore {
   private readonly t: {
     items: string;
     requests: string;
+    reports: string;
     events: string;
   };
 
@@ -75,6 +84,7 @@ export class ProjectionStore {
     this.t = {
       items: `${schema}.item_refresh_state`,
       requests: `${schema}.refresh_requests`,
+      reports: `${schema}.item_reports`,
       events: `${schema}.projection_events`,
     };
   }
@@ -154,7 +164,7 @@ export class ProjectionStore {
     );
   }
 
-  /** Loads the touched Items' slices, folds the events into them and writes what changed. */
+  /** Loads what the batch needs of its Items' slices, folds the events and writes what changed. */
   private async project(m: EntityManager, events: readonly ConsumedEvent[]): Promise<void> {
     const byItem = new Map<string, ConsumedEvent[]>();
     for (const consumed of events) {
@@ -180,46 +190,117 @@ export class ProjectionStore {
         )
       ).map((row) => [row.item_id as string, rowToItem(row)]),
     );
-    const wanted = new Set<string>();
-    for (const [id, list] of byItem) {
-      for (const r of requestIdsNeeded(
-        items.get(id),
-        list.map((c) => c.event),
-      ))
-        wanted.add(r);
-    }
-    const columns = REQUEST_COLUMNS.join(', ');
-    const requestRows = await queryRows<RequestRow>(
-      m,
-      `SELECT ${columns} FROM ${this.t.requests} WHERE request_id = ANY($1)
-       UNION
-       SELECT ${columns} FROM ${this.t.requests} WHERE item_id = ANY($2) AND status = 'accepted'`,
-      [[...wanted], itemIds],
-    );
-    const requestsByItem = new Map<string, Map<string, RequestState>>();
-    for (const row of requestRows) {
-      const request = rowToRequest(row);
-      const map = requestsByItem.get(request.itemId) ?? new Map<string, RequestState>();
-      map.set(request.requestId, request);
-      requestsByItem.set(request.itemId, map);
-    }
+    const requests = await this.loadRequests(m, byItem, items);
+    const reports = await this.loadReports(m, byItem);
 
     const itemsOut: ItemRow[] = [];
     const requestsOut: RequestRow[] = [];
+    const reportsOut: ReportRow[] = [];
     for (const [id, list] of byItem) {
-      const loaded = requestsByItem.get(id) ?? new Map<string, RequestState>();
+      const loadedRequests = requests.get(id) ?? new Map<string, RequestState>();
+      const loadedReports = reports.get(id) ?? new Map<string, ReportFacts>();
       const state = foldItem(
-        { item: items.get(id) ?? initialItem(id).item, requests: loaded },
+        {
+          item: items.get(id) ?? initialItem(id).item,
+          requests: loadedRequests,
+          reports: loadedReports,
+        },
         list,
       );
       itemsOut.push(itemToRow(state.item));
       for (const request of state.requests.values()) {
-        if (loaded.get(request.requestId) !== request) requestsOut.push(requestToRow(request));
+        if (loadedRequests.get(request.requestId) !== request) {
+          requestsOut.push(requestToRow(request));
+        }
+      }
+      for (const report of state.reports.values()) {
+        if (!loadedReports.has(report.eventId)) reportsOut.push(reportToRow(report));
       }
     }
     await upsert(m, this.t.requests, REQUEST_COLUMNS, 'request_id', requestsOut);
     await upsert(m, this.t.items, ITEM_COLUMNS, 'item_id', itemsOut);
+    await insertNew(m, this.t.reports, REPORT_COLUMNS, reportsOut);
   }
+
+  /**
+   * The requests `evolve` may change: those the events name, each Item's latest, and every
+   * accepted one (a report completes them).
+   */
+  private async loadRequests(
+    m: EntityManager,
+    byItem: ReadonlyMap<string, readonly ConsumedEvent[]>,
+    items: ReadonlyMap<string, ItemState>,
+  ): Promise<Map<string, Map<string, RequestState>>> {
+    const wanted = new Set<string>();
+    for (const [id, list] of byItem) {
+      const events = list.map((c) => c.event);
+      for (const r of requestIdsNeeded(items.get(id), events)) wanted.add(r);
+    }
+    const columns = REQUEST_COLUMNS.join(', ');
+    const rows = await queryRows<RequestRow>(
+      m,
+      `SELECT ${columns} FROM ${this.t.requests} WHERE request_id = ANY($1)
+       UNION
+       SELECT ${columns} FROM ${this.t.requests} WHERE item_id = ANY($2) AND status = 'accepted'`,
+      [[...wanted], [...byItem.keys()]],
+    );
+    return groupByItem(rows.map(rowToRequest), (r) => r.requestId);
+  }
+
+  /** For each acceptance in the batch, the earliest stored report of its Item answering it. */
+  private async loadReports(
+    m: EntityManager,
+    byItem: ReadonlyMap<string, readonly ConsumedEvent[]>,
+  ): Promise<Map<string, Map<string, ReportFacts>>> {
+    const lookups = [...byItem].flatMap(([id, list]) =>
+      acceptancesIn(list.map((c) => c.event)).map((at) => ({
+        item_id: id,
+        since: earliestAnswerAt(at),
+      })),
+    );
+    if (lookups.length === 0) return new Map();
+    const rows = await queryRows<ReportRow>(
+      m,
+      `SELECT DISTINCT ${REPORT_COLUMNS.map((c) => `r.${c}`).join(', ')}
+         FROM jsonb_to_recordset($1::jsonb) AS q(item_id text, since timestamptz)
+         CROSS JOIN LATERAL (
+           SELECT * FROM ${this.t.reports} r
+            WHERE r.item_id = q.item_id AND r.received_at >= q.since
+            ORDER BY r.received_at, r.event_id LIMIT 1) r`,
+      [JSON.stringify(lookups)],
+    );
+    return groupByItem(rows.map(rowToReport), (r) => r.eventId);
+  }
+}
+
+function groupByItem<T extends { readonly itemId: string }>(
+  values: readonly T[],
+  key: (value: T) => string,
+): Map<string, Map<string, T>> {
+  const byItem = new Map<string, Map<string, T>>();
+  for (const value of values) {
+    const map = byItem.get(value.itemId) ?? new Map<string, T>();
+    map.set(key(value), value);
+    byItem.set(value.itemId, map);
+  }
+  return byItem;
+}
+
+/** Multi-row insert of JSON rows; rows already there are left as they are. */
+async function insertNew(
+  m: EntityManager,
+  table: string,
+  columns: readonly string[],
+  rows: readonly object[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  const list = columns.join(', ');
+  await m.query(
+    `INSERT INTO ${table} (${list})
+     SELECT ${list} FROM jsonb_populate_recordset(NULL::${table}, $1::jsonb)
+     ON CONFLICT DO NOTHING`,
+    [JSON.stringify(rows)],
+  );
 }
 
 /** Multi-row upsert of JSON rows (one parameter, however many rows). */

@@ -1,9 +1,4 @@
-import type {
-  ErrorFacts,
-  ItemState,
-  ReportFacts,
-  RequestState,
-} from '../rules/refresh-projection';
+import type { ErrorFacts, ItemState, ReportFacts, RequestState } from '../rules/refresh-projection';
 
 /**
  * How the projection's state maps to the rows of its tables, both ways: the store writes with
@@ -27,7 +22,6 @@ export const ITEM_COLUMNS = [
   'last_error_message',
   'last_error_at',
   'last_error_event_id',
-  'recent_reports',
   'last_event_id',
   'last_event_topic',
   'last_event_partition',
@@ -58,8 +52,19 @@ export const REQUEST_COLUMNS = [
   'report_event_id',
 ] as const;
 
+export const REPORT_COLUMNS = [
+  'item_id',
+  'received_at',
+  'event_id',
+  'kind',
+  'error_type',
+  'error_code',
+  'error_message',
+] as const;
+
 export type ItemRow = Record<(typeof ITEM_COLUMNS)[number], unknown>;
 export type RequestRow = Record<(typeof REQUEST_COLUMNS)[number], unknown>;
+export type ReportRow = Record<(typeof REPORT_COLUMNS)[number], unknown>;
 
 const iso = (value: unknown): string | null =>
   value === null || value === undefined
@@ -117,7 +122,6 @@ export function itemToRow(item: ItemState): ItemRow {
       | 'last_error_event_id'
     >),
     last_error_at: item.lastError?.at ?? null,
-    recent_reports: item.recentReports,
     last_event_id: item.lastEvent?.eventId ?? null,
     last_event_topic: item.lastEvent?.topic ?? null,
     last_event_partition: item.lastEvent?.partition ?? null,
@@ -139,7 +143,6 @@ export function rowToItem(row: ItemRow): ItemState {
     attempts: row.attempts as number | null,
     refreshes: row.refreshes as number,
     lastError: errorFromColumns(row, 'last_error', row.last_error_at),
-    recentReports: row.recent_reports as ReportFacts[],
     lastEvent:
       row.last_event_id === null
         ? null
@@ -197,5 +200,40 @@ export function rowToRequest(row: RequestRow): RequestState {
     // A request's error happened when it failed.
     error: errorFromColumns(row, 'error', row.failed_at),
     reportEventId: row.report_event_id as string | null,
+  };
+}
+
+export function reportToRow(report: ReportFacts): ReportRow {
+  return {
+    item_id: report.itemId,
+    received_at: report.receivedAt,
+    event_id: report.eventId,
+    kind: report.kind,
+    error_type: report.error?.type ?? null,
+    error_code: report.error?.code ?? null,
+    error_message: report.error?.message ?? null,
+  };
+}
+
+export function rowToReport(row: ReportRow): ReportFacts {
+  const receivedAt = iso(row.received_at)!;
+  const eventId = row.event_id as string;
+  return {
+    itemId: row.item_id as string,
+    receivedAt,
+    eventId,
+    kind: row.kind as ReportFacts['kind'],
+    // A report's error is the webhook's, as of when it was received.
+    error:
+      row.kind === 'failed'
+        ? {
+            source: 'webhook',
+            type: row.error_type as string | null,
+            code: row.error_code as string,
+            message: row.error_message as string,
+            at: receivedAt,
+            eventId,
+          }
+        : null,
   };
 }
