@@ -11,7 +11,9 @@ import fc from 'fast-check';
 /**
  * Valid refresh histories, as the system would produce them, for property tests: each Item gets
  * a series of refreshes; each refresh is requested, then accepted or failed (or left waiting);
- * accepted ones may get a report, and a report may come twice (Plaid retried it).
+ * accepted ones may get a report, and a report may come twice (Plaid retried it). A report can
+ * land on its topic later than it was received (another ingress replica was slower to publish),
+ * so the report topic's order is not always the order of received_at.
  */
 
 export interface RefreshPlan {
@@ -22,6 +24,8 @@ export interface RefreshPlan {
   readonly report: 'ready' | 'failed' | 'none';
   readonly reportAfterS: number;
   readonly reportTwice: boolean;
+  /** How long after it was received each copy of the report lands on its topic. */
+  readonly publishedAfterS: number;
   readonly failure: 'plaid' | 'worker';
 }
 
@@ -33,6 +37,7 @@ export const refreshPlan: fc.Arbitrary<RefreshPlan> = fc.record({
   report: fc.constantFrom('ready', 'ready', 'failed', 'none'),
   reportAfterS: fc.integer({ min: 2, max: 300 }),
   reportTwice: fc.boolean(),
+  publishedAfterS: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 120 })),
   failure: fc.constantFrom('plaid', 'worker'),
 });
 
@@ -58,7 +63,8 @@ export function historyEvents(
   plans: readonly (readonly RefreshPlan[])[],
   prefix = 'p',
 ): Map<string, PositionedEvent[]> {
-  const timed: { at: number; event: CashflowEvent }[] = [];
+  // `at`: when it happened (its time); `landed`: when it reached its topic, which orders it there.
+  const timed: { at: number; landed?: number; event: CashflowEvent }[] = [];
   plans.forEach((refreshes, itemIndex) => {
     const itemId = `item-${prefix}-${itemIndex}`;
     let t = itemIndex * 7;
@@ -133,13 +139,17 @@ export function historyEvents(
       const copies = plan.reportTwice ? 2 : 1;
       for (let copy = 0; copy < copies; copy++) {
         const at = outcomeAt + plan.reportAfterS + copy * 30;
-        timed.push({ at, event: report(itemId, `${requestId}-report-${copy}`, at, plan.report) });
+        timed.push({
+          at,
+          landed: at + plan.publishedAfterS,
+          event: report(itemId, `${requestId}-report-${copy}`, at, plan.report),
+        });
       }
     });
   });
   const topics = new Map<string, PositionedEvent[]>();
   timed
-    .sort((a, b) => a.at - b.at)
+    .sort((a, b) => (a.landed ?? a.at) - (b.landed ?? b.at))
     .forEach(({ event }) => {
       const topic = topicKeyForEvent(event.type);
       const list = topics.get(topic) ?? [];

@@ -28,6 +28,9 @@
  *    `item_reports` and loads only the earliest one answering each acceptance in a batch).
  *    Which reports could be forgotten depends on acceptances not yet read, whose times nothing
  *    bounds, so none is: the Item row stays small, the reports table grows like the event copy.
+ *    Reports of one Item can land on Kafka out of received order (two ingress replicas publish
+ *    independently), so a report received earlier than the one that completed a request, and
+ *    answering it too, takes the request over.
  * 4. **A repeated report is a no-op**: a report received after the one that completed a request
  *    changes nothing but the list of reports.
  * 5. **A late outcome for an older request** (e.g. a RefreshFailed that arrives after a newer
@@ -43,12 +46,16 @@
  *    own Plaid call (not coalesced into another's) and reached `ready`.
  * 9. PlaidWebhookReceived (other webhook codes) is kept in the event copy only.
  *
- * Assumed, not enforced: an Item's reports are applied in the order they were received (they
- * share one partition and the ingress publishes in arrival order). `lastEvent` records the last
- * event applied and so depends on arrival order; it is the only field that does.
+ * `lastEvent` records the last event applied and so depends on arrival order; it is the only
+ * field that does.
  */
 import type { CashflowEvent, EventOfType, RefreshFailure } from '@cashflow/contracts';
-import { answeringReport, reportAnswers, type ReceivedReport } from './report-answers';
+import {
+  answeringReport,
+  receivedBefore,
+  reportAnswers,
+  type ReceivedReport,
+} from './report-answers';
 
 export type RequestStatus = 'requested' | 'accepted' | 'failed' | 'ready' | 'report_failed';
 export type ItemStatus = 'requested' | 'refreshing' | 'ready' | 'failed';
@@ -181,6 +188,16 @@ export function acceptancesIn(events: readonly CashflowEvent[]): string[] {
   return events.flatMap((e) => (e.type === 'RefreshAccepted' ? [e.data.accepted_at] : []));
 }
 
+/**
+ * When the reports in `events` were received: the store loads the Item's requests completed by
+ * a report received later that one of these answers (rule 3), so `evolve` can take them over.
+ */
+export function reportsReceivedIn(events: readonly CashflowEvent[]): string[] {
+  return events.flatMap((e) =>
+    e.type === 'ReportReady' || e.type === 'ReportFailed' ? [e.data.received_at] : [],
+  );
+}
+
 /** Applies one event to an Item's slice. Events of other Items must not be passed. */
 export function evolve(
   state: ItemProjection,
@@ -255,7 +272,7 @@ function onAccepted(state: ItemProjection, event: EventOfType<'RefreshAccepted'>
   // The earliest report received after the acceptance completes it (rule 3).
   const report = answeringReport(state.reports.values(), data.accepted_at);
   const request = report ? complete(accepted, report) : accepted;
-  return countReady(withRequest(state, request), existing, request);
+  return countRefreshes(withRequest(state, request), existing, request);
 }
 
 function onRefreshFailed(
@@ -299,35 +316,58 @@ function onReport(state: ItemProjection, report: ReportFacts): ItemProjection {
     },
   };
   for (const request of state.requests.values()) {
-    if (
-      request.status === 'accepted' &&
-      request.acceptedAt !== null &&
-      reportAnswers(report.receivedAt, request.acceptedAt)
-    ) {
+    if (answersBetter(report, request)) {
       const done = complete(request, report);
-      next = countReady(withRequest(next, done), request, done);
+      next = countRefreshes(withRequest(next, done), request, done);
     }
   }
   return next;
 }
 
+/** Rule 3: does `report` complete `request`, first or instead of a later-received report? */
+function answersBetter(report: ReportFacts, request: RequestState): boolean {
+  if (request.acceptedAt === null || !reportAnswers(report.receivedAt, request.acceptedAt)) {
+    return false;
+  }
+  const by = completedBy(request);
+  if (by) return receivedBefore(report, by);
+  return request.status === 'accepted';
+}
+
+/** The report that completed a request, as far as matching goes; null if none did. */
+export function completedBy(request: RequestState): ReceivedReport | null {
+  const receivedAt = request.status === 'ready' ? request.readyAt : request.failedAt;
+  if (request.reportEventId === null || receivedAt === null) return null;
+  return { eventId: request.reportEventId, receivedAt };
+}
+
+/** The request as `report` completes it, whatever completed it before. */
 function complete(request: RequestState, report: ReportFacts): RequestState {
   return report.kind === 'ready'
-    ? { ...request, status: 'ready', readyAt: report.receivedAt, reportEventId: report.eventId }
+    ? {
+        ...request,
+        status: 'ready',
+        readyAt: report.receivedAt,
+        failedAt: null,
+        error: null,
+        reportEventId: report.eventId,
+      }
     : {
         ...request,
         status: 'report_failed',
+        readyAt: null,
         failedAt: report.receivedAt,
         error: report.error,
         reportEventId: report.eventId,
       };
 }
 
-function countReady(state: ItemProjection, before: RequestState, after: RequestState) {
-  const becameReady =
-    before.status !== 'ready' && after.status === 'ready' && after.coalescedInto === null;
-  if (!becameReady) return state;
-  return { ...state, item: { ...state.item, refreshes: state.item.refreshes + 1 } };
+/** Rule 8: a request of its own becoming ready counts one refresh; one no longer ready, one less. */
+function countRefreshes(state: ItemProjection, before: RequestState, after: RequestState) {
+  if (after.coalescedInto !== null) return state;
+  const change = Number(after.status === 'ready') - Number(before.status === 'ready');
+  if (change === 0) return state;
+  return { ...state, item: { ...state.item, refreshes: state.item.refreshes + change } };
 }
 
 /** Recomputes the Item's summary fields from its latest request and reports (rules 1, 6, 7). */

@@ -157,6 +157,30 @@ describe('refresh projection rules', () => {
     expect(state.item.refreshes).toBe(1);
   });
 
+  it('lets a report received earlier take over a request a later-received one completed', () => {
+    // Two ingress replicas: the later webhook reached Kafka first.
+    const r = requested('r1');
+    const a = accepted('r1', '2026-11-24T10:00:02Z');
+    const early = reportFailed('x1', '2026-11-24T10:00:30Z', 'PRODUCT_NOT_READY');
+    const late = ready('x2', '2026-11-24T10:01:00Z');
+    const landedOutOfOrder = run(r, a, late, early);
+    expect(landedOutOfOrder.requests.get('r1')).toMatchObject({
+      status: 'report_failed',
+      failedAt: '2026-11-24T10:00:30Z',
+      readyAt: null,
+      reportEventId: 'x1',
+      error: { code: 'PRODUCT_NOT_READY', source: 'webhook' },
+    });
+    expect(landedOutOfOrder.item).toMatchObject({ status: 'failed', refreshes: 0 });
+    // The same as had they landed in the order they were received (positions aside).
+    const inReceivedOrder = run(r, a, early, late);
+    const withoutPositions = (p: ItemProjection) => ({
+      item: { ...p.item, lastEvent: null },
+      request: { ...p.requests.get('r1'), requestOffset: null },
+    });
+    expect(withoutPositions(landedOutOfOrder)).toEqual(withoutPositions(inReceivedOrder));
+  });
+
   it('gives an Item known only from reports the newest of each kind, whatever their order', () => {
     const x1 = ready('x1', '2026-11-24T10:00:00Z');
     const x2 = reportFailed('x2', '2026-11-24T10:05:00Z');

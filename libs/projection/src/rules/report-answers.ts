@@ -25,6 +25,11 @@ export function earliestAnswerAt(acceptedAt: string): string {
   return new Date(Date.parse(acceptedAt) - REPORT_CLOCK_TOLERANCE_MS).toISOString();
 }
 
+/** The latest acceptance a report received at `receivedAt` (ISO) answers. */
+export function latestAnsweredAt(receivedAt: string): string {
+  return new Date(Date.parse(receivedAt) + REPORT_CLOCK_TOLERANCE_MS).toISOString();
+}
+
 /** Does a report received at `receivedAt` answer an acceptance at `acceptedAt`? */
 export function reportAnswers(receivedAt: string, acceptedAt: string): boolean {
   return Date.parse(receivedAt) + REPORT_CLOCK_TOLERANCE_MS >= Date.parse(acceptedAt);

@@ -5,12 +5,13 @@ import {
   acceptancesIn,
   changesRefreshState,
   initialItem,
+  reportsReceivedIn,
   requestIdsNeeded,
   type ItemState,
   type ReportFacts,
   type RequestState,
 } from '../rules/refresh-projection';
-import { earliestAnswerAt } from '../rules/report-answers';
+import { earliestAnswerAt, latestAnsweredAt } from '../rules/report-answers';
 import {
   ITEM_COLUMNS,
   REPORT_COLUMNS,
@@ -223,8 +224,9 @@ export class ProjectionStore {
   }
 
   /**
-   * The requests `evolve` may change: those the events name, each Item's latest, and every
-   * accepted one (a report completes them).
+   * The requests `evolve` may change: those the events name, each Item's latest, every accepted
+   * one (a report completes them), and those completed by a report received after one in the
+   * batch that answers them too (it takes them over).
    */
   private async loadRequests(
     m: EntityManager,
@@ -232,17 +234,32 @@ export class ProjectionStore {
     items: ReadonlyMap<string, ItemState>,
   ): Promise<Map<string, Map<string, RequestState>>> {
     const wanted = new Set<string>();
+    const reported: { item_id: string; since: string; until: string }[] = [];
     for (const [id, list] of byItem) {
       const events = list.map((c) => c.event);
       for (const r of requestIdsNeeded(items.get(id), events)) wanted.add(r);
+      const received = reportsReceivedIn(events).map((at) => Date.parse(at));
+      if (received.length === 0) continue;
+      reported.push({
+        item_id: id,
+        since: new Date(Math.min(...received)).toISOString(),
+        until: latestAnsweredAt(new Date(Math.max(...received)).toISOString()),
+      });
     }
-    const columns = REQUEST_COLUMNS.join(', ');
+    const columns = REQUEST_COLUMNS.map((c) => `r.${c}`).join(', ');
     const rows = await queryRows<RequestRow>(
       m,
-      `SELECT ${columns} FROM ${this.t.requests} WHERE request_id = ANY($1)
+      `SELECT ${columns} FROM ${this.t.requests} r WHERE r.request_id = ANY($1)
        UNION
-       SELECT ${columns} FROM ${this.t.requests} WHERE item_id = ANY($2) AND status = 'accepted'`,
-      [[...wanted], [...byItem.keys()]],
+       SELECT ${columns} FROM ${this.t.requests} r
+        WHERE r.item_id = ANY($2) AND r.status = 'accepted'
+       UNION
+       SELECT ${columns}
+         FROM jsonb_to_recordset($3::jsonb) AS q(item_id text, since timestamptz, until timestamptz)
+         JOIN ${this.t.requests} r ON r.item_id = q.item_id
+        WHERE r.report_event_id IS NOT NULL AND r.accepted_at <= q.until
+          AND coalesce(r.ready_at, r.failed_at) >= q.since`,
+      [[...wanted], [...byItem.keys()], JSON.stringify(reported)],
     );
     return groupByItem(rows.map(rowToRequest), (r) => r.requestId);
   }
