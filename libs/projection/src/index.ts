@@ -9,3 +9,4 @@ export * from './rules/refresh-projection';
 export * from './rules/report-answers';
 export * from './store/projection-store';
 export * from './store/rows';
+export * from './topic-end-offsets';
