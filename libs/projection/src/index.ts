@@ -7,6 +7,7 @@ export * from './rebuild/rebuild';
 export * from './rules/fold';
 export * from './rules/refresh-projection';
 export * from './rules/report-answers';
+export * from './store/checkpoints';
 export * from './store/projection-store';
 export * from './store/rows';
 export * from './topic-end-offsets';

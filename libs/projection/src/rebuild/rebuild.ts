@@ -5,10 +5,11 @@ import type { Kafka } from 'kafkajs';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
-import type { DataSource, EntityManager } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { ProjectorConsumer } from '../consumer/projector-consumer';
 import { ProjectorMetrics } from '../consumer/projector-metrics';
 import { PROJECTED_TOPICS, PROJECTOR_CONSUMER } from '../projected-topics';
+import { consumerCheckpoints } from '../store/checkpoints';
 import { ProjectionStore, quoteIdent } from '../store/projection-store';
 import { topicEndOffsets } from '../topic-end-offsets';
 
@@ -105,7 +106,7 @@ export async function rebuildProjection(options: RebuildOptions): Promise<Rebuil
     await replay.reach(targets, { onProgress: (applied) => options.onProgress?.(applied, total) });
     await options.beforeSwap?.();
     // Most of the way to the live projector first, without holding it up.
-    await replay.reach(await checkpointsOf(db, PROJECTOR_CONSUMER));
+    await replay.reach(await consumerCheckpoints(db, PROJECTOR_CONSUMER));
     await swapIn(db, replay, [...targets.keys()]);
   } finally {
     await replay.stop();
@@ -157,7 +158,7 @@ async function startReplay(options: RebuildOptions) {
         let applied = 0n;
         const behind: string[] = [];
         for (const [key, target] of targets) {
-          const next = BigInt(done.get(key) ?? '0');
+          const next = done.get(key) ?? 0n;
           applied += next < target ? next : target;
           if (next < target) behind.push(`${key} at ${next} of ${target}`);
         }
@@ -186,15 +187,6 @@ async function startReplay(options: RebuildOptions) {
   };
 }
 
-async function checkpointsOf(db: DataSource | EntityManager, consumer: string) {
-  const rows = await queryRows<{ topic: string; partition: number; next_offset: string }>(
-    db,
-    'SELECT topic, partition, next_offset FROM consumer_checkpoints WHERE consumer = $1',
-    [consumer],
-  );
-  return new Map(rows.map((r) => [`${r.topic}:${r.partition}`, BigInt(r.next_offset)]));
-}
-
 /**
  * Replaces the live tables' contents and checkpoints with the rebuild's, in one transaction
  * that locks the projector's checkpoints before the tables, as a projector batch does.
@@ -217,7 +209,7 @@ async function swapIn(db: DataSource, replay: Replay, partitions: readonly strin
         ORDER BY topic, partition FOR UPDATE`,
       [PROJECTOR_CONSUMER],
     );
-    await replay.reach(await checkpointsOf(m, PROJECTOR_CONSUMER), {
+    await replay.reach(await consumerCheckpoints(m, PROJECTOR_CONSUMER), {
       deadlineMs: SWAP_CATCH_UP_MS,
       pollMs: 50,
     });

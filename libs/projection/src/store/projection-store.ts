@@ -1,6 +1,7 @@
 import { queryRows } from '@cashflow/persistence';
 import type { DataSource, EntityManager } from 'typeorm';
 import { foldItem, type PositionedEvent } from '../rules/fold';
+import { consumerCheckpoints } from './checkpoints';
 import {
   acceptancesIn,
   changesRefreshState,
@@ -91,13 +92,8 @@ export class ProjectionStore {
   }
 
   /** Next offset per `topic:partition` stored for this consumer. */
-  async checkpoints(): Promise<Map<string, string>> {
-    const rows = await queryRows<{ topic: string; partition: number; next_offset: string }>(
-      this.db,
-      'SELECT topic, partition, next_offset FROM consumer_checkpoints WHERE consumer = $1',
-      [this.options.consumer],
-    );
-    return new Map(rows.map((r) => [`${r.topic}:${r.partition}`, r.next_offset]));
+  checkpoints(): Promise<Map<string, bigint>> {
+    return consumerCheckpoints(this.db, this.options.consumer);
   }
 
   async apply(batch: Batch): Promise<BatchResult> {
