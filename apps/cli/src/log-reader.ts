@@ -40,15 +40,23 @@ export async function read(
   const finished = new Promise<void>((resolve) => (finish = resolve));
   const stopSignal = () => finish();
   process.once('SIGINT', stopSignal);
+  const reached = (topic: string, partition: number, offset: string) => {
+    const key = `${topic}:${partition}`;
+    const end = remaining.get(key);
+    if (end !== undefined && BigInt(offset) + 1n >= end) remaining.delete(key);
+    if (options.toEnd && remaining.size === 0) finish();
+  };
+  // A batch's last offset counts transaction markers and aborted records, which no message
+  // shows: a partition ending in them is read to its end too.
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) =>
+    reached(payload.topic, payload.partition, payload.lastOffset),
+  );
   try {
     await consumer.subscribe({ topics, fromBeginning: options.fromBeginning });
     await consumer.run({
       eachMessage: ({ topic, partition, message }) => {
         if (onRecord({ topic, partition, message }) === false) finish();
-        const key = `${topic}:${partition}`;
-        const end = remaining.get(key);
-        if (end !== undefined && BigInt(message.offset) + 1n >= end) remaining.delete(key);
-        if (options.toEnd && remaining.size === 0) finish();
+        reached(topic, partition, message.offset);
         return Promise.resolve();
       },
     });
