@@ -110,13 +110,6 @@ describe('projector delivery', () => {
     const text = await (await fetch(`${url}/metrics`)).text();
     return [...text.matchAll(pattern)].reduce((sum, m) => sum + Number(m[1]), 0);
   };
-  const untilStatus = (itemId: string, status: string) =>
-    world.until(
-      `${itemId} ${status}`,
-      'SELECT status FROM item_refresh_state WHERE item_id = $1',
-      [itemId],
-      (rows) => rows[0]?.status === status,
-    );
 
   it('skips a whole batch delivered again: the stored checkpoint, not Kafka, decides', async () => {
     const first = await world.startProjector();
@@ -125,7 +118,7 @@ describe('projector delivery', () => {
     await world.publish(e.requested(`${itemId}-r1`));
     await world.publish(e.accepted(`${itemId}-r1`, '2026-11-24T10:00:02Z'));
     await world.publish(e.ready(`${itemId}-x1`, '2026-11-24T10:01:00Z'));
-    await untilStatus(itemId, 'ready');
+    await world.untilStatus(itemId, 'ready');
     await first.close();
     const items = await snapshot(world, 'public', 'item_refresh_state');
     const requests = await snapshot(world, 'public', 'refresh_requests');
@@ -176,10 +169,10 @@ describe('projector delivery', () => {
       const itemId = `item-${randomUUID()}`;
       const e = eventsFor(itemId);
       await world.publish(e.requested(`${itemId}-r1`));
-      await untilStatus(itemId, 'requested');
+      await world.untilStatus(itemId, 'requested');
       await world.publish(e.accepted(`${itemId}-r1`, '2026-11-24T10:00:02Z'));
       await world.publish(e.ready(`${itemId}-x1`, '2026-11-24T10:01:00Z'));
-      await untilStatus(itemId, 'ready');
+      await world.untilStatus(itemId, 'ready');
       expect(
         await metric(projector.url, /projector_batches_total\{[^}]*result="failed"[^}]*\} (\d+)/g),
       ).toBe(1);
@@ -266,7 +259,7 @@ describe('projector delivery', () => {
       else await world.publish(e.failed(`${itemId}-r1`, '2026-11-24T10:00:01Z'));
     }
     for (const [n, itemId] of itemIds.entries()) {
-      await untilStatus(itemId, n % 2 === 0 ? 'ready' : 'refreshing');
+      await world.untilStatus(itemId, n % 2 === 0 ? 'ready' : 'refreshing');
     }
     await world.until(
       'the last failure',
@@ -298,7 +291,7 @@ describe('projector delivery', () => {
     // The running projector carries on from the swapped-in checkpoints.
     const later = `item-${randomUUID()}`;
     await world.publish(eventsFor(later).requested(`${later}-r1`));
-    await untilStatus(later, 'requested');
+    await world.untilStatus(later, 'requested');
     await projector.close();
   });
 });

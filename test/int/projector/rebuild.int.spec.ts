@@ -21,14 +21,6 @@ describe('projection rebuild', () => {
     await world.close();
   });
 
-  const untilStatus = (itemId: string, status: string, timeoutMs?: number) =>
-    world.until(
-      `${itemId} ${status}`,
-      'SELECT status FROM item_refresh_state WHERE item_id = $1',
-      [itemId],
-      (rows) => rows[0]?.status === status,
-      timeoutMs,
-    );
   const rebuild = (beforeSwap?: () => Promise<void>) =>
     rebuildProjection({
       db,
@@ -78,16 +70,16 @@ describe('projection rebuild', () => {
     const projector = await world.startProjector();
     const before = `item-${randomUUID()}`;
     await world.publish(eventsFor(before).requested(`${before}-r1`));
-    await untilStatus(before, 'requested');
+    await world.untilStatus(before, 'requested');
     const during = `item-${randomUUID()}`;
     await rebuild(async () => {
       // Beyond the end the rebuild read to: the live projector applies it before the swap.
       await world.publish(eventsFor(during).requested(`${during}-r1`));
-      await untilStatus(during, 'requested');
+      await world.untilStatus(during, 'requested');
     });
     // Nothing more is published: the Item must not depend on its partition's next batch.
-    await untilStatus(during, 'requested', 10_000);
-    await untilStatus(before, 'requested', 1_000);
+    await world.untilStatus(during, 'requested', 10_000);
+    await world.untilStatus(before, 'requested', 1_000);
     for (const end of await checkpointsAgainstEnds()) expect(end.next).toBe(end.high);
     await projector.close();
   });
@@ -133,7 +125,7 @@ describe('projection rebuild', () => {
         );
       expect(await written).toBe('committed');
       expect(await outcome).toBe('rebuilt');
-      await untilStatus(itemId, 'requested', 1_000);
+      await world.untilStatus(itemId, 'requested', 1_000);
     } finally {
       await batch.end();
     }
@@ -164,7 +156,7 @@ describe('projection rebuild', () => {
       // The marker comes in the same fetch as the record it follows.
       await inTransaction(`${itemId}-r1`, 'commit');
       const projector = await world.startProjector();
-      await untilStatus(itemId, 'requested');
+      await world.untilStatus(itemId, 'requested');
       await atTheEnd();
       // Later, a fetch of nothing but an aborted record and its marker.
       await inTransaction(`${itemId}-r2`, 'abort');

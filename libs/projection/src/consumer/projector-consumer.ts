@@ -175,7 +175,7 @@ export class ProjectorConsumer {
           this.metrics.batches.inc({ result: 'seek' });
           this.options.logger.info(
             { topic: batch.topic, partition: batch.partition, offset: result.offset },
-            'checkpoint behind the batch (projection rebuilt); reading again from it',
+            'checkpoint behind the batch (moved back); reading again from it',
           );
           this.consumer.seek({
             topic: batch.topic,

@@ -166,7 +166,8 @@ export function changesRefreshState(event: CashflowEvent): event is RefreshEvent
 /**
  * Request ids whose rows must be loaded before `events` are applied to an Item: the ids the
  * events name and the Item's latest request. The Item's `accepted` requests are needed too
- * (a report completes them); the store loads those by status.
+ * (a report completes them), and those a report in `events` takes over (reportsReceivedIn);
+ * the store loads those by status and time.
  */
 export function requestIdsNeeded(item: ItemState | undefined, events: readonly CashflowEvent[]) {
   const ids = new Set<string>();

@@ -50,7 +50,10 @@ export type BatchResult =
       readonly applied: readonly ConsumedEvent[];
       readonly nextOffset: string;
     }
-  /** The checkpoint is behind the batch (the tables were rebuilt): read again from there. */
+  /**
+   * The checkpoint is behind the batch (moved back by hand; a rebuild never moves it behind the
+   * projector): read again from there.
+   */
   | { readonly kind: 'seek'; readonly offset: string };
 
 export interface StoreOptions {
