@@ -20,12 +20,7 @@ import { createLogger } from '@cashflow/observability';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
-import { itemToRow, requestToRow } from '../apps/projector/src/projection/projection-store';
-import {
-  evolve,
-  initialItem,
-  type ItemProjection,
-} from '../apps/projector/src/projection/refresh-projection';
+import { foldEvents, itemToRow, requestToRow, type PositionedEvent } from '@cashflow/projection';
 import {
   ensureInfra,
   freePort,
@@ -109,7 +104,7 @@ async function plainUpsert(
 
 async function ceiling(url: string, events: CashflowEvent[], prefix: string) {
   // The final rows, by the projection's own rules.
-  const items = new Map<string, ItemProjection>();
+  const positioned: PositionedEvent[] = [];
   const topicOf = (type: string) =>
     type === 'RefreshRequested' ? 'requested' : type.startsWith('Refresh') ? 'outcomes' : 'reports';
   const offsets = new Map<string, number>();
@@ -120,7 +115,7 @@ async function ceiling(url: string, events: CashflowEvent[], prefix: string) {
     offsets.set(topic, offset + 1);
     const position = { topic, partition: 0, offset: String(offset) };
     const id = event.data.item_id;
-    items.set(id, evolve(items.get(id) ?? initialItem(id), event, position));
+    positioned.push({ event, position });
     copies.push({
       topic,
       partition: 0,
@@ -134,6 +129,7 @@ async function ceiling(url: string, events: CashflowEvent[], prefix: string) {
       data: event.data,
     });
   }
+  const items = foldEvents(positioned);
   const itemRows = [...items.values()].map((p) => itemToRow(p.item));
   const requestRows = [...items.values()].flatMap((p) =>
     [...p.requests.values()].map(requestToRow),

@@ -3,6 +3,7 @@ import { ItemAccessTokens1764100000000 } from './1764100000000-item-access-token
 import { RefreshWorkerState1764200000000 } from './1764200000000-refresh-worker-state';
 import { RefreshProjection1764300000000 } from './1764300000000-refresh-projection';
 import { OpsViews1764300000001 } from './1764300000001-ops-views';
+import { ItemReports1764300000002 } from './1764300000002-item-reports';
 import { RefreshRetryClaims1764500000000 } from './1764500000000-refresh-retry-claims';
 import { RefreshRequestIds1764500000001 } from './1764500000001-refresh-request-ids';
 
@@ -13,6 +14,7 @@ export const MIGRATIONS = [
   RefreshWorkerState1764200000000,
   RefreshProjection1764300000000,
   OpsViews1764300000001,
+  ItemReports1764300000002,
   RefreshRetryClaims1764500000000,
   RefreshRequestIds1764500000001,
 ];

@@ -1,4 +1,4 @@
-import { runMigrations } from '@cashflow/persistence';
+import { createDataSource, runMigrations } from '@cashflow/persistence';
 import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/infra';
 
@@ -20,6 +20,7 @@ describe('migrations against the real PostgreSQL', () => {
       'RefreshWorkerState1764200000000',
       'RefreshProjection1764300000000',
       'OpsViews1764300000001',
+      'ItemReports1764300000002',
       'RefreshRetryClaims1764500000000',
       'RefreshRequestIds1764500000001',
     ]);
@@ -35,6 +36,7 @@ describe('migrations against the real PostgreSQL', () => {
         'consumer_checkpoints',
         'item_access_tokens',
         'item_refresh_state',
+        'item_reports',
         'migrations',
         'projection_events',
         'refresh_outcomes',
@@ -57,5 +59,55 @@ describe('migrations against the real PostgreSQL', () => {
 
     const second = await runMigrations({ url: db.url, applicationName: 'test' });
     expect(second.applied).toEqual([]);
+  });
+
+  it('fills item_reports from the report copies projected before it existed', async () => {
+    const ds = await createDataSource({ url: db.url, applicationName: 'test' }).initialize();
+    const client = new Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      await ds.undoLastMigration({ transaction: 'each' });
+      const copy = (offset: number, type: string, id: string, data: object) =>
+        client.query(
+          `INSERT INTO projection_events (topic, partition, kafka_offset, event_id, event_type,
+             item_id, event_time, kafka_timestamp, metadata, data)
+           VALUES ('t', 0, $1, $2, $3, 'item-m', now(), now(), '{}', $4)`,
+          [offset, id, type, JSON.stringify(data)],
+        );
+      await copy(0, 'ReportReady', 'x1', { received_at: '2026-11-24T10:00:03.000Z' });
+      await copy(1, 'ReportReady', 'x1', { received_at: '2026-11-24T10:00:03.000Z' });
+      await copy(2, 'ReportFailed', 'x2', {
+        received_at: '2026-11-24T10:05:00.000Z',
+        error: {
+          error_type: 'ITEM_ERROR',
+          error_code: 'PRODUCT_NOT_READY',
+          error_message: 'not yet',
+        },
+      });
+      await copy(3, 'RefreshRequested', 'r1', {});
+      expect((await runMigrations({ url: db.url, applicationName: 'test' })).applied).toEqual([
+        'ItemReports1764300000002',
+      ]);
+      const rows = await client.query(
+        `SELECT event_id, kind, received_at, error_code FROM item_reports ORDER BY received_at`,
+      );
+      expect(rows.rows).toEqual([
+        {
+          event_id: 'x1',
+          kind: 'ready',
+          received_at: new Date('2026-11-24T10:00:03Z'),
+          error_code: null,
+        },
+        {
+          event_id: 'x2',
+          kind: 'failed',
+          received_at: new Date('2026-11-24T10:05:00Z'),
+          error_code: 'PRODUCT_NOT_READY',
+        },
+      ]);
+    } finally {
+      await client.end();
+      await ds.destroy();
+    }
   });
 });

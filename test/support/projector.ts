@@ -63,6 +63,16 @@ export async function projectorWorld(options: { partitions?: number } = {}) {
         timeoutMs,
       );
     },
+    /** Waits until the Item's projected status is `status`. */
+    untilStatus(itemId: string, status: string, timeoutMs?: number): Promise<Row[]> {
+      return world.until(
+        `${itemId} ${status}`,
+        'SELECT status FROM item_refresh_state WHERE item_id = $1',
+        [itemId],
+        (rows) => rows[0]?.status === status,
+        timeoutMs,
+      );
+    },
     async item(itemId: string): Promise<Row | undefined> {
       return (await world.rows('SELECT * FROM item_refresh_state WHERE item_id = $1', [itemId]))[0];
     },

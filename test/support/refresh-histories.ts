@@ -5,19 +5,16 @@ import {
   type EventMetadata,
   type PlaidError,
 } from '@cashflow/contracts';
+import type { PositionedEvent } from '@cashflow/projection';
 import fc from 'fast-check';
-import type { Position } from '../../apps/projector/src/projection/refresh-projection';
 
 /**
  * Valid refresh histories, as the system would produce them, for property tests: each Item gets
  * a series of refreshes; each refresh is requested, then accepted or failed (or left waiting);
- * accepted ones may get a report, and a report may come twice (Plaid retried it).
+ * accepted ones may get a report, and a report may come twice (Plaid retried it). A report can
+ * land on its topic later than it was received (another ingress replica was slower to publish),
+ * so the report topic's order is not always the order of received_at.
  */
-
-export interface PositionedEvent {
-  readonly event: CashflowEvent;
-  readonly position: Position;
-}
 
 export interface RefreshPlan {
   readonly gapS: number;
@@ -27,6 +24,8 @@ export interface RefreshPlan {
   readonly report: 'ready' | 'failed' | 'none';
   readonly reportAfterS: number;
   readonly reportTwice: boolean;
+  /** How long after it was received each copy of the report lands on its topic. */
+  readonly publishedAfterS: number;
   readonly failure: 'plaid' | 'worker';
 }
 
@@ -38,6 +37,7 @@ export const refreshPlan: fc.Arbitrary<RefreshPlan> = fc.record({
   report: fc.constantFrom('ready', 'ready', 'failed', 'none'),
   reportAfterS: fc.integer({ min: 2, max: 300 }),
   reportTwice: fc.boolean(),
+  publishedAfterS: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 120 })),
   failure: fc.constantFrom('plaid', 'worker'),
 });
 
@@ -46,6 +46,11 @@ export const historyPlan = fc.array(fc.array(refreshPlan, { minLength: 1, maxLen
   minLength: 1,
   maxLength: 3,
 });
+
+/** Plans for one Item with a long history: 40 to 60 refreshes. */
+export const longHistoryPlan = fc
+  .array(refreshPlan, { minLength: 40, maxLength: 60 })
+  .map((refreshes) => [refreshes]);
 
 const EPOCH = Date.parse('2026-11-24T09:00:00.000Z');
 const iso = (seconds: number) => new Date(EPOCH + seconds * 1000).toISOString();
@@ -58,7 +63,8 @@ export function historyEvents(
   plans: readonly (readonly RefreshPlan[])[],
   prefix = 'p',
 ): Map<string, PositionedEvent[]> {
-  const timed: { at: number; event: CashflowEvent }[] = [];
+  // `at`: when it happened (its time); `landed`: when it reached its topic, which orders it there.
+  const timed: { at: number; landed?: number; event: CashflowEvent }[] = [];
   plans.forEach((refreshes, itemIndex) => {
     const itemId = `item-${prefix}-${itemIndex}`;
     let t = itemIndex * 7;
@@ -133,13 +139,17 @@ export function historyEvents(
       const copies = plan.reportTwice ? 2 : 1;
       for (let copy = 0; copy < copies; copy++) {
         const at = outcomeAt + plan.reportAfterS + copy * 30;
-        timed.push({ at, event: report(itemId, `${requestId}-report-${copy}`, at, plan.report) });
+        timed.push({
+          at,
+          landed: at + plan.publishedAfterS,
+          event: report(itemId, `${requestId}-report-${copy}`, at, plan.report),
+        });
       }
     });
   });
   const topics = new Map<string, PositionedEvent[]>();
   timed
-    .sort((a, b) => a.at - b.at)
+    .sort((a, b) => (a.landed ?? a.at) - (b.landed ?? b.at))
     .forEach(({ event }) => {
       const topic = topicKeyForEvent(event.type);
       const list = topics.get(topic) ?? [];
@@ -180,16 +190,22 @@ function report(itemId: string, id: string, at: number, kind: 'ready' | 'failed'
 }
 
 /**
- * One way Kafka could hand the topics to independent consumers: `choices` picks which topic
- * goes next (order kept within each), then `duplicates` re-delivers some events later on.
+ * One way Kafka could hand the topics to independent consumers: `readFirst` (a topic key) is
+ * read to its end before anything else, as a catch-up or a rebuild can read one topic far
+ * ahead of the others; then `choices` picks which topic goes next (order kept within each), and
+ * `duplicates` re-delivers some events later on.
  */
 export function interleave(
   topics: Map<string, PositionedEvent[]>,
   choices: readonly number[],
   duplicates: readonly (readonly [number, number])[],
+  readFirst?: string,
 ): PositionedEvent[] {
-  const queues = [...topics.values()].map((events) => [...events]);
   const out: PositionedEvent[] = [];
+  for (const [topic, events] of topics) if (topic === readFirst) out.push(...events);
+  const queues = [...topics]
+    .filter(([topic]) => topic !== readFirst)
+    .map(([, events]) => [...events]);
   let c = 0;
   while (queues.some((q) => q.length > 0)) {
     const open = queues.filter((q) => q.length > 0);
@@ -209,9 +225,18 @@ export function topicByTopic(topics: Map<string, PositionedEvent[]>): Positioned
   return [...topics.values()].flat();
 }
 
+/** Every event in the order it happened (its ce_time), as if one consumer saw them live. */
+export function inTimeOrder(topics: Map<string, PositionedEvent[]>): PositionedEvent[] {
+  const at = (e: PositionedEvent) => Date.parse(e.event.metadata.time);
+  return [...topics.values()].flat().sort((a, b) => at(a) - at(b));
+}
+
 export const interleaving = fc.record({
   choices: fc.array(fc.nat(), { minLength: 1, maxLength: 200 }),
   duplicates: fc.array(fc.tuple(fc.nat(), fc.nat({ max: 20 })), { maxLength: 8 }),
+  readFirst: fc.option(fc.constantFrom('refreshRequested', 'refreshOutcomes', 'reportOutcomes'), {
+    nil: undefined,
+  }),
 });
 
 /** Builders for one Item's events, with readable ids; times are ISO strings. */

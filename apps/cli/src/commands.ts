@@ -10,8 +10,7 @@ import { buildAsyncApiDocument } from '@cashflow/contracts';
 import { ensureTopics } from '@cashflow/kafka';
 import { EXIT_CONFIG, scrubSecrets } from '@cashflow/observability';
 import { createDataSource, runMigrations } from '@cashflow/persistence';
-import { buildOpenApiDocument } from '../../projector/src/api/openapi';
-import { rebuildProjection } from '../../projector/src/rebuild/rebuild';
+import { buildOpenApiDocument, rebuildProjection } from '@cashflow/projection';
 import { Command } from 'commander';
 import { stringify } from 'yaml';
 import { z } from 'zod';
@@ -79,6 +78,16 @@ export function buildProgram(): Command {
       process.stdout.write(stringify(buildAsyncApiDocument(), { lineWidth: 0 }));
     });
 
+  addProjectionCommands(program);
+  addItemsCommands(program);
+  addRefreshCommands(program);
+  addEventsCommands(program);
+  addCheckCommand(program);
+  return program;
+}
+
+/** `projection rebuild` and `projection openapi`. */
+function addProjectionCommands(program: Command): void {
   const projection = program
     .command('projection')
     .description('The PostgreSQL projection of refresh state.');
@@ -127,12 +136,6 @@ export function buildProgram(): Command {
     .action(() => {
       process.stdout.write(stringify(buildOpenApiDocument(), { lineWidth: 0 }));
     });
-
-  addItemsCommands(program);
-  addRefreshCommands(program);
-  addEventsCommands(program);
-  addCheckCommand(program);
-  return program;
 }
 
 /** Runs the CLI; exit 0 when done, 78 for bad configuration, 1 with a one-line reason otherwise. */

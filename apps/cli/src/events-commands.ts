@@ -47,9 +47,16 @@ function summary(event: CashflowEvent): string {
 
 /** `events tail` and `dlq list|replay`: the event log and the dead-letter topic. */
 export function addEventsCommands(program: Command): void {
-  program
-    .command('events')
-    .description('The event topics (KAFKA_*).')
+  addTailCommand(program.command('events').description('The event topics (KAFKA_*).'));
+  const dlq = program
+    .command('dlq')
+    .description('The dead-letter topic: records a consumer could not use (KAFKA_*).');
+  addDlqListCommand(dlq);
+  addDlqReplayCommand(dlq);
+}
+
+function addTailCommand(events: Command): void {
+  events
     .command('tail')
     .description('Print events as they are published, until Ctrl-C (or --count).')
     .option('--item <item_id>', 'only this Item')
@@ -84,10 +91,9 @@ export function addEventsCommands(program: Command): void {
         );
       },
     );
+}
 
-  const dlq = program
-    .command('dlq')
-    .description('The dead-letter topic: records a consumer could not use (KAFKA_*).');
+function addDlqListCommand(dlq: Command): void {
   dlq
     .command('list')
     .description('Every dead-lettered record with its reason, oldest first.')
@@ -95,21 +101,17 @@ export function addEventsCommands(program: Command): void {
     .action(async (opts: { json?: boolean }) => {
       const { kafka, prefix } = kafkaFromEnv();
       const rows: Record<string, unknown>[] = [];
-      await read(
-        kafka,
-        [topicName('deadLetter', prefix)],
-        { fromBeginning: true, toEnd: true },
-        ({ partition, message }) => {
-          rows.push({
-            id: `${partition}:${message.offset}`,
-            time: header(message.headers, DLQ_HEADERS.time),
-            consumer: header(message.headers, DLQ_HEADERS.consumer),
-            source: `${header(message.headers, DLQ_HEADERS.sourceTopic)}@${header(message.headers, DLQ_HEADERS.sourcePartition)}:${header(message.headers, DLQ_HEADERS.sourceOffset)}`,
-            error_code: header(message.headers, DLQ_HEADERS.errorCode),
-            reason: header(message.headers, DLQ_HEADERS.reason),
-          });
-        },
-      );
+      for (const [id, message] of await readDeadLetters(kafka, prefix)) {
+        const h = (name: string) => header(message.headers, name);
+        rows.push({
+          id,
+          time: h(DLQ_HEADERS.time),
+          consumer: h(DLQ_HEADERS.consumer),
+          source: `${h(DLQ_HEADERS.sourceTopic)}@${h(DLQ_HEADERS.sourcePartition)}:${h(DLQ_HEADERS.sourceOffset)}`,
+          error_code: h(DLQ_HEADERS.errorCode),
+          reason: h(DLQ_HEADERS.reason),
+        });
+      }
       if (opts.json) {
         for (const row of rows) process.stdout.write(`${JSON.stringify(row)}\n`);
       } else {
@@ -120,28 +122,24 @@ export function addEventsCommands(program: Command): void {
         );
       }
     });
+}
 
+function addDlqReplayCommand(dlq: Command): void {
   dlq
     .command('replay <id...>')
     .description(
       'Publish dead-lettered records (ids as `dlq list` shows them, partition:offset) again to the topic they came from, as they were (dlq_* headers removed). Use it once the consumer that rejected them is fixed: a record that is itself wrong fails again.',
     )
     .action(async (ids: string[]) => {
+      for (const id of ids) {
+        if (!/^\d+:\d+$/.test(id)) {
+          throw new Error(`${id}: not a dead-letter id (partition:offset)`);
+        }
+      }
       const { kafka, prefix } = kafkaFromEnv();
       const wanted = new Set(ids);
-      for (const id of ids) {
-        if (!/^\d+:\d+$/.test(id))
-          throw new Error(`${id}: not a dead-letter id (partition:offset)`);
-      }
-      const found = new Map<string, KafkaMessage>();
-      await read(
-        kafka,
-        [topicName('deadLetter', prefix)],
-        { fromBeginning: true, toEnd: true },
-        ({ partition, message }) => {
-          const id = `${partition}:${message.offset}`;
-          if (wanted.has(id)) found.set(id, message);
-        },
+      const found = new Map(
+        [...(await readDeadLetters(kafka, prefix))].filter(([id]) => wanted.has(id)),
       );
       const missing = ids.filter((id) => !found.has(id));
       if (missing.length) throw new Error(`not on the dead-letter topic: ${missing.join(', ')}`);
@@ -154,26 +152,13 @@ export function addEventsCommands(program: Command): void {
       await producer.connect();
       try {
         for (const [id, message] of found) {
-          const source = header(message.headers, DLQ_HEADERS.sourceTopic);
-          if (!source || source.startsWith('http:')) {
-            throw new Error(
-              `${id} did not come from a Kafka topic (${source ?? 'unknown'}); nothing to replay it to`,
-            );
-          }
-          const truncated = header(message.headers, DLQ_HEADERS.valueTruncated);
-          if (truncated !== null) {
-            throw new Error(
-              `${id} holds only the start of a ${truncated}-byte value; the whole record is at ${source} partition ${header(message.headers, DLQ_HEADERS.sourcePartition) ?? '?'} offset ${header(message.headers, DLQ_HEADERS.sourceOffset) ?? '?'}`,
-            );
-          }
-          const headers: IHeaders = {};
-          for (const [name, value] of Object.entries(message.headers ?? {})) {
-            if (!name.startsWith('dlq_') && value !== undefined) headers[name] = value;
-          }
+          const source = replayTarget(id, message);
           await producer.send({
             topic: source,
             acks: -1,
-            messages: [{ key: message.key, value: message.value, headers }],
+            messages: [
+              { key: message.key, value: message.value, headers: originalHeaders(message) },
+            ],
           });
           process.stdout.write(`replayed ${id} to ${source}\n`);
         }
@@ -181,4 +166,44 @@ export function addEventsCommands(program: Command): void {
         await producer.disconnect();
       }
     });
+}
+
+/** Every record of the dead-letter topic, by its id (`partition:offset`), oldest first. */
+async function readDeadLetters(kafka: Kafka, prefix: string): Promise<Map<string, KafkaMessage>> {
+  const records = new Map<string, KafkaMessage>();
+  await read(
+    kafka,
+    [topicName('deadLetter', prefix)],
+    { fromBeginning: true, toEnd: true },
+    ({ partition, message }) => {
+      records.set(`${partition}:${message.offset}`, message);
+    },
+  );
+  return records;
+}
+
+/** The topic a dead letter came from; refuses those that cannot be replayed there. */
+function replayTarget(id: string, message: KafkaMessage): string {
+  const source = header(message.headers, DLQ_HEADERS.sourceTopic);
+  if (!source || source.startsWith('http:')) {
+    throw new Error(
+      `${id} did not come from a Kafka topic (${source ?? 'unknown'}); nothing to replay it to`,
+    );
+  }
+  const truncated = header(message.headers, DLQ_HEADERS.valueTruncated);
+  if (truncated !== null) {
+    throw new Error(
+      `${id} holds only the start of a ${truncated}-byte value; the whole record is at ${source} partition ${header(message.headers, DLQ_HEADERS.sourcePartition) ?? '?'} offset ${header(message.headers, DLQ_HEADERS.sourceOffset) ?? '?'}`,
+    );
+  }
+  return source;
+}
+
+/** The record's headers as it was before it was dead-lettered. */
+function originalHeaders(message: KafkaMessage): IHeaders {
+  const headers: IHeaders = {};
+  for (const [name, value] of Object.entries(message.headers ?? {})) {
+    if (!name.startsWith('dlq_') && value !== undefined) headers[name] = value;
+  }
+  return headers;
 }

@@ -1,3 +1,4 @@
+import { readEndOffsets } from '@cashflow/kafka';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { randomUUID } from 'node:crypto';
 
@@ -18,19 +19,10 @@ export async function read(
   options: { fromBeginning: boolean; toEnd: boolean; targets?: ReadonlyMap<string, bigint> },
   onRecord: (record: Consumed) => boolean | void,
 ): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
   const remaining = new Map<string, bigint>();
-  try {
-    for (const topic of topics) {
-      for (const p of await admin.fetchTopicOffsets(topic)) {
-        const key = `${topic}:${p.partition}`;
-        const end = options.targets?.get(key) ?? BigInt(p.high);
-        if (end > BigInt(p.low)) remaining.set(key, end);
-      }
-    }
-  } finally {
-    await admin.disconnect();
+  for (const [key, p] of await readEndOffsets(kafka, topics)) {
+    const end = options.targets?.get(key) ?? p.high;
+    if (end > p.low) remaining.set(key, end);
   }
   if (options.toEnd && remaining.size === 0) return;
   const groupId = `cashflow-cli-${randomUUID()}`;
@@ -40,15 +32,23 @@ export async function read(
   const finished = new Promise<void>((resolve) => (finish = resolve));
   const stopSignal = () => finish();
   process.once('SIGINT', stopSignal);
+  const reached = (topic: string, partition: number, offset: string) => {
+    const key = `${topic}:${partition}`;
+    const end = remaining.get(key);
+    if (end !== undefined && BigInt(offset) + 1n >= end) remaining.delete(key);
+    if (options.toEnd && remaining.size === 0) finish();
+  };
+  // A batch's last offset counts transaction markers and aborted records, which no message
+  // shows: a partition ending in them is read to its end too.
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) =>
+    reached(payload.topic, payload.partition, payload.lastOffset),
+  );
   try {
     await consumer.subscribe({ topics, fromBeginning: options.fromBeginning });
     await consumer.run({
       eachMessage: ({ topic, partition, message }) => {
         if (onRecord({ topic, partition, message }) === false) finish();
-        const key = `${topic}:${partition}`;
-        const end = remaining.get(key);
-        if (end !== undefined && BigInt(message.offset) + 1n >= end) remaining.delete(key);
-        if (options.toEnd && remaining.size === 0) finish();
+        reached(topic, partition, message.offset);
         return Promise.resolve();
       },
     });

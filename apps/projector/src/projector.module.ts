@@ -16,6 +16,14 @@ import {
 } from '@cashflow/observability';
 import { DatabaseReadiness, PersistenceModule, queryRows } from '@cashflow/persistence';
 import {
+  PROJECTED_TOPICS,
+  PROJECTOR_CONSUMER,
+  ProjectionStore,
+  ProjectorConsumer,
+  ProjectorMetrics,
+  buildOpenApiDocument,
+} from '@cashflow/projection';
+import {
   Controller,
   Get,
   Inject,
@@ -28,17 +36,9 @@ import {
 import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
-import { buildOpenApiDocument } from './api/openapi';
 import { ProjectionQueries } from './api/projection-queries';
 import { ReadApiController } from './api/read-api.controller';
 import { SERVICE, type ProjectorConfig } from './config';
-import {
-  PROJECTED_TOPICS,
-  PROJECTOR_CONSUMER,
-  ProjectorConsumer,
-} from './consumer/projector-consumer';
-import { ProjectionStore } from './projection/projection-store';
-import { ProjectorMetrics } from './projection/projector-metrics';
 
 const CONFIG = Symbol('PROJECTOR_CONFIG');
 

@@ -1,6 +1,7 @@
 export * from './asyncapi';
 export * from './create-event';
 export * from './dead-letter';
+export * from './event-sources';
 export * from './decode-result';
 export * from './events';
 export * from './json-schema';

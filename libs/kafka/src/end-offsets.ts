@@ -51,3 +51,12 @@ export async function readEndOffsets(
     await admin.disconnect();
   }
 }
+
+/** The high-water mark of every partition of `topics`, keyed by `partitionKey`. */
+export async function readHighWatermarks(
+  kafka: Kafka,
+  topics: readonly string[],
+): Promise<Map<string, bigint>> {
+  const ends = await readEndOffsets(kafka, topics);
+  return new Map([...ends].map(([key, end]) => [key, end.high]));
+}

@@ -7,22 +7,27 @@ import {
   kafkaVariables,
   loadConfig,
 } from '@cashflow/config';
-import { TOPICS, TOPIC_KEYS, decodeEvent, topicName, type TopicKey } from '@cashflow/contracts';
+import { INGRESS_SOURCE, TOPICS, TOPIC_KEYS, decodeEvent, topicName } from '@cashflow/contracts';
 import { createDataSource, queryRows } from '@cashflow/persistence';
+import {
+  ITEM_COLUMNS,
+  PROJECTED_TOPICS,
+  PROJECTOR_CONSUMER,
+  REPORT_COLUMNS,
+  REQUEST_COLUMNS,
+  type ItemRow,
+  type ReportRow,
+  type RequestRow,
+  consumerCheckpoints,
+} from '@cashflow/projection';
+import { readHighWatermarks } from '@cashflow/kafka';
 import type { Command } from 'commander';
+import type { Kafka } from 'kafkajs';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DataSource } from 'typeorm';
 import { z } from 'zod';
-import { PROJECTOR_CONSUMER } from '../../../projector/src/consumer/projector-consumer';
-import {
-  ITEM_COLUMNS,
-  REQUEST_COLUMNS,
-  type ItemRow,
-  type RequestRow,
-} from '../../../projector/src/projection/projection-store';
-import { INGRESS_SOURCE } from '../../../webhook-ingress/src/webhooks/webhook-events';
 import { cliLogger, kafkaFrom } from '../clients';
 import { read } from '../log-reader';
 import { outcome } from '../refresh-commands';
@@ -43,8 +48,6 @@ import {
 const SERVICE = 'cli';
 /** `check` found a promise broken. */
 export const EXIT_VIOLATED = 3;
-
-const PROJECTED: readonly TopicKey[] = TOPIC_KEYS.filter((k) => k !== 'deadLetter');
 
 /** Variables `check` reads; the secrets among them are what it searches for. */
 const checkVariables = z.object({
@@ -84,15 +87,6 @@ function secretsFromEnv(env: CheckEnv): KnownSecret[] {
   return secrets;
 }
 
-async function projectorCheckpoints(db: DataSource): Promise<Map<string, bigint>> {
-  const rows = await queryRows<{ topic: string; partition: number; next_offset: string }>(
-    db,
-    'SELECT topic, partition, next_offset FROM consumer_checkpoints WHERE consumer = $1',
-    [PROJECTOR_CONSUMER],
-  );
-  return new Map(rows.map((r) => [`${r.topic}:${r.partition}`, BigInt(r.next_offset)]));
-}
-
 /** The projection's tables and checkpoints as of one instant (a REPEATABLE READ snapshot). */
 async function snapshotProjection(db: DataSource): Promise<ProjectionSnapshot> {
   const runner = db.createQueryRunner();
@@ -100,11 +94,7 @@ async function snapshotProjection(db: DataSource): Promise<ProjectionSnapshot> {
   try {
     await runner.startTransaction('REPEATABLE READ');
     const m = runner.manager;
-    const checkpoints = await queryRows<{ topic: string; partition: number; next_offset: string }>(
-      m,
-      'SELECT topic, partition, next_offset FROM consumer_checkpoints WHERE consumer = $1',
-      [PROJECTOR_CONSUMER],
-    );
+    const checkpoints = await consumerCheckpoints(m, PROJECTOR_CONSUMER);
     const items = await queryRows<ItemRow>(
       m,
       `SELECT ${ITEM_COLUMNS.join(', ')} FROM item_refresh_state`,
@@ -113,17 +103,20 @@ async function snapshotProjection(db: DataSource): Promise<ProjectionSnapshot> {
       m,
       `SELECT ${REQUEST_COLUMNS.join(', ')} FROM refresh_requests`,
     );
+    const reports = await queryRows<ReportRow>(
+      m,
+      `SELECT ${REPORT_COLUMNS.join(', ')} FROM item_reports`,
+    );
     const [count] = await queryRows<{ n: number }>(
       m,
       'SELECT count(*)::int AS n FROM projection_events',
     );
     await runner.commitTransaction();
     return {
-      checkpoints: new Map(
-        checkpoints.map((r) => [`${r.topic}:${r.partition}`, String(r.next_offset)]),
-      ),
+      checkpoints: new Map([...checkpoints].map(([key, next]) => [key, String(next)])),
       items,
       requests,
+      reports,
       eventCount: count?.n ?? 0,
     };
   } finally {
@@ -175,6 +168,14 @@ function printFindings(findings: readonly Finding[]): void {
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
+interface CheckOptions {
+  readonly logs: readonly string[];
+  readonly sandbox?: string;
+  readonly maxPendingMs: number;
+  readonly settleMs: number;
+  readonly json: boolean;
+}
+
 /** `cashflow-refresh check`: the invariant checker. */
 export function addCheckCommand(program: Command): void {
   program
@@ -206,145 +207,173 @@ export function addCheckCommand(program: Command): void {
         settle: string;
         json?: boolean;
       }) => {
-        const maxPendingMs = z.coerce.number().min(0).parse(opts.maxPending) * 60_000;
-        const settleMs = z.coerce.number().min(0).parse(opts.settle) * 1000;
+        const options: CheckOptions = {
+          logs: opts.logs ?? [],
+          ...(opts.sandbox ? { sandbox: opts.sandbox } : {}),
+          maxPendingMs: z.coerce.number().min(0).parse(opts.maxPending) * 60_000,
+          settleMs: z.coerce.number().min(0).parse(opts.settle) * 1000,
+          json: Boolean(opts.json),
+        };
         const env = loadConfig(SERVICE, checkVariables);
         const kafka = kafkaFrom(env, cliLogger('error'));
-        const prefix = env.KAFKA_TOPIC_PREFIX;
         const db = await createDataSource({
           url: env.DATABASE_URL,
           applicationName: 'cashflow-cli-check',
           poolSize: 2,
         }).initialize();
         try {
-          // The sandbox's deliveries first: every one it saw acknowledged is then on the log.
-          const deliveriesBeforeLog = opts.sandbox
-            ? await sandboxDeliveries(opts.sandbox)
-            : undefined;
-          // The end of the log now; then give the projector a moment to reach it.
-          const admin = kafka.admin();
-          await admin.connect();
-          const ends = new Map<string, bigint>();
-          try {
-            for (const key of TOPIC_KEYS) {
-              const topic = topicName(key, prefix);
-              for (const p of await admin.fetchTopicOffsets(topic)) {
-                ends.set(`${topic}:${p.partition}`, BigInt(p.high));
-              }
-            }
-          } finally {
-            await admin.disconnect();
-          }
-          const projected = new Set(PROJECTED.map((k) => topicName(k, prefix)));
-          const deadline = Date.now() + settleMs;
-          for (;;) {
-            const done = await projectorCheckpoints(db);
-            const behind = [...ends].some(
-              ([key, end]) =>
-                projected.has(key.slice(0, key.lastIndexOf(':'))) && (done.get(key) ?? 0n) < end,
-            );
-            if (!behind || Date.now() >= deadline) break;
-            await sleep(250);
-          }
-          const snapshot = await snapshotProjection(db);
-          // Read to the end as it was, or further where the projector already is.
-          const targets = new Map(ends);
-          for (const [key, next] of snapshot.checkpoints) {
-            if (BigInt(next) > (targets.get(key) ?? 0n)) targets.set(key, BigInt(next));
-          }
-          const keyOf = new Map(TOPIC_KEYS.map((k) => [topicName(k, prefix), k]));
-          const records: LogRecord[] = [];
-          await read(
-            kafka,
-            [...keyOf.keys()],
-            { fromBeginning: true, toEnd: true, targets },
-            ({ topic, partition, message }) => {
-              if (BigInt(message.offset) >= (targets.get(`${topic}:${partition}`) ?? 0n)) return;
-              const topicKey = keyOf.get(topic)!;
-              const headers: Record<string, string> = {};
-              for (const [name, value] of Object.entries(message.headers ?? {})) {
-                const last = Array.isArray(value) ? value[value.length - 1] : value;
-                if (last !== undefined) headers[name] = last.toString();
-              }
-              const decoded =
-                topicKey === 'deadLetter' ? null : decodeEvent(message, TOPICS[topicKey].events);
-              records.push({
-                topicKey,
-                topic,
-                partition,
-                offset: message.offset,
-                timestamp: Number(message.timestamp),
-                key: message.key,
-                value: message.value,
-                headers,
-                event: decoded?.ok ? decoded.value : null,
-              });
-            },
-          );
-
-          const tokens = new Map<string, string>();
-          const notes: string[] = [];
-          if (env.TOKEN_ENCRYPTION_KEYS) {
-            const keyId = [...env.TOKEN_ENCRYPTION_KEYS.keys()][0]!;
-            const vault = new TokenVault(db, new TokenCipher(env.TOKEN_ENCRYPTION_KEYS, keyId));
-            for (const [itemId, token] of await vault.revealAll()) tokens.set(itemId, token);
-          } else {
-            notes.push(
-              'TOKEN_ENCRYPTION_KEYS not set: registered tokens not searched for by value, only by shape',
-            );
-          }
-          const registered = await queryRows<{ item_id: string }>(
-            db,
-            'SELECT item_id FROM item_access_tokens',
-          ).catch(() => []);
-          const knownItems = new Set([
-            ...registered.map((r) => r.item_id),
-            ...records.flatMap((r) =>
-              r.event?.type === 'RefreshRequested' ? [r.event.data.item_id] : [],
-            ),
-          ]);
-
-          const secrets: KnownSecret[] = [
-            ...secretsFromEnv(env),
-            ...[...tokens].map(([itemId, value]) => ({
-              name: `the access token of ${itemId}`,
-              value,
-            })),
-          ];
-          const logFiles = (opts.logs ?? []).flatMap(filesUnder);
-          function* searchables(): Generator<Searchable> {
-            for (const r of records) yield recordText(r);
-            for (const file of logFiles) yield { where: file, text: readFileSync(file, 'utf8') };
-          }
-          if (logFiles.length === 0) notes.push('no --logs given: only the topics were searched');
-
-          const findings = [
-            checkOutcomes(records, { now: Date.now(), maxPendingMs }),
-            checkReports(records, {
-              ingressSource: INGRESS_SOURCE,
-              knownItems,
-              ...(opts.sandbox && deliveriesBeforeLog
-                ? { sandboxDeliveries: await sandboxDeliveries(opts.sandbox), deliveriesBeforeLog }
-                : {}),
-            }),
-            checkProjection(records, snapshot),
-            checkSecrets(searchables(), secrets, notes),
-          ];
-          const holds = findings.every((f) => f.holds);
-          if (opts.json) {
-            process.stdout.write(
-              `${JSON.stringify({ holds, records: records.length, findings })}\n`,
-            );
-          } else {
-            printFindings(findings);
-            process.stdout.write(
-              `${holds ? 'all hold' : 'VIOLATED'} (${records.length} records read)\n`,
-            );
-          }
+          const { findings, records } = await checkPromises(env, kafka, db, options);
+          const holds = printOutcome(findings, records, options.json);
           if (!holds) outcome.exitCode = EXIT_VIOLATED;
         } finally {
           await db.destroy();
         }
       },
     );
+}
+
+/** Reads what the system wrote and checks each promise against it. */
+async function checkPromises(env: CheckEnv, kafka: Kafka, db: DataSource, options: CheckOptions) {
+  const prefix = env.KAFKA_TOPIC_PREFIX;
+  // The sandbox's deliveries first: every one it saw acknowledged is then on the log.
+  const deliveriesBeforeLog = options.sandbox
+    ? await sandboxDeliveries(options.sandbox)
+    : undefined;
+  const ends = await readHighWatermarks(
+    kafka,
+    TOPIC_KEYS.map((key) => topicName(key, prefix)),
+  );
+  await settle(db, ends, prefix, options.settleMs);
+  const snapshot = await snapshotProjection(db);
+  const records = await readLog(kafka, prefix, readTargets(ends, snapshot));
+
+  const notes: string[] = [];
+  const secrets = await knownSecrets(env, db, notes);
+  const logFiles = options.logs.flatMap(filesUnder);
+  if (logFiles.length === 0) notes.push('no --logs given: only the topics were searched');
+  function* searchables(): Generator<Searchable> {
+    for (const r of records) yield recordText(r);
+    for (const file of logFiles) yield { where: file, text: readFileSync(file, 'utf8') };
+  }
+  const findings = [
+    checkOutcomes(records, { now: Date.now(), maxPendingMs: options.maxPendingMs }),
+    checkReports(records, {
+      ingressSource: INGRESS_SOURCE,
+      knownItems: await knownItems(db, records),
+      ...(options.sandbox && deliveriesBeforeLog
+        ? { sandboxDeliveries: await sandboxDeliveries(options.sandbox), deliveriesBeforeLog }
+        : {}),
+    }),
+    checkProjection(records, snapshot),
+    checkSecrets(searchables(), secrets, notes),
+  ];
+  return { findings, records: records.length };
+}
+
+/** Waits up to `settleMs` for the projector to reach `ends` on every projected partition. */
+async function settle(
+  db: DataSource,
+  ends: ReadonlyMap<string, bigint>,
+  prefix: string,
+  settleMs: number,
+): Promise<void> {
+  const projected = new Set(PROJECTED_TOPICS.map((k) => topicName(k, prefix)));
+  const deadline = Date.now() + settleMs;
+  for (;;) {
+    const done = await consumerCheckpoints(db, PROJECTOR_CONSUMER);
+    const behind = [...ends].some(
+      ([key, end]) =>
+        projected.has(key.slice(0, key.lastIndexOf(':'))) && (done.get(key) ?? 0n) < end,
+    );
+    if (!behind || Date.now() >= deadline) return;
+    await sleep(250);
+  }
+}
+
+/** Read to the end as it was, or further where the projector already is. */
+function readTargets(ends: ReadonlyMap<string, bigint>, snapshot: ProjectionSnapshot) {
+  const targets = new Map(ends);
+  for (const [key, next] of snapshot.checkpoints) {
+    if (BigInt(next) > (targets.get(key) ?? 0n)) targets.set(key, BigInt(next));
+  }
+  return targets;
+}
+
+/** Every record of every topic below `targets`, decoded where it can be. */
+async function readLog(
+  kafka: Kafka,
+  prefix: string,
+  targets: ReadonlyMap<string, bigint>,
+): Promise<LogRecord[]> {
+  const keyOf = new Map(TOPIC_KEYS.map((k) => [topicName(k, prefix), k]));
+  const records: LogRecord[] = [];
+  await read(
+    kafka,
+    [...keyOf.keys()],
+    { fromBeginning: true, toEnd: true, targets },
+    ({ topic, partition, message }) => {
+      if (BigInt(message.offset) >= (targets.get(`${topic}:${partition}`) ?? 0n)) return;
+      const topicKey = keyOf.get(topic)!;
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(message.headers ?? {})) {
+        const last = Array.isArray(value) ? value[value.length - 1] : value;
+        if (last !== undefined) headers[name] = last.toString();
+      }
+      const decoded =
+        topicKey === 'deadLetter' ? null : decodeEvent(message, TOPICS[topicKey].events);
+      records.push({
+        topicKey,
+        topic,
+        partition,
+        offset: message.offset,
+        timestamp: Number(message.timestamp),
+        key: message.key,
+        value: message.value,
+        headers,
+        event: decoded?.ok ? decoded.value : null,
+      });
+    },
+  );
+  return records;
+}
+
+/** The secrets to search for: the environment's, and every registered access token. */
+async function knownSecrets(env: CheckEnv, db: DataSource, notes: string[]) {
+  const secrets = secretsFromEnv(env);
+  if (!env.TOKEN_ENCRYPTION_KEYS) {
+    notes.push(
+      'TOKEN_ENCRYPTION_KEYS not set: registered tokens not searched for by value, only by shape',
+    );
+    return secrets;
+  }
+  const keyId = [...env.TOKEN_ENCRYPTION_KEYS.keys()][0]!;
+  const vault = new TokenVault(db, new TokenCipher(env.TOKEN_ENCRYPTION_KEYS, keyId));
+  for (const [itemId, value] of await vault.revealAll()) {
+    secrets.push({ name: `the access token of ${itemId}`, value });
+  }
+  return secrets;
+}
+
+/** Items the system knows: those with a registered token or a request on the log. */
+async function knownItems(db: DataSource, records: readonly LogRecord[]) {
+  const registered = await queryRows<{ item_id: string }>(
+    db,
+    'SELECT item_id FROM item_access_tokens',
+  ).catch(() => []);
+  return new Set([
+    ...registered.map((r) => r.item_id),
+    ...records.flatMap((r) => (r.event?.type === 'RefreshRequested' ? [r.event.data.item_id] : [])),
+  ]);
+}
+
+/** Prints the findings (text or JSON); true when every promise holds. */
+function printOutcome(findings: readonly Finding[], records: number, json: boolean): boolean {
+  const holds = findings.every((f) => f.holds);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ holds, records, findings })}\n`);
+  } else {
+    printFindings(findings);
+    process.stdout.write(`${holds ? 'all hold' : 'VIOLATED'} (${records} records read)\n`);
+  }
+  return holds;
 }

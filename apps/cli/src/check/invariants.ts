@@ -13,18 +13,18 @@
  */
 import type { CashflowEvent, EventOfType, TopicKey } from '@cashflow/contracts';
 import {
-  evolve,
-  initialItem,
-  type ItemProjection,
-} from '../../../projector/src/projection/refresh-projection';
-import {
+  foldEvents,
   itemToRow,
+  reportToRow,
   requestToRow,
   rowToItem,
+  rowToReport,
   rowToRequest,
+  type ItemProjection,
   type ItemRow,
+  type ReportRow,
   type RequestRow,
-} from '../../../projector/src/projection/projection-store';
+} from '@cashflow/projection';
 
 /** One Kafka record as read, decoded when it could be. */
 export interface LogRecord {
@@ -288,6 +288,7 @@ export interface ProjectionSnapshot {
   readonly checkpoints: ReadonlyMap<string, string>;
   readonly items: readonly ItemRow[];
   readonly requests: readonly RequestRow[];
+  readonly reports: readonly ReportRow[];
   readonly eventCount: number;
 }
 
@@ -303,18 +304,11 @@ function comparable(row: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(row).filter(([c]) => !ORDER_DEPENDENT.has(c)));
 }
 
-/** JSON with object keys sorted: jsonb columns come back with their keys reordered. */
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
-      : v,
-  );
-}
-
 /** Rows as the store writes them, in the shape they are read back (timestamps normalised). */
 const normalItem = (row: ItemRow) => comparable(itemToRow(rowToItem(row)));
 const normalRequest = (row: RequestRow) => comparable(requestToRow(rowToRequest(row)));
+const normalReport = (row: ReportRow) => reportToRow(rowToReport(row));
+const reportKey = (row: ReportRow) => `${String(row.item_id)} ${String(row.event_id)}`;
 
 /** Folds the records the projector should have applied (those below its checkpoints). */
 export function foldLog(
@@ -325,19 +319,13 @@ export function foldLog(
     .filter((r) => r.event && r.topicKey !== 'deadLetter')
     .filter((r) => BigInt(r.offset) < BigInt(checkpoints.get(`${r.topic}:${r.partition}`) ?? '0'))
     .sort((a, b) => a.timestamp - b.timestamp);
-  const items = new Map<string, ItemProjection>();
-  const events = new Set<string>();
-  for (const r of applied) {
-    const event = r.event!;
-    events.add(event.metadata.id);
-    if (event.type === 'PlaidWebhookReceived') continue;
-    const id = event.data.item_id;
-    const state = items.get(id) ?? initialItem(id);
-    items.set(
-      id,
-      evolve(state, event, { topic: r.topic, partition: r.partition, offset: r.offset }),
-    );
-  }
+  const items = foldEvents(
+    applied.map((r) => ({
+      event: r.event!,
+      position: { topic: r.topic, partition: r.partition, offset: r.offset },
+    })),
+  );
+  const events = new Set(applied.map((r) => r.event!.metadata.id));
   return { items, events, copies: applied.length };
 }
 
@@ -353,7 +341,7 @@ export function checkProjection(
       return mismatches.add(`${what}: in the log, missing from the projection`);
     const e = expected as Record<string, unknown>;
     const a = actual as Record<string, unknown>;
-    const differ = Object.keys(e).filter((c) => canonical(e[c]) !== canonical(a[c]));
+    const differ = Object.keys(e).filter((c) => JSON.stringify(e[c]) !== JSON.stringify(a[c]));
     if (differ.length > 0) {
       mismatches.add(
         `${what}: ${differ
@@ -366,10 +354,15 @@ export function checkProjection(
 
   const expectedItems = new Map<string, unknown>();
   const expectedRequests = new Map<string, unknown>();
+  const expectedReports = new Map<string, unknown>();
   for (const [id, slice] of fold.items) {
     expectedItems.set(id, normalItem(itemToRow(slice.item)));
     for (const request of slice.requests.values()) {
       expectedRequests.set(request.requestId, normalRequest(requestToRow(request)));
+    }
+    for (const report of slice.reports.values()) {
+      const row = reportToRow(report);
+      expectedReports.set(reportKey(row), normalReport(row));
     }
   }
   const actualItems = new Map(
@@ -384,6 +377,10 @@ export function checkProjection(
   for (const id of new Set([...expectedRequests.keys(), ...actualRequests.keys()])) {
     compare(`request ${id}`, expectedRequests.get(id), actualRequests.get(id));
   }
+  const actualReports = new Map(snapshot.reports.map((row) => [reportKey(row), normalReport(row)]));
+  for (const key of new Set([...expectedReports.keys(), ...actualReports.keys()])) {
+    compare(`report ${key}`, expectedReports.get(key), actualReports.get(key));
+  }
   // projection_events keeps every copy it consumed (one row per position), so copies, not ids.
   if (fold.copies !== snapshot.eventCount) {
     mismatches.add(
@@ -396,6 +393,7 @@ export function checkProjection(
     counts: {
       items: expectedItems.size,
       requests: expectedRequests.size,
+      reports: expectedReports.size,
       events: fold.events.size,
       mismatches: mismatches.count,
     },

@@ -1,7 +1,7 @@
 import { queryRows } from '@cashflow/persistence';
 import type { DataSource } from 'typeorm';
 import type { z } from 'zod';
-import type { ItemListQuery, ItemRefreshState, PageQuery, Refresh } from './read-api.schemas';
+import type { ItemListQuery, ItemRefreshState, PageQuery, Refresh } from '@cashflow/projection';
 
 type Item = z.infer<typeof ItemRefreshState>;
 type RefreshRow = z.infer<typeof Refresh>;

@@ -11,7 +11,7 @@ import {
 } from '@nestjs/common';
 import type { z } from 'zod';
 import { InvalidCursorError, ProjectionQueries } from './projection-queries';
-import { ItemListQuery, PageQuery } from './read-api.schemas';
+import { ItemListQuery, PageQuery } from '@cashflow/projection';
 
 function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
   const result = schema.safeParse(input);

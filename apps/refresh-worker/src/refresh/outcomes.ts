@@ -1,4 +1,5 @@
 import {
+  WORKER_SOURCE,
   createEvent,
   type RefreshAccepted,
   type RefreshFailed,
@@ -7,8 +8,6 @@ import {
 } from '@cashflow/contracts';
 import type { PlaidCallError } from '@cashflow/plaid-client';
 import { v5 as uuidv5 } from 'uuid';
-
-export const WORKER_SOURCE = 'urn:cashflow-refresh:refresh-worker';
 
 /** Fixed namespace for outcome ids: an outcome's id is derived from its request's id. */
 const OUTCOME_NAMESPACE = '6f1c2d0e-5b7a-4c1e-9a43-2f8d6b0c9e11';

@@ -7,6 +7,7 @@
  * not reject an unknown `webhook_type`.
  */
 import {
+  INGRESS_SOURCE,
   ItemId,
   PlaidError,
   createEvent,
@@ -17,9 +18,6 @@ import {
 import { v5 as uuidv5 } from 'uuid';
 
 export const CASHFLOW_REPORT_READY = 'CASHFLOW_REPORT_READY';
-
-/** The ce_source of every event the ingress publishes. */
-export const INGRESS_SOURCE = 'urn:cashflow-refresh:webhook-ingress';
 
 /** Namespace for event ids derived from delivery ids (uuid v5). */
 const EVENT_ID_NAMESPACE = '1d7b1f0e-3c52-4c8e-9a55-6f0f5a8b9e21';

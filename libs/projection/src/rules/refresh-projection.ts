@@ -1,7 +1,8 @@
 /**
  * The refresh projection's rules: how each event changes one Item's refresh state. Pure: no I/O,
- * no clock. The projector (projection-store.ts) loads an Item's state, folds a batch's events
- * with `evolve` and writes the result; tests fold the same events in memory.
+ * no clock. The projector (projection-store.ts) loads what a batch needs of an Item's state,
+ * folds the batch's events with `evolve` and writes the result; `check`, the tests and the
+ * bench fold the same events in memory (fold.ts).
  *
  * ## The rules
  *
@@ -17,40 +18,44 @@
  * 2. **A request's outcome**: RefreshAccepted moves it from `requested` to `accepted`,
  *    RefreshFailed to `failed`. If both arrive for one request, accepted wins (the worker
  *    answers once; this keeps the result independent of order).
- * 3. **Reports belong to refreshes by time.** Plaid's webhook names no request. A report
- *    (ReportReady or ReportFailed) completes every `accepted` request of the Item accepted no
- *    later than REPORT_CLOCK_TOLERANCE_MS after the report was received: `ready`, or
- *    `report_failed` with the webhook's error. A report can arrive before the RefreshAccepted it
- *    answers (the webhook can beat the worker's publish): the Item remembers its recent reports,
- *    and an acceptance is completed at once by the earliest report received after it.
- * 4. **A repeated report is a no-op**: with no accepted request waiting, a ReportReady changes
- *    nothing but the Item's list of recent reports.
+ * 3. **Reports belong to refreshes by time** (report-answers.ts). Plaid's webhook names no
+ *    request. An accepted request is completed by the earliest report (ReportReady or
+ *    ReportFailed, by received_at) of its Item received no earlier than
+ *    REPORT_CLOCK_TOLERANCE_MS before its acceptance: `ready`, or `report_failed` with the
+ *    webhook's error. A report can be read long before the RefreshAccepted it answers (the
+ *    webhook can beat the worker's publish, and a catch-up or a rebuild reads the report topic
+ *    far ahead of the outcomes), so every report is kept (`reports`; the store keeps them in
+ *    `item_reports` and loads only the earliest one answering each acceptance in a batch).
+ *    Which reports could be forgotten depends on acceptances not yet read, whose times nothing
+ *    bounds, so none is: the Item row stays small, the reports table grows like the event copy.
+ *    Reports of one Item can land on Kafka out of received order (two ingress replicas publish
+ *    independently), so a report received earlier than the one that completed a request, and
+ *    answering it too, takes the request over.
+ * 4. **A repeated report is a no-op**: a report received after the one that completed a request
+ *    changes nothing but the list of reports.
  * 5. **A late outcome for an older request** (e.g. a RefreshFailed that arrives after a newer
  *    request is ready) updates that request's row only; the Item follows its latest request.
  * 6. **The Item's status** is its latest request's: requested -> `requested`, accepted ->
  *    `refreshing`, ready -> `ready`, failed or report_failed -> `failed`. An Item known only from
- *    reports (refreshed outside this system) takes its status from the newest report.
+ *    reports (refreshed outside this system) takes its status from the newest report (a failure
+ *    winning a tie), `ready_at` from the newest ReportReady and `failed_at` from the newest
+ *    ReportFailed.
  * 7. **The Item's last error** is the newest failure of any of its requests or reports, by the
  *    time it happened, so a success does not hide the last thing that went wrong.
  * 8. **refreshes** counts the Item's refreshes whose data became ready: requests that made their
  *    own Plaid call (not coalesced into another's) and reached `ready`.
  * 9. PlaidWebhookReceived (other webhook codes) is kept in the event copy only.
  *
- * Assumed, not enforced: an Item's reports are applied in the order they were received (they
- * share one partition and the ingress publishes in arrival order). `lastEvent` records the last
- * event applied and so depends on arrival order; it is the only field that does.
+ * `lastEvent` records the last event applied and so depends on arrival order; it is the only
+ * field that does.
  */
 import type { CashflowEvent, EventOfType, RefreshFailure } from '@cashflow/contracts';
-
-/**
- * How far a report's received_at may precede the acceptance it completes: the worker's and the
- * ingress's clocks differ a little, and a fast webhook can be received before the worker has
- * noted Plaid's answer. Kept small: a new refresh accepted within this long after the previous
- * report would be taken as completed by it.
- */
-export const REPORT_CLOCK_TOLERANCE_MS = 1000;
-/** Reports an Item remembers for acceptances that arrive after them. */
-export const RECENT_REPORTS = 16;
+import {
+  answeringReport,
+  receivedBefore,
+  reportAnswers,
+  type ReceivedReport,
+} from './report-answers';
 
 export type RequestStatus = 'requested' | 'accepted' | 'failed' | 'ready' | 'report_failed';
 export type ItemStatus = 'requested' | 'refreshing' | 'ready' | 'failed';
@@ -96,10 +101,9 @@ export interface RequestState {
   readonly reportEventId: string | null;
 }
 
-export interface ReportFacts {
-  readonly eventId: string;
+export interface ReportFacts extends ReceivedReport {
+  readonly itemId: string;
   readonly kind: 'ready' | 'failed';
-  readonly receivedAt: string;
   readonly error: ErrorFacts | null;
 }
 
@@ -116,15 +120,18 @@ export interface ItemState {
   readonly attempts: number | null;
   readonly lastError: ErrorFacts | null;
   readonly refreshes: number;
-  /** Newest first, at most RECENT_REPORTS. */
-  readonly recentReports: readonly ReportFacts[];
   readonly lastEvent: (Position & { readonly eventId: string }) | null;
 }
 
-/** One Item's slice of the projection: its row and the request rows loaded with it. */
+/**
+ * One Item's slice of the projection: its row, and the requests and reports `evolve` may need
+ * (in memory all of them; in the store those its batch needs, see requestIdsNeeded and
+ * acceptancesIn), by id.
+ */
 export interface ItemProjection {
   readonly item: ItemState;
   readonly requests: ReadonlyMap<string, RequestState>;
+  readonly reports: ReadonlyMap<string, ReportFacts>;
 }
 
 export function initialItem(itemId: string): ItemProjection {
@@ -142,10 +149,10 @@ export function initialItem(itemId: string): ItemProjection {
       attempts: null,
       lastError: null,
       refreshes: 0,
-      recentReports: [],
       lastEvent: null,
     },
     requests: new Map(),
+    reports: new Map(),
   };
 }
 
@@ -159,7 +166,8 @@ export function changesRefreshState(event: CashflowEvent): event is RefreshEvent
 /**
  * Request ids whose rows must be loaded before `events` are applied to an Item: the ids the
  * events name and the Item's latest request. The Item's `accepted` requests are needed too
- * (a report completes them); the store loads those by status.
+ * (a report completes them), and those a report in `events` takes over (reportsReceivedIn);
+ * the store loads those by status and time.
  */
 export function requestIdsNeeded(item: ItemState | undefined, events: readonly CashflowEvent[]) {
   const ids = new Set<string>();
@@ -171,6 +179,24 @@ export function requestIdsNeeded(item: ItemState | undefined, events: readonly C
     }
   }
   return ids;
+}
+
+/**
+ * The acceptance times in `events`: the store loads, for each, the earliest report of the Item
+ * that answers it (rule 3), so `evolve` finds it among the slice's reports.
+ */
+export function acceptancesIn(events: readonly CashflowEvent[]): string[] {
+  return events.flatMap((e) => (e.type === 'RefreshAccepted' ? [e.data.accepted_at] : []));
+}
+
+/**
+ * When the reports in `events` were received: the store loads the Item's requests completed by
+ * a report received later that one of these answers (rule 3), so `evolve` can take them over.
+ */
+export function reportsReceivedIn(events: readonly CashflowEvent[]): string[] {
+  return events.flatMap((e) =>
+    e.type === 'ReportReady' || e.type === 'ReportFailed' ? [e.data.received_at] : [],
+  );
 }
 
 /** Applies one event to an Item's slice. Events of other Items must not be passed. */
@@ -201,6 +227,7 @@ export function evolve(
   }
   return {
     requests: next.requests,
+    reports: next.reports,
     item: { ...summarise(next), lastEvent: { ...position, eventId: event.metadata.id } },
   };
 }
@@ -244,9 +271,9 @@ function onAccepted(state: ItemProjection, event: EventOfType<'RefreshAccepted'>
     coalescedInto: data.coalesced_into ?? null,
   };
   // The earliest report received after the acceptance completes it (rule 3).
-  const report = [...state.item.recentReports].reverse().find((r) => answers(r, accepted));
+  const report = answeringReport(state.reports.values(), data.accepted_at);
   const request = report ? complete(accepted, report) : accepted;
-  return countReady(withRequest(state, request), existing, request);
+  return countRefreshes(withRequest(state, request), existing, request);
 }
 
 function onRefreshFailed(
@@ -274,43 +301,74 @@ function onRefreshFailed(
 }
 
 function onReport(state: ItemProjection, report: ReportFacts): ItemProjection {
-  const known = state.item.recentReports;
-  if (known.some((r) => r.eventId === report.eventId)) return state;
-  const recentReports = [...known, report].sort(newestFirst).slice(0, RECENT_REPORTS);
-  let next: ItemProjection = { ...state, item: { ...state.item, recentReports } };
+  const reports = new Map(state.reports);
+  reports.set(report.eventId, report);
+  const item = state.item;
+  let next: ItemProjection = {
+    ...state,
+    reports,
+    item: {
+      ...item,
+      // Rule 7, and rule 6 for an Item known only from reports (summarise keeps these then).
+      lastError:
+        report.error && newerError(report.error, item.lastError) ? report.error : item.lastError,
+      readyAt: report.kind === 'ready' ? later(item.readyAt, report.receivedAt) : item.readyAt,
+      failedAt: report.kind === 'failed' ? later(item.failedAt, report.receivedAt) : item.failedAt,
+    },
+  };
   for (const request of state.requests.values()) {
-    if (request.status === 'accepted' && answers(report, request)) {
+    if (answersBetter(report, request)) {
       const done = complete(request, report);
-      next = countReady(withRequest(next, done), request, done);
+      next = countRefreshes(withRequest(next, done), request, done);
     }
   }
   return next;
 }
 
-function answers(report: ReportFacts, request: RequestState): boolean {
-  return (
-    request.acceptedAt !== null &&
-    Date.parse(report.receivedAt) + REPORT_CLOCK_TOLERANCE_MS >= Date.parse(request.acceptedAt)
-  );
+/** Rule 3: does `report` complete `request`, first or instead of a later-received report? */
+function answersBetter(report: ReportFacts, request: RequestState): boolean {
+  if (request.acceptedAt === null || !reportAnswers(report.receivedAt, request.acceptedAt)) {
+    return false;
+  }
+  const by = completedBy(request);
+  if (by) return receivedBefore(report, by);
+  return request.status === 'accepted';
 }
 
+/** The report that completed a request, as far as matching goes; null if none did. */
+export function completedBy(request: RequestState): ReceivedReport | null {
+  const receivedAt = request.status === 'ready' ? request.readyAt : request.failedAt;
+  if (request.reportEventId === null || receivedAt === null) return null;
+  return { eventId: request.reportEventId, receivedAt };
+}
+
+/** The request as `report` completes it, whatever completed it before. */
 function complete(request: RequestState, report: ReportFacts): RequestState {
   return report.kind === 'ready'
-    ? { ...request, status: 'ready', readyAt: report.receivedAt, reportEventId: report.eventId }
+    ? {
+        ...request,
+        status: 'ready',
+        readyAt: report.receivedAt,
+        failedAt: null,
+        error: null,
+        reportEventId: report.eventId,
+      }
     : {
         ...request,
         status: 'report_failed',
+        readyAt: null,
         failedAt: report.receivedAt,
         error: report.error,
         reportEventId: report.eventId,
       };
 }
 
-function countReady(state: ItemProjection, before: RequestState, after: RequestState) {
-  const becameReady =
-    before.status !== 'ready' && after.status === 'ready' && after.coalescedInto === null;
-  if (!becameReady) return state;
-  return { ...state, item: { ...state.item, refreshes: state.item.refreshes + 1 } };
+/** Rule 8: a request of its own becoming ready counts one refresh; one no longer ready, one less. */
+function countRefreshes(state: ItemProjection, before: RequestState, after: RequestState) {
+  if (after.coalescedInto !== null) return state;
+  const change = Number(after.status === 'ready') - Number(before.status === 'ready');
+  if (change === 0) return state;
+  return { ...state, item: { ...state.item, refreshes: state.item.refreshes + change } };
 }
 
 /** Recomputes the Item's summary fields from its latest request and reports (rules 1, 6, 7). */
@@ -322,19 +380,7 @@ function summarise(state: ItemProjection): ItemState {
     if (!latest || ranksAbove(request, latest)) latest = request;
     if (request.error && newerError(request.error, lastError)) lastError = request.error;
   }
-  for (const report of item.recentReports) {
-    if (report.error && newerError(report.error, lastError)) lastError = report.error;
-  }
-  if (!latest) {
-    const newest = item.recentReports[0];
-    return {
-      ...item,
-      lastError,
-      status: newest ? (newest.kind === 'ready' ? 'ready' : 'failed') : item.status,
-      readyAt: newest?.kind === 'ready' ? newest.receivedAt : item.readyAt,
-      failedAt: newest?.kind === 'failed' ? newest.receivedAt : item.failedAt,
-    };
-  }
+  if (!latest) return { ...item, lastError, status: statusFromReports(item) };
   return {
     ...item,
     lastError,
@@ -383,10 +429,15 @@ function newerError(candidate: ErrorFacts, current: ErrorFacts | null): boolean 
   return a !== b ? a > b : candidate.eventId > current.eventId;
 }
 
-function newestFirst(a: ReportFacts, b: ReportFacts): number {
-  const diff = Date.parse(b.receivedAt) - Date.parse(a.receivedAt);
-  if (diff !== 0) return diff;
-  return a.eventId < b.eventId ? 1 : a.eventId > b.eventId ? -1 : 0;
+/** Rule 6 for an Item known only from reports: the newest report's kind, a failure on a tie. */
+function statusFromReports(item: ItemState): ItemStatus | null {
+  if (item.failedAt === null) return item.readyAt === null ? null : 'ready';
+  if (item.readyAt === null) return 'failed';
+  return Date.parse(item.readyAt) > Date.parse(item.failedAt) ? 'ready' : 'failed';
+}
+
+function later(current: string | null, candidate: string): string {
+  return current === null || Date.parse(candidate) > Date.parse(current) ? candidate : current;
 }
 
 function isBefore(position: Position, request: RequestState): boolean {
@@ -394,7 +445,11 @@ function isBefore(position: Position, request: RequestState): boolean {
 }
 
 function reportFacts(event: EventOfType<'ReportReady'> | EventOfType<'ReportFailed'>): ReportFacts {
-  const base = { eventId: event.metadata.id, receivedAt: event.data.received_at };
+  const base = {
+    eventId: event.metadata.id,
+    itemId: event.data.item_id,
+    receivedAt: event.data.received_at,
+  };
   if (event.type === 'ReportReady') return { ...base, kind: 'ready', error: null };
   const error = event.data.error;
   return {

@@ -1,21 +1,11 @@
 import { TOPICS, decodeEvent, topicName, type TopicKey } from '@cashflow/contracts';
 import type { EventPublisher } from '@cashflow/kafka';
 import type { Logger } from '@cashflow/observability';
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Consumer, ConsumerEndBatchProcessEvent, EachBatchPayload, Kafka } from 'kafkajs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ProjectorMetrics } from '../projection/projector-metrics';
-import type { ConsumedEvent, ProjectionStore } from '../projection/projection-store';
-
-/** The live projector's name in consumer_checkpoints and dead-letter records. */
-export const PROJECTOR_CONSUMER = 'projector';
-
-/** The topics the projection is built from. */
-export const PROJECTED_TOPICS: readonly TopicKey[] = [
-  'refreshRequested',
-  'refreshOutcomes',
-  'reportOutcomes',
-  'plaidWebhooks',
-];
+import { PROJECTED_TOPICS } from '../projected-topics';
+import type { Batch, ConsumedEvent, ProjectionStore } from '../store/projection-store';
+import type { ProjectorMetrics } from './projector-metrics';
 
 export interface ProjectorConsumerOptions {
   readonly groupId: string;
@@ -42,6 +32,8 @@ export interface ProjectorConsumerOptions {
 export class ProjectorConsumer {
   private readonly consumer: Consumer;
   private readonly topics: Map<string, TopicKey>;
+  /** Per `topic:partition`, the work queued for it: batches and skipped records, in order. */
+  private readonly partitionWork = new Map<string, Promise<void>>();
   private stopping = false;
 
   constructor(
@@ -66,6 +58,9 @@ export class ProjectorConsumer {
   }
 
   async start(): Promise<void> {
+    this.consumer.on(this.consumer.events.END_BATCH_PROCESS, (event) =>
+      this.onSkippedRecords(event),
+    );
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [...this.topics.keys()], fromBeginning: true });
     await this.consumer.run({
@@ -78,12 +73,68 @@ export class ProjectorConsumer {
   async stop(): Promise<void> {
     this.stopping = true;
     await this.consumer.disconnect();
+    await Promise.all(this.partitionWork.values());
   }
 
   private async handle(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     const first = batch.firstOffset();
-    if (first === null || batch.messages.length === 0) return;
+    if (first === null) return;
+    const events = await this.decode(batch);
+    // The batch's last offset, not its last message's: a transaction marker after the messages
+    // is passed too, so a partition ending in one is read to its end.
+    const lastOffset = batch.lastOffset();
+    const key = `${batch.topic}:${batch.partition}`;
+    const done = await this.inOrder(key, () =>
+      this.applyUntilDone(
+        { topic: batch.topic, partition: batch.partition, firstOffset: first, lastOffset, events },
+        batch.highWatermark,
+        {
+          isRunning: () => payload.isRunning() && !payload.isStale(),
+          heartbeat: () => payload.heartbeat(),
+        },
+      ),
+    );
+    if (done) payload.resolveOffset(lastOffset);
+  }
+
+  /**
+   * Records kafkajs reads but never hands over (only transaction markers or aborted records)
+   * still move the checkpoint past them, in order with the partition's batches; otherwise a
+   * partition ending in them would never reach its end.
+   */
+  private onSkippedRecords(event: ConsumerEndBatchProcessEvent): void {
+    const { topic, partition, batchSize, firstOffset, lastOffset, highWatermark } = event.payload;
+    if (batchSize !== 0 || firstOffset === null || this.stopping) return;
+    void this.inOrder(`${topic}:${partition}`, () =>
+      this.applyUntilDone(
+        { topic, partition, firstOffset, lastOffset, events: [] },
+        highWatermark,
+        {
+          isRunning: () => !this.stopping,
+          heartbeat: () => Promise.resolve(),
+        },
+      ),
+    ).catch((error: unknown) =>
+      this.options.logger.error({ err: error, topic, partition }, 'skipping records failed'),
+    );
+  }
+
+  /** Runs a partition's work after the work already queued for it. */
+  private inOrder<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const result = (this.partitionWork.get(key) ?? Promise.resolve()).then(work);
+    const settled = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.partitionWork.set(key, settled);
+    void settled.then(() => {
+      if (this.partitionWork.get(key) === settled) this.partitionWork.delete(key);
+    });
+    return result;
+  }
+
+  private async decode(batch: EachBatchPayload['batch']): Promise<ConsumedEvent[]> {
     const key = this.topics.get(batch.topic)!;
     const expected = TOPICS[key].events;
     const events: ConsumedEvent[] = [];
@@ -102,43 +153,47 @@ export class ProjectorConsumer {
       await this.publisher.deadLetter(message, decoded.error, position, this.options.consumerName);
       this.metrics.deadLetters.inc({ topic: batch.topic });
     }
-    const lastOffset = batch.messages[batch.messages.length - 1]!.offset;
+    return events;
+  }
+
+  /**
+   * Applies a batch, retrying (with backoff, heartbeating) while the consumer runs. True once
+   * applied; false when it seeks back or stops first.
+   */
+  private async applyUntilDone(
+    batch: Batch,
+    highWatermark: string,
+    run: { isRunning(): boolean; heartbeat(): Promise<void> },
+  ): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
-      if (!payload.isRunning() || payload.isStale() || this.stopping) return;
+      if (!run.isRunning() || this.stopping) return false;
       const timer = this.metrics.batchSeconds.startTimer();
       try {
-        const result = await this.store.apply({
-          topic: batch.topic,
-          partition: batch.partition,
-          firstOffset: first,
-          lastOffset,
-          events,
-        });
+        const result = await this.store.apply(batch);
         timer();
         if (result.kind === 'seek') {
           this.metrics.batches.inc({ result: 'seek' });
           this.options.logger.info(
             { topic: batch.topic, partition: batch.partition, offset: result.offset },
-            'checkpoint behind the batch (projection rebuilt); reading again from it',
+            'checkpoint behind the batch (moved back); reading again from it',
           );
           this.consumer.seek({
             topic: batch.topic,
             partition: batch.partition,
             offset: result.offset,
           });
-          return;
+          return false;
         }
         this.metrics.batches.inc({ result: result.applied.length > 0 ? 'applied' : 'skipped' });
         for (const { event } of result.applied) this.metrics.applied.inc({ type: event.type });
         this.recordLag(
           batch.topic,
           batch.partition,
-          batch.highWatermark,
+          highWatermark,
           result.nextOffset,
-          events,
+          batch.events,
         );
-        payload.resolveOffset(lastOffset);
-        return;
+        return true;
       } catch (error) {
         this.metrics.batches.inc({ result: 'failed' });
         this.options.logger.error(
@@ -146,7 +201,7 @@ export class ProjectorConsumer {
           'applying a batch failed; retrying',
         );
         await sleep(Math.min(10_000, 200 * 2 ** attempt));
-        await payload.heartbeat().catch(() => undefined);
+        await run.heartbeat().catch(() => undefined);
       }
     }
   }

@@ -4,22 +4,14 @@ import {
   eventsFor,
   historyEvents,
   historyPlan,
+  inTimeOrder,
   interleave,
   interleaving,
+  longHistoryPlan,
   topicByTopic,
-  type PositionedEvent,
 } from '../../../../test/support/refresh-histories';
+import { foldEvents as fold, type PositionedEvent } from './fold';
 import { evolve, initialItem, type ItemProjection, type Position } from './refresh-projection';
-
-/** Folds events into every Item's projection, in memory. */
-function fold(events: readonly PositionedEvent[]): Map<string, ItemProjection> {
-  const items = new Map<string, ItemProjection>();
-  for (const { event, position } of events) {
-    const id = event.data.item_id;
-    items.set(id, evolve(items.get(id) ?? initialItem(id), event, position));
-  }
-  return items;
-}
 
 /** Everything but lastEvent (which records arrival order by definition). */
 function comparable(items: Map<string, ItemProjection>) {
@@ -115,7 +107,7 @@ describe('refresh projection rules', () => {
     expect(twice.requests).toEqual(once.requests);
     // The same event delivered again changes nothing at all.
     const again = evolve(once, ready('x1', '2026-11-24T10:01:00Z'), at('reports'));
-    expect(again.item.recentReports).toEqual(once.item.recentReports);
+    expect(again.reports).toEqual(once.reports);
   });
 
   it('keeps the Item ready when a late RefreshFailed for an older request arrives', () => {
@@ -165,21 +157,104 @@ describe('refresh projection rules', () => {
     expect(state.item.refreshes).toBe(1);
   });
 
+  it('lets a report received earlier take over a request a later-received one completed', () => {
+    // Two ingress replicas: the later webhook reached Kafka first.
+    const r = requested('r1');
+    const a = accepted('r1', '2026-11-24T10:00:02Z');
+    const early = reportFailed('x1', '2026-11-24T10:00:30Z', 'PRODUCT_NOT_READY');
+    const late = ready('x2', '2026-11-24T10:01:00Z');
+    const landedOutOfOrder = run(r, a, late, early);
+    expect(landedOutOfOrder.requests.get('r1')).toMatchObject({
+      status: 'report_failed',
+      failedAt: '2026-11-24T10:00:30Z',
+      readyAt: null,
+      reportEventId: 'x1',
+      error: { code: 'PRODUCT_NOT_READY', source: 'webhook' },
+    });
+    expect(landedOutOfOrder.item).toMatchObject({ status: 'failed', refreshes: 0 });
+    // The same as had they landed in the order they were received (positions aside).
+    const inReceivedOrder = run(r, a, early, late);
+    const withoutPositions = (p: ItemProjection) => ({
+      item: { ...p.item, lastEvent: null },
+      request: { ...p.requests.get('r1'), requestOffset: null },
+    });
+    expect(withoutPositions(landedOutOfOrder)).toEqual(withoutPositions(inReceivedOrder));
+  });
+
+  it('gives an Item known only from reports the newest of each kind, whatever their order', () => {
+    const x1 = ready('x1', '2026-11-24T10:00:00Z');
+    const x2 = reportFailed('x2', '2026-11-24T10:05:00Z');
+    for (const state of [run(x1, x2), run(x2, x1)]) {
+      expect(state.item).toMatchObject({
+        status: 'failed',
+        readyAt: '2026-11-24T10:00:00Z',
+        failedAt: '2026-11-24T10:05:00Z',
+        latestRequestId: null,
+      });
+    }
+  });
+
   it('leaves refresh state alone for other webhook codes', () => {
     const before = run(requested('r1'));
     const other = otherWebhook('w1', '2026-11-24T10:00:05Z');
     expect(evolve(before, other, at('webhooks'))).toBe(before);
   });
 
+  it('gives each of many refreshes its own report when the reports are read before the outcomes', () => {
+    const t = (s: number) => new Date(Date.parse('2026-11-24T10:00:00Z') + s * 1000).toISOString();
+    const topics = new Map<string, PositionedEvent[]>();
+    const onTopic = (topic: string, event: CashflowEvent) => {
+      const list = topics.get(topic) ?? [];
+      list.push({ event, position: { topic, partition: 0, offset: String(list.length) } });
+      topics.set(topic, list);
+    };
+    for (let n = 1; n <= 24; n++) {
+      const start = n * 120;
+      onTopic('requested', requested(`r${n}`, undefined, t(start)));
+      onTopic('outcomes', accepted(`r${n}`, t(start + 2)));
+      const at = t(start + 60);
+      onTopic('reports', n === 4 ? reportFailed(`x${n}`, at) : ready(`x${n}`, at));
+    }
+    // A catch-up reads the reports topic far ahead of the outcomes.
+    const { requested: r, outcomes: o, reports: x } = Object.fromEntries(topics);
+    const caughtUp = fold([...r!, ...x!, ...o!]);
+    const state = caughtUp.get(item)!;
+    for (let n = 1; n <= 24; n++) {
+      expect(state.requests.get(`r${n}`)).toMatchObject(
+        n === 4
+          ? { status: 'report_failed', failedAt: t(n * 120 + 60), reportEventId: 'x4' }
+          : { status: 'ready', readyAt: t(n * 120 + 60), reportEventId: `x${n}` },
+      );
+    }
+    expect(state.item.refreshes).toBe(23);
+    expect(comparable(caughtUp)).toEqual(comparable(fold(inTimeOrder(topics))));
+  });
+
   it('reaches the same state however the topics interleave and whatever is delivered twice', () => {
     fc.assert(
-      fc.property(historyPlan, interleaving, (plan, { choices, duplicates }) => {
+      fc.property(historyPlan, interleaving, (plan, { choices, duplicates, readFirst }) => {
         const topics = historyEvents(plan);
         const expected = comparable(fold(topicByTopic(topics)));
-        const actual = comparable(fold(interleave(topics, choices, duplicates)));
-        expect(actual).toEqual(expected);
+        expect(comparable(fold(interleave(topics, choices, duplicates, readFirst)))).toEqual(
+          expected,
+        );
+        expect(comparable(fold(inTimeOrder(topics)))).toEqual(expected);
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('reaches the same state for long histories with a topic read far ahead of the others', () => {
+    fc.assert(
+      fc.property(longHistoryPlan, interleaving, (plan, { choices, duplicates, readFirst }) => {
+        const topics = historyEvents(plan);
+        const expected = comparable(fold(inTimeOrder(topics)));
+        expect(comparable(fold(topicByTopic(topics)))).toEqual(expected);
+        expect(comparable(fold(interleave(topics, choices, duplicates, readFirst)))).toEqual(
+          expected,
+        );
+      }),
+      { numRuns: 200 },
     );
   });
 });

@@ -3,7 +3,7 @@
  * them and the OpenAPI document (openapi.ts) is generated from them.
  */
 import { z } from 'zod';
-import { ITEM_STATUSES } from '../projection/refresh-projection';
+import { ITEM_STATUSES } from '../rules/refresh-projection';
 
 const Time = z.iso.datetime({ offset: true }).nullable();
 

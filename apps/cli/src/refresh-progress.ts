@@ -1,0 +1,174 @@
+import { decodeEvent, topicName, type CashflowEvent, type EventOfType } from '@cashflow/contracts';
+import { readHighWatermarks } from '@cashflow/kafka';
+import { answeringReport } from '@cashflow/projection';
+import type { Kafka } from 'kafkajs';
+import { randomUUID } from 'node:crypto';
+
+/** What `refresh --wait` saw happen to the request. */
+export interface Progress {
+  readonly step: 'requested' | 'accepted' | 'ready' | 'failed';
+  readonly at: string;
+  readonly detail: Record<string, unknown>;
+}
+
+export type Final = 'ready' | 'failed';
+
+type Report = EventOfType<'ReportReady'> | EventOfType<'ReportFailed'>;
+
+type Outcome = EventOfType<'RefreshAccepted'> | EventOfType<'RefreshFailed'>;
+
+/**
+ * Where a request stands, from the outcome and report events seen so far: its outcome, and once
+ * accepted the report that answers it by the projection's rule (the earliest report of the Item
+ * received after the acceptance, with the rule's clock tolerance), whichever order they came in.
+ */
+export function progressOf(
+  seen: readonly CashflowEvent[],
+  requestId: string,
+  itemId: string,
+): { readonly steps: Progress[]; readonly final?: Final } {
+  const outcome = seen.find(
+    (e): e is Outcome =>
+      (e.type === 'RefreshAccepted' || e.type === 'RefreshFailed') &&
+      e.data.refresh_request_id === requestId,
+  );
+  if (!outcome) return { steps: [] };
+  if (outcome.type === 'RefreshFailed') {
+    const { data } = outcome;
+    const detail = {
+      error_code: data.error.error_code,
+      retryable: data.retryable,
+      message: data.error.error_message,
+    };
+    return { steps: [{ step: 'failed', at: data.failed_at, detail }], final: 'failed' };
+  }
+  const { data } = outcome;
+  const accepted: Progress = {
+    step: 'accepted',
+    at: data.accepted_at,
+    detail: {
+      plaid_request_id: data.plaid_request_id,
+      attempts: data.attempts,
+      ...(data.coalesced_into ? { coalesced_into: data.coalesced_into } : {}),
+    },
+  };
+  const report = reportAnswering(seen, itemId, data.accepted_at);
+  if (!report) return { steps: [accepted] };
+  const at = report.data.received_at;
+  return report.type === 'ReportReady'
+    ? {
+        steps: [accepted, { step: 'ready', at, detail: { report_event_id: report.metadata.id } }],
+        final: 'ready',
+      }
+    : {
+        steps: [
+          accepted,
+          {
+            step: 'failed',
+            at,
+            detail: {
+              error_code: report.data.error.error_code,
+              message: report.data.error.error_message,
+            },
+          },
+        ],
+        final: 'failed',
+      };
+}
+
+/** Of the Item's reports seen, the one that answers an acceptance at `acceptedAt`. */
+function reportAnswering(seen: readonly CashflowEvent[], itemId: string, acceptedAt: string) {
+  const reports = seen
+    .filter(
+      (e): e is Report =>
+        (e.type === 'ReportReady' || e.type === 'ReportFailed') && e.data.item_id === itemId,
+    )
+    .map((event) => ({ event, eventId: event.metadata.id, receivedAt: event.data.received_at }));
+  return answeringReport(reports, acceptedAt)?.event;
+}
+
+/**
+ * Follows the outcome and report topics from their ends as they are now: start it before the
+ * request is published, so nothing in between is missed.
+ */
+export async function followOutcomes(kafka: Kafka, prefix: string) {
+  const topics = [topicName('refreshOutcomes', prefix), topicName('reportOutcomes', prefix)];
+  const ends = await readHighWatermarks(kafka, topics);
+  const groupId = `${prefix}cashflow-cli-${randomUUID()}`;
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200 });
+  const seen: CashflowEvent[] = [];
+  const ids = new Set<string>();
+  let wake: () => void = () => undefined;
+  await consumer.connect();
+  await consumer.subscribe({ topics });
+  // kafkajs drops seeks made before the group is joined, so wait for the join, then seek; the
+  // request is published only after that, so its outcome cannot slip past.
+  const joined = new Promise<void>((resolve) =>
+    consumer.on(consumer.events.GROUP_JOIN, () => resolve()),
+  );
+  await consumer.run({
+    eachMessage: ({ message }) => {
+      const decoded = decodeEvent(message);
+      // A record can come twice: once from where the group started, again after the seek.
+      if (decoded.ok && !ids.has(decoded.value.metadata.id)) {
+        ids.add(decoded.value.metadata.id);
+        seen.push(decoded.value);
+        wake();
+      }
+      return Promise.resolve();
+    },
+  });
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    joined,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error('could not join a Kafka consumer group within 30 s')),
+        30_000,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+  for (const [key, offset] of ends) {
+    const split = key.lastIndexOf(':');
+    consumer.seek({
+      topic: key.slice(0, split),
+      partition: Number(key.slice(split + 1)),
+      offset: String(offset),
+    });
+  }
+
+  return {
+    /** Shows each step of the request as it happens, until its final step or the time-out. */
+    async follow(
+      requestId: string,
+      itemId: string,
+      timeoutMs: number,
+      show: (p: Progress) => void,
+    ): Promise<Final | 'timed_out'> {
+      const deadline = Date.now() + timeoutMs;
+      let shown = 0;
+      for (;;) {
+        const progress = progressOf(seen, requestId, itemId);
+        for (const step of progress.steps.slice(shown)) show(step);
+        shown = Math.max(shown, progress.steps.length);
+        if (progress.final) return progress.final;
+        const left = deadline - Date.now();
+        if (left <= 0) return 'timed_out';
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(left, 1000));
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    },
+    async stop() {
+      await consumer.disconnect();
+      const cleanup = kafka.admin();
+      await cleanup.connect();
+      await cleanup.deleteGroups([groupId]).catch(() => undefined);
+      await cleanup.disconnect();
+    },
+  };
+}

@@ -1,0 +1,347 @@
+import { queryRows } from '@cashflow/persistence';
+import type { DataSource, EntityManager } from 'typeorm';
+import { foldItem, type PositionedEvent } from '../rules/fold';
+import { consumerCheckpoints } from './checkpoints';
+import {
+  acceptancesIn,
+  changesRefreshState,
+  initialItem,
+  reportsReceivedIn,
+  requestIdsNeeded,
+  type ItemState,
+  type ReportFacts,
+  type RequestState,
+} from '../rules/refresh-projection';
+import { earliestAnswerAt, latestAnsweredAt } from '../rules/report-answers';
+import {
+  ITEM_COLUMNS,
+  REPORT_COLUMNS,
+  REQUEST_COLUMNS,
+  itemToRow,
+  reportToRow,
+  requestToRow,
+  rowToItem,
+  rowToReport,
+  rowToRequest,
+  type ItemRow,
+  type ReportRow,
+  type RequestRow,
+} from './rows';
+
+/** An event as consumed: where it was read and the record's Kafka timestamp. */
+export interface ConsumedEvent extends PositionedEvent {
+  /** The record's timestamp (ms since the epoch, as Kafka gives it). */
+  readonly kafkaTimestamp: string;
+}
+
+/** One partition's batch: its offset range (dead-lettered records included) and its events. */
+export interface Batch {
+  readonly topic: string;
+  readonly partition: number;
+  readonly firstOffset: string;
+  readonly lastOffset: string;
+  readonly events: readonly ConsumedEvent[];
+}
+
+export type BatchResult =
+  | {
+      readonly kind: 'applied';
+      /** Events applied; those below the checkpoint were already applied and are skipped. */
+      readonly applied: readonly ConsumedEvent[];
+      readonly nextOffset: string;
+    }
+  /**
+   * The checkpoint is behind the batch (moved back by hand; a rebuild never moves it behind the
+   * projector): read again from there.
+   */
+  | { readonly kind: 'seek'; readonly offset: string };
+
+export interface StoreOptions {
+  /** Schema holding the tables: `public`, or the rebuild's own. */
+  readonly schema: string;
+  /** Name in consumer_checkpoints. */
+  readonly consumer: string;
+}
+
+/** Namespace of the projector's advisory locks (pg_advisory_xact_lock(namespace, key)). */
+const LOCK_NAMESPACE = 8211;
+
+/**
+ * Writes the projection. Each batch is one PostgreSQL transaction: the event copies, the Items'
+ * and requests' new rows, and the partition's checkpoint (next offset to read) commit together,
+ * so a batch is applied entirely or not at all, and a batch delivered again is recognised by the
+ * checkpoint and skipped. Items are locked (advisory, in key order) for the transaction, so
+ * batches of several partitions can be applied at once.
+ */
+export class ProjectionStore {
+  private readonly t: {
+    items: string;
+    requests: string;
+    reports: string;
+    events: string;
+  };
+
+  constructor(
+    private readonly db: DataSource,
+    private readonly options: StoreOptions,
+  ) {
+    const schema = quoteIdent(options.schema);
+    this.t = {
+      items: `${schema}.item_refresh_state`,
+      requests: `${schema}.refresh_requests`,
+      reports: `${schema}.item_reports`,
+      events: `${schema}.projection_events`,
+    };
+  }
+
+  /** Next offset per `topic:partition` stored for this consumer. */
+  checkpoints(): Promise<Map<string, bigint>> {
+    return consumerCheckpoints(this.db, this.options.consumer);
+  }
+
+  async apply(batch: Batch): Promise<BatchResult> {
+    return this.db.transaction(async (m) => {
+      const stored = await this.lockCheckpoint(m, batch.topic, batch.partition);
+      if (BigInt(stored) < BigInt(batch.firstOffset)) return { kind: 'seek', offset: stored };
+      const nextOffset = (BigInt(batch.lastOffset) + 1n).toString();
+      if (BigInt(stored) >= BigInt(nextOffset)) {
+        return { kind: 'applied', applied: [], nextOffset: stored };
+      }
+      const fresh = batch.events.filter((e) => BigInt(e.position.offset) >= BigInt(stored));
+      await this.copyEvents(m, fresh);
+      await this.project(m, fresh);
+      await queryRows(
+        m,
+        `UPDATE consumer_checkpoints SET next_offset = $4, updated_at = now()
+          WHERE consumer = $1 AND topic = $2 AND partition = $3`,
+        [this.options.consumer, batch.topic, batch.partition, nextOffset],
+      );
+      return { kind: 'applied', applied: fresh, nextOffset };
+    });
+  }
+
+  private async lockCheckpoint(m: EntityManager, topic: string, partition: number) {
+    await m.query(
+      `INSERT INTO consumer_checkpoints (consumer, topic, partition, next_offset)
+       VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING`,
+      [this.options.consumer, topic, partition],
+    );
+    const [row] = await queryRows<{ next_offset: string }>(
+      m,
+      `SELECT next_offset FROM consumer_checkpoints
+        WHERE consumer = $1 AND topic = $2 AND partition = $3 FOR UPDATE`,
+      [this.options.consumer, topic, partition],
+    );
+    return row!.next_offset;
+  }
+
+  private async copyEvents(m: EntityManager, events: readonly ConsumedEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const rows = events.map(({ event, position, kafkaTimestamp }) => ({
+      topic: position.topic,
+      partition: position.partition,
+      kafka_offset: position.offset,
+      event_id: event.metadata.id,
+      event_type: event.type,
+      item_id: event.data.item_id,
+      event_time: event.metadata.time,
+      kafka_timestamp: new Date(Number(kafkaTimestamp)).toISOString(),
+      metadata: event.metadata,
+      data: event.data,
+    }));
+    await m.query(
+      `INSERT INTO ${this.t.events}
+         (topic, partition, kafka_offset, event_id, event_type, item_id, event_time,
+          kafka_timestamp, metadata, data)
+       SELECT topic, partition, kafka_offset, event_id, event_type, item_id, event_time,
+              kafka_timestamp, metadata, data
+         FROM jsonb_to_recordset($1::jsonb) AS r(
+           topic text, partition integer, kafka_offset bigint, event_id text, event_type text,
+           item_id text, event_time timestamptz, kafka_timestamp timestamptz, metadata jsonb,
+           data jsonb)
+       ON CONFLICT DO NOTHING`,
+      [JSON.stringify(rows)],
+    );
+  }
+
+  /** Loads what the batch needs of its Items' slices, folds the events and writes what changed. */
+  private async project(m: EntityManager, events: readonly ConsumedEvent[]): Promise<void> {
+    const byItem = new Map<string, ConsumedEvent[]>();
+    for (const consumed of events) {
+      if (!changesRefreshState(consumed.event)) continue;
+      const id = consumed.event.data.item_id;
+      const list = byItem.get(id) ?? [];
+      list.push(consumed);
+      byItem.set(id, list);
+    }
+    if (byItem.size === 0) return;
+    const itemIds = [...byItem.keys()];
+    await m.query(
+      `SELECT pg_advisory_xact_lock(${LOCK_NAMESPACE}, k)
+         FROM (SELECT DISTINCT hashtext($2 || id) AS k FROM unnest($1::text[]) AS id ORDER BY 1) s`,
+      [itemIds, `${this.options.schema}:`],
+    );
+    const items = new Map(
+      (
+        await queryRows<ItemRow>(
+          m,
+          `SELECT ${ITEM_COLUMNS.join(', ')} FROM ${this.t.items} WHERE item_id = ANY($1)`,
+          [itemIds],
+        )
+      ).map((row) => [row.item_id as string, rowToItem(row)]),
+    );
+    const requests = await this.loadRequests(m, byItem, items);
+    const reports = await this.loadReports(m, byItem);
+
+    const itemsOut: ItemRow[] = [];
+    const requestsOut: RequestRow[] = [];
+    const reportsOut: ReportRow[] = [];
+    for (const [id, list] of byItem) {
+      const loadedRequests = requests.get(id) ?? new Map<string, RequestState>();
+      const loadedReports = reports.get(id) ?? new Map<string, ReportFacts>();
+      const state = foldItem(
+        {
+          item: items.get(id) ?? initialItem(id).item,
+          requests: loadedRequests,
+          reports: loadedReports,
+        },
+        list,
+      );
+      itemsOut.push(itemToRow(state.item));
+      for (const request of state.requests.values()) {
+        if (loadedRequests.get(request.requestId) !== request) {
+          requestsOut.push(requestToRow(request));
+        }
+      }
+      for (const report of state.reports.values()) {
+        if (!loadedReports.has(report.eventId)) reportsOut.push(reportToRow(report));
+      }
+    }
+    await upsert(m, this.t.requests, REQUEST_COLUMNS, 'request_id', requestsOut);
+    await upsert(m, this.t.items, ITEM_COLUMNS, 'item_id', itemsOut);
+    await insertNew(m, this.t.reports, REPORT_COLUMNS, reportsOut);
+  }
+
+  /**
+   * The requests `evolve` may change: those the events name, each Item's latest, every accepted
+   * one (a report completes them), and those completed by a report received after one in the
+   * batch that answers them too (it takes them over).
+   */
+  private async loadRequests(
+    m: EntityManager,
+    byItem: ReadonlyMap<string, readonly ConsumedEvent[]>,
+    items: ReadonlyMap<string, ItemState>,
+  ): Promise<Map<string, Map<string, RequestState>>> {
+    const wanted = new Set<string>();
+    const reported: { item_id: string; since: string; until: string }[] = [];
+    for (const [id, list] of byItem) {
+      const events = list.map((c) => c.event);
+      for (const r of requestIdsNeeded(items.get(id), events)) wanted.add(r);
+      const received = reportsReceivedIn(events).map((at) => Date.parse(at));
+      if (received.length === 0) continue;
+      reported.push({
+        item_id: id,
+        since: new Date(Math.min(...received)).toISOString(),
+        until: latestAnsweredAt(new Date(Math.max(...received)).toISOString()),
+      });
+    }
+    const columns = REQUEST_COLUMNS.map((c) => `r.${c}`).join(', ');
+    const rows = await queryRows<RequestRow>(
+      m,
+      `SELECT ${columns} FROM ${this.t.requests} r WHERE r.request_id = ANY($1)
+       UNION
+       SELECT ${columns} FROM ${this.t.requests} r
+        WHERE r.item_id = ANY($2) AND r.status = 'accepted'
+       UNION
+       SELECT ${columns}
+         FROM jsonb_to_recordset($3::jsonb) AS q(item_id text, since timestamptz, until timestamptz)
+         JOIN ${this.t.requests} r ON r.item_id = q.item_id
+        WHERE r.report_event_id IS NOT NULL AND r.accepted_at <= q.until
+          AND coalesce(r.ready_at, r.failed_at) >= q.since`,
+      [[...wanted], [...byItem.keys()], JSON.stringify(reported)],
+    );
+    return groupByItem(rows.map(rowToRequest), (r) => r.requestId);
+  }
+
+  /** For each acceptance in the batch, the earliest stored report of its Item answering it. */
+  private async loadReports(
+    m: EntityManager,
+    byItem: ReadonlyMap<string, readonly ConsumedEvent[]>,
+  ): Promise<Map<string, Map<string, ReportFacts>>> {
+    const lookups = [...byItem].flatMap(([id, list]) =>
+      acceptancesIn(list.map((c) => c.event)).map((at) => ({
+        item_id: id,
+        since: earliestAnswerAt(at),
+      })),
+    );
+    if (lookups.length === 0) return new Map();
+    const rows = await queryRows<ReportRow>(
+      m,
+      `SELECT DISTINCT ${REPORT_COLUMNS.map((c) => `r.${c}`).join(', ')}
+         FROM jsonb_to_recordset($1::jsonb) AS q(item_id text, since timestamptz)
+         CROSS JOIN LATERAL (
+           SELECT * FROM ${this.t.reports} r
+            WHERE r.item_id = q.item_id AND r.received_at >= q.since
+            ORDER BY r.received_at, r.event_id LIMIT 1) r`,
+      [JSON.stringify(lookups)],
+    );
+    return groupByItem(rows.map(rowToReport), (r) => r.eventId);
+  }
+}
+
+function groupByItem<T extends { readonly itemId: string }>(
+  values: readonly T[],
+  key: (value: T) => string,
+): Map<string, Map<string, T>> {
+  const byItem = new Map<string, Map<string, T>>();
+  for (const value of values) {
+    const map = byItem.get(value.itemId) ?? new Map<string, T>();
+    map.set(key(value), value);
+    byItem.set(value.itemId, map);
+  }
+  return byItem;
+}
+
+/** Multi-row insert of JSON rows; rows already there are left as they are. */
+async function insertNew(
+  m: EntityManager,
+  table: string,
+  columns: readonly string[],
+  rows: readonly object[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  const list = columns.join(', ');
+  await m.query(
+    `INSERT INTO ${table} (${list})
+     SELECT ${list} FROM jsonb_populate_recordset(NULL::${table}, $1::jsonb)
+     ON CONFLICT DO NOTHING`,
+    [JSON.stringify(rows)],
+  );
+}
+
+/** Multi-row upsert of JSON rows (one parameter, however many rows). */
+async function upsert(
+  m: EntityManager,
+  table: string,
+  columns: readonly string[],
+  key: string,
+  rows: readonly object[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  const list = columns.join(', ');
+  const updates = columns
+    .filter((c) => c !== key)
+    .map((c) => `${c} = EXCLUDED.${c}`)
+    .join(', ');
+  await m.query(
+    `INSERT INTO ${table} (${list})
+     SELECT ${list} FROM jsonb_populate_recordset(NULL::${table}, $1::jsonb)
+     ON CONFLICT (${key}) DO UPDATE SET ${updates}, updated_at = now()`,
+    [JSON.stringify(rows)],
+  );
+}
+
+export function quoteIdent(name: string): string {
+  if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`not a plain identifier: ${name}`);
+  return `"${name}"`;
+}
