@@ -6,6 +6,7 @@ import { OpsViews1764300000001 } from './1764300000001-ops-views';
 import { ItemReports1764300000002 } from './1764300000002-item-reports';
 import { RefreshRetryClaims1764500000000 } from './1764500000000-refresh-retry-claims';
 import { RefreshRequestIds1764500000001 } from './1764500000001-refresh-request-ids';
+import { RefreshRequestsByItem1764500000002 } from './1764500000002-refresh-requests-by-item';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in `migrations`. */
 export const MIGRATIONS = [
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   ItemReports1764300000002,
   RefreshRetryClaims1764500000000,
   RefreshRequestIds1764500000001,
+  RefreshRequestsByItem1764500000002,
 ];

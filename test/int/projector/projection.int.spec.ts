@@ -150,6 +150,25 @@ describe('projector', () => {
     expect(metrics).toMatch(/projector_dead_letters_total\{[^}]*refresh-requested[^}]*\} 1/);
   });
 
+  describe('a request id used for two Items', () => {
+    it("keeps each Item's request: the second never overwrites the first Item's row", async () => {
+      const a = newItem();
+      const b = newItem();
+      // CloudEvents ids are unique per source: another upstream may send the same id for its Item.
+      const id = `shared-${randomUUID()}`;
+      await world.publish(a.e.requested(id, 90, '2026-11-24T10:00:00Z'));
+      await world.publish(a.e.accepted(id, '2026-11-24T10:00:02Z'));
+      await untilItem(a.itemId, (r) => r.status === 'refreshing');
+      await world.publish(b.e.requested(id, 30, '2026-11-24T10:00:05Z'));
+      await untilItem(b.itemId, (r) => r.status === 'requested');
+
+      const [first] = await requestsOf(a.itemId);
+      expect(first).toMatchObject({ request_id: id, status: 'accepted', days_requested: 365 });
+      const [second] = await requestsOf(b.itemId);
+      expect(second).toMatchObject({ request_id: id, status: 'requested', days_requested: 30 });
+    });
+  });
+
   describe('the read-only role', () => {
     it('can read the views and tables, and is refused a write and the access tokens', async () => {
       const login = `ops_${randomUUID().replaceAll('-', '')}`;

@@ -11,7 +11,12 @@
  * 3. The projection equals a fresh fold of the log up to the projector's checkpoints.
  * 4. No access token, client secret or private key appears in any topic or captured log.
  */
-import type { CashflowEvent, EventOfType, TopicKey } from '@cashflow/contracts';
+import {
+  DLQ_HEADERS,
+  type CashflowEvent,
+  type EventOfType,
+  type TopicKey,
+} from '@cashflow/contracts';
 import {
   foldEvents,
   itemToRow,
@@ -77,7 +82,21 @@ export interface OutcomeOptions {
 }
 
 export function checkOutcomes(records: readonly LogRecord[], options: OutcomeOptions): Finding {
-  const requests = new Map<string, { itemId: string; at: number; where: string }>();
+  const requests = new Map<string, { itemId: string; source: string; at: number; where: string }>();
+  // Requests the worker refused because another request had their id first: they get no outcome.
+  const refused = new Set(
+    records
+      .filter(
+        (r) =>
+          r.topicKey === 'deadLetter' && r.headers[DLQ_HEADERS.errorCode] === 'REQUEST_ID_CONFLICT',
+      )
+      .map(
+        (r) =>
+          `${r.headers[DLQ_HEADERS.sourceTopic]} ${r.headers[DLQ_HEADERS.sourcePartition]}:${r.headers[DLQ_HEADERS.sourceOffset]}`,
+      ),
+  );
+  const reused = new Examples();
+  let refusedCount = 0;
   let requestCopies = 0;
   const outcomes = new Map<string, Map<string, Outcome>>();
   const outcomeIds = new Set<string>();
@@ -89,13 +108,25 @@ export function checkOutcomes(records: readonly LogRecord[], options: OutcomeOpt
     const event = r.event;
     if (!event) continue;
     if (event.type === 'RefreshRequested') {
-      if (requests.has(event.metadata.id)) requestCopies += 1;
-      else {
+      if (refused.has(where(r))) {
+        refusedCount += 1;
+        continue;
+      }
+      const first = requests.get(event.metadata.id);
+      if (!first) {
         requests.set(event.metadata.id, {
           itemId: event.data.item_id,
+          source: event.metadata.source,
           at: r.timestamp,
           where: where(r),
         });
+      } else if (first.itemId === event.data.item_id && first.source === event.metadata.source) {
+        requestCopies += 1;
+      } else {
+        // Not a copy: another request under the same id, and nothing refused it.
+        reused.add(
+          `request id ${event.metadata.id} is used by ${first.source} for ${first.itemId} (${first.where}) and by ${event.metadata.source} for ${event.data.item_id} (${where(r)}), and neither was refused`,
+        );
       }
     } else if (event.type === 'RefreshAccepted' || event.type === 'RefreshFailed') {
       if (outcomeIds.has(event.metadata.id)) {
@@ -140,7 +171,8 @@ export function checkOutcomes(records: readonly LogRecord[], options: OutcomeOpt
       orphans.add(`outcome ${[...answers.keys()][0]} answers request ${id}, not on the log`);
     }
   }
-  const violations = twice.count + orphans.count + unanswered.count + wrongItem.count;
+  const violations =
+    twice.count + orphans.count + unanswered.count + wrongItem.count + reused.count;
   return {
     name: 'every request has exactly one outcome',
     holds: violations === 0,
@@ -156,12 +188,17 @@ export function checkOutcomes(records: readonly LogRecord[], options: OutcomeOpt
       'without outcome': unanswered.count,
       'outcome without request': orphans.count,
       'outcome for another item': wrongItem.count,
+      'refused: id used first by another request': refusedCount,
+      'id reused, not refused': reused.count,
       violations,
     },
-    examples: [...twice.lines, ...unanswered.lines, ...orphans.lines, ...wrongItem.lines].slice(
-      0,
-      MAX_EXAMPLES,
-    ),
+    examples: [
+      ...twice.lines,
+      ...unanswered.lines,
+      ...orphans.lines,
+      ...wrongItem.lines,
+      ...reused.lines,
+    ].slice(0, MAX_EXAMPLES),
   };
 }
 
@@ -358,7 +395,7 @@ export function checkProjection(
   for (const [id, slice] of fold.items) {
     expectedItems.set(id, normalItem(itemToRow(slice.item)));
     for (const request of slice.requests.values()) {
-      expectedRequests.set(request.requestId, normalRequest(requestToRow(request)));
+      expectedRequests.set(`${id} ${request.requestId}`, normalRequest(requestToRow(request)));
     }
     for (const report of slice.reports.values()) {
       const row = reportToRow(report);
@@ -369,7 +406,10 @@ export function checkProjection(
     snapshot.items.map((row) => [row.item_id as string, normalItem(row)]),
   );
   const actualRequests = new Map(
-    snapshot.requests.map((row) => [row.request_id as string, normalRequest(row)]),
+    snapshot.requests.map((row) => [
+      `${row.item_id as string} ${row.request_id as string}`,
+      normalRequest(row),
+    ]),
   );
   for (const id of new Set([...expectedItems.keys(), ...actualItems.keys()])) {
     compare(`item ${id}`, expectedItems.get(id), actualItems.get(id));

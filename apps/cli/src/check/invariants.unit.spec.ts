@@ -54,6 +54,50 @@ describe('checkOutcomes', () => {
   const b = eventsFor('item-b');
   const options = { now: NOW, maxPendingMs: 10 * 60_000 };
 
+  describe('a request id used for two Items', () => {
+    const records = () =>
+      log([
+        a.requested('shared'),
+        a.accepted('shared', '2026-11-24T10:00:01.000Z'),
+        b.requested('shared'),
+      ]);
+    /** The worker's refusal of the record at `position` (topic, partition 0, offset). */
+    const refusal = (refused: LogRecord): LogRecord => ({
+      ...refused,
+      topicKey: 'deadLetter',
+      topic: 't.deadLetter',
+      offset: '0',
+      event: null,
+      headers: {
+        dlq_error_code: 'REQUEST_ID_CONFLICT',
+        dlq_source_topic: refused.topic,
+        dlq_source_partition: String(refused.partition),
+        dlq_source_offset: refused.offset,
+      },
+    });
+
+    it('is no harmless copy: a violation when nothing refused the second request', () => {
+      const finding = checkOutcomes(records(), options);
+      expect(finding.holds).toBe(false);
+      expect(finding.counts).toMatchObject({
+        'id reused, not refused': 1,
+        'duplicates absorbed': 0,
+      });
+      expect(finding.examples.join('\n')).toContain('request id shared is used by');
+    });
+
+    it('holds when the worker refused the second to the dead-letter topic, and says so', () => {
+      const log = records();
+      const finding = checkOutcomes([...log, refusal(log[2]!)], options);
+      expect(finding.holds).toBe(true);
+      expect(finding.counts).toMatchObject({
+        'refused: id used first by another request': 1,
+        'id reused, not refused': 0,
+        'without outcome': 0,
+      });
+    });
+  });
+
   it('holds when every request has one outcome, absorbing copies of requests and outcomes', () => {
     const records = log([
       a.requested('r1'),
@@ -250,8 +294,8 @@ describe('checkProjection', () => {
     expect(finding.counts.mismatches).toBe(4);
     const text = finding.examples.join('\n');
     expect(text).toContain('item item-a: status is "failed", the log gives "ready"');
-    expect(text).toContain('request r2: in the log, missing from the projection');
-    expect(text).toContain('request r-made-up: in the projection, not in the log');
+    expect(text).toContain('request item-b r2: in the log, missing from the projection');
+    expect(text).toContain('request item-a r-made-up: in the projection, not in the log');
     expect(text).toContain('projection_events holds 7 records, the log below the checkpoints 6');
   });
 

@@ -217,8 +217,8 @@ export class ProjectionStore {
         if (!loadedReports.has(report.eventId)) reportsOut.push(reportToRow(report));
       }
     }
-    await upsert(m, this.t.requests, REQUEST_COLUMNS, 'request_id', requestsOut);
-    await upsert(m, this.t.items, ITEM_COLUMNS, 'item_id', itemsOut);
+    await upsert(m, this.t.requests, REQUEST_COLUMNS, ['item_id', 'request_id'], requestsOut);
+    await upsert(m, this.t.items, ITEM_COLUMNS, ['item_id'], itemsOut);
     await insertNew(m, this.t.reports, REPORT_COLUMNS, reportsOut);
   }
 
@@ -232,11 +232,14 @@ export class ProjectionStore {
     byItem: ReadonlyMap<string, readonly ConsumedEvent[]>,
     items: ReadonlyMap<string, ItemState>,
   ): Promise<Map<string, Map<string, RequestState>>> {
-    const wanted = new Set<string>();
+    // A request is its Item's: another upstream may use the same id for another Item.
+    const wanted: { item_id: string; request_id: string }[] = [];
     const reported: { item_id: string; since: string; until: string }[] = [];
     for (const [id, list] of byItem) {
       const events = list.map((c) => c.event);
-      for (const r of requestIdsNeeded(items.get(id), events)) wanted.add(r);
+      for (const r of requestIdsNeeded(items.get(id), events)) {
+        wanted.push({ item_id: id, request_id: r });
+      }
       const received = reportsReceivedIn(events).map((at) => Date.parse(at));
       if (received.length === 0) continue;
       reported.push({
@@ -248,7 +251,9 @@ export class ProjectionStore {
     const columns = REQUEST_COLUMNS.map((c) => `r.${c}`).join(', ');
     const rows = await queryRows<RequestRow>(
       m,
-      `SELECT ${columns} FROM ${this.t.requests} r WHERE r.request_id = ANY($1)
+      `SELECT ${columns}
+         FROM jsonb_to_recordset($1::jsonb) AS w(item_id text, request_id text)
+         JOIN ${this.t.requests} r ON r.item_id = w.item_id AND r.request_id = w.request_id
        UNION
        SELECT ${columns} FROM ${this.t.requests} r
         WHERE r.item_id = ANY($2) AND r.status = 'accepted'
@@ -258,7 +263,7 @@ export class ProjectionStore {
          JOIN ${this.t.requests} r ON r.item_id = q.item_id
         WHERE r.report_event_id IS NOT NULL AND r.accepted_at <= q.until
           AND coalesce(r.ready_at, r.failed_at) >= q.since`,
-      [[...wanted], [...byItem.keys()], JSON.stringify(reported)],
+      [JSON.stringify(wanted), [...byItem.keys()], JSON.stringify(reported)],
     );
     return groupByItem(rows.map(rowToRequest), (r) => r.requestId);
   }
@@ -324,19 +329,19 @@ async function upsert(
   m: EntityManager,
   table: string,
   columns: readonly string[],
-  key: string,
+  key: readonly string[],
   rows: readonly object[],
 ): Promise<void> {
   if (rows.length === 0) return;
   const list = columns.join(', ');
   const updates = columns
-    .filter((c) => c !== key)
+    .filter((c) => !key.includes(c))
     .map((c) => `${c} = EXCLUDED.${c}`)
     .join(', ');
   await m.query(
     `INSERT INTO ${table} (${list})
      SELECT ${list} FROM jsonb_populate_recordset(NULL::${table}, $1::jsonb)
-     ON CONFLICT (${key}) DO UPDATE SET ${updates}, updated_at = now()`,
+     ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${updates}, updated_at = now()`,
     [JSON.stringify(rows)],
   );
 }
