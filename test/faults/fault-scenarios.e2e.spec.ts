@@ -41,6 +41,8 @@ interface Result {
   readonly items: number;
   readonly seconds: number;
   readonly plaid_calls: number;
+  /** Plaid calls over requests: how much coalescing saved, and how much handing requests over cost. */
+  readonly plaid_calls_per_request: number;
   readonly fault: Record<string, number | string | null>;
   readonly first_progress_s: number | null;
   readonly drained_s: number | null;
@@ -145,15 +147,17 @@ async function scenario(
       findings: { holds: boolean; counts: Record<string, number> }[];
     };
     const outcomes = report.findings[0]!.counts;
+    const plaidCalls = await metric(
+      `${system.sandbox.url}/metrics`,
+      'plaid_sandbox_refresh_answers_total',
+    );
     const result: Result = {
       scenario: name,
       requests: ids.length,
       items: items.length,
       seconds,
-      plaid_calls: await metric(
-        `${system.sandbox.url}/metrics`,
-        'plaid_sandbox_refresh_answers_total',
-      ),
+      plaid_calls: plaidCalls,
+      plaid_calls_per_request: Math.round((plaidCalls / ids.length) * 1000) / 1000,
       fault: figures,
       first_progress_s: timeline.progressAfter(injected.clearedAt),
       drained_s: timeline.drainedAfter(injected.clearedAt, ids.length),
@@ -383,6 +387,7 @@ function table(rows: readonly Result[]): string {
     'scenario',
     'requests',
     'Plaid calls',
+    'calls per request',
     'seconds',
     'first progress s',
     'drained s',
@@ -396,6 +401,7 @@ function table(rows: readonly Result[]): string {
     r.scenario,
     r.requests,
     r.plaid_calls,
+    r.plaid_calls_per_request,
     r.seconds,
     r.first_progress_s ?? '-',
     r.drained_s ?? '-',

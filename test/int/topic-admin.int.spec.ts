@@ -111,3 +111,31 @@ describe('ensureTopics: min.insync.replicas', () => {
     expect((await minInsyncReplicas(kafka, [odd])).get(odd)?.value).toBe('2');
   });
 });
+
+describe('ensureTopics: the configs the project sets', () => {
+  it('warns about an existing topic whose timestamp type differs (requests stamped by their producer), and leaves it alone', async () => {
+    const prefix = uniqueTopicPrefix();
+    const { kafka, lines } = kafkaWithLog(prefix);
+    const requested = topicName('refreshRequested', prefix);
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: [{ topic: requested, numPartitions: 1 }],
+      });
+    } finally {
+      await admin.disconnect();
+    }
+    const report = await ensureTopics(kafka, { prefix, partitions: 1, replicationFactor: 1 });
+    expect(report.configMismatched).toContainEqual({
+      topic: requested,
+      config: 'message.timestamp.type',
+      value: 'CreateTime',
+      expected: 'LogAppendTime',
+    });
+    expect(lines.join('')).toContain(`${requested} has message.timestamp.type=CreateTime`);
+    // Created by ensureTopics itself: nothing differs.
+    expect(report.configMismatched.filter((m) => m.topic !== requested)).toEqual([]);
+  });
+});

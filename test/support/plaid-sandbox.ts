@@ -1,12 +1,10 @@
 import { LOCAL_SANDBOX_CREDENTIALS } from '@cashflow/config';
-import { listenHttpApp } from '@cashflow/observability';
 import type { INestApplication } from '@nestjs/common';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadPlaidSandboxConfig } from '../../apps/plaid-sandbox/src/config';
-import { configureSandboxApp } from '../../apps/plaid-sandbox/src/configure-app';
 import type { ItemInput } from '../../apps/plaid-sandbox/src/items/item';
-import { PlaidSandboxModule } from '../../apps/plaid-sandbox/src/plaid-sandbox.module';
+import { startPlaidSandbox } from '../../apps/plaid-sandbox/src/start-plaid-sandbox';
 import { quietLogger } from './kafka';
 import { freePort } from './ports';
 
@@ -90,13 +88,7 @@ export async function startSandbox(env: Record<string, string> = {}) {
     LOG_LEVEL: 'error',
     ...env,
   });
-  const app: INestApplication = await listenHttpApp({
-    module: PlaidSandboxModule.forRoot(config, quietLogger),
-    logger: quietLogger,
-    ...config.http,
-    bodyParser: false,
-    configure: configureSandboxApp,
-  });
+  const app: INestApplication = await startPlaidSandbox(config, quietLogger);
   return {
     ...sandboxClient(`http://127.0.0.1:${port}`),
     config,

@@ -1,6 +1,6 @@
 import type { CashflowEvent } from '@cashflow/contracts';
 import { EventPublisher, ensureTopics } from '@cashflow/kafka';
-import { createLogger, listenHttpApp } from '@cashflow/observability';
+import { createLogger } from '@cashflow/observability';
 import { createDataSource, runMigrations } from '@cashflow/persistence';
 import type { INestApplication } from '@nestjs/common';
 import { Client } from 'pg';
@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { DataSource } from 'typeorm';
 import { loadProjectorConfig } from '../../apps/projector/src/config';
-import { ProjectorModule } from '../../apps/projector/src/projector.module';
+import { startProjector } from '../../apps/projector/src/start-projector';
 import { KAFKA_BROKERS, createTestDatabase, uniqueTopicPrefix, type TestDatabase } from './infra';
 import { testKafka } from './kafka';
 import { freePort } from './ports';
@@ -104,11 +104,7 @@ export async function projectorWorld(options: { partitions?: number } = {}) {
         },
       });
       const logger = createLogger({ service: 'projector', level: 'info', destination: sink });
-      const app: INestApplication = await listenHttpApp({
-        module: ProjectorModule.forRoot(config, logger),
-        logger,
-        ...config.http,
-      });
+      const app: INestApplication = await startProjector(config, logger);
       let closed = false;
       const projector = {
         url: `http://127.0.0.1:${port}`,

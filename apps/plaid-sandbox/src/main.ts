@@ -1,18 +1,11 @@
-import { createLogger, listenHttpApp, startApp } from '@cashflow/observability';
+import { createLogger, startApp } from '@cashflow/observability';
 import { SERVICE, loadPlaidSandboxConfig } from './config';
-import { configureSandboxApp } from './configure-app';
-import { PlaidSandboxModule } from './plaid-sandbox.module';
+import { startPlaidSandbox } from './start-plaid-sandbox';
 
 startApp(SERVICE, async () => {
   const config = loadPlaidSandboxConfig();
   const logger = createLogger({ service: SERVICE, level: config.logLevel });
-  const app = await listenHttpApp({
-    module: PlaidSandboxModule.forRoot(config, logger),
-    logger,
-    ...config.http,
-    bodyParser: false,
-    configure: configureSandboxApp,
-  });
+  const app = await startPlaidSandbox(config, logger);
   logger.info({ ...config.http, timeScale: config.timeScale }, `${SERVICE} started`);
   return app;
 });

@@ -1,15 +1,11 @@
-import { createLogger, listenHttpApp, startApp } from '@cashflow/observability';
+import { createLogger, startApp } from '@cashflow/observability';
 import { SERVICE, loadProjectorConfig } from './config';
-import { ProjectorModule } from './projector.module';
+import { startProjector } from './start-projector';
 
 startApp(SERVICE, async () => {
   const config = loadProjectorConfig();
   const logger = createLogger({ service: SERVICE, level: config.logLevel });
-  const app = await listenHttpApp({
-    module: ProjectorModule.forRoot(config, logger),
-    logger,
-    ...config.http,
-  });
+  const app = await startProjector(config, logger);
   logger.info(config.http, `${SERVICE} started`);
   return app;
 });

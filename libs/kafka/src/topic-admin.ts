@@ -1,4 +1,4 @@
-import { TOPICS, TOPIC_KEYS, topicName } from '@cashflow/contracts';
+import { TOPICS, TOPIC_KEYS, topicName, type TopicKey } from '@cashflow/contracts';
 import { ConfigResourceTypes, type Admin, type Kafka } from 'kafkajs';
 
 const MIN_INSYNC_REPLICAS = 'min.insync.replicas';
@@ -33,6 +33,11 @@ export interface EnsureTopicsReport {
     expected: number;
     replicationFactor: number;
   }[];
+  /**
+   * Existing topics whose other configs (libs/contracts TOPICS: retention, timestamp type)
+   * differ from what the project sets; logged as warnings, never changed automatically.
+   */
+  readonly configMismatched: { topic: string; config: string; value: string; expected: string }[];
 }
 
 /**
@@ -79,14 +84,30 @@ export async function ensureTopics(kafka: Kafka, layout: TopicLayout): Promise<E
       }
     }
     const minInsyncMismatched = await differingMinInsync(admin, replicas);
+    const configMismatched = await differingConfigs(
+      admin,
+      wanted.filter((t) => present.has(t.name)),
+    );
     const log = kafka.logger().namespace('TopicAdmin');
+    for (const m of configMismatched) {
+      log.warn(
+        `${m.topic} has ${m.config}=${m.value}, expected ${m.expected}; left unchanged (kafka-configs.sh --alter --entity-type topics --entity-name ${m.topic} --add-config ${m.config}=${m.expected})`,
+        m,
+      );
+    }
     for (const m of minInsyncMismatched) {
       log.warn(
         `${m.topic} has ${MIN_INSYNC_REPLICAS}=${m.minInsyncReplicas}, expected ${m.expected} for ${m.replicationFactor} replica(s); left unchanged (kafka-configs.sh --alter --entity-type topics --entity-name ${m.topic} --add-config ${MIN_INSYNC_REPLICAS}=${m.expected})`,
         m,
       );
     }
-    return { created: missing.map((t) => t.name), existing, mismatched, minInsyncMismatched };
+    return {
+      created: missing.map((t) => t.name),
+      existing,
+      mismatched,
+      minInsyncMismatched,
+      configMismatched,
+    };
   } finally {
     await admin.disconnect();
   }
@@ -122,6 +143,39 @@ async function differingMinInsync(
         expected,
         replicationFactor,
       });
+    }
+  }
+  return differing;
+}
+
+/** Existing topics whose configs differ from those the project creates them with. */
+async function differingConfigs(
+  admin: Admin,
+  topics: readonly { key: TopicKey; name: string }[],
+): Promise<EnsureTopicsReport['configMismatched']> {
+  if (topics.length === 0) return [];
+  const expectedOf = new Map(topics.map((t) => [t.name, TOPICS[t.key].configs]));
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: topics.map((t) => ({
+      type: ConfigResourceTypes.TOPIC,
+      name: t.name,
+      configNames: Object.keys(TOPICS[t.key].configs),
+    })),
+  });
+  const differing: EnsureTopicsReport['configMismatched'] = [];
+  for (const resource of resources) {
+    const expected = expectedOf.get(resource.resourceName) ?? {};
+    for (const [config, value] of Object.entries(expected)) {
+      const entry = resource.configEntries.find((e) => e.configName === config);
+      if (entry && entry.configValue !== value) {
+        differing.push({
+          topic: resource.resourceName,
+          config,
+          value: entry.configValue,
+          expected: value,
+        });
+      }
     }
   }
   return differing;
