@@ -165,4 +165,44 @@ describe('ParallelConsumer against the real broker', () => {
       await consumer.stop(1000);
     }
   });
+
+  it('counts the time to give up from the first failure: a slow handler that fails once is retried', async () => {
+    const groupId = `g-${uniqueSuffix()}`;
+    const givenUp: string[] = [];
+    let attempts = 0;
+    const consumer = new ParallelConsumer(
+      kafka,
+      {
+        groupId,
+        topics: [topic],
+        maxInFlight: 10,
+        commitIntervalMs: 100,
+        logger: quietLogger,
+        giveUpAfterMs: 300,
+        onGiveUp: (message) => {
+          givenUp.push(message.offset);
+          return Promise.resolve();
+        },
+      },
+      async (message) => {
+        if (message.offset !== '7') return;
+        attempts += 1;
+        // Busy for longer than the give-up time (a request waiting its turn), then one failure.
+        if (attempts === 1) {
+          await new Promise((r) => setTimeout(r, 600));
+          throw new Error('the database blinked');
+        }
+      },
+    );
+    await consumer.start();
+    try {
+      await waitFor('offset 40 committed', async () =>
+        (await committedOffset(groupId)) === '40' ? true : undefined,
+      );
+      expect(givenUp).toEqual([]);
+      expect(attempts).toBe(2);
+    } finally {
+      await consumer.stop(1000);
+    }
+  });
 });

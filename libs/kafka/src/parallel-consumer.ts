@@ -44,6 +44,8 @@ export interface ParallelConsumerOptions {
 
 /** How long a failing handler is retried before its message is given up, by default. */
 export const DEFAULT_GIVE_UP_AFTER_MS = 15 * 60_000;
+/** However long it has failed, a message is tried at least this often before it is given up. */
+const MIN_ATTEMPTS_BEFORE_GIVING_UP = 3;
 
 const HEARTBEAT_EVERY_MS = 1000;
 
@@ -180,7 +182,9 @@ export class ParallelConsumer {
     const controllers = this.handling.get(key) ?? new Set();
     this.handling.set(key, controllers.add(controller));
     const message: ConsumedMessage = { ...received, topic, partition, signal: controller.signal };
-    const giveUpAt = Date.now() + (this.options.giveUpAfterMs ?? DEFAULT_GIVE_UP_AFTER_MS);
+    // Counted from the first failure, not from when the message arrived: a handler may rightly
+    // take long (a request waiting for its Item's window) and then fail once.
+    let failingSince: number | undefined;
     try {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -190,9 +194,11 @@ export class ParallelConsumer {
         } catch (error) {
           // Let go: the partition's new owner, or the next consumer, handles it.
           if (controller.signal.aborted) return;
+          failingSince ??= Date.now();
           if (
             this.options.onGiveUp &&
-            Date.now() >= giveUpAt &&
+            attempt >= MIN_ATTEMPTS_BEFORE_GIVING_UP &&
+            Date.now() - failingSince >= (this.options.giveUpAfterMs ?? DEFAULT_GIVE_UP_AFTER_MS) &&
             (await this.giveUp(message, error))
           ) {
             offsets.finish(offset);
@@ -202,7 +208,7 @@ export class ParallelConsumer {
             { err: error, topic, partition, offset: message.offset, attempt },
             'handling a message failed; retrying',
           );
-          await new Promise((r) => setTimeout(r, Math.min(30_000, 100 * 2 ** attempt)));
+          await backoff(Math.min(30_000, 100 * 2 ** attempt), controller.signal);
           if (controller.signal.aborted) return;
         }
       }
@@ -278,3 +284,16 @@ export class ParallelConsumer {
 }
 
 const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+/** Waits `ms`, or less when `signal` aborts (a stopping consumer need not wait out a backoff). */
+function backoff(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

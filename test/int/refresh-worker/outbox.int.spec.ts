@@ -62,4 +62,13 @@ describe('refresh worker outbox: a request answered twice', () => {
       await publisher.disconnect();
     }
   });
+
+  it('records two copies of one request in one batch as the first, and returns that for both', async () => {
+    const store = new RefreshStore(dataSource);
+    const item = eventsFor('item-copies');
+    const first = item.failed('r-copies', '2026-11-24T10:00:02.000Z');
+    const second = item.failed('r-copies', '2026-11-24T10:00:03.000Z');
+    expect(await store.record([first, second])).toEqual([first, first]);
+    expect((await store.recorded(['r-copies'])).get('r-copies')?.event).toEqual(first);
+  });
 });

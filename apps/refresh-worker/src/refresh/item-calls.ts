@@ -17,7 +17,9 @@
  * 4. **Join the parked call**: while the Item has a call parked for a retry (in PostgreSQL), every
  *    new request joins it; a request already in it is done.
  * 5. **Join the running call**: while the Item's call runs and Plaid has not answered it, a request
- *    asking for no more days joins it.
+ *    asking for no more days joins it, if the call has not left for Plaid yet, or left after the
+ *    request reached Kafka, or left less than the per-Item spacing ago (rule 7's test: a slow
+ *    call that left long before the request existed does not answer it).
  * 6. **Join the next call**: otherwise, while a call runs or one waits, the request joins the
  *    waiting call, which asks for the most days any of its members wants.
  * 7. **Answer from the last call**: with nothing running or waiting, a request asking for no more
@@ -289,7 +291,12 @@ function decideRequest(
   if (known.parked) return { type: 'JoinParked', member }; // rule 4
 
   const { running, next, last } = state;
-  if (running && !running.answered && member.days <= running.days) {
+  if (
+    running &&
+    !running.answered &&
+    member.days <= running.days &&
+    (running.leftAt === undefined || covers(running.leftAt, request.reachedKafkaAt, now, limits))
+  ) {
     return { type: 'JoinRunning', callId: running.id, member }; // rule 5
   }
   if (next) {
@@ -300,11 +307,19 @@ function decideRequest(
   if (
     last &&
     member.days <= last.days &&
-    (request.reachedKafkaAt <= last.leftAt || now - last.leftAt < spacingOf(limits))
+    covers(last.leftAt, request.reachedKafkaAt, now, limits)
   ) {
     return { type: 'AnswerFromLast', member, last }; // rule 7
   }
   return startOrWait(state, newCall(state, [member]), now, limits); // rule 8
+}
+
+/**
+ * Rules 5 and 7: a call that left at `leftAt` answers a request that reached Kafka at
+ * `reachedKafkaAt` if it left after that, or less than the per-Item spacing before `now`.
+ */
+function covers(leftAt: number, reachedKafkaAt: number, now: number, limits: PerItemLimit) {
+  return reachedKafkaAt <= leftAt || now - leftAt < spacingOf(limits);
 }
 
 function newCall(state: ItemCalls, members: readonly Member[]): Call {

@@ -117,6 +117,14 @@ describe('item calls: a request arrives', () => {
     expect(atPlaid.decision.type).toBe('JoinRunning');
   });
 
+  it('joins the next call, not a slow call that left for Plaid long before it reached Kafka', () => {
+    const { decision } = given([request('r1'), 0], [leaving(1), S]).when(
+      request('r2', 365, 61 * S),
+      61 * S,
+    );
+    expect(decision).toMatchObject({ type: 'JoinNext', call: { id: 2 } });
+  });
+
   it('joins the next call when it asks for more days than the running call', () => {
     const { decision, state } = given([request('r1', 30), 0]).when(request('r2', 90), 0);
     expect(decision).toMatchObject({ type: 'JoinNext', call: { id: 2, days: 90 } });

@@ -28,13 +28,17 @@ export type AttemptResult =
       readonly dueAt: number;
     };
 
+/** Returns a turn of the client's rate limit unused. */
+export type GiveBack = () => void;
+
 /** How one attempt is made, where the service and the retry runner differ. */
 export interface AttemptPlan {
   /**
    * Waits for the client's rate limit to let the call go (the retry runner holds its turn
-   * before it claims a parked call, so it passes one already taken).
+   * before it claims a parked call, so it passes one already taken). Resolves with a function
+   * that gives the turn back, for a call that is not made after all.
    */
-  readonly turn: () => Promise<void>;
+  readonly turn: () => Promise<GiveBack>;
   /** Just before the call leaves: the days to ask Plaid for, or undefined to not make it. */
   readonly leaving: (now: number) => Promise<{ readonly days: number } | undefined>;
 }
@@ -60,9 +64,15 @@ export class PlaidAttempt {
   async make(itemId: string, attemptsBefore: number, plan: AttemptPlan): Promise<AttemptResult> {
     const token = await this.accessToken(itemId);
     if (!token.ok) return this.failedBeforeCalling(token.error, attemptsBefore);
-    await plan.turn();
-    const go = await plan.leaving(this.clock.now());
-    if (!go) return { kind: 'not_made' };
+    const giveBack = await plan.turn();
+    const go = await plan.leaving(this.clock.now()).catch((error: unknown) => {
+      giveBack();
+      throw error;
+    });
+    if (!go) {
+      giveBack();
+      return { kind: 'not_made' };
+    }
 
     const timed = this.metrics?.plaidCall();
     const result = await this.plaid.refreshCashflowReport(token.value, go.days);

@@ -54,6 +54,12 @@ export class ClientRateLimiter {
     return turn;
   }
 
+  /** Waits for a turn, resolving with the function that gives it back unused. */
+  async turn(): Promise<() => void> {
+    const turn = await this.take();
+    return () => this.giveBack(turn);
+  }
+
   /** A turn taken and not used: it no longer counts against the limit. */
   giveBack(turn: number): void {
     const index = this.sent.lastIndexOf(turn);

@@ -141,8 +141,14 @@ export class RefreshStore {
     manager: EntityManager = this.db.manager,
   ): Promise<OutcomeEvent[]> {
     if (events.length === 0) return [];
+    // Two copies of one request in a batch (two deliveries answered at once): the first is the one.
+    const firsts = new Map<string, OutcomeEvent>();
+    for (const e of events) {
+      if (!firsts.has(e.data.refresh_request_id)) firsts.set(e.data.refresh_request_id, e);
+    }
+    const unique = [...firsts.values()];
     const params: unknown[] = [];
-    const values = events.map((e, i) => {
+    const values = unique.map((e, i) => {
       params.push(
         e.data.refresh_request_id,
         e.data.item_id,
@@ -159,7 +165,9 @@ export class RefreshStore {
        VALUES ${values.join(', ')} ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
       params,
     );
-    if (inserted.length === events.length) return [...events];
+    if (inserted.length === unique.length) {
+      return events.map((e) => firsts.get(e.data.refresh_request_id)!);
+    }
     // Answered already (a redelivered request handled twice at once, e.g. across a rebalance):
     // the outcome recorded first is the one, so every copy published carries the same content.
     const fresh = new Set(inserted.map((r) => r.request_id));
@@ -169,9 +177,10 @@ export class RefreshStore {
       [events.map((e) => e.data.refresh_request_id).filter((id) => !fresh.has(id))],
     );
     const stored = new Map(earlier.map((r) => [r.request_id, r.event]));
-    return events.map((e) =>
-      fresh.has(e.data.refresh_request_id) ? e : (stored.get(e.data.refresh_request_id) ?? e),
-    );
+    return events.map((e) => {
+      const id = e.data.refresh_request_id;
+      return fresh.has(id) ? firsts.get(id)! : (stored.get(id) ?? firsts.get(id)!);
+    });
   }
 
   async markPublished(requestIds: readonly string[]): Promise<void> {

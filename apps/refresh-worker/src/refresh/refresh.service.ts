@@ -44,6 +44,8 @@ export class Withdrawn extends Error {
 interface Ticket {
   resolve(): void;
   reject(error: unknown): void;
+  /** Aborted when the request is no longer this worker's (see Delivery). */
+  readonly signal: AbortSignal | undefined;
 }
 
 /** What admission knows of a request beyond the decider's view. */
@@ -85,7 +87,7 @@ export class RefreshService {
     this.handling += 1;
     const ticket = ++this.lastTicket;
     const answered = new Promise<void>((resolve, reject) =>
-      this.tickets.set(ticket, { resolve, reject }),
+      this.tickets.set(ticket, { resolve, reject, signal: delivery.signal }),
     );
     answered.catch(() => undefined); // awaited below; it may settle before that
     const itemId = request.data.item_id;
@@ -169,6 +171,10 @@ export class RefreshService {
       }
       if (await this.store.join(itemId, [stored(decision.member)])) {
         this.resolve([ticket]);
+        return;
+      }
+      if (this.withdrawn(ticket)) {
+        this.reject([ticket], new Withdrawn());
         return;
       }
       parked = undefined; // the parked call finished meanwhile: decide again without it
@@ -278,7 +284,7 @@ export class RefreshService {
   private async run(itemId: string, call: Call): Promise<void> {
     try {
       const result = await this.attempt.make(itemId, 0, {
-        turn: () => this.limiter.acquire(),
+        turn: () => this.limiter.turn(),
         leaving: async (now) => {
           const members = this.items.get(itemId)?.running?.members ?? [];
           const recorded = await this.store.recorded(members.map((m) => m.requestId));
@@ -393,6 +399,10 @@ export class RefreshService {
       return;
     }
     for (const m of call.members) {
+      if (this.withdrawn(m.ticket)) {
+        this.reject([m.ticket], new Withdrawn());
+        continue;
+      }
       const decision = this.apply(itemId, {
         type: 'RequestArrived',
         request: { ...m, reachedKafkaAt: this.clock.now() },
@@ -426,6 +436,11 @@ export class RefreshService {
   private sendRecorded(recorded: readonly Recorded[]): Promise<void> {
     const unpublished = recorded.filter((r) => !r.published).map((r) => r.event);
     return this.outcomes.sendAgain(unpublished);
+  }
+
+  /** Let go while out of the decider's sight (a store call under way): not to be decided again. */
+  private withdrawn(ticket: number): boolean {
+    return this.tickets.get(ticket)?.signal?.aborted === true;
   }
 
   /** Settles the tickets once `outcome` settles, as it does; never rejects. */

@@ -9,6 +9,9 @@ import type { ClientRateLimiter } from './rate-limits';
 import type { Claim, RefreshStore } from './refresh-store';
 import type { RefreshMetrics } from './refresh-metrics';
 
+/** A write still retried this close to the lease's end could land after another worker's claim. */
+const LEASE_MARGIN_MS = 5000;
+
 export interface RetryRunnerOptions {
   readonly pollMs: number;
   /** How long a claimed call is ours before another worker may take it over. */
@@ -100,7 +103,7 @@ export class RetryRunner {
           await this.store.release([claim]);
           break;
         }
-        const run = this.retry(claim).catch((error: unknown) =>
+        const run = this.retry(claim, turn).catch((error: unknown) =>
           this.logger.error(
             { err: error, item_id: claim.itemId },
             'retrying a parked refresh failed; its lease will expire',
@@ -115,37 +118,52 @@ export class RetryRunner {
     this.schedule(this.options.pollMs);
   }
 
-  private async retry(claim: Claim): Promise<void> {
+  /** Runs a claimed call with the turn of the client's rate limit taken for it. */
+  private async retry(claim: Claim, turn: number): Promise<void> {
     let answered = new Set<string>();
     let carried = claim.members;
-    const result = await this.attempt.make(claim.itemId, claim.attempts, {
-      turn: () => Promise.resolve(), // taken before the claim (tick)
-      leaving: async () => {
-        // Requests answered meanwhile (handed to another worker by a rebalance) need no call.
-        answered = new Set(
-          (await this.store.recorded(claim.members.map((m) => m.requestId))).keys(),
-        );
-        carried = claim.members.filter((m) => !answered.has(m.requestId));
-        if (carried.length === 0) return undefined;
-        if (!(await this.store.renew(claim, this.options.leaseMs))) {
-          this.logger.warn(
-            { item_id: claim.itemId },
-            'a parked call was taken over; not calling it',
+    let turnHandedOver = false;
+    // The lease counts from the claim, then from its renewal: writes must land before it ends.
+    let leaseFrom = this.clock.now();
+    const result = await this.attempt
+      .make(claim.itemId, claim.attempts, {
+        turn: () => {
+          turnHandedOver = true;
+          return Promise.resolve(() => this.limiter.giveBack(turn));
+        },
+        leaving: async () => {
+          // Requests answered meanwhile (handed to another worker by a rebalance) need no call.
+          answered = new Set(
+            (await this.store.recorded(claim.members.map((m) => m.requestId))).keys(),
           );
-          return undefined;
-        }
-        return { days: Math.max(...carried.map((m) => m.days)) };
-      },
-    });
+          carried = claim.members.filter((m) => !answered.has(m.requestId));
+          if (carried.length === 0) return undefined;
+          const renewing = this.clock.now();
+          if (!(await this.store.renew(claim, this.options.leaseMs))) {
+            this.logger.warn(
+              { item_id: claim.itemId },
+              'a parked call was taken over; not calling it',
+            );
+            return undefined;
+          }
+          leaseFrom = renewing;
+          return { days: Math.max(...carried.map((m) => m.days)) };
+        },
+      })
+      .finally(() => {
+        // Answered before its turn came (no access token, say): the turn was never used.
+        if (!turnHandedOver) this.limiter.giveBack(turn);
+      });
+    const persist = <T>(write: () => Promise<T>) => this.persist(write, leaseFrom);
 
     switch (result.kind) {
       case 'not_made':
         if (carried.length === 0)
-          await this.persist(() => this.store.finish(claim, [], this.leftoverDue()));
+          await persist(() => this.store.finish(claim, [], this.leftoverDue()));
         return;
       case 'retry': {
         const { attempts, lastError, dueAt } = result;
-        await this.persist(() =>
+        await persist(() =>
           this.store.reschedule(claim, { attempts, lastError, dueAt: new Date(dueAt) }, answered),
         );
         this.metrics?.retryParked();
@@ -163,9 +181,7 @@ export class RetryRunner {
         const events = carried.map((m) =>
           outcomeEvent(claim.itemId, m, carried[0]!, days, result.outcome, answeredAt),
         );
-        const recorded = await this.persist(() =>
-          this.store.finish(claim, events, this.leftoverDue()),
-        );
+        const recorded = await persist(() => this.store.finish(claim, events, this.leftoverDue()));
         if (recorded) await this.outcomes.sendAgain(recorded);
         return;
       }
@@ -182,10 +198,11 @@ export class RetryRunner {
   /**
    * Plaid has answered; writing that down must not be lost to a database blip, or the claim would
    * sit until its lease expires and Plaid would be called again. Retries the write with backoff
-   * for up to half the lease; after that the lease expiring is the fallback.
+   * while the lease (counted from `leaseFrom`) has a few seconds left; after that another worker
+   * may claim the call, and the lease expiring is the fallback.
    */
-  private async persist<T>(write: () => Promise<T>): Promise<T> {
-    const giveUpAt = this.clock.now() + this.options.leaseMs / 2;
+  private async persist<T>(write: () => Promise<T>, leaseFrom: number): Promise<T> {
+    const giveUpAt = leaseFrom + this.options.leaseMs - LEASE_MARGIN_MS;
     for (let attempt = 0; ; attempt += 1) {
       try {
         return await write();
