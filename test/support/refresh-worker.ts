@@ -17,6 +17,7 @@ import { startRefreshWorker } from '../../apps/refresh-worker/src/start-refresh-
 import { KAFKA_BROKERS, createTestDatabase, uniqueTopicPrefix, type TestDatabase } from './infra';
 import { collect, testKafka } from './kafka';
 import { startSandbox, type Sandbox } from './plaid-sandbox';
+import type { ItemInput } from '../../apps/plaid-sandbox/src/items/item';
 import { freePort } from './ports';
 
 /** Fresh secrets per test run: an AES key and an admin bearer token, never real ones. */
@@ -117,6 +118,11 @@ export async function workerWorld(sandboxEnv: Record<string, string> = {}) {
       );
       return decoded().find((e) => e.data.refresh_request_id === requestId)!;
     },
+    /** Refresh calls of the Item that reached the sandbox. */
+    async plaidCalls(itemId: string): Promise<number> {
+      return (await sandbox.admin('GET', `/items/${encodeURIComponent(itemId)}`)).body.item
+        .refresh_calls as number;
+    },
     /** Every outcome message seen so far for a request (duplicates included). */
     outcomesFor(requestId: string): Outcome[] {
       return decoded().filter((e) => e.data.refresh_request_id === requestId);
@@ -174,6 +180,12 @@ export async function startWorker(world: WorkerWorld, overrides: Record<string, 
         throw new Error(`register token: ${response.status} ${await response.text()}`);
     },
     auth,
+    /** A sandbox Item (no webhook unless given) whose token this worker has: its item_id. */
+    async registeredItem(input: ItemInput = {}): Promise<string> {
+      const created = await world.sandbox.createItem({ webhook: null, ...input });
+      await this.registerToken(created.item_id, created.access_token);
+      return created.item_id;
+    },
     get consumer(): ParallelConsumer {
       consumer ??= app.getMicroservices()[0]!.unwrap<ParallelConsumer>();
       return consumer;

@@ -9,9 +9,6 @@ import {
   type WorkerWorld,
 } from '../../support/refresh-worker';
 
-const plaidCalls = async (world: WorkerWorld, itemId: string) =>
-  (await world.sandbox.admin('GET', `/items/${itemId}`)).body.item.refresh_calls as number;
-
 describe('refresh worker: access tokens', () => {
   let world: WorkerWorld;
   let worker: Worker;
@@ -171,7 +168,7 @@ describe('refresh worker: a token it cannot decrypt', () => {
           error: { source: 'worker', error_code: 'TOKEN_UNREADABLE' },
         });
         expect(JSON.stringify(outcome)).not.toContain(created.access_token);
-        expect(await plaidCalls(world, created.item_id)).toBe(0);
+        expect(await world.plaidCalls(created.item_id)).toBe(0);
       } finally {
         await misconfigured.close();
       }

@@ -15,18 +15,6 @@ import { waitFor } from '../../support/wait-for';
  * over makes that call.
  */
 
-const plaidCalls = async (world: WorkerWorld, itemId: string) =>
-  (await world.sandbox.admin('GET', `/items/${itemId}`)).body.item.refresh_calls as number;
-
-async function healthyItem(world: WorkerWorld, worker: Worker, itemId?: string) {
-  const created = await world.sandbox.createItem({
-    webhook: null,
-    ...(itemId ? { item_id: itemId } : {}),
-  });
-  await worker.registerToken(created.item_id, created.access_token);
-  return created.item_id;
-}
-
 /** The partition of the world's 3-partition topics that an Item's events land on. */
 function partitionOf(itemId: string): number {
   const partitionMetadata = [0, 1, 2].map((partitionId) => ({
@@ -67,7 +55,7 @@ const paced = (windowMs: number, extra: Record<string, string> = {}) => ({
 /** Items each with a request answered and a second one waiting for the Item's window in `worker`. */
 async function waitingRequests(world: WorkerWorld, worker: Worker, itemIds: readonly string[]) {
   const items: string[] = [];
-  for (const id of itemIds) items.push(await healthyItem(world, worker, id));
+  for (const id of itemIds) items.push(await worker.registeredItem({ item_id: id }));
   for (const itemId of items) {
     const first = await world.request(itemId, { days_requested: 30 });
     expect((await world.outcomeOf(first.metadata.id)).type).toBe('RefreshAccepted');
@@ -99,7 +87,7 @@ describe('refresh worker: a rebalance', () => {
         () => (first.consumer.inFlight === 0 ? true : undefined),
         60_000,
       );
-      const calls = await Promise.all(items.map((itemId) => plaidCalls(world, itemId)));
+      const calls = await Promise.all(items.map((itemId) => world.plaidCalls(itemId)));
       expect(calls).toEqual(items.map(() => 2));
       for (const r of waiting) expect(world.outcomesFor(r.metadata.id)).toHaveLength(1);
     } finally {
@@ -119,14 +107,14 @@ describe('refresh worker: shutdown', () => {
       const { items, waiting } = await waitingRequests(world, first, [`item-${randomUUID()}`]);
       // The window opens 3 s from now, well within the grace period.
       await first.close();
-      expect(await plaidCalls(world, items[0]!)).toBe(1);
+      expect(await world.plaidCalls(items[0]!)).toBe(1);
       expect(world.outcomesFor(waiting[0]!.metadata.id)).toHaveLength(0);
 
       const next = await startWorker(world, env);
       try {
         const outcome = await world.outcomeOf(waiting[0]!.metadata.id);
         expect(outcome.type).toBe('RefreshAccepted');
-        expect(await plaidCalls(world, items[0]!)).toBe(2);
+        expect(await world.plaidCalls(items[0]!)).toBe(2);
       } finally {
         await next.close();
       }
@@ -151,7 +139,7 @@ describe('refresh worker: shutdown', () => {
         behaviour: { kind: 'transient', error_code: 'PLANNED_MAINTENANCE', failures: 1 },
       });
       await worker.registerToken(flaky.item_id, flaky.access_token);
-      const healthy = await healthyItem(world, worker);
+      const healthy = await worker.registeredItem();
       await world.request(flaky.item_id);
       await waitFor('the refresh parked', async () => {
         const { rows } = await client.query('SELECT 1 FROM refresh_retries WHERE item_id = $1', [
@@ -176,7 +164,7 @@ describe('refresh worker: shutdown', () => {
       // Published once the worker is stopping: the next worker must be the one to answer it.
       const late = await world.request(healthy);
       await closing;
-      expect(await plaidCalls(world, healthy)).toBe(0);
+      expect(await world.plaidCalls(healthy)).toBe(0);
       expect(world.outcomesFor(late.metadata.id)).toHaveLength(0);
 
       const next = await startWorker(world, env);

@@ -31,8 +31,7 @@ describe('refresh worker: one outcome per request', () => {
     return created;
   }
 
-  const plaidCalls = async (itemId: string) =>
-    (await world.sandbox.admin('GET', `/items/${itemId}`)).body.item.refresh_calls as number;
+  const plaidCalls = (itemId: string) => world.plaidCalls(itemId);
 
   it('calls Plaid and publishes RefreshAccepted with Plaid request id, days and attempts', async () => {
     const { item_id } = await item();

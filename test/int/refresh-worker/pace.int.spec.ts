@@ -9,15 +9,6 @@ import {
 } from '../../support/refresh-worker';
 import { waitFor } from '../../support/wait-for';
 
-async function registeredItem(world: WorkerWorld, worker: Worker) {
-  const created = await world.sandbox.createItem({ webhook: null });
-  await worker.registerToken(created.item_id, created.access_token);
-  return created.item_id;
-}
-
-const plaidCalls = async (world: WorkerWorld, itemId: string) =>
-  (await world.sandbox.admin('GET', `/items/${itemId}`)).body.item.refresh_calls as number;
-
 /** The outcome's data, after checking it is an acceptance (fields compared below exist). */
 function accepted(outcome: Outcome): RefreshAccepted['data'] {
   expect(outcome.type).toBe('RefreshAccepted');
@@ -49,12 +40,12 @@ describe('refresh worker: coalescing', () => {
   });
 
   it('answers a burst of ten requests for one Item with one Plaid call and ten outcomes', async () => {
-    const itemId = await registeredItem(world, worker);
+    const itemId = await worker.registeredItem();
     const requests = [];
     for (let i = 0; i < 10; i++) requests.push(await world.request(itemId, { days_requested: 90 }));
     const outcomes = await Promise.all(requests.map((r) => world.outcomeOf(r.metadata.id)));
 
-    expect(await plaidCalls(world, itemId)).toBe(1);
+    expect(await world.plaidCalls(itemId)).toBe(1);
     expect(outcomes.every((o) => o.type === 'RefreshAccepted')).toBe(true);
     const leader = requests[0]!.metadata.id;
     expect(outcomes[0]!.data).not.toHaveProperty('coalesced_into');
@@ -66,7 +57,7 @@ describe('refresh worker: coalescing', () => {
   });
 
   it('makes a second call, after the first, for a request that asks for more days', async () => {
-    const itemId = await registeredItem(world, worker);
+    const itemId = await worker.registeredItem();
     const short = await world.request(itemId, { days_requested: 30 });
     const long = await world.request(itemId, { days_requested: 180 });
     const middle = await world.request(itemId, { days_requested: 60 });
@@ -74,7 +65,7 @@ describe('refresh worker: coalescing', () => {
       [short, long, middle].map((r) => world.outcomeOf(r.metadata.id)),
     );
 
-    expect(await plaidCalls(world, itemId)).toBe(2);
+    expect(await world.plaidCalls(itemId)).toBe(2);
     expect(a!.data).toMatchObject({ days_requested: 30 });
     expect(b!.data).toMatchObject({ days_requested: 180 });
     expect(b!.data).not.toHaveProperty('coalesced_into');
@@ -83,12 +74,12 @@ describe('refresh worker: coalescing', () => {
 
   it('answers a request arriving soon after a call from that call, and calls again later', async () => {
     // Limit 2 per 3 s: calls of one Item are spaced 1.5 s apart.
-    const itemId = await registeredItem(world, worker);
+    const itemId = await worker.registeredItem();
     const first = await world.request(itemId);
     const answered = accepted(await world.outcomeOf(first.metadata.id));
     const soon = await world.request(itemId);
     const outcome = accepted(await world.outcomeOf(soon.metadata.id));
-    expect(await plaidCalls(world, itemId)).toBe(1);
+    expect(await world.plaidCalls(itemId)).toBe(1);
     expect(outcome.coalesced_into).toBe(first.metadata.id);
     expect(outcome.plaid_request_id).toBe(answered.plaid_request_id);
     // As of when Plaid answered that call: its report may already be in, and reports are paired
@@ -98,11 +89,11 @@ describe('refresh worker: coalescing', () => {
     await new Promise((r) => setTimeout(r, SPACING_MS + 100));
     const later = await world.request(itemId);
     expect((await world.outcomeOf(later.metadata.id)).data).not.toHaveProperty('coalesced_into');
-    expect(await plaidCalls(world, itemId)).toBe(2);
+    expect(await world.plaidCalls(itemId)).toBe(2);
   });
 
   it('waits for the window rather than coalescing a request that asks for more days', async () => {
-    const itemId = await registeredItem(world, worker);
+    const itemId = await worker.registeredItem();
     const first = accepted(
       await world.outcomeOf((await world.request(itemId, { days_requested: 10 })).metadata.id),
     );
@@ -114,7 +105,7 @@ describe('refresh worker: coalescing', () => {
     const outcome = accepted(await world.outcomeOf(wider.metadata.id));
     expect(outcome.days_requested).toBe(400);
     expect(outcome).not.toHaveProperty('coalesced_into');
-    expect(await plaidCalls(world, itemId)).toBe(3);
+    expect(await world.plaidCalls(itemId)).toBe(3);
     // Every call takes the sandbox's fixed 500 ms, so answers are as far apart as the calls.
     expect(Date.parse(outcome.accepted_at) - Date.parse(first.accepted_at)).toBeGreaterThanOrEqual(
       WINDOW_MS - 50,
@@ -122,7 +113,7 @@ describe('refresh worker: coalescing', () => {
   });
 
   it('answers a back-dated request with a call of its own, not one made before it was sent', async () => {
-    const itemId = await registeredItem(world, worker);
+    const itemId = await worker.registeredItem();
     const first = await world.request(itemId);
     accepted(await world.outcomeOf(first.metadata.id));
     await new Promise((r) => setTimeout(r, SPACING_MS + 100));
@@ -132,7 +123,7 @@ describe('refresh worker: coalescing', () => {
     });
     const outcome = accepted(await world.outcomeOf(backdated.metadata.id));
     expect(outcome).not.toHaveProperty('coalesced_into');
-    expect(await plaidCalls(world, itemId)).toBe(2);
+    expect(await world.plaidCalls(itemId)).toBe(2);
   });
 });
 
@@ -158,7 +149,7 @@ describe('refresh worker: client-side rate limit', () => {
 
   it('spaces its calls so Plaid never answers 429', async () => {
     const items = [];
-    for (let i = 0; i < 10; i++) items.push(await registeredItem(world, worker));
+    for (let i = 0; i < 10; i++) items.push(await worker.registeredItem());
     const requests = await Promise.all(items.map((itemId) => world.request(itemId)));
     const outcomes = await Promise.all(requests.map((r) => world.outcomeOf(r.metadata.id, 60_000)));
     expect(outcomes.map((o) => [o.type, o.data.attempts])).toEqual(

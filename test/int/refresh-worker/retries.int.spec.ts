@@ -12,18 +12,11 @@ import { waitFor } from '../../support/wait-for';
  * claim, and answers exactly the requests and days its call carried.
  */
 
-const plaidCalls = async (world: WorkerWorld, itemId: string) =>
-  (await world.sandbox.admin('GET', `/items/${itemId}`)).body.item.refresh_calls as number;
-
 /** An Item whose first refresh fails with PLANNED_MAINTENANCE (retried later) and then succeeds. */
-async function flakyItem(world: WorkerWorld, worker: Worker) {
-  const created = await world.sandbox.createItem({
-    webhook: null,
+const flakyItem = (worker: Worker) =>
+  worker.registeredItem({
     behaviour: { kind: 'transient', error_code: 'PLANNED_MAINTENANCE', failures: 1 },
   });
-  await worker.registerToken(created.item_id, created.access_token);
-  return created.item_id;
-}
 
 async function database(world: WorkerWorld) {
   const client = new Client({ connectionString: world.db.url });
@@ -69,7 +62,7 @@ describe('refresh worker: parked retries behind the client rate limit', () => {
 
   it('claims a parked call only with a turn of the client rate limit in hand, and calls Plaid once per retry', async () => {
     const items: string[] = [];
-    for (let i = 0; i < 4; i++) items.push(await flakyItem(world, worker));
+    for (let i = 0; i < 4; i++) items.push(await flakyItem(worker));
     const requests = [];
     for (const itemId of items) requests.push(await world.request(itemId));
     await parked(client, items);
@@ -98,7 +91,7 @@ describe('refresh worker: parked retries behind the client rate limit', () => {
       Array(4).fill(['RefreshAccepted', 2]),
     );
     expect(mostClaimed).toBeLessThanOrEqual(1);
-    const calls = await Promise.all(items.map((itemId) => plaidCalls(world, itemId)));
+    const calls = await Promise.all(items.map((itemId) => world.plaidCalls(itemId)));
     expect(calls).toEqual([2, 2, 2, 2]);
   });
 });
@@ -123,7 +116,7 @@ describe('refresh worker: a request joining a parked call while it is at Plaid',
   });
 
   it('is answered by a call of its own, with its own days; the parked call answers only what it carried', async () => {
-    const itemId = await flakyItem(world, worker);
+    const itemId = await flakyItem(worker);
     const first = await world.request(itemId, { days_requested: 30 });
     await parked(client, [itemId]);
 
@@ -155,6 +148,6 @@ describe('refresh worker: a request joining a parked call while it is at Plaid',
     expect(b.type).toBe('RefreshAccepted');
     expect(b.data).toMatchObject({ days_requested: 400 });
     expect(b.data).not.toHaveProperty('coalesced_into');
-    expect(await plaidCalls(world, itemId)).toBe(3);
+    expect(await world.plaidCalls(itemId)).toBe(3);
   });
 });

@@ -38,8 +38,7 @@
  * 12. **When a call ends**, the waiting call joins the parked call if the ended call was parked;
  *    is answered by the ended call under rule 7's spacing; otherwise starts, or waits for the window.
  */
-import type { RefreshFailure } from '@cashflow/contracts';
-import type { Outcome } from './outcomes';
+import type { Member as Requested, Outcome, PlaidAnswer } from './outcomes';
 import { freeAt, inWindow, type RateLimit } from './rate-limits';
 
 export const MIN_DAYS = 1;
@@ -49,10 +48,8 @@ export const MAX_DAYS = 730;
 export type PerItemLimit = RateLimit;
 
 /** A request in a call. `ticket` tells apart two deliveries of one request. */
-export interface Member {
+export interface Member extends Requested {
   readonly ticket: number;
-  readonly requestId: string;
-  readonly days: number;
 }
 
 export interface Call {
@@ -109,15 +106,6 @@ export interface KnownFacts {
   /** Request ids in the Item's parked call, when it has one. */
   readonly parked?: readonly string[];
 }
-
-export type PlaidAnswer =
-  | { readonly kind: 'outcome'; readonly outcome: Outcome; readonly answeredAt: number }
-  | {
-      readonly kind: 'retry';
-      readonly attempts: number;
-      readonly lastError: RefreshFailure;
-      readonly dueAt: number;
-    };
 
 export type RetryLater = Extract<PlaidAnswer, { kind: 'retry' }>;
 

@@ -8,9 +8,8 @@ import {
   type ItemInput,
   type KnownFacts,
   type Member,
-  type PlaidAnswer,
 } from './item-calls';
-import type { Outcome } from './outcomes';
+import type { Outcome, PlaidAnswer } from './outcomes';
 
 /** Plaid's per-Item limit in these specs: 2 calls a minute, so calls are spaced 30 s apart. */
 const LIMITS = { limit: 2, windowMs: 60_000 };

@@ -35,6 +35,16 @@ export type Outcome =
       readonly attempts: number;
     };
 
+/** What one Plaid call came to: an outcome for its requests, or when to try again. */
+export type PlaidAnswer =
+  | { readonly kind: 'outcome'; readonly outcome: Outcome; readonly answeredAt: number }
+  | {
+      readonly kind: 'retry';
+      readonly attempts: number;
+      readonly lastError: RefreshFailure;
+      readonly dueAt: number;
+    };
+
 export function workerFailure(code: WorkerErrorCode, message: string): RefreshFailure {
   return { source: 'worker', error_code: code, error_message: message };
 }

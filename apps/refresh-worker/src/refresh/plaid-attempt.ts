@@ -8,7 +8,7 @@ import {
   type BackoffPolicy,
 } from './classify-plaid-error';
 import type { Clock } from './clock';
-import { failureOf, workerFailure, type Outcome } from './outcomes';
+import { failureOf, workerFailure, type PlaidAnswer } from './outcomes';
 import type { RefreshMetrics } from './refresh-metrics';
 
 export interface AttemptSettings {
@@ -19,14 +19,7 @@ export interface AttemptSettings {
 /** How one attempt went. */
 export type AttemptResult =
   /** `leaving` said not to make the call (nobody left in it, or it is no longer ours). */
-  | { readonly kind: 'not_made' }
-  | { readonly kind: 'outcome'; readonly outcome: Outcome; readonly answeredAt: number }
-  | {
-      readonly kind: 'retry';
-      readonly attempts: number;
-      readonly lastError: RefreshFailure;
-      readonly dueAt: number;
-    };
+  { readonly kind: 'not_made' } | PlaidAnswer;
 
 /** Returns a turn of the client's rate limit unused. */
 export type GiveBack = () => void;

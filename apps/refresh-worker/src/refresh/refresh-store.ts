@@ -291,12 +291,7 @@ export class RefreshStore {
     leftoverDueAt: Date,
   ): Promise<OutcomeEvent[] | undefined> {
     return this.db.transaction(async (manager) => {
-      const rows = await queryRows<RetryRow>(
-        manager,
-        `SELECT * FROM refresh_retries WHERE item_id = $1 AND claim_token = $2 FOR UPDATE`,
-        [claim.itemId, claim.token],
-      );
-      const row = rows[0];
+      const row = await lockClaimed(manager, claim);
       if (!row) return undefined;
       // Joins only ever append: whatever lies beyond the claimed members joined after the claim.
       const leftover = [row.leader, ...row.followers].slice(claim.members.length);
@@ -332,12 +327,7 @@ export class RefreshStore {
     answered: ReadonlySet<string>,
   ): Promise<boolean> {
     return this.db.transaction(async (manager) => {
-      const rows = await queryRows<RetryRow>(
-        manager,
-        `SELECT * FROM refresh_retries WHERE item_id = $1 AND claim_token = $2 FOR UPDATE`,
-        [claim.itemId, claim.token],
-      );
-      const row = rows[0];
+      const row = await lockClaimed(manager, claim);
       if (!row) return false;
       const members = [row.leader, ...row.followers].filter((m) => !answered.has(m.requestId));
       if (members.length === 0) {
@@ -363,4 +353,14 @@ export class RefreshStore {
       return true;
     });
   }
+}
+
+/** The claimed call's row, locked for this transaction; undefined once the claim is not this one. */
+async function lockClaimed(manager: EntityManager, claim: Claim): Promise<RetryRow | undefined> {
+  const rows = await queryRows<RetryRow>(
+    manager,
+    `SELECT * FROM refresh_retries WHERE item_id = $1 AND claim_token = $2 FOR UPDATE`,
+    [claim.itemId, claim.token],
+  );
+  return rows[0];
 }

@@ -302,10 +302,7 @@ export class RefreshService {
       const answered = this.apply(itemId, {
         type: 'PlaidAnswered',
         callId: call.id,
-        answer:
-          result.kind === 'outcome'
-            ? { kind: 'outcome', outcome: result.outcome, answeredAt: result.answeredAt }
-            : result,
+        answer: result,
       });
       if (answered.type === 'AnswerCall') {
         const { call: made, outcome, answeredAt } = answered;
