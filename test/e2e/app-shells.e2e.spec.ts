@@ -42,7 +42,11 @@ describe('app shells as processes', () => {
   }
 
   const apps = [
-    { name: 'refresh-worker', port: 'REFRESH_WORKER_PORT', checks: ['kafka', 'postgres'] },
+    {
+      name: 'refresh-worker',
+      port: 'REFRESH_WORKER_PORT',
+      checks: ['kafka', 'kafka-consumer', 'postgres'],
+    },
     { name: 'webhook-ingress', port: 'WEBHOOK_INGRESS_ADMIN_PORT', checks: ['kafka'] },
     { name: 'projector', port: 'PROJECTOR_PORT', checks: ['kafka', 'postgres'] },
     { name: 'plaid-sandbox', port: 'PLAID_SANDBOX_PORT', checks: [] },

@@ -3,12 +3,19 @@ import {
   KafkaModule,
   KafkaReadiness,
   type KafkaEventsServer,
+  type ParallelConsumer,
 } from '@cashflow/kafka';
-import { METRICS_REGISTRY, ObservabilityModule, type Logger } from '@cashflow/observability';
+import {
+  METRICS_REGISTRY,
+  ObservabilityModule,
+  type Logger,
+  type ReadinessCheck,
+} from '@cashflow/observability';
 import type { Registry } from 'prom-client';
 import { DatabaseReadiness, PersistenceModule } from '@cashflow/persistence';
 import { PlaidClient } from '@cashflow/plaid-client';
 import {
+  Global,
   Inject,
   Module,
   type BeforeApplicationShutdown,
@@ -35,13 +42,22 @@ export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
 
 /**
  * The Kafka consumer, once the transport exists (it is created with the app, see consumer.ts):
- * shutdown stops it first.
+ * shutdown stops it first, and the worker is ready only once it has joined its group (a rolling
+ * deploy then waits for each worker to consume before stopping the next).
  */
-export class WorkerConsumer {
+export class WorkerConsumer implements ReadinessCheck {
+  readonly name = 'kafka-consumer';
   private server: KafkaEventsServer | undefined;
 
   attach(server: KafkaEventsServer): void {
     this.server = server;
+  }
+
+  check(): Promise<void> {
+    const consumer = this.server?.unwrap<ParallelConsumer | undefined>();
+    return consumer && consumer.groupJoins > 0
+      ? Promise.resolve()
+      : Promise.reject(new Error('the consumer has not joined its group yet'));
   }
 
   /** Stops fetching, lets go of requests whose calls have not left, waits for the rest. */
@@ -49,6 +65,11 @@ export class WorkerConsumer {
     await this.server?.close();
   }
 }
+
+/** Global, so the observability module's readiness check can see the consumer. */
+@Global()
+@Module({ providers: [WorkerConsumer], exports: [WorkerConsumer] })
+class WorkerConsumerModule {}
 
 /** Starts and stops the worker's background loops: the outbox relay, parked retries, sweeping. */
 class RefreshLifecycle
@@ -101,12 +122,13 @@ export class RefreshWorkerModule {
     return {
       module: RefreshWorkerModule,
       imports: [
+        WorkerConsumerModule,
         KafkaModule.forRoot({ ...config.kafka, logger }),
         PersistenceModule.forRoot({ ...config.database, poolSize: 20 }),
         ObservabilityModule.forRoot({
           service: SERVICE,
           logger,
-          readiness: [KafkaReadiness, DatabaseReadiness],
+          readiness: [KafkaReadiness, DatabaseReadiness, WorkerConsumer],
         }),
       ],
       controllers: [RefreshRequestedHandler, AccessTokensController],
@@ -114,7 +136,6 @@ export class RefreshWorkerModule {
         { provide: WORKER_CONFIG, useValue: config },
         { provide: BEARER_TOKENS, useValue: config.adminTokens },
         BearerAuthGuard,
-        WorkerConsumer,
         {
           provide: TokenVault,
           useFactory: (db: DataSource) =>

@@ -18,27 +18,35 @@ export interface Started {
 /**
  * Runs an app's start-up and turns failures into a clear message and exit status: invalid
  * configuration prints the variables at fault and exits 78; anything else is logged and exits 1.
- * SIGINT and SIGTERM close the app once, then exit 0.
+ * SIGINT and SIGTERM close the app once, then exit 0; one that arrives while the app is still
+ * starting closes it as soon as it has started (a worker still joining its consumer group then
+ * leaves it, rather than linger in it until the session time-out). A second signal ends the
+ * process at once.
  */
 export function startApp(service: string, start: () => Promise<Started>): void {
   const fallbackLogger: Logger = createLogger({ service, level: 'info' });
+  let started: Started | undefined;
+  let stopping = false;
+  const close = (app: Started) =>
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        fallbackLogger.error({ err: error }, `${service} did not stop cleanly`);
+        process.exit(1);
+      },
+    );
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    fallbackLogger.info({ signal }, `${service} stopping`);
+    if (started) void close(started);
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
   start().then(
     (app) => {
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        fallbackLogger.info({ signal }, `${service} stopping`);
-        app.close().then(
-          () => process.exit(0),
-          (error: unknown) => {
-            fallbackLogger.error({ err: error }, `${service} did not stop cleanly`);
-            process.exit(1);
-          },
-        );
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
+      started = app;
+      if (stopping) void close(app);
     },
     (error: unknown) => {
       if (error instanceof ConfigError) {

@@ -115,7 +115,7 @@ describe('refresh worker: access tokens', () => {
     );
     try {
       await reader.until(3);
-      await new Promise((r) => setTimeout(r, 500));
+      await reader.toEnd();
       const topicText = reader.received
         .map(
           (r) =>
