@@ -186,6 +186,14 @@ export async function startWorker(world: WorkerWorld, overrides: Record<string, 
       await this.registerToken(created.item_id, created.access_token);
       return created.item_id;
     },
+    /** A metric of this worker's /metrics (the sum over its labels). */
+    async metric(name: string): Promise<number> {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      return text
+        .split('\n')
+        .filter((line) => line.startsWith(`${name} `) || line.startsWith(`${name}{`))
+        .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+    },
     get consumer(): ParallelConsumer {
       consumer ??= app.getMicroservices()[0]!.unwrap<ParallelConsumer>();
       return consumer;

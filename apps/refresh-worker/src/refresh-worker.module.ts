@@ -37,8 +37,16 @@ import { systemClock } from './refresh/clock';
 import { PlaidAttempt } from './refresh/plaid-attempt';
 import { ClientRateLimiter } from './refresh/rate-limits';
 import { RetryRunner } from './refresh/retry-runner';
+import { ClaimKeeper } from './refresh/claim-keeper';
 
 export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
+const WORKER_LOGGER = Symbol('WORKER_LOGGER');
+
+/**
+ * How long a claim on a call in PostgreSQL lasts unless extended (every third of it while the
+ * call is out): the calls of a worker that dies are taken over this long after its last renewal.
+ */
+const CLAIM_LEASE_MS = 15_000;
 
 /**
  * The Kafka consumer, once the transport exists (it is created with the app, see consumer.ts):
@@ -79,22 +87,26 @@ class RefreshLifecycle
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: RefreshWorkerConfig,
+    @Inject(WORKER_LOGGER) private readonly logger: Logger,
     private readonly consumer: WorkerConsumer,
     private readonly outcomes: OutcomePublisher,
     private readonly retries: RetryRunner,
+    private readonly keeper: ClaimKeeper,
     private readonly refresh: RefreshService,
     private readonly plaid: PlaidClient,
   ) {}
 
   onApplicationBootstrap(): void {
     this.outcomes.startRelay(5000, 10_000);
+    this.keeper.start();
     this.retries.start();
     this.sweeper = setInterval(() => this.refresh.sweep(), 10_000);
   }
 
   /**
    * Stops fetching and claiming at once, then gives the calls under way (first calls and
-   * retries alike) one grace period to finish.
+   * retries alike) one grace period to finish, and hands back the claims of calls still out:
+   * due at once for another worker, rather than after their lease.
    */
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.sweeper);
@@ -103,6 +115,12 @@ class RefreshLifecycle
       this.consumer.stop(),
       this.retries.stop(this.config.refresh.shutdownGraceMs),
     ]);
+    this.keeper.stop();
+    await this.keeper
+      .releaseAll()
+      .catch((error: unknown) =>
+        this.logger.warn({ err: error }, 'handing back claims failed; their leases will expire'),
+      );
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -134,6 +152,7 @@ export class RefreshWorkerModule {
       controllers: [RefreshRequestedHandler, AccessTokensController],
       providers: [
         { provide: WORKER_CONFIG, useValue: config },
+        { provide: WORKER_LOGGER, useValue: logger },
         { provide: BEARER_TOKENS, useValue: config.adminTokens },
         BearerAuthGuard,
         {
@@ -193,18 +212,27 @@ export class RefreshWorkerModule {
             limiter: ClientRateLimiter,
             outcomes: OutcomePublisher,
             metrics: RefreshMetrics,
+            keeper: ClaimKeeper,
           ) =>
             (service = new RefreshService(
               store,
               attempt,
               limiter,
+              keeper,
               outcomes,
               config.refresh.perItem,
               clock,
               logger,
               metrics,
             )),
-          inject: [RefreshStore, PlaidAttempt, ClientRateLimiter, OutcomePublisher, RefreshMetrics],
+          inject: [
+            RefreshStore,
+            PlaidAttempt,
+            ClientRateLimiter,
+            OutcomePublisher,
+            RefreshMetrics,
+            ClaimKeeper,
+          ],
         },
         {
           provide: RetryRunner,
@@ -214,15 +242,16 @@ export class RefreshWorkerModule {
             limiter: ClientRateLimiter,
             outcomes: OutcomePublisher,
             metrics: RefreshMetrics,
+            keeper: ClaimKeeper,
           ) =>
             new RetryRunner(
               store,
               attempt,
               limiter,
+              keeper,
               outcomes,
               {
                 pollMs: config.refresh.retryPollMs,
-                leaseMs: config.plaid.responseTimeoutMs + config.plaid.connectTimeoutMs + 30_000,
                 batch: 50,
                 spacingMs: config.refresh.perItem.windowMs / config.refresh.perItem.limit,
               },
@@ -230,7 +259,20 @@ export class RefreshWorkerModule {
               logger,
               metrics,
             ),
-          inject: [RefreshStore, PlaidAttempt, ClientRateLimiter, OutcomePublisher, RefreshMetrics],
+          inject: [
+            RefreshStore,
+            PlaidAttempt,
+            ClientRateLimiter,
+            OutcomePublisher,
+            RefreshMetrics,
+            ClaimKeeper,
+          ],
+        },
+        {
+          provide: ClaimKeeper,
+          useFactory: (store: RefreshStore) =>
+            new ClaimKeeper(store, CLAIM_LEASE_MS, clock, logger),
+          inject: [RefreshStore],
         },
         RefreshLifecycle,
       ],

@@ -98,6 +98,43 @@ describe('refresh worker: a rebalance', () => {
   });
 });
 
+describe('refresh worker: a rebalance while calls are at Plaid', () => {
+  it('does not call Plaid again for a moved request whose call is under way in the worker that let go', async () => {
+    // Every refresh takes 6 s at the sandbox: the rebalance happens while all of them are out.
+    const world = await workerWorld({
+      PLAID_SANDBOX_REFRESH_LATENCY: 'fixed:6000',
+      PLAID_SANDBOX_TIME_SCALE: '1',
+    });
+    const first = await startWorker(world);
+    let second: Worker | undefined;
+    try {
+      const items: string[] = [];
+      for (const id of itemIdsOnEveryPartition()) {
+        items.push(await first.registeredItem({ item_id: id }));
+      }
+      const requests = [];
+      for (const itemId of items) requests.push(await world.request(itemId));
+      await waitFor('every call at Plaid', async () =>
+        (await first.metric('plaid_refresh_calls_in_flight')) === items.length ? true : undefined,
+      );
+      second = await startWorker(world);
+      const outcomes = await Promise.all(
+        requests.map((r) => world.outcomeOf(r.metadata.id, 60_000)),
+      );
+      expect(outcomes.every((o) => o.type === 'RefreshAccepted')).toBe(true);
+      const idle = (w: Worker) => w.consumer.inFlight === 0;
+      await waitFor('both workers idle', () => (idle(first) && idle(second!) ? true : undefined));
+      const calls = await Promise.all(items.map((itemId) => world.plaidCalls(itemId)));
+      expect(calls).toEqual(items.map(() => 1));
+      for (const r of requests) expect(world.outcomesFor(r.metadata.id)).toHaveLength(1);
+    } finally {
+      await second?.close();
+      await first.close();
+      await world.close();
+    }
+  });
+});
+
 describe('refresh worker: shutdown', () => {
   it('starts no Plaid call for a request still waiting for its window; the next worker makes it', async () => {
     const world = await workerWorld();

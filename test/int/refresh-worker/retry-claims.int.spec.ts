@@ -23,15 +23,25 @@ describe('refresh worker store: claims of parked calls', () => {
 
   const error = { source: 'worker' as const, error_code: 'PLAID_TIMEOUT', error_message: 'slow' };
 
+  /** A call parked for a retry, due already (as the worker leaves one that Plaid asked to retry). */
   async function parkedCall(itemId: string) {
-    await store.park({
-      itemId,
-      members: [{ requestId: `${itemId}-r1`, days: 30 }],
-      days: 30,
-      attempts: 1,
-      lastError: error,
-      dueAt: new Date(Date.now() - 1000),
-    });
+    const claim = await store.startCall(
+      {
+        itemId,
+        members: [{ requestId: `${itemId}-r1`, days: 30 }],
+        days: 30,
+        attempts: 0,
+        lastError: null,
+      },
+      60_000,
+    );
+    expect(
+      await store.reschedule(
+        claim!,
+        { attempts: 1, lastError: error, dueAt: new Date(Date.now() - 1000) },
+        new Set(),
+      ),
+    ).toBe(true);
   }
 
   /** Claims the Item's call: its lease runs out at once unless `leaseMs` says otherwise. */

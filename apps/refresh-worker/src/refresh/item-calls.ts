@@ -30,7 +30,10 @@
  *    otherwise **wait for the window** as the waiting call.
  * 9. **Just before a call leaves** (once the client's rate limit lets it go), members answered
  *    meanwhile elsewhere leave it and are answered with their recorded outcome; a call with no
- *    member left is not made. Plaid is asked for the most days its remaining members want.
+ *    member left is not made. The call is then written to PostgreSQL, claimed by this worker, so
+ *    a member handed to another worker while the call is out is not called again (rule 4); if the
+ *    Item already has a call there (another worker's, or parked), the members **join it instead**.
+ *    Plaid is asked for the most days its remaining members want.
  * 10. **Withdrawn** members (their partition moved to another worker, or this worker is stopping)
  *    leave the waiting call, or the running call if it has not left; they get no outcome here.
  * 11. **Plaid's answer**: an outcome answers every member, as of when Plaid answered; a failure
@@ -121,6 +124,11 @@ export type ItemInput =
       readonly callId: number;
       /** Request ids of members whose outcome is recorded already. */
       readonly answered: ReadonlySet<string>;
+      /**
+       * The call is written to PostgreSQL and claimed by this process; false when the Item has a
+       * call there already (another worker's, or parked).
+       */
+      readonly claimed: boolean;
     }
   | { readonly type: 'PlaidAnswered'; readonly callId: number; readonly answer: PlaidAnswer }
   | { readonly type: 'CallEnded'; readonly callId: number }
@@ -157,6 +165,11 @@ export type ItemDecision =
       readonly sent: readonly number[];
     }
   | { readonly type: 'SkipCall'; readonly callId: number; readonly answered: readonly Member[] }
+  | {
+      readonly type: 'JoinParkedInstead';
+      readonly call: RunningCall;
+      readonly answered: readonly Member[];
+    }
   // PlaidAnswered
   | {
       readonly type: 'AnswerCall';
@@ -217,6 +230,10 @@ export function decide(
       const answered = running.members.filter((m) => input.answered.has(m.requestId));
       const remaining = running.members.filter((m) => !input.answered.has(m.requestId));
       if (remaining.length === 0) return { type: 'SkipCall', callId: running.id, answered };
+      if (!input.claimed) {
+        const call = { id: running.id, members: remaining, days: mostDays(remaining) };
+        return { type: 'JoinParkedInstead', call, answered };
+      }
       return {
         type: 'MakeCall',
         call: { id: running.id, members: remaining, days: mostDays(remaining), leftAt: now },
@@ -366,6 +383,8 @@ export function evolve(state: ItemCalls, decision: ItemDecision): ItemCalls {
       return { ...state, running: decision.call, sent: decision.sent };
     case 'SkipCall':
       return { ...state, running: { ...state.running!, members: [], answered: 'not_made' } };
+    case 'JoinParkedInstead':
+      return { ...state, running: { ...decision.call, answered: 'parked' } };
     case 'AnswerCall': {
       const call = decision.call;
       return {

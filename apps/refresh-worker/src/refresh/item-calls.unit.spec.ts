@@ -26,10 +26,11 @@ const request = (requestId: string, days = 365, at = 0, known: KnownFacts = { re
     known,
   }) satisfies ItemInput;
 
-const leaving = (callId: number, answered: string[] = []): ItemInput => ({
+const leaving = (callId: number, answered: string[] = [], claimed = true): ItemInput => ({
   type: 'CallLeaving',
   callId,
   answered: new Set(answered),
+  claimed,
 });
 const answered = (callId: number, answeredAt: number, outcome = accepted): ItemInput => ({
   type: 'PlaidAnswered',
@@ -239,6 +240,18 @@ describe('item calls: a call leaves for Plaid', () => {
     expect(ids(decision.answered)).toEqual(['r1']);
     expect(ids(state.running?.members)).toEqual(['r2', 'r3']);
     expect(state.sent).toEqual([S]);
+  });
+
+  it("joins the Item's call in PostgreSQL instead when there is one (another worker's, or parked)", () => {
+    const { decision, state } = given([request('r1'), 0], [request('r2'), 0]).when(
+      leaving(1, ['r1'], false),
+      S,
+    );
+    expect(decision).toMatchObject({ type: 'JoinParkedInstead' });
+    if (decision.type !== 'JoinParkedInstead') throw new Error('unreachable');
+    expect(ids(decision.call.members)).toEqual(['r2']);
+    expect(state.running?.answered).toBe('parked');
+    expect(state.sent).toEqual([]);
   });
 
   it('is not made when every member is answered', () => {

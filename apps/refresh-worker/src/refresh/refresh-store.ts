@@ -63,8 +63,11 @@ export interface Known {
   readonly idTakenBy?: IdOwner;
   /** Its outcome, recorded earlier: answer with this, never call Plaid again. */
   readonly recorded?: Recorded;
-  /** The Item's parked call, if any: join it rather than calling Plaid. */
-  readonly parked?: ParkedCall;
+  /**
+   * The Item's call in PostgreSQL, if any (parked, or out at Plaid): join it rather than calling
+   * Plaid. `claimToken` says whose it is while it is claimed.
+   */
+  readonly parked?: ParkedCall & { readonly claimToken: string | null };
 }
 
 /** The request's id is being claimed right now by another request: try again. */
@@ -119,7 +122,9 @@ export class RefreshStore {
       ...(row.outcome
         ? { recorded: { event: row.outcome, published: row.published === true } }
         : {}),
-      ...(row.parked ? { parked: toParked(row.parked) } : {}),
+      ...(row.parked
+        ? { parked: { ...toParked(row.parked), claimToken: row.parked.claim_token } }
+        : {}),
     };
   }
 
@@ -203,16 +208,22 @@ export class RefreshStore {
     return rows.map((r) => r.event);
   }
 
-  /** Parks a failed call to be tried again; a call already parked for the Item absorbs it. */
-  async park(call: ParkedCall): Promise<void> {
+  /**
+   * Makes the Item's call durable just before it leaves for Plaid: its row, claimed by this
+   * process for `leaseMs` (kept alive by a ClaimKeeper while the call is out). A request handed to
+   * another worker meanwhile then finds itself in the row and is not called again; a call whose
+   * process dies is claimed by another once the lease runs out. Undefined when the Item has a call
+   * in PostgreSQL already (parked, or out with another worker): join that one instead.
+   */
+  async startCall(call: Omit<ParkedCall, 'dueAt'>, leaseMs: number): Promise<Claim | undefined> {
     const [leader, ...followers] = call.members;
-    await this.db.query(
-      `INSERT INTO refresh_retries (item_id, leader, followers, days_requested, attempts, last_error, due_at)
-       VALUES ($1, $2::jsonb, $3::jsonb, $4, $5, $6::jsonb, $7)
-       ON CONFLICT (item_id) DO UPDATE SET
-         followers = refresh_retries.followers || jsonb_build_array(EXCLUDED.leader) || EXCLUDED.followers,
-         days_requested = greatest(refresh_retries.days_requested, EXCLUDED.days_requested),
-         updated_at = now()`,
+    const rows = await queryRows<RetryRow>(
+      this.db,
+      `INSERT INTO refresh_retries (item_id, leader, followers, days_requested, attempts, last_error,
+                                    due_at, claimed_until, claim_token)
+       VALUES ($1, $2::jsonb, $3::jsonb, $4, $5, $6::jsonb, now(),
+               now() + make_interval(secs => $7 / 1000.0), gen_random_uuid())
+       ON CONFLICT (item_id) DO NOTHING RETURNING *`,
       [
         call.itemId,
         JSON.stringify(leader),
@@ -220,9 +231,11 @@ export class RefreshStore {
         call.days,
         call.attempts,
         JSON.stringify(call.lastError),
-        call.dueAt,
+        leaseMs,
       ],
     );
+    const row = rows[0];
+    return row ? { ...toParked(row), token: row.claim_token! } : undefined;
   }
 
   /** Adds requests to the Item's parked call; false when there is none any more. */
@@ -266,6 +279,18 @@ export class RefreshStore {
       [claim.itemId, claim.token, leaseMs],
     );
     return rows.length > 0;
+  }
+
+  /** Extends every claim in `claims` still this process's; returns the tokens extended. */
+  async renewAll(claims: readonly Claim[], leaseMs: number): Promise<Set<string>> {
+    if (claims.length === 0) return new Set();
+    const rows = await queryRows<{ claim_token: string }>(
+      this.db,
+      `UPDATE refresh_retries SET claimed_until = now() + make_interval(secs => $2 / 1000.0)
+       WHERE claim_token = ANY($1::uuid[]) RETURNING claim_token`,
+      [claims.map((c) => c.token), leaseMs],
+    );
+    return new Set(rows.map((r) => r.claim_token));
   }
 
   /** Gives up claims this process will not finish (it is stopping): due again at once. */
@@ -318,18 +343,25 @@ export class RefreshStore {
   }
 
   /**
-   * Tries the claimed call again later, with its count of calls and last error, without the
-   * members in `answered` (their outcome is recorded elsewhere). False when the claim was taken over.
+   * Parks the claimed call to be tried again later, with its count of calls and last error,
+   * without the members in `answered` (their outcome is recorded elsewhere) and with
+   * `alsoCarried` (requests that joined the call in this process). False when the claim was
+   * taken over.
    */
   async reschedule(
     claim: Claim,
     retry: { attempts: number; lastError: RefreshFailure; dueAt: Date },
     answered: ReadonlySet<string>,
+    alsoCarried: readonly Member[] = [],
   ): Promise<boolean> {
     return this.db.transaction(async (manager) => {
       const row = await lockClaimed(manager, claim);
       if (!row) return false;
-      const members = [row.leader, ...row.followers].filter((m) => !answered.has(m.requestId));
+      const inRow = [row.leader, ...row.followers];
+      const known = new Set(inRow.map((m) => m.requestId));
+      const members = [...inRow, ...alsoCarried.filter((m) => !known.has(m.requestId))].filter(
+        (m) => !answered.has(m.requestId),
+      );
       if (members.length === 0) {
         await manager.query(`DELETE FROM refresh_retries WHERE item_id = $1`, [claim.itemId]);
         return true;

@@ -16,14 +16,20 @@ import {
   type Member,
   type NextStep,
   type PerItemLimit,
-  type RetryLater,
 } from './item-calls';
 import type { OutcomePublisher } from './outcome-publisher';
-import { outcomeEvent, refusedEvent, workerFailure, type Outcome } from './outcomes';
+import {
+  outcomeEvent,
+  refusedEvent,
+  workerFailure,
+  type Member as Stored,
+  type Outcome,
+} from './outcomes';
 import type { PlaidAttempt } from './plaid-attempt';
 import type { ClientRateLimiter } from './rate-limits';
 import type { RefreshMetrics } from './refresh-metrics';
-import type { Known, Recorded, RefreshStore } from './refresh-store';
+import type { ClaimKeeper } from './claim-keeper';
+import type { Claim, Known, Recorded, RefreshStore } from './refresh-store';
 
 /** How a RefreshRequested reached this worker. */
 export interface Delivery {
@@ -31,6 +37,14 @@ export interface Delivery {
   readonly reachedKafkaAt: number;
   /** Aborted when the request is no longer this worker's to answer (rebalance, shutdown). */
   readonly signal?: AbortSignal;
+}
+
+/** The call's claim was taken over while it was out (its lease ran out): its answer is not written. */
+export class ClaimLost extends Error {
+  constructor(itemId: string) {
+    super(`the call of item ${itemId} was claimed by another worker while it was at Plaid`);
+    this.name = 'ClaimLost';
+  }
 }
 
 /** A request let go before its call left: it gets no outcome here and is redelivered elsewhere. */
@@ -68,6 +82,8 @@ export class RefreshService {
   private readonly admissions = new Map<string, Promise<unknown>>();
   private readonly tickets = new Map<number, Ticket>();
   private readonly timers = new Map<string, { cancel(): void }>();
+  /** Claim tokens of this process's calls out at Plaid. */
+  private readonly ownCalls = new Set<string>();
   private lastTicket = 0;
   private handling = 0;
 
@@ -75,6 +91,7 @@ export class RefreshService {
     private readonly store: RefreshStore,
     private readonly attempt: PlaidAttempt,
     private readonly limiter: ClientRateLimiter,
+    private readonly keeper: ClaimKeeper,
     private readonly outcomes: OutcomePublisher,
     private readonly limits: PerItemLimit,
     private readonly clock: Clock,
@@ -154,7 +171,9 @@ export class RefreshService {
         ? Math.min(delivery.reachedKafkaAt, this.clock.now())
         : this.clock.now(),
     };
-    let parked = known.parked?.members.map((m) => m.requestId);
+    // The row of this process's own call at Plaid is the running call the decider knows.
+    const ownCall = known.parked?.claimToken != null && this.ownCalls.has(known.parked.claimToken);
+    let parked = ownCall ? undefined : known.parked?.members.map((m) => m.requestId);
     for (;;) {
       const decision = this.apply(itemId, {
         type: 'RequestArrived',
@@ -234,6 +253,7 @@ export class RefreshService {
       case 'JoinNext':
       case 'MakeCall':
       case 'SkipCall':
+      case 'JoinParkedInstead':
       case 'AnswerCall':
       case 'ParkCall':
       case 'Ignore':
@@ -282,20 +302,55 @@ export class RefreshService {
 
   /** Makes the Item's call and answers everyone in it (rules 9 to 12). */
   private async run(itemId: string, call: Call): Promise<void> {
+    let claim: Claim | undefined;
+    let days = call.days;
     try {
       const result = await this.attempt.make(itemId, 0, {
         turn: () => this.limiter.turn(),
-        leaving: async (now) => {
+        leaving: async () => {
           const members = this.items.get(itemId)?.running?.members ?? [];
           const recorded = await this.store.recorded(members.map((m) => m.requestId));
-          const leaving = this.apply(
-            itemId,
-            { type: 'CallLeaving', callId: call.id, answered: new Set(recorded.keys()) },
-            now,
-          );
-          if (leaving.type !== 'MakeCall' && leaving.type !== 'SkipCall') return undefined;
+          const remaining = unique(members.filter((m) => !recorded.has(m.requestId)));
+          if (remaining.length > 0) {
+            claim = await this.store.startCall(
+              {
+                itemId,
+                members: remaining.map(stored),
+                days: mostDays(remaining),
+                attempts: 0,
+                lastError: null,
+              },
+              this.keeper.leaseMs,
+            );
+          }
+          if (claim) {
+            this.keeper.hold(claim);
+            this.ownCalls.add(claim.token);
+          }
+          const leaving = this.apply(itemId, {
+            type: 'CallLeaving',
+            callId: call.id,
+            answered: new Set(recorded.keys()),
+            claimed: claim !== undefined,
+          });
+          if (
+            leaving.type !== 'MakeCall' &&
+            leaving.type !== 'SkipCall' &&
+            leaving.type !== 'JoinParkedInstead'
+          ) {
+            await this.handBack(claim);
+            return undefined;
+          }
           this.answerWithRecorded(leaving.answered, recorded);
-          return leaving.type === 'MakeCall' ? { days: leaving.call.days } : undefined;
+          if (leaving.type === 'MakeCall') {
+            // Plaid is asked what the row promises its members, and what those here want.
+            days = Math.max(leaving.call.days, claim!.days);
+            return { days };
+          }
+          if (leaving.type === 'JoinParkedInstead') await this.joinParked(itemId, leaving.call);
+          // Everyone here left after the row was written: it is due at once, for the retry runner.
+          else await this.handBack(claim);
+          return undefined;
         },
       });
       if (result.kind === 'not_made') return;
@@ -304,22 +359,64 @@ export class RefreshService {
         callId: call.id,
         answer: result,
       });
-      if (answered.type === 'AnswerCall') {
-        const { call: made, outcome, answeredAt } = answered;
-        await this.answer(itemId, made.members, made.members[0]!, made.days, outcome, answeredAt);
-      } else if (answered.type === 'ParkCall') {
-        await this.park(itemId, answered.call.members, answered.retry);
-      }
+      if (answered.type === 'AnswerCall') await this.answerCall(itemId, answered, claim, days);
+      else if (answered.type === 'ParkCall') await this.parkCall(itemId, answered, claim!);
     } catch (error) {
-      // Before Plaid answered (the database is away, say): the members' messages are retried.
+      // Before Plaid's answer was written (the database is away, say): the members' messages are
+      // retried; a call out at Plaid is left to its claim's lease.
       const members = this.items.get(itemId)?.running?.members ?? [];
       this.reject(
         members.map((m) => m.ticket),
         error,
       );
     } finally {
+      if (claim) {
+        this.keeper.drop(claim);
+        this.ownCalls.delete(claim.token);
+      }
       this.perform(itemId, this.apply(itemId, { type: 'CallEnded', callId: call.id }));
     }
+  }
+
+  /** A claimed row whose call is not made here after all: due at once, for any retry runner. */
+  private async handBack(claim: Claim | undefined): Promise<void> {
+    if (!claim) return;
+    this.keeper.drop(claim);
+    this.ownCalls.delete(claim.token);
+    await this.store.release([claim]);
+  }
+
+  /**
+   * Plaid answered the call: an outcome for everyone it carried, written with the end of its
+   * claim when it had one (rule 11). A claim taken over meanwhile writes nothing: whoever took it
+   * over calls again and answers.
+   */
+  private async answerCall(
+    itemId: string,
+    decision: Extract<ItemDecision, { type: 'AnswerCall' }>,
+    claim: Claim | undefined,
+    days: number,
+  ): Promise<void> {
+    const { call, outcome, answeredAt } = decision;
+    if (!claim) {
+      await this.answer(itemId, call.members, call.members[0]!, days, outcome, answeredAt);
+      return;
+    }
+    const leader = claim.members[0]!;
+    const at = new Date(answeredAt);
+    // The row's members (some may have been let go here and handed to another worker, which finds
+    // them in the row) and those that joined here while the call was out.
+    const events = unique([...claim.members, ...call.members]).map((m) =>
+      outcomeEvent(itemId, m, leader, days, outcome, at),
+    );
+    const leftoverDue = new Date(answeredAt + this.limits.windowMs / this.limits.limit);
+    const tickets = call.members.map((m) => m.ticket);
+    const written = this.store.finish(claim, events, leftoverDue).then(async (recorded) => {
+      if (!recorded) throw new ClaimLost(itemId);
+      await this.outcomes.sendAgain(recorded);
+      this.metrics?.published(recorded);
+    });
+    await this.settle(tickets, written);
   }
 
   /** Outcomes for `members` of a call made for `leader`; resolves once Kafka has them. */
@@ -350,23 +447,34 @@ export class RefreshService {
     }
   }
 
-  /** Parks the call's unanswered members in PostgreSQL for the retry runner (rule 11). */
-  private async park(itemId: string, members: readonly Member[], retry: RetryLater): Promise<void> {
-    const recorded = await this.store.recorded(members.map((m) => m.requestId));
+  /**
+   * Plaid's answer is worth retrying: the claimed row becomes a parked call for the retry runner
+   * (rule 11), with the requests that joined here and without those answered elsewhere meanwhile.
+   */
+  private async parkCall(
+    itemId: string,
+    decision: Extract<ItemDecision, { type: 'ParkCall' }>,
+    claim: Claim,
+  ): Promise<void> {
+    const { call, retry } = decision;
+    const recorded = await this.store.recorded(
+      unique([...claim.members, ...call.members]).map((m) => m.requestId),
+    );
     this.answerWithRecorded(
-      members.filter((m) => recorded.has(m.requestId)),
+      call.members.filter((m) => recorded.has(m.requestId)),
       recorded,
     );
-    const waiting = members.filter((m) => !recorded.has(m.requestId));
-    if (waiting.length === 0) return;
-    const parking = this.store.park({
-      itemId,
-      members: unique(waiting).map(stored),
-      days: Math.max(...waiting.map((m) => m.days)),
-      attempts: retry.attempts,
-      lastError: retry.lastError,
-      dueAt: new Date(retry.dueAt),
-    });
+    const waiting = call.members.filter((m) => !recorded.has(m.requestId));
+    const parking = this.store
+      .reschedule(
+        claim,
+        { attempts: retry.attempts, lastError: retry.lastError, dueAt: new Date(retry.dueAt) },
+        new Set(recorded.keys()),
+        unique(waiting).map(stored),
+      )
+      .then((parked) => {
+        if (!parked) throw new ClaimLost(itemId);
+      });
     await this.settle(
       waiting.map((m) => m.ticket),
       parking,
@@ -458,10 +566,12 @@ export class RefreshService {
 }
 
 /** A member as PostgreSQL keeps it: the ticket is this process's alone. */
-const stored = (m: Member) => ({ requestId: m.requestId, days: m.days });
+const stored = (m: Stored): Stored => ({ requestId: m.requestId, days: m.days });
+
+const mostDays = (members: readonly Stored[]) => Math.max(...members.map((m) => m.days));
 
 /** One member per request: two deliveries of one request in a call get one outcome. */
-function unique(members: readonly Member[]): Member[] {
+function unique<M extends Stored>(members: readonly M[]): M[] {
   const seen = new Set<string>();
   return members.filter((m) => !seen.has(m.requestId) && seen.add(m.requestId));
 }

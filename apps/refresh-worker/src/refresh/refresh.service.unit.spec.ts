@@ -1,5 +1,6 @@
 import type { RefreshRequested } from '@cashflow/contracts';
 import pino from 'pino';
+import type { ClaimKeeper } from './claim-keeper';
 import type { Clock } from './clock';
 import type { OutcomePublisher } from './outcome-publisher';
 import type { AttemptPlan, AttemptResult, PlaidAttempt } from './plaid-attempt';
@@ -28,6 +29,23 @@ const outcomes = {
   recordAndSend: () => Promise.resolve(),
   sendAgain: () => Promise.resolve(),
 } as unknown as OutcomePublisher;
+/** Claims are kept alive by nobody here: the fake store never takes them over. */
+const keeper = {
+  leaseMs: 15_000,
+  hold: () => undefined,
+  drop: () => undefined,
+} as unknown as ClaimKeeper;
+/** The fake store's answer to startCall: the call's row, claimed. */
+const claimed = (call: { itemId: string; members: { requestId: string; days: number }[] }) =>
+  Promise.resolve({
+    ...call,
+    days: Math.max(...call.members.map((m) => m.days)),
+    attempts: 0,
+    lastError: null,
+    dueAt: new Date(NOW),
+    token: 'token-1',
+  });
+
 const request = (id: string, days: number) =>
   ({
     type: 'RefreshRequested',
@@ -65,7 +83,8 @@ describe('RefreshService', () => {
     const store = {
       known: () => Promise.resolve({}),
       recorded: () => Promise.resolve(new Map()),
-      park: () => Promise.resolve(),
+      startCall: claimed,
+      reschedule: () => Promise.resolve(true),
       join: () => join.promise,
     } as unknown as RefreshStore;
     const { attempt, days } = plaid([firstAnswer.promise]);
@@ -75,6 +94,7 @@ describe('RefreshService', () => {
       store,
       attempt,
       limiter,
+      keeper,
       outcomes,
       limits,
       clock,
@@ -128,6 +148,7 @@ describe('RefreshService', () => {
       store,
       slowToken,
       limiter,
+      keeper,
       outcomes,
       limits,
       clock,

@@ -1,21 +1,20 @@
 import type { Logger } from '@cashflow/observability';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ClaimKeeper } from './claim-keeper';
 import type { Clock } from './clock';
 import { assertNever } from './item-calls';
 import type { OutcomePublisher } from './outcome-publisher';
 import { outcomeEvent } from './outcomes';
 import type { PlaidAttempt } from './plaid-attempt';
 import type { ClientRateLimiter } from './rate-limits';
-import type { Claim, RefreshStore } from './refresh-store';
 import type { RefreshMetrics } from './refresh-metrics';
+import type { Claim, RefreshStore } from './refresh-store';
 
 /** A write still retried this close to the lease's end could land after another worker's claim. */
-const LEASE_MARGIN_MS = 5000;
+const LEASE_MARGIN_MS = 2000;
 
 export interface RetryRunnerOptions {
   readonly pollMs: number;
-  /** How long a claimed call is ours before another worker may take it over. */
-  readonly leaseMs: number;
   /** Parked calls under way at once in this process. */
   readonly batch: number;
   /** The per-Item spacing: requests left over by a retry wait this long after it. */
@@ -23,24 +22,27 @@ export interface RetryRunnerOptions {
 }
 
 /**
- * Runs parked calls when they are due, from PostgreSQL, in any worker process: claim with a
- * token and a lease, make the Plaid attempt, then answer the requests the call carried, or park
- * it again with its backoff.
+ * Runs the calls in PostgreSQL when they are due, in any worker process: parked calls at the end
+ * of their backoff, and calls whose worker died or stopped while they were out (their claim's
+ * lease ran out, or was handed back). Claim with a token, make the Plaid attempt, then answer the
+ * requests the call carried, or park it again with its backoff.
  *
  * A claim is taken only with a turn of the client's rate limit in hand, so it never waits out
  * its lease behind other calls; just before the call leaves, the claim is renewed, and a claim
- * taken over meanwhile is not called. Finishing and rescheduling are conditional on the
- * token: a claim that lost its lease changes nothing.
+ * taken over meanwhile is not called. While the call is out the ClaimKeeper keeps the lease
+ * alive. Finishing and rescheduling are conditional on the token: a claim that lost its lease
+ * changes nothing.
  */
 export class RetryRunner {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private readonly running = new Map<Promise<void>, Claim>();
+  private readonly running = new Set<Promise<void>>();
 
   constructor(
     private readonly store: RefreshStore,
     private readonly attempt: PlaidAttempt,
     private readonly limiter: ClientRateLimiter,
+    private readonly keeper: ClaimKeeper,
     private readonly outcomes: OutcomePublisher,
     private readonly options: RetryRunnerOptions,
     private readonly clock: Clock,
@@ -54,25 +56,16 @@ export class RetryRunner {
   }
 
   /**
-   * Stops claiming; waits up to `graceMs` for calls under way, then releases the claims still
-   * held so another worker takes them at once rather than after the lease (a call still at
-   * Plaid may then be made twice; only the outcome recorded first is published).
+   * Stops claiming and waits up to `graceMs` for calls under way. Claims still held afterwards
+   * are the ClaimKeeper's to hand back.
    */
   async stop(graceMs: number): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     await Promise.race([
-      Promise.allSettled([...this.running.keys()]),
+      Promise.allSettled([...this.running]),
       new Promise((r) => setTimeout(r, graceMs)),
     ]);
-    await this.store
-      .release([...this.running.values()])
-      .catch((error: unknown) =>
-        this.logger.warn(
-          { err: error },
-          'releasing claimed retries failed; their leases will expire',
-        ),
-      );
   }
 
   private schedule(delay: number): void {
@@ -88,7 +81,7 @@ export class RetryRunner {
         if (this.limiter.room(this.clock.now()) === 0) break;
         const turn = await this.limiter.take();
         const [claim] = await this.store
-          .claimDue(1, this.options.leaseMs)
+          .claimDue(1, this.keeper.leaseMs)
           .catch((error: unknown) => {
             this.limiter.giveBack(turn);
             throw error;
@@ -106,25 +99,32 @@ export class RetryRunner {
         const run = this.retry(claim, turn).catch((error: unknown) =>
           this.logger.error(
             { err: error, item_id: claim.itemId },
-            'retrying a parked refresh failed; its lease will expire',
+            'retrying a call failed; its lease will expire',
           ),
         );
-        this.running.set(run, claim);
+        this.running.add(run);
         void run.finally(() => this.running.delete(run));
       }
     } catch (error) {
-      this.logger.warn({ err: error }, 'claiming parked refreshes failed; will try again');
+      this.logger.warn({ err: error }, 'claiming calls failed; will try again');
     }
     this.schedule(this.options.pollMs);
   }
 
   /** Runs a claimed call with the turn of the client's rate limit taken for it. */
   private async retry(claim: Claim, turn: number): Promise<void> {
+    this.keeper.hold(claim);
+    try {
+      await this.retryHeld(claim, turn);
+    } finally {
+      this.keeper.drop(claim);
+    }
+  }
+
+  private async retryHeld(claim: Claim, turn: number): Promise<void> {
     let answered = new Set<string>();
     let carried = claim.members;
     let turnHandedOver = false;
-    // The lease counts from the claim, then from its renewal: writes must land before it ends.
-    let leaseFrom = this.clock.now();
     const result = await this.attempt
       .make(claim.itemId, claim.attempts, {
         turn: () => {
@@ -139,14 +139,14 @@ export class RetryRunner {
           carried = claim.members.filter((m) => !answered.has(m.requestId));
           if (carried.length === 0) return undefined;
           const renewing = this.clock.now();
-          if (!(await this.store.renew(claim, this.options.leaseMs))) {
+          if (!(await this.store.renew(claim, this.keeper.leaseMs))) {
             this.logger.warn(
               { item_id: claim.itemId },
               'a parked call was taken over; not calling it',
             );
             return undefined;
           }
-          leaseFrom = renewing;
+          this.keeper.hold(claim, renewing);
           return { days: Math.max(...carried.map((m) => m.days)) };
         },
       })
@@ -154,16 +154,16 @@ export class RetryRunner {
         // Answered before its turn came (no access token, say): the turn was never used.
         if (!turnHandedOver) this.limiter.giveBack(turn);
       });
-    const persist = <T>(write: () => Promise<T>) => this.persist(write, leaseFrom);
 
     switch (result.kind) {
       case 'not_made':
-        if (carried.length === 0)
-          await persist(() => this.store.finish(claim, [], this.leftoverDue()));
+        if (carried.length === 0) {
+          await this.persist(claim, () => this.store.finish(claim, [], this.leftoverDue()));
+        }
         return;
       case 'retry': {
         const { attempts, lastError, dueAt } = result;
-        await persist(() =>
+        await this.persist(claim, () =>
           this.store.reschedule(claim, { attempts, lastError, dueAt: new Date(dueAt) }, answered),
         );
         this.metrics?.retryParked();
@@ -181,8 +181,13 @@ export class RetryRunner {
         const events = carried.map((m) =>
           outcomeEvent(claim.itemId, m, carried[0]!, days, result.outcome, answeredAt),
         );
-        const recorded = await persist(() => this.store.finish(claim, events, this.leftoverDue()));
-        if (recorded) await this.outcomes.sendAgain(recorded);
+        const recorded = await this.persist(claim, () =>
+          this.store.finish(claim, events, this.leftoverDue()),
+        );
+        if (recorded) {
+          await this.outcomes.sendAgain(recorded);
+          this.metrics?.published(recorded);
+        }
         return;
       }
       default:
@@ -198,15 +203,15 @@ export class RetryRunner {
   /**
    * Plaid has answered; writing that down must not be lost to a database blip, or the claim would
    * sit until its lease expires and Plaid would be called again. Retries the write with backoff
-   * while the lease (counted from `leaseFrom`) has a few seconds left; after that another worker
-   * may claim the call, and the lease expiring is the fallback.
+   * while the claim's lease has a little time left; after that another worker may claim the
+   * call, and the lease expiring is the fallback.
    */
-  private async persist<T>(write: () => Promise<T>, leaseFrom: number): Promise<T> {
-    const giveUpAt = leaseFrom + this.options.leaseMs - LEASE_MARGIN_MS;
+  private async persist<T>(claim: Claim, write: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt += 1) {
       try {
         return await write();
       } catch (error) {
+        const giveUpAt = this.keeper.expiresAt(claim) - LEASE_MARGIN_MS;
         if (this.stopped || this.clock.now() >= giveUpAt) throw error;
         await sleep(Math.min(250 * 2 ** attempt, 5000));
       }
