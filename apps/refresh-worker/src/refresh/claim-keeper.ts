@@ -63,8 +63,10 @@ export class ClaimKeeper {
         if (!entry) continue;
         if (kept.has(claim.token)) entry.until = at + this.leaseMs;
         else {
+          // Finished or parked while this renewal ran (the usual case), or taken over after
+          // its lease ran out: either way no longer this process's to extend.
           this.held.delete(claim.token);
-          this.logger.warn({ item_id: claim.itemId }, 'a claimed call was taken over');
+          this.logger.debug({ item_id: claim.itemId }, 'a claim is no longer held');
         }
       }
     } catch (error) {
