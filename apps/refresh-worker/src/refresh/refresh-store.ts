@@ -1,6 +1,7 @@
 import { queryRows } from '@cashflow/persistence';
 import type { RefreshAccepted, RefreshFailed, RefreshFailure } from '@cashflow/contracts';
 import type { DataSource, EntityManager } from 'typeorm';
+import { Batched } from './batched';
 import type { Member } from './outcomes';
 
 export type OutcomeEvent = RefreshAccepted | RefreshFailed;
@@ -84,61 +85,111 @@ export class RefreshStore {
 
   /**
    * Claims the request's id for (source, Item) if it is new, and reads what is known of it: who
-   * owns the id, its outcome, the Item's parked call. One round trip.
+   * owns the id, its outcome, the Item's call in PostgreSQL. Requests admitted at the same time
+   * share one round trip.
    */
   async known(request: { id: string; source: string; itemId: string }): Promise<Known> {
+    const known = await this.admissions.call(request);
+    if (known instanceof IdClaimRace) throw known;
+    return known;
+  }
+
+  /** `known` for every request admitted meanwhile, in one statement. */
+  private readonly admissions = new Batched<
+    { id: string; source: string; itemId: string },
+    Known | IdClaimRace
+  >(async (requests) => {
     const rows = await queryRows<{
-      claimed: boolean;
+      ord: number;
+      claimed_now: boolean;
       owner: { item_id: string; source: string | null } | null;
+      first_item: string;
+      first_source: string;
       outcome: OutcomeEvent | null;
       published: boolean | null;
       parked: RetryRow | null;
     }>(
       this.db,
-      `WITH claim AS (
-         INSERT INTO refresh_request_ids (request_id, item_id, source) VALUES ($1, $2, $3)
+      `WITH input AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb)
+                    AS i(ord integer, request_id text, item_id text, source text)),
+       firsts AS (
+         SELECT DISTINCT ON (request_id) request_id, item_id, source FROM input
+          ORDER BY request_id, ord),
+       claim AS (
+         INSERT INTO refresh_request_ids (request_id, item_id, source)
+         SELECT request_id, item_id, source FROM firsts
          ON CONFLICT (request_id) DO NOTHING RETURNING request_id)
-       SELECT EXISTS (SELECT 1 FROM claim) AS claimed,
-              (SELECT json_build_object('item_id', i.item_id, 'source', i.source)
-                 FROM refresh_request_ids i WHERE i.request_id = $1) AS owner,
+       SELECT i.ord,
+              EXISTS (SELECT 1 FROM claim c WHERE c.request_id = i.request_id) AS claimed_now,
+              (SELECT json_build_object('item_id', x.item_id, 'source', x.source)
+                 FROM refresh_request_ids x WHERE x.request_id = i.request_id) AS owner,
+              f.item_id AS first_item, f.source AS first_source,
               o.event AS outcome, o.published_at IS NOT NULL AS published,
-              (SELECT row_to_json(r) FROM refresh_retries r WHERE item_id = $2) AS parked
-         FROM (SELECT 1) AS one LEFT JOIN refresh_outcomes o ON o.request_id = $1`,
-      [request.id, request.itemId, request.source],
+              (SELECT row_to_json(r) FROM refresh_retries r WHERE r.item_id = i.item_id) AS parked
+         FROM input i
+         JOIN firsts f ON f.request_id = i.request_id
+         LEFT JOIN refresh_outcomes o ON o.request_id = i.request_id
+        ORDER BY i.ord`,
+      [
+        JSON.stringify(
+          requests.map((r, ord) => ({
+            ord,
+            request_id: r.id,
+            item_id: r.itemId,
+            source: r.source,
+          })),
+        ),
+      ],
     );
-    const row = rows[0]!;
-    // Claimed by a transaction that committed after this statement began: not visible yet.
-    if (!row.claimed && !row.owner) throw new IdClaimRace(request.id);
-    const owner = row.owner;
-    if (
-      owner &&
-      !row.claimed &&
-      (owner.item_id !== request.itemId ||
-        (owner.source !== null && owner.source !== request.source))
-    ) {
-      return { idTakenBy: { itemId: owner.item_id, source: owner.source } };
-    }
-    return {
-      ...(row.outcome
-        ? { recorded: { event: row.outcome, published: row.published === true } }
-        : {}),
-      ...(row.parked
-        ? { parked: { ...toParked(row.parked), claimToken: row.parked.claim_token } }
-        : {}),
-    };
-  }
+    return rows.map((row): Known | IdClaimRace => {
+      const request = requests[row.ord]!;
+      // Claimed by this statement (its insert is invisible to the statement itself): the owner
+      // is the first copy of the id in this batch. Otherwise the row that was there already; none
+      // means another transaction claimed it after this statement began: not visible yet.
+      const owner = row.claimed_now
+        ? { item_id: row.first_item, source: row.first_source }
+        : row.owner;
+      if (!owner) return new IdClaimRace(request.id);
+      if (
+        owner.item_id !== request.itemId ||
+        (owner.source !== null && owner.source !== request.source)
+      ) {
+        return { idTakenBy: { itemId: owner.item_id, source: owner.source } };
+      }
+      return {
+        ...(row.outcome
+          ? { recorded: { event: row.outcome, published: row.published === true } }
+          : {}),
+        ...(row.parked
+          ? { parked: { ...toParked(row.parked), claimToken: row.parked.claim_token } }
+          : {}),
+      };
+    });
+  });
 
   /** The recorded outcomes of those of `requestIds` that have one. */
-  async recorded(requestIds: readonly string[]): Promise<Map<string, Recorded>> {
-    if (requestIds.length === 0) return new Map();
-    const rows = await queryRows<{ request_id: string; event: OutcomeEvent; published: boolean }>(
-      this.db,
-      `SELECT request_id, event, published_at IS NOT NULL AS published
-         FROM refresh_outcomes WHERE request_id = ANY($1)`,
-      [requestIds],
-    );
-    return new Map(rows.map((r) => [r.request_id, { event: r.event, published: r.published }]));
+  recorded(requestIds: readonly string[]): Promise<Map<string, Recorded>> {
+    if (requestIds.length === 0) return Promise.resolve(new Map<string, Recorded>());
+    return this.lookups.call(requestIds);
   }
+
+  private readonly lookups = new Batched<readonly string[], Map<string, Recorded>>(
+    async (batches) => {
+      const rows = await queryRows<{ request_id: string; event: OutcomeEvent; published: boolean }>(
+        this.db,
+        `SELECT request_id, event, published_at IS NOT NULL AS published
+           FROM refresh_outcomes WHERE request_id = ANY($1)`,
+        [[...new Set(batches.flat())]],
+      );
+      const found = new Map(
+        rows.map((r) => [r.request_id, { event: r.event, published: r.published }]),
+      );
+      return batches.map(
+        (ids) => new Map(ids.flatMap((id) => (found.has(id) ? [[id, found.get(id)!]] : []))),
+      );
+    },
+  );
 
   /** Records outcomes before they are published (the outbox). A request keeps its first outcome. */
   async record(
@@ -215,28 +266,42 @@ export class RefreshStore {
    * process dies is claimed by another once the lease runs out. Undefined when the Item has a call
    * in PostgreSQL already (parked, or out with another worker): join that one instead.
    */
-  async startCall(call: Omit<ParkedCall, 'dueAt'>, leaseMs: number): Promise<Claim | undefined> {
-    const [leader, ...followers] = call.members;
+  startCall(call: Omit<ParkedCall, 'dueAt'>, leaseMs: number): Promise<Claim | undefined> {
+    return this.starts.call({ call, leaseMs });
+  }
+
+  private readonly starts = new Batched<
+    { call: Omit<ParkedCall, 'dueAt'>; leaseMs: number },
+    Claim | undefined
+  >(async (inputs) => {
     const rows = await queryRows<RetryRow>(
       this.db,
       `INSERT INTO refresh_retries (item_id, leader, followers, days_requested, attempts, last_error,
                                     due_at, claimed_until, claim_token)
-       VALUES ($1, $2::jsonb, $3::jsonb, $4, $5, $6::jsonb, now(),
-               now() + make_interval(secs => $7 / 1000.0), gen_random_uuid())
+       SELECT c.item_id, c.leader, c.followers, c.days, c.attempts, c.last_error, now(),
+              now() + make_interval(secs => c.lease_ms / 1000.0), gen_random_uuid()
+         FROM jsonb_to_recordset($1::jsonb) AS c(item_id text, leader jsonb, followers jsonb,
+              days integer, attempts integer, last_error jsonb, lease_ms integer)
        ON CONFLICT (item_id) DO NOTHING RETURNING *`,
       [
-        call.itemId,
-        JSON.stringify(leader),
-        JSON.stringify(followers),
-        call.days,
-        call.attempts,
-        JSON.stringify(call.lastError),
-        leaseMs,
+        JSON.stringify(
+          inputs.map(({ call, leaseMs }) => ({
+            item_id: call.itemId,
+            leader: call.members[0],
+            followers: call.members.slice(1),
+            days: call.days,
+            attempts: call.attempts,
+            last_error: call.lastError,
+            lease_ms: leaseMs,
+          })),
+        ),
       ],
     );
-    const row = rows[0];
-    return row ? { ...toParked(row), token: row.claim_token! } : undefined;
-  }
+    const claims = new Map(
+      rows.map((row) => [row.item_id, { ...toParked(row), token: row.claim_token! }]),
+    );
+    return inputs.map(({ call }) => claims.get(call.itemId));
+  });
 
   /** Adds requests to the Item's parked call; false when there is none any more. */
   async join(itemId: string, members: readonly Member[]): Promise<boolean> {
@@ -310,37 +375,74 @@ export class RefreshStore {
    * at Plaid were not carried by it: they stay parked as a call of their own, due at
    * `leftoverDueAt`. Undefined when the claim was taken over (nothing is written).
    */
-  async finish(
+  finish(
     claim: Claim,
     answers: readonly OutcomeEvent[],
     leftoverDueAt: Date,
   ): Promise<OutcomeEvent[] | undefined> {
-    return this.db.transaction(async (manager) => {
-      const row = await lockClaimed(manager, claim);
-      if (!row) return undefined;
-      // Joins only ever append: whatever lies beyond the claimed members joined after the claim.
-      const leftover = [row.leader, ...row.followers].slice(claim.members.length);
-      if (leftover.length === 0) {
-        await manager.query(`DELETE FROM refresh_retries WHERE item_id = $1`, [claim.itemId]);
-      } else {
-        const [leader, ...followers] = leftover;
+    return this.finishes.call({ claim, answers, leftoverDueAt });
+  }
+
+  private readonly finishes = new Batched<
+    { claim: Claim; answers: readonly OutcomeEvent[]; leftoverDueAt: Date },
+    OutcomeEvent[] | undefined
+  >((inputs) =>
+    this.db.transaction(async (manager) => {
+      const rows = await queryRows<RetryRow>(
+        manager,
+        `SELECT r.* FROM refresh_retries r
+           JOIN unnest($1::text[], $2::uuid[]) AS c(item_id, token)
+             ON r.item_id = c.item_id AND r.claim_token = c.token
+         ORDER BY r.item_id FOR UPDATE OF r`,
+        [inputs.map((i) => i.claim.itemId), inputs.map((i) => i.claim.token)],
+      );
+      const held = new Map(rows.map((row) => [row.item_id, row]));
+      const done: string[] = [];
+      const left: object[] = [];
+      for (const { claim, leftoverDueAt } of inputs) {
+        const row = held.get(claim.itemId);
+        if (!row) continue;
+        // Joins only ever append: whatever lies beyond the claimed members joined after the claim.
+        const leftover = [row.leader, ...row.followers].slice(claim.members.length);
+        if (leftover.length === 0) done.push(claim.itemId);
+        else {
+          left.push({
+            item_id: claim.itemId,
+            leader: leftover[0],
+            followers: leftover.slice(1),
+            days: mostDays(leftover),
+            due_at: leftoverDueAt.toISOString(),
+          });
+        }
+      }
+      if (done.length > 0) {
+        await manager.query(`DELETE FROM refresh_retries WHERE item_id = ANY($1)`, [done]);
+      }
+      if (left.length > 0) {
+        // Left over: a call of their own, not yet attempted.
         await manager.query(
-          `UPDATE refresh_retries SET leader = $2::jsonb, followers = $3::jsonb, days_requested = $4,
-             attempts = 0, last_error = NULL, due_at = $5, claimed_until = NULL, claim_token = NULL,
-             updated_at = now()
-           WHERE item_id = $1`,
-          [
-            claim.itemId,
-            JSON.stringify(leader),
-            JSON.stringify(followers),
-            mostDays(leftover),
-            leftoverDueAt,
-          ],
+          `UPDATE refresh_retries r SET leader = l.leader, followers = l.followers,
+             days_requested = l.days, attempts = 0, last_error = NULL, due_at = l.due_at,
+             claimed_until = NULL, claim_token = NULL, updated_at = now()
+             FROM jsonb_to_recordset($1::jsonb) AS l(item_id text, leader jsonb, followers jsonb,
+                  days integer, due_at timestamptz)
+            WHERE r.item_id = l.item_id`,
+          [JSON.stringify(left)],
         );
       }
-      return this.record(answers, manager);
-    });
-  }
+      const answered = inputs.filter((i) => held.has(i.claim.itemId));
+      const recorded = await this.record(
+        answered.flatMap((i) => i.answers),
+        manager,
+      );
+      const byRequest = new Map(recorded.map((e) => [e.data.refresh_request_id, e]));
+      return inputs.map((i) =>
+        held.has(i.claim.itemId)
+          ? i.answers.map((e) => byRequest.get(e.data.refresh_request_id) ?? e)
+          : undefined,
+      );
+    }),
+  );
 
   /**
    * Parks the claimed call to be tried again later, with its count of calls and last error,
