@@ -25,7 +25,7 @@ describe('refresh worker store: claims of parked calls', () => {
 
   /** A call parked for a retry, due already (as the worker leaves one that Plaid asked to retry). */
   async function parkedCall(itemId: string) {
-    const claim = await store.startCall(
+    const { claim } = await store.startCall(
       {
         itemId,
         members: [{ requestId: `${itemId}-r1`, days: 30 }],

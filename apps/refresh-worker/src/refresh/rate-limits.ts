@@ -8,15 +8,27 @@ export interface RateLimit {
   readonly windowMs: number;
 }
 
+/** Index of the first send time still inside the window at `now` (times sorted, oldest first). */
+function firstInWindow(sent: readonly number[], now: number, rate: RateLimit): number {
+  let low = 0;
+  let high = sent.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (now - sent[mid]! < rate.windowMs) high = mid;
+    else low = mid + 1;
+  }
+  return low;
+}
+
 /** Send times still inside the window at `now` (oldest first). */
 export function inWindow(sent: readonly number[], now: number, rate: RateLimit): number[] {
-  return sent.filter((at) => now - at < rate.windowMs);
+  return sent.slice(firstInWindow(sent, now, rate));
 }
 
 /** When a call may next be made (now or later), given the send times so far (oldest first). */
 export function freeAt(sent: readonly number[], now: number, rate: RateLimit): number {
-  const recent = inWindow(sent, now, rate);
-  return recent.length < rate.limit ? now : recent[recent.length - rate.limit]! + rate.windowMs;
+  const recent = sent.length - firstInWindow(sent, now, rate);
+  return recent < rate.limit ? now : sent[sent.length - rate.limit]! + rate.windowMs;
 }
 
 /** The per-client limit, shared by every call of this process: callers queue in order. */
@@ -43,7 +55,7 @@ export class ClientRateLimiter {
         const now = this.now();
         const at = freeAt(this.sent, now, this.rate);
         if (at <= now) {
-          this.sent = [...inWindow(this.sent, now, this.rate), now];
+          this.record(now);
           this.waiting -= 1;
           return now;
         }
@@ -60,6 +72,13 @@ export class ClientRateLimiter {
     return () => this.giveBack(turn);
   }
 
+  /** Counts a call sent at `now`, forgetting those that left the window (amortised O(1)). */
+  private record(now: number): void {
+    const first = firstInWindow(this.sent, now, this.rate);
+    if (first > 0) this.sent.splice(0, first);
+    this.sent.push(now);
+  }
+
   /** A turn taken and not used: it no longer counts against the limit. */
   giveBack(turn: number): void {
     const index = this.sent.lastIndexOf(turn);
@@ -68,6 +87,7 @@ export class ClientRateLimiter {
 
   /** Calls that could leave right now without waiting behind anyone. */
   room(now: number): number {
-    return Math.max(0, this.rate.limit - inWindow(this.sent, now, this.rate).length - this.waiting);
+    const recent = this.sent.length - firstInWindow(this.sent, now, this.rate);
+    return Math.max(0, this.rate.limit - recent - this.waiting);
   }
 }

@@ -51,6 +51,18 @@ export interface Recorded {
   readonly published: boolean;
 }
 
+/** What startCall did: the call's row, claimed, or the members answered elsewhere. */
+export interface StartedCall {
+  readonly claim: Claim | undefined;
+  readonly answered: ReadonlyMap<string, Recorded>;
+}
+
+interface FinishInput {
+  readonly claim: Claim;
+  readonly answers: readonly OutcomeEvent[];
+  readonly leftoverDueAt: Date;
+}
+
 /** Whose request an id is: the (source, Item) first seen with it. */
 export interface IdOwner {
   readonly itemId: string;
@@ -264,25 +276,38 @@ export class RefreshStore {
    * process for `leaseMs` (kept alive by a ClaimKeeper while the call is out). A request handed to
    * another worker meanwhile then finds itself in the row and is not called again; a call whose
    * process dies is claimed by another once the lease runs out. Undefined when the Item has a call
-   * in PostgreSQL already (parked, or out with another worker): join that one instead.
+   * in PostgreSQL already (parked, or out with another worker): join that one instead. When a
+   * member's outcome is recorded already (answered by another worker meanwhile), nothing is
+   * written and `answered` says which: start again without them.
    */
-  startCall(call: Omit<ParkedCall, 'dueAt'>, leaseMs: number): Promise<Claim | undefined> {
+  startCall(call: Omit<ParkedCall, 'dueAt'>, leaseMs: number): Promise<StartedCall> {
     return this.starts.call({ call, leaseMs });
   }
 
   private readonly starts = new Batched<
     { call: Omit<ParkedCall, 'dueAt'>; leaseMs: number },
-    Claim | undefined
+    StartedCall
   >(async (inputs) => {
-    const rows = await queryRows<RetryRow>(
+    const [row] = await queryRows<{
+      rows: RetryRow[] | null;
+      answered: { request_id: string; event: OutcomeEvent; published: boolean }[] | null;
+    }>(
       this.db,
-      `INSERT INTO refresh_retries (item_id, leader, followers, days_requested, attempts, last_error,
-                                    due_at, claimed_until, claim_token)
-       SELECT c.item_id, c.leader, c.followers, c.days, c.attempts, c.last_error, now(),
-              now() + make_interval(secs => c.lease_ms / 1000.0), gen_random_uuid()
-         FROM jsonb_to_recordset($1::jsonb) AS c(item_id text, leader jsonb, followers jsonb,
-              days integer, attempts integer, last_error jsonb, lease_ms integer)
-       ON CONFLICT (item_id) DO NOTHING RETURNING *`,
+      `WITH c AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb)
+                    AS c(item_id text, leader jsonb, followers jsonb, days integer,
+                         attempts integer, last_error jsonb, lease_ms integer, ids text[])),
+       a AS (
+         SELECT o.request_id, o.event, o.published_at IS NOT NULL AS published
+           FROM refresh_outcomes o WHERE o.request_id IN (SELECT unnest(c.ids) FROM c)),
+       ins AS (
+         INSERT INTO refresh_retries (item_id, leader, followers, days_requested, attempts,
+                                      last_error, due_at, claimed_until, claim_token)
+         SELECT c.item_id, c.leader, c.followers, c.days, c.attempts, c.last_error, now(),
+                now() + make_interval(secs => c.lease_ms / 1000.0), gen_random_uuid()
+           FROM c WHERE NOT EXISTS (SELECT 1 FROM a WHERE a.request_id = ANY (c.ids))
+         ON CONFLICT (item_id) DO NOTHING RETURNING *)
+       SELECT (SELECT json_agg(ins) FROM ins) AS rows, (SELECT json_agg(a) FROM a) AS answered`,
       [
         JSON.stringify(
           inputs.map(({ call, leaseMs }) => ({
@@ -293,14 +318,25 @@ export class RefreshStore {
             attempts: call.attempts,
             last_error: call.lastError,
             lease_ms: leaseMs,
+            ids: call.members.map((m) => m.requestId),
           })),
         ),
       ],
     );
     const claims = new Map(
-      rows.map((row) => [row.item_id, { ...toParked(row), token: row.claim_token! }]),
+      (row?.rows ?? []).map((r) => [r.item_id, { ...toParked(r), token: r.claim_token! }]),
     );
-    return inputs.map(({ call }) => claims.get(call.itemId));
+    const answered = new Map(
+      (row?.answered ?? []).map((a) => [a.request_id, { event: a.event, published: a.published }]),
+    );
+    return inputs.map(({ call }) => ({
+      claim: claims.get(call.itemId),
+      answered: new Map(
+        call.members.flatMap((m) =>
+          answered.has(m.requestId) ? [[m.requestId, answered.get(m.requestId)!]] : [],
+        ),
+      ),
+    }));
   });
 
   /** Adds requests to the Item's parked call; false when there is none any more. */
@@ -383,11 +419,99 @@ export class RefreshStore {
     return this.finishes.call({ claim, answers, leftoverDueAt });
   }
 
-  private readonly finishes = new Batched<
-    { claim: Claim; answers: readonly OutcomeEvent[]; leftoverDueAt: Date },
-    OutcomeEvent[] | undefined
-  >((inputs) =>
-    this.db.transaction(async (manager) => {
+  private readonly finishes = new Batched<FinishInput, OutcomeEvent[] | undefined>(
+    async (inputs) => {
+      // Most calls end with nobody joined meanwhile: one statement ends them and records their
+      // outcomes. The others (requests left over, or a claim taken over) take the longer way.
+      const quick = await this.finishAlone(inputs);
+      const rest = inputs.filter((i) => !quick.has(i.claim.itemId));
+      const slow = rest.length > 0 ? await this.finishWithLeftovers(rest) : [];
+      const slowByItem = new Map(rest.map((input, i) => [input.claim.itemId, slow[i]]));
+      return inputs.map((i) =>
+        quick.has(i.claim.itemId) ? quick.get(i.claim.itemId) : slowByItem.get(i.claim.itemId),
+      );
+    },
+  );
+
+  /**
+   * Ends the claimed calls whose row holds exactly the members they carried, and records their
+   * outcomes, in one statement; returns what is recorded for each call it ended.
+   */
+  private async finishAlone(inputs: readonly FinishInput[]): Promise<Map<string, OutcomeEvent[]>> {
+    const [row] = await queryRows<{ gone: string[] | null; inserted: string[] | null }>(
+      this.db,
+      `WITH c AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS c(item_id text, token uuid, carried integer)),
+       gone AS (
+         DELETE FROM refresh_retries r USING c
+          WHERE r.item_id = c.item_id AND r.claim_token = c.token
+            AND jsonb_array_length(r.followers) + 1 = c.carried
+          RETURNING r.item_id),
+       e AS (
+         SELECT * FROM jsonb_to_recordset($2::jsonb)
+                    AS e(ord integer, request_id text, item_id text, event_id text,
+                         outcome_type text, event jsonb)),
+       ins AS (
+         INSERT INTO refresh_outcomes (request_id, item_id, event_id, outcome_type, event)
+         SELECT DISTINCT ON (e.request_id) e.request_id, e.item_id, e.event_id, e.outcome_type,
+                e.event
+           FROM e WHERE e.item_id IN (SELECT item_id FROM gone)
+          ORDER BY e.request_id, e.ord
+         ON CONFLICT (request_id) DO NOTHING RETURNING request_id)
+       SELECT (SELECT array_agg(item_id) FROM gone) AS gone,
+              (SELECT array_agg(request_id) FROM ins) AS inserted`,
+      [
+        JSON.stringify(
+          inputs.map((i) => ({
+            item_id: i.claim.itemId,
+            token: i.claim.token,
+            carried: i.claim.members.length,
+          })),
+        ),
+        JSON.stringify(
+          inputs
+            .flatMap((i) => i.answers)
+            .map((e, ord) => ({
+              ord,
+              request_id: e.data.refresh_request_id,
+              item_id: e.data.item_id,
+              event_id: e.metadata.id,
+              outcome_type: e.type,
+              event: e,
+            })),
+        ),
+      ],
+    );
+    const gone = new Set(row?.gone ?? []);
+    const inserted = new Set(row?.inserted ?? []);
+    const ended = inputs.filter((i) => gone.has(i.claim.itemId));
+    // Answered already (handled twice at once across a rebalance): the earlier outcome is the one.
+    const earlierIds = ended
+      .flatMap((i) => i.answers)
+      .map((e) => e.data.refresh_request_id)
+      .filter((id) => !inserted.has(id));
+    const earlier =
+      earlierIds.length > 0 ? await this.recorded(earlierIds) : new Map<string, Recorded>();
+    const firsts = new Map<string, OutcomeEvent>();
+    for (const e of ended.flatMap((i) => i.answers)) {
+      if (!firsts.has(e.data.refresh_request_id)) firsts.set(e.data.refresh_request_id, e);
+    }
+    return new Map(
+      ended.map((i) => [
+        i.claim.itemId,
+        i.answers.map((e) => {
+          const id = e.data.refresh_request_id;
+          return inserted.has(id) ? firsts.get(id)! : (earlier.get(id)?.event ?? firsts.get(id)!);
+        }),
+      ]),
+    );
+  }
+
+  /** Ends claimed calls that requests joined while they were out: those stay as a call of their own. */
+  private finishWithLeftovers(
+    inputs: readonly FinishInput[],
+  ): Promise<(OutcomeEvent[] | undefined)[]> {
+    return this.db.transaction(async (manager) => {
       const rows = await queryRows<RetryRow>(
         manager,
         `SELECT r.* FROM refresh_retries r
@@ -441,8 +565,8 @@ export class RefreshStore {
           ? i.answers.map((e) => byRequest.get(e.data.refresh_request_id) ?? e)
           : undefined,
       );
-    }),
-  );
+    });
+  }
 
   /**
    * Parks the claimed call to be tried again later, with its count of calls and last error,

@@ -29,7 +29,7 @@ import type { PlaidAttempt } from './plaid-attempt';
 import type { ClientRateLimiter } from './rate-limits';
 import type { RefreshMetrics } from './refresh-metrics';
 import type { ClaimKeeper } from './claim-keeper';
-import type { Claim, Known, Recorded, RefreshStore } from './refresh-store';
+import type { Claim, Known, Recorded, RefreshStore, StartedCall } from './refresh-store';
 
 /** How a RefreshRequested reached this worker. */
 export interface Delivery {
@@ -308,21 +308,9 @@ export class RefreshService {
       const result = await this.attempt.make(itemId, 0, {
         turn: () => this.limiter.turn(),
         leaving: async () => {
-          const members = this.items.get(itemId)?.running?.members ?? [];
-          const recorded = await this.store.recorded(members.map((m) => m.requestId));
-          const remaining = unique(members.filter((m) => !recorded.has(m.requestId)));
-          if (remaining.length > 0) {
-            claim = await this.store.startCall(
-              {
-                itemId,
-                members: remaining.map(stored),
-                days: mostDays(remaining),
-                attempts: 0,
-                lastError: null,
-              },
-              this.keeper.leaseMs,
-            );
-          }
+          const started = await this.startCall(itemId);
+          claim = started.claim;
+          const recorded = started.answered;
           if (claim) {
             this.keeper.hold(claim);
             this.ownCalls.add(claim.token);
@@ -376,6 +364,31 @@ export class RefreshService {
       }
       this.perform(itemId, this.apply(itemId, { type: 'CallEnded', callId: call.id }));
     }
+  }
+
+  /**
+   * Writes the running call's row, claimed, for its members without an outcome yet (rule 9):
+   * one round trip unless some were answered elsewhere meanwhile.
+   */
+  private async startCall(itemId: string): Promise<StartedCall> {
+    const write = (members: readonly Member[]) =>
+      members.length === 0
+        ? Promise.resolve<StartedCall>({ claim: undefined, answered: new Map() })
+        : this.store.startCall(
+            {
+              itemId,
+              members: members.map(stored),
+              days: mostDays(members),
+              attempts: 0,
+              lastError: null,
+            },
+            this.keeper.leaseMs,
+          );
+    const members = unique(this.items.get(itemId)?.running?.members ?? []);
+    const first = await write(members);
+    if (first.claim || first.answered.size === 0) return first;
+    const again = await write(members.filter((m) => !first.answered.has(m.requestId)));
+    return { claim: again.claim, answered: new Map([...first.answered, ...again.answered]) };
   }
 
   /** A claimed row whose call is not made here after all: due at once, for any retry runner. */
@@ -441,7 +454,10 @@ export class RefreshService {
   }
 
   /** Members answered elsewhere meanwhile get their recorded outcome (rule 9). */
-  private answerWithRecorded(members: readonly Member[], recorded: Map<string, Recorded>): void {
+  private answerWithRecorded(
+    members: readonly Member[],
+    recorded: ReadonlyMap<string, Recorded>,
+  ): void {
     for (const m of members) {
       void this.settle([m.ticket], this.sendRecorded([recorded.get(m.requestId)!]));
     }

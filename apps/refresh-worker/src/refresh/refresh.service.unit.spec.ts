@@ -38,12 +38,15 @@ const keeper = {
 /** The fake store's answer to startCall: the call's row, claimed. */
 const claimed = (call: { itemId: string; members: { requestId: string; days: number }[] }) =>
   Promise.resolve({
-    ...call,
-    days: Math.max(...call.members.map((m) => m.days)),
-    attempts: 0,
-    lastError: null,
-    dueAt: new Date(NOW),
-    token: 'token-1',
+    claim: {
+      ...call,
+      days: Math.max(...call.members.map((m) => m.days)),
+      attempts: 0,
+      lastError: null,
+      dueAt: new Date(NOW),
+      token: 'token-1',
+    },
+    answered: new Map(),
   });
 
 const request = (id: string, days: number) =>
