@@ -74,6 +74,24 @@ export class WorkerConsumer implements ReadinessCheck {
   }
 }
 
+/** What the refresh service and the retry runner both make their calls with. */
+const CALL_PARTS = [
+  RefreshStore,
+  PlaidAttempt,
+  ClientRateLimiter,
+  OutcomePublisher,
+  RefreshMetrics,
+  ClaimKeeper,
+] as const;
+type CallParts = [
+  RefreshStore,
+  PlaidAttempt,
+  ClientRateLimiter,
+  OutcomePublisher,
+  RefreshMetrics,
+  ClaimKeeper,
+];
+
 /** Global, so the observability module's readiness check can see the consumer. */
 @Global()
 @Module({ providers: [WorkerConsumer], exports: [WorkerConsumer] })
@@ -206,14 +224,7 @@ export class RefreshWorkerModule {
         },
         {
           provide: RefreshService,
-          useFactory: (
-            store: RefreshStore,
-            attempt: PlaidAttempt,
-            limiter: ClientRateLimiter,
-            outcomes: OutcomePublisher,
-            metrics: RefreshMetrics,
-            keeper: ClaimKeeper,
-          ) =>
+          useFactory: (...[store, attempt, limiter, outcomes, metrics, keeper]: CallParts) =>
             (service = new RefreshService(
               store,
               attempt,
@@ -225,25 +236,11 @@ export class RefreshWorkerModule {
               logger,
               metrics,
             )),
-          inject: [
-            RefreshStore,
-            PlaidAttempt,
-            ClientRateLimiter,
-            OutcomePublisher,
-            RefreshMetrics,
-            ClaimKeeper,
-          ],
+          inject: [...CALL_PARTS],
         },
         {
           provide: RetryRunner,
-          useFactory: (
-            store: RefreshStore,
-            attempt: PlaidAttempt,
-            limiter: ClientRateLimiter,
-            outcomes: OutcomePublisher,
-            metrics: RefreshMetrics,
-            keeper: ClaimKeeper,
-          ) =>
+          useFactory: (...[store, attempt, limiter, outcomes, metrics, keeper]: CallParts) =>
             new RetryRunner(
               store,
               attempt,
@@ -259,14 +256,7 @@ export class RefreshWorkerModule {
               logger,
               metrics,
             ),
-          inject: [
-            RefreshStore,
-            PlaidAttempt,
-            ClientRateLimiter,
-            OutcomePublisher,
-            RefreshMetrics,
-            ClaimKeeper,
-          ],
+          inject: [...CALL_PARTS],
         },
         {
           provide: ClaimKeeper,

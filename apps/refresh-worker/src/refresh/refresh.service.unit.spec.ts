@@ -49,6 +49,19 @@ const claimed = (call: { itemId: string; members: { requestId: string; days: num
     answered: new Map(),
   });
 
+/** The service with the fakes; Plaid's per-Item limit is 2 calls a minute. */
+const serviceWith = (store: RefreshStore, attempt: PlaidAttempt, limiter: ClientRateLimiter) =>
+  new RefreshService(
+    store,
+    attempt,
+    limiter,
+    keeper,
+    outcomes,
+    { limit: 2, windowMs: 61_000 },
+    clock,
+    pino({ level: 'silent' }),
+  );
+
 const request = (id: string, days: number) =>
   ({
     type: 'RefreshRequested',
@@ -92,17 +105,7 @@ describe('RefreshService', () => {
     } as unknown as RefreshStore;
     const { attempt, days } = plaid([firstAnswer.promise]);
     const limiter = new ClientRateLimiter({ limit: 100, windowMs: 61_000 }, clock.now);
-    const limits = { limit: 2, windowMs: 61_000 };
-    const service = new RefreshService(
-      store,
-      attempt,
-      limiter,
-      keeper,
-      outcomes,
-      limits,
-      clock,
-      pino({ level: 'silent' }),
-    );
+    const service = serviceWith(store, attempt, limiter);
 
     const first = new AbortController();
     const second = new AbortController();
@@ -146,17 +149,7 @@ describe('RefreshService', () => {
       },
     } as unknown as PlaidAttempt;
     const limiter = new ClientRateLimiter({ limit: 1, windowMs: 61_000 }, clock.now);
-    const limits = { limit: 2, windowMs: 61_000 };
-    const service = new RefreshService(
-      store,
-      slowToken,
-      limiter,
-      keeper,
-      outcomes,
-      limits,
-      clock,
-      pino({ level: 'silent' }),
-    );
+    const service = serviceWith(store, slowToken, limiter);
 
     const only = new AbortController();
     const r1 = outcome(
