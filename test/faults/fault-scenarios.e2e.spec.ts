@@ -43,6 +43,12 @@ interface Result {
   readonly plaid_calls: number;
   /** Plaid calls over requests: how much coalescing saved, and how much handing requests over cost. */
   readonly plaid_calls_per_request: number;
+  /**
+   * Plaid calls over the requests that made a call of their own (not coalesced): 1 plus retries
+   * and calls made twice; unlike calls per request, it does not depend on how much a fault's
+   * backlog let coalesce.
+   */
+  readonly plaid_calls_per_own_call: number;
   readonly fault: Record<string, number | string | null>;
   readonly first_progress_s: number | null;
   readonly drained_s: number | null;
@@ -158,6 +164,8 @@ async function scenario(
       seconds,
       plaid_calls: plaidCalls,
       plaid_calls_per_request: Math.round((plaidCalls / ids.length) * 1000) / 1000,
+      plaid_calls_per_own_call:
+        Math.round((plaidCalls / (ids.length - (outcomes.coalesced ?? 0))) * 1000) / 1000,
       fault: figures,
       first_progress_s: timeline.progressAfter(injected.clearedAt),
       drained_s: timeline.drainedAfter(injected.clearedAt, ids.length),
@@ -196,6 +204,16 @@ async function reach(what: string, probe: () => Promise<number> | number, atLeas
 }
 
 describe(`fault scenarios (${PLAN.form} form: ${PLAN.requests} requests over ${PLAN.items} Items each)`, () => {
+  it(
+    'no fault, two workers in one group: the control the rolling restart is compared with',
+    async () => {
+      await scenario('no_fault', { workers: 2 }, () =>
+        Promise.resolve({ clearedAt: Date.now(), figures: {} }),
+      );
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
   it(
     'kill -9 of the worker with hundreds of Plaid calls in flight: restarted, nothing lost or answered twice',
     async () => {
@@ -388,6 +406,7 @@ function table(rows: readonly Result[]): string {
     'requests',
     'Plaid calls',
     'calls per request',
+    'calls per own call',
     'seconds',
     'first progress s',
     'drained s',
@@ -402,6 +421,7 @@ function table(rows: readonly Result[]): string {
     r.requests,
     r.plaid_calls,
     r.plaid_calls_per_request,
+    r.plaid_calls_per_own_call,
     r.seconds,
     r.first_progress_s ?? '-',
     r.drained_s ?? '-',

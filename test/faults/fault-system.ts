@@ -134,10 +134,11 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
       REFRESH_BACKOFF_BASE_MS: '200',
       REFRESH_BACKOFF_MAX_MS: '2000',
       REFRESH_RETRY_POLL_MS: '200',
-      // Two calls per Item per 2 s: later requests for a busy Item coalesce, as at Plaid's pace.
+      // Plaid's pace, two calls per Item a minute, on the sandbox's time scale (as its latency
+      // is): later requests for a busy Item coalesce.
       PLAID_RATE_LIMIT_PER_ITEM: '2',
       PLAID_RATE_LIMIT_PER_CLIENT: '1000000',
-      PLAID_RATE_LIMIT_WINDOW_MS: '2000',
+      PLAID_RATE_LIMIT_WINDOW_MS: String(61_000 * TIME_SCALE),
       SHUTDOWN_GRACE_MS: '5000',
       ...settings.worker,
     },
