@@ -28,6 +28,16 @@ export function sampleEvent(type: EventType, itemId = `item-${randomUUID()}`): C
     received_at: time,
     delivery_id: 'sha256-of-the-verification-jwt',
   };
+  const reportId = randomUUID();
+  const follows = {
+    item_id: itemId,
+    fetch_id: randomUUID(),
+    report_event_id: reportId,
+    report_received_at: time,
+    days_requested: 365,
+    refresh_request_ids: [requestId],
+  };
+  const fetchMeta = { ...meta, correlationId: requestId, causationId: reportId };
   switch (type) {
     case 'RefreshRequested':
       return createEvent(
@@ -91,6 +101,60 @@ export function sampleEvent(type: EventType, itemId = `item-${randomUUID()}`): C
         meta,
       );
     }
+    case 'ReportFetched':
+      return createEvent(
+        type,
+        {
+          ...follows,
+          window_start: '2025-11-25',
+          last_successful_update_time: time,
+          pages: 2,
+          restarts: 0,
+          accounts: 2,
+          transactions: 612,
+          added: 600,
+          modified: 10,
+          removed: 2,
+          oldest_transaction_date: '2025-11-25',
+          newest_transaction_date: '2026-11-24',
+          insights: {
+            months: 12,
+            historical_balance_days: 90,
+            latest_month: {
+              start_date: '2026-11-01',
+              end_date: '2026-11-24',
+              total_revenue: 5600,
+              ending_balance: 3790.5,
+              average_daily_net_cashflow: 12.25,
+            },
+            last_generated_time: time,
+          },
+          changelog: true,
+          fetched_at: time,
+          duration_ms: 840,
+        },
+        fetchMeta,
+      );
+    case 'ReportFetchFailed':
+      return createEvent(
+        type,
+        {
+          ...follows,
+          error: {
+            source: 'plaid',
+            error_type: 'ITEM_ERROR',
+            error_code: 'ITEM_LOGIN_REQUIRED',
+            error_message: 'the login details of this item have changed',
+            display_message: null,
+            plaid_request_id: 'req-Jkl012',
+            http_status: 400,
+          },
+          retryable: false,
+          attempts: 1,
+          failed_at: time,
+        },
+        fetchMeta,
+      );
   }
 }
 

@@ -1,6 +1,7 @@
 import { commonVariables, kafkaVariables, loadConfig } from '@cashflow/config';
 import {
   DLQ_HEADERS,
+  TOPICS,
   TOPIC_KEYS,
   decodeEvent,
   topicName,
@@ -42,6 +43,10 @@ function summary(event: CashflowEvent): string {
       return `error=${event.data.error.error_code}`;
     case 'PlaidWebhookReceived':
       return `${event.data.webhook_type}/${event.data.webhook_code}`;
+    case 'ReportFetched':
+      return `fetch=${event.data.fetch_id} days=${event.data.days_requested} transactions=${event.data.transactions} added=${event.data.added} modified=${event.data.modified} removed=${event.data.removed}`;
+    case 'ReportFetchFailed':
+      return `fetch=${event.data.fetch_id} error=${event.data.error.error_code}`;
   }
 }
 
@@ -66,7 +71,7 @@ function addTailCommand(events: Command): void {
     .action(
       async (opts: { item?: string; fromBeginning?: boolean; count?: string; json?: boolean }) => {
         const { kafka, prefix } = kafkaFromEnv();
-        const topics = TOPIC_KEYS.filter((k) => k !== 'deadLetter').map((k) =>
+        const topics = TOPIC_KEYS.filter((k) => TOPICS[k].records === 'events').map((k) =>
           topicName(k, prefix),
         );
         const limit = opts.count === undefined ? Infinity : Number(opts.count);

@@ -3,6 +3,8 @@
  * docs/asyncapi.yaml is this document; a test fails when the two differ.
  */
 import { DLQ_HEADERS, DLQ_HEADER_DESCRIPTIONS } from './dead-letter';
+import { CHANGELOG_HEADERS, ChangelogKey, ChangelogTransaction } from './transactions-changelog';
+import { z } from 'zod';
 import { EVENTS, EVENT_TYPES, type EventType } from './events';
 import { dataJsonSchema, headersJsonSchema, type JsonSchema } from './json-schema';
 import { DEFAULT_PARTITIONS, TOPICS, TOPIC_KEYS, type TopicKey } from './topics';
@@ -14,7 +16,9 @@ const ACTIONS: Record<TopicKey, 'receive' | 'send'> = {
   refreshRequested: 'receive',
   refreshOutcomes: 'send',
   reportOutcomes: 'send',
+  reportFetches: 'send',
   plaidWebhooks: 'send',
+  transactions: 'send',
   deadLetter: 'send',
 };
 
@@ -25,13 +29,23 @@ export function buildAsyncApiDocument(): JsonSchema {
 
   for (const type of EVENT_TYPES) messages[type] = eventMessage(type);
   messages.DeadLetterRecord = deadLetterMessage();
+  messages.ChangelogTransaction = changelogMessage();
 
   for (const key of TOPIC_KEYS) {
     const topic = TOPICS[key];
-    const names: string[] = topic.events.length ? [...topic.events] : ['DeadLetterRecord'];
+    const names: string[] =
+      topic.records === 'events'
+        ? [...topic.events]
+        : topic.records === 'dead-letters'
+          ? ['DeadLetterRecord']
+          : ['ChangelogTransaction'];
+    const keyIs =
+      topic.records === 'transactions-changelog'
+        ? '{"item_id","transaction_id"} as JSON'
+        : 'item_id';
     channels[key] = {
       address: topic.name,
-      description: `${topic.description} Message key: item_id. Topic names get the deployment's KAFKA_TOPIC_PREFIX in front.`,
+      description: `${topic.description} Message key: ${keyIs}. Topic names get the deployment's KAFKA_TOPIC_PREFIX in front.`,
       messages: Object.fromEntries(
         names.map((name) => [name, { $ref: `#/components/messages/${name}` }]),
       ),
@@ -39,11 +53,7 @@ export function buildAsyncApiDocument(): JsonSchema {
         kafka: {
           topic: topic.name,
           partitions: DEFAULT_PARTITIONS,
-          topicConfiguration: {
-            'cleanup.policy': [topic.configs['cleanup.policy']],
-            'retention.ms': Number(topic.configs['retention.ms']),
-            'retention.bytes': Number(topic.configs['retention.bytes']),
-          },
+          topicConfiguration: topicConfiguration(topic.configs),
           bindingVersion: '0.5.0',
         },
       },
@@ -94,6 +104,55 @@ function eventMessage(type: EventType): JsonSchema {
     payload: { schemaFormat: DRAFT_07, schema: data },
     bindings: {
       kafka: { key: { type: 'string', description: 'The item_id.' }, bindingVersion: '0.5.0' },
+    },
+  };
+}
+
+/** The binding's topicConfiguration: the configs the project sets that the binding can name. */
+function topicConfiguration(configs: Readonly<Record<string, string>>): JsonSchema {
+  const out: JsonSchema = { 'cleanup.policy': [configs['cleanup.policy']] };
+  for (const name of ['retention.ms', 'retention.bytes', 'delete.retention.ms']) {
+    if (configs[name] !== undefined) out[name] = Number(configs[name]);
+  }
+  return out;
+}
+
+function changelogMessage(): JsonSchema {
+  const schemaOf = (schema: z.ZodType) => {
+    const json = z.toJSONSchema(schema, { target: 'draft-7', io: 'input' });
+    delete json.$schema;
+    return json;
+  };
+  return {
+    name: 'ChangelogTransaction',
+    title: 'Changelog transaction v1',
+    summary:
+      "A stored transaction's latest state; a null value (tombstone) when it was removed. Not a CloudEvent.",
+    contentType: 'application/json',
+    headers: {
+      schemaFormat: DRAFT_07,
+      schema: {
+        type: 'object',
+        required: [CHANGELOG_HEADERS.change, CHANGELOG_HEADERS.fetchId],
+        properties: {
+          [CHANGELOG_HEADERS.change]: {
+            enum: ['added', 'modified', 'removed'],
+            description: 'What the fetch did to the transaction.',
+          },
+          [CHANGELOG_HEADERS.fetchId]: {
+            type: 'string',
+            description: 'The fetch (ReportFetched.fetch_id) the record comes from.',
+          },
+          [CHANGELOG_HEADERS.contentType]: { const: 'application/json' },
+        },
+      },
+    },
+    payload: {
+      schemaFormat: DRAFT_07,
+      schema: { oneOf: [schemaOf(ChangelogTransaction), { type: 'null' }] },
+    },
+    bindings: {
+      kafka: { key: schemaOf(ChangelogKey), bindingVersion: '0.5.0' },
     },
   };
 }

@@ -7,3 +7,4 @@ export * from './events';
 export * from './json-schema';
 export * from './kafka-binding';
 export * from './topics';
+export * from './transactions-changelog';

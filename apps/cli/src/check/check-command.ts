@@ -305,7 +305,13 @@ async function readLog(
   prefix: string,
   targets: ReadonlyMap<string, bigint>,
 ): Promise<LogRecord[]> {
-  const keyOf = new Map(TOPIC_KEYS.map((k) => [topicName(k, prefix), k]));
+  // The changelog holds rows, not events, and can be large: its invariant reads it on its own.
+  const keyOf = new Map(
+    TOPIC_KEYS.filter((k) => TOPICS[k].records !== 'transactions-changelog').map((k) => [
+      topicName(k, prefix),
+      k,
+    ]),
+  );
   const records: LogRecord[] = [];
   await read(
     kafka,
@@ -320,7 +326,9 @@ async function readLog(
         if (last !== undefined) headers[name] = last.toString();
       }
       const decoded =
-        topicKey === 'deadLetter' ? null : decodeEvent(message, TOPICS[topicKey].events);
+        TOPICS[topicKey].records === 'events'
+          ? decodeEvent(message, TOPICS[topicKey].events)
+          : null;
       records.push({
         topicKey,
         topic,

@@ -8,6 +8,7 @@ import { RefreshAcceptedData } from './refresh-accepted';
 import { RefreshFailedData } from './refresh-failed';
 import { RefreshRequestedData } from './refresh-requested';
 import { ReportFailedData } from './report-failed';
+import { ReportFetchFailedData, ReportFetchedData } from './report-fetched';
 import { ReportReadyData } from './report-ready';
 
 export * from './common';
@@ -16,6 +17,7 @@ export * from './refresh-accepted';
 export * from './refresh-failed';
 export * from './refresh-requested';
 export * from './report-failed';
+export * from './report-fetched';
 export * from './report-ready';
 
 /** CloudEvents context attributes other than those derived from the data (subject = item_id). */
@@ -44,6 +46,8 @@ export type RefreshFailed = Event<'RefreshFailed', RefreshFailedData>;
 export type ReportReady = Event<'ReportReady', ReportReadyData>;
 export type ReportFailed = Event<'ReportFailed', ReportFailedData>;
 export type PlaidWebhookReceived = Event<'PlaidWebhookReceived', PlaidWebhookReceivedData>;
+export type ReportFetched = Event<'ReportFetched', ReportFetchedData>;
+export type ReportFetchFailed = Event<'ReportFetchFailed', ReportFetchFailedData>;
 
 export type CashflowEvent =
   | RefreshRequested
@@ -51,7 +55,9 @@ export type CashflowEvent =
   | RefreshFailed
   | ReportReady
   | ReportFailed
-  | PlaidWebhookReceived;
+  | PlaidWebhookReceived
+  | ReportFetched
+  | ReportFetchFailed;
 export type EventType = CashflowEvent['type'];
 export type EventOfType<T extends EventType> = Extract<CashflowEvent, { type: T }>;
 export type EventData<T extends EventType> = EventOfType<T>['data'];
@@ -75,6 +81,8 @@ export const EVENTS: { readonly [T in EventType]: EventDefinition<T> } = {
   ReportReady: define('ReportReady', ReportReadyData),
   ReportFailed: define('ReportFailed', ReportFailedData),
   PlaidWebhookReceived: define('PlaidWebhookReceived', PlaidWebhookReceivedData),
+  ReportFetched: define('ReportFetched', ReportFetchedData),
+  ReportFetchFailed: define('ReportFetchFailed', ReportFetchFailedData),
 };
 
 export const EVENT_TYPES = Object.keys(EVENTS) as EventType[];

@@ -157,10 +157,17 @@ export function initialItem(itemId: string): ItemProjection {
 }
 
 /** Events that change refresh state (PlaidWebhookReceived does not). */
-export type RefreshEvent = Exclude<CashflowEvent, { type: 'PlaidWebhookReceived' }>;
+export type RefreshEvent = Exclude<
+  CashflowEvent,
+  { type: 'PlaidWebhookReceived' | 'ReportFetched' | 'ReportFetchFailed' }
+>;
 
 export function changesRefreshState(event: CashflowEvent): event is RefreshEvent {
-  return event.type !== 'PlaidWebhookReceived';
+  return (
+    event.type !== 'PlaidWebhookReceived' &&
+    event.type !== 'ReportFetched' &&
+    event.type !== 'ReportFetchFailed'
+  );
 }
 
 /**
@@ -221,6 +228,8 @@ export function evolve(
       next = onReport(state, reportFacts(event));
       break;
     case 'PlaidWebhookReceived':
+    case 'ReportFetched':
+    case 'ReportFetchFailed':
       return state;
     default:
       return assertNever(event);
