@@ -1,4 +1,4 @@
-import type { PlaidCallError } from '@cashflow/plaid-client';
+import type { PlaidCallError } from './plaid-call-error';
 
 /**
  * How to treat a failed Plaid call: `never` fails the request at once; `soon` retries with a

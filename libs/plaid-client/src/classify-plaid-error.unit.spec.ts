@@ -1,4 +1,4 @@
-import type { PlaidCallError } from '@cashflow/plaid-client';
+import type { PlaidCallError } from './plaid-call-error';
 import { backoffDelay, backoffFor, classifyPlaidError } from './classify-plaid-error';
 
 const plaid = (error_type: string, error_code: string, httpStatus = 400): PlaidCallError => ({

@@ -1,2 +1,3 @@
 export * from './plaid-call-error';
 export * from './plaid-client';
+export * from './classify-plaid-error';

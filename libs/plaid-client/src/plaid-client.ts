@@ -22,6 +22,60 @@ const RefreshResponse = z.looseObject({ request_id: z.string().min(1) });
 export type CashflowReportRefreshResponse = z.infer<typeof RefreshResponse>;
 
 /**
+ * A transaction as /cashflow_report/get returns it (CashflowReportTransaction): the fields the
+ * fetcher relies on are checked, every other field is kept as Plaid sent it.
+ */
+export const CashflowTransaction = z.looseObject({
+  transaction_id: z.string().min(1),
+  account_id: z.string().min(1),
+  date: z.iso.date(),
+  amount: z.number(),
+  pending: z.boolean(),
+  pending_transaction_id: z.string().nullable().optional(),
+});
+export type CashflowTransaction = z.infer<typeof CashflowTransaction>;
+
+/** One page of /cashflow_report/get. */
+const GetResponse = z.looseObject({
+  accounts: z.array(z.looseObject({ account_id: z.string().min(1) })),
+  transactions: z.array(CashflowTransaction),
+  total_transactions: z.number().int().min(0),
+  next_cursor: z.string(),
+  has_more: z.boolean(),
+  last_successful_update_time: z.string().min(1),
+  request_id: z.string().min(1),
+});
+export type CashflowReportPage = z.infer<typeof GetResponse>;
+
+const Money = z.looseObject({ amount: z.number().nullable() });
+const InsightsResponse = z.looseObject({
+  accounts: z.array(z.looseObject({ account_id: z.string().min(1) })),
+  account_insights: z.looseObject({
+    historical_balances: z.array(z.looseObject({ date: z.iso.date() })),
+    monthly_summaries: z.array(
+      z.looseObject({
+        start_date: z.iso.date(),
+        end_date: z.iso.date(),
+        total_revenue: Money.nullable().optional(),
+        ending_balance: Money.nullable().optional(),
+        average_daily_net_cashflow_amount: Money.nullable().optional(),
+      }),
+    ),
+  }),
+  last_generated_time: z.string().nullable(),
+  request_id: z.string().min(1),
+});
+export type CashflowInsights = z.infer<typeof InsightsResponse>;
+
+export interface ReportPageRequest {
+  readonly daysRequested: number;
+  /** 1..500. */
+  readonly count: number;
+  /** "" for the first page, then the previous page's next_cursor. */
+  readonly cursor: string;
+}
+
+/**
  * A small Plaid client over undici. Credentials travel in the PLAID-CLIENT-ID / PLAID-SECRET
  * headers, never in bodies we might log; responses are validated; every failure is a value.
  */
@@ -46,6 +100,32 @@ export class PlaidClient {
       '/cashflow_report/refresh',
       { access_token: accessToken, days_requested: daysRequested },
       RefreshResponse,
+    );
+  }
+
+  /** POST /cashflow_report/get: one page of the Item's report. */
+  getCashflowReport(
+    accessToken: string,
+    page: ReportPageRequest,
+  ): Promise<PlaidResult<CashflowReportPage>> {
+    return this.call(
+      '/cashflow_report/get',
+      {
+        access_token: accessToken,
+        days_requested: page.daysRequested,
+        count: page.count,
+        cursor: page.cursor,
+      },
+      GetResponse,
+    );
+  }
+
+  /** POST /cashflow_report/insights/get. */
+  getCashflowInsights(accessToken: string): Promise<PlaidResult<CashflowInsights>> {
+    return this.call(
+      '/cashflow_report/insights/get',
+      { access_token: accessToken },
+      InsightsResponse,
     );
   }
 

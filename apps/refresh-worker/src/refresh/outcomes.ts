@@ -6,7 +6,7 @@ import {
   type RefreshFailure,
   type RefreshRequested,
 } from '@cashflow/contracts';
-import type { PlaidCallError } from '@cashflow/plaid-client';
+import { failureFacts, type PlaidCallError } from '@cashflow/plaid-client';
 import { v5 as uuidv5 } from 'uuid';
 
 /** Fixed namespace for outcome ids: an outcome's id is derived from its request's id. */
@@ -59,24 +59,8 @@ export type WorkerErrorCode =
 
 /** The RefreshFailed error for a failed Plaid call: Plaid's own error when there is one. */
 export function failureOf(error: PlaidCallError): RefreshFailure {
-  switch (error.kind) {
-    case 'plaid':
-      return {
-        source: 'plaid',
-        error_type: error.error.error_type,
-        error_code: error.error.error_code,
-        error_message: error.error.error_message,
-        display_message: error.error.display_message ?? null,
-        plaid_request_id: error.error.request_id ?? null,
-        http_status: error.httpStatus,
-      };
-    case 'timeout':
-      return workerFailure('PLAID_TIMEOUT', error.message);
-    case 'network':
-      return workerFailure('PLAID_UNREACHABLE', `${error.code}: ${error.message}`);
-    case 'invalid_response':
-      return workerFailure('PLAID_INVALID_RESPONSE', `HTTP ${error.httpStatus}: ${error.message}`);
-  }
+  const facts = failureFacts(error);
+  return facts.source === 'plaid' ? facts : workerFailure(facts.error_code, facts.error_message);
 }
 
 /**

@@ -1,12 +1,12 @@
 import type { RefreshFailure } from '@cashflow/contracts';
 import { TokenDecryptError, type TokenVault } from '@cashflow/access-tokens';
-import type { PlaidClient } from '@cashflow/plaid-client';
 import {
   backoffDelay,
   backoffFor,
   classifyPlaidError,
   type BackoffPolicy,
-} from './classify-plaid-error';
+  type PlaidClient,
+} from '@cashflow/plaid-client';
 import type { Clock } from './clock';
 import { failureOf, workerFailure, type PlaidAnswer } from './outcomes';
 import type { RefreshMetrics } from './refresh-metrics';
