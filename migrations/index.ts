@@ -7,6 +7,7 @@ import { ItemReports1764300000002 } from './1764300000002-item-reports';
 import { RefreshRetryClaims1764500000000 } from './1764500000000-refresh-retry-claims';
 import { RefreshRequestIds1764500000001 } from './1764500000001-refresh-request-ids';
 import { RefreshRequestsByItem1764500000002 } from './1764500000002-refresh-requests-by-item';
+import { ReportStore1764600000000 } from './1764600000000-report-store';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in `migrations`. */
 export const MIGRATIONS = [
@@ -19,4 +20,5 @@ export const MIGRATIONS = [
   RefreshRetryClaims1764500000000,
   RefreshRequestIds1764500000001,
   RefreshRequestsByItem1764500000002,
+  ReportStore1764600000000,
 ];

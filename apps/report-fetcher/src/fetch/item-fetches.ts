@@ -1,0 +1,296 @@
+/**
+ * The report fetcher's decisions for one Item, pure: what it knows of the Item's refreshes and
+ * reports, and which fetch of /cashflow_report/get it owes. No I/O and no clock: `now` is passed
+ * in. The store keeps this state per Item as JSON (report_fetch_items.state) and applies each
+ * input under the Item's row lock; the runner makes the fetches it says are due.
+ *
+ * ## The rules
+ *
+ * Plaid's CASHFLOW_REPORT_READY names no refresh and carries no id, and Plaid retries and
+ * replays it, so a report is matched to the refreshes it answers by time, with the projection's
+ * one rule (`reportAnswers`: received no earlier than REPORT_CLOCK_TOLERANCE_MS before the
+ * acceptance).
+ *
+ * 1. **An accepted refresh is pending** until a stored fetch brings its data: a fetch made for a
+ *    report that answers it, over at least its days_requested.
+ * 2. **A ReportReady wants a fetch** when it answers a pending acceptance that no fetch wanted
+ *    or under way will bring, or when the Item has never been fetched and nothing is under way
+ *    (a refresh made outside this system). Otherwise it is a repeat (Plaid's retry, a replay, a
+ *    second report for refreshes already covered) and fetches nothing.
+ * 3. **The window** of a fetch is the largest days_requested among the acceptances it brings
+ *    (DEFAULT_DAYS when it brings none).
+ * 4. **One fetch at a time, at most one more.** Whatever wants a fetch while one is under way
+ *    joins the one wanted next (the later report, the larger window, every request), so reports
+ *    arriving during a fetch make at most one more.
+ * 5. **An acceptance read after its data** (the outcome topic is behind the report topic) is
+ *    brought by the last stored fetch if that fetch's report answers it and its window is large
+ *    enough; a larger window wants one more fetch of the same report.
+ * 6. **ReportFailed** ends the acceptances it answers that no fetch is bringing: no data comes
+ *    for them, and it fetches nothing.
+ * 7. **A fetch that fails** and may succeed later is wanted again at `retryAt` (after what came
+ *    meanwhile); one given up (an Item error, or too many attempts) drops the acceptances it was
+ *    bringing, and what was wanted meanwhile runs next.
+ * 8. **`report fetch`** asks for one more fetch of the latest known report, over the last window.
+ */
+import { reportAnswers, receivedBefore } from '@cashflow/projection';
+
+/** days_requested of a fetch that answers no known request: Plaid's default for a refresh. */
+export const DEFAULT_DAYS = 365;
+
+/** A ReportReady as far as fetching goes. */
+export interface ReportRef {
+  readonly eventId: string;
+  readonly receivedAt: string;
+}
+
+/** A RefreshAccepted as far as fetching goes. */
+export interface Acceptance {
+  readonly requestId: string;
+  readonly days: number;
+  readonly acceptedAt: string;
+}
+
+/** A fetch to make: the report it follows, its window, and the requests whose data it brings. */
+export interface FetchPlan {
+  readonly report: ReportRef;
+  readonly days: number;
+  readonly requestIds: readonly string[];
+}
+
+/** The last fetch stored. */
+export interface StoredFetch {
+  readonly fetchId: string;
+  readonly report: ReportRef;
+  readonly days: number;
+  readonly lastSuccessfulUpdateTime: string;
+  readonly fetchedAt: string;
+}
+
+export interface ItemFetches {
+  readonly itemId: string;
+  /** Acceptances whose data is not stored yet. */
+  readonly pending: readonly Acceptance[];
+  /** The fetch to make next, due at `dueAt`. */
+  readonly wanted: FetchPlan | null;
+  /** The fetch a runner has claimed (under way, or left by a runner that died). */
+  readonly running: FetchPlan | null;
+  readonly last: StoredFetch | null;
+  /** Failed attempts at the fetch wanted or under way. */
+  readonly attempts: number;
+  /** When the wanted fetch may start (epoch ms); null when none is wanted. */
+  readonly dueAt: number | null;
+}
+
+export type FetchInput =
+  | { readonly kind: 'accepted'; readonly acceptance: Acceptance }
+  | { readonly kind: 'report_ready'; readonly report: ReportRef }
+  | { readonly kind: 'report_failed'; readonly report: ReportRef }
+  | { readonly kind: 'fetch_asked' }
+  | { readonly kind: 'claimed' }
+  | { readonly kind: 'fetched'; readonly fetch: StoredFetch }
+  /** retryAt: when to try again (epoch ms); null when the fetch is given up. */
+  | { readonly kind: 'failed'; readonly retryAt: number | null };
+
+export function initialItemFetches(itemId: string): ItemFetches {
+  return {
+    itemId,
+    pending: [],
+    wanted: null,
+    running: null,
+    last: null,
+    attempts: 0,
+    dueAt: null,
+  };
+}
+
+export function evolve(state: ItemFetches, input: FetchInput, now: number): ItemFetches {
+  switch (input.kind) {
+    case 'accepted':
+      return onAccepted(state, input.acceptance, now);
+    case 'report_ready':
+      return onReportReady(state, input.report, now);
+    case 'report_failed':
+      return onReportFailed(state, input.report);
+    case 'fetch_asked':
+      return onFetchAsked(state, now);
+    case 'claimed':
+      return {
+        ...state,
+        running: merge(state.running, state.wanted),
+        wanted: null,
+        dueAt: null,
+      };
+    case 'fetched':
+      return onFetched(state, input.fetch, now);
+    case 'failed':
+      return onFailed(state, input.retryAt, now);
+    default:
+      return assertNever(input);
+  }
+}
+
+/** The fetch a runner should make now, if one is due. */
+export function dueFetch(state: ItemFetches, now: number): FetchPlan | null {
+  return state.wanted && state.dueAt !== null && state.dueAt <= now ? state.wanted : null;
+}
+
+/** Whether `report fetch` can ask for a fetch: a report of the Item must be known. */
+export function latestReport(state: ItemFetches): ReportRef | null {
+  return [state.last?.report, state.running?.report, state.wanted?.report].reduce<ReportRef | null>(
+    (latest, report) => (report && (!latest || receivedBefore(latest, report)) ? report : latest),
+    null,
+  );
+}
+
+/** Rules 1 and 5. */
+function onAccepted(state: ItemFetches, acceptance: Acceptance, now: number): ItemFetches {
+  const known =
+    state.pending.some((a) => a.requestId === acceptance.requestId) ||
+    inPlan(state.wanted, acceptance.requestId) ||
+    inPlan(state.running, acceptance.requestId);
+  if (known) return state;
+  const last = state.last;
+  if (last && reportAnswers(last.report.receivedAt, acceptance.acceptedAt)) {
+    if (acceptance.days <= last.days) return state;
+    return want(addPending(state, acceptance), planFor(last.report, [acceptance]), now);
+  }
+  const withPending = addPending(state, acceptance);
+  const running = state.running;
+  if (running && reportAnswers(running.report.receivedAt, acceptance.acceptedAt)) {
+    if (acceptance.days > running.days) {
+      return want(withPending, planFor(running.report, [acceptance]), now);
+    }
+    const requestIds = [...running.requestIds, acceptance.requestId];
+    return { ...withPending, running: { ...running, requestIds } };
+  }
+  const wanted = state.wanted;
+  if (wanted && reportAnswers(wanted.report.receivedAt, acceptance.acceptedAt)) {
+    return want(withPending, planFor(wanted.report, [acceptance]), now);
+  }
+  return withPending;
+}
+
+/** Rules 2 and 3. */
+function onReportReady(state: ItemFetches, report: ReportRef, now: number): ItemFetches {
+  const answered = unplanned(state).filter((a) => reportAnswers(report.receivedAt, a.acceptedAt));
+  const neverFetched = !state.last && !state.running && !state.wanted;
+  if (answered.length === 0 && !neverFetched) return state;
+  return want(state, planFor(report, answered), now);
+}
+
+/** Rule 6. */
+function onReportFailed(state: ItemFetches, report: ReportRef): ItemFetches {
+  const ended = new Set(
+    unplanned(state)
+      .filter((a) => reportAnswers(report.receivedAt, a.acceptedAt))
+      .map((a) => a.requestId),
+  );
+  if (ended.size === 0) return state;
+  return { ...state, pending: state.pending.filter((a) => !ended.has(a.requestId)) };
+}
+
+/** Rule 8. */
+function onFetchAsked(state: ItemFetches, now: number): ItemFetches {
+  const report = latestReport(state);
+  if (!report) return state;
+  const days = state.wanted?.days ?? state.running?.days ?? state.last?.days ?? DEFAULT_DAYS;
+  return want(state, { report, days, requestIds: [] }, now);
+}
+
+/** Rule 1: the requests whose data a stored fetch brings (pending ones only). */
+export function broughtBy(
+  state: ItemFetches,
+  fetch: Pick<StoredFetch, 'report' | 'days'>,
+): string[] {
+  return state.pending.filter((a) => brings(fetch, a)).map((a) => a.requestId);
+}
+
+function brings(fetch: Pick<StoredFetch, 'report' | 'days'>, a: Acceptance): boolean {
+  return reportAnswers(fetch.report.receivedAt, a.acceptedAt) && a.days <= fetch.days;
+}
+
+/** Rules 1, 4 and 5 after a fetch is stored. */
+function onFetched(state: ItemFetches, fetch: StoredFetch, now: number): ItemFetches {
+  const pending = state.pending.filter((a) => !brings(fetch, a));
+  const next: ItemFetches = {
+    ...state,
+    pending,
+    running: null,
+    last: fetch,
+    attempts: 0,
+    dueAt: state.wanted ? now : null,
+  };
+  // Acceptances the report answers but whose window was larger (read after the fetch began).
+  const wider = pending.filter(
+    (a) =>
+      reportAnswers(fetch.report.receivedAt, a.acceptedAt) && !inPlan(state.wanted, a.requestId),
+  );
+  return wider.length ? want(next, planFor(fetch.report, wider), now) : next;
+}
+
+/** Rule 7. */
+function onFailed(state: ItemFetches, retryAt: number | null, now: number): ItemFetches {
+  if (retryAt !== null) {
+    return {
+      ...state,
+      wanted: merge(state.running, state.wanted),
+      running: null,
+      attempts: state.attempts + 1,
+      dueAt: Math.max(retryAt, now),
+    };
+  }
+  const dropped = new Set(state.running?.requestIds ?? []);
+  return {
+    ...state,
+    pending: state.pending.filter((a) => !dropped.has(a.requestId)),
+    running: null,
+    attempts: 0,
+    dueAt: state.wanted ? now : null,
+  };
+}
+
+function want(state: ItemFetches, plan: FetchPlan, now: number): ItemFetches {
+  return {
+    ...state,
+    wanted: merge(state.wanted, plan),
+    dueAt: state.wanted ? state.dueAt : now,
+  };
+}
+
+function planFor(report: ReportRef, acceptances: readonly Acceptance[]): FetchPlan {
+  return {
+    report,
+    days: acceptances.length ? Math.max(...acceptances.map((a) => a.days)) : DEFAULT_DAYS,
+    requestIds: acceptances.map((a) => a.requestId),
+  };
+}
+
+/** Rule 4: the later report, the larger window, every request. */
+function merge(a: FetchPlan | null, b: FetchPlan | null): FetchPlan | null {
+  if (!a) return b;
+  if (!b) return a;
+  return {
+    report: receivedBefore(a.report, b.report) ? b.report : a.report,
+    days: Math.max(a.days, b.days),
+    requestIds: [...new Set([...a.requestIds, ...b.requestIds])],
+  };
+}
+
+/** Pending acceptances no fetch wanted or under way is bringing. */
+function unplanned(state: ItemFetches): Acceptance[] {
+  return state.pending.filter(
+    (a) => !inPlan(state.wanted, a.requestId) && !inPlan(state.running, a.requestId),
+  );
+}
+
+function inPlan(plan: FetchPlan | null, requestId: string): boolean {
+  return plan?.requestIds.includes(requestId) ?? false;
+}
+
+function addPending(state: ItemFetches, acceptance: Acceptance): ItemFetches {
+  return { ...state, pending: [...state.pending, acceptance] };
+}
+
+function assertNever(value: never): never {
+  throw new Error(`unhandled input: ${JSON.stringify(value)}`);
+}

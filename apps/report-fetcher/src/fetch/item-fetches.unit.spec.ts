@@ -1,0 +1,254 @@
+import {
+  DEFAULT_DAYS,
+  broughtBy,
+  dueFetch,
+  evolve,
+  initialItemFetches,
+  latestReport,
+  type FetchInput,
+  type ItemFetches,
+  type StoredFetch,
+} from './item-fetches';
+
+const T0 = Date.parse('2026-12-01T10:00:00.000Z');
+const S = 1000;
+const at = (seconds: number) => new Date(T0 + seconds * S).toISOString();
+
+const accepted = (requestId: string, atSeconds: number, days = 90): FetchInput => ({
+  kind: 'accepted',
+  acceptance: { requestId, days, acceptedAt: at(atSeconds) },
+});
+const ready = (eventId: string, atSeconds: number): FetchInput => ({
+  kind: 'report_ready',
+  report: { eventId, receivedAt: at(atSeconds) },
+});
+const failedReport = (eventId: string, atSeconds: number): FetchInput => ({
+  kind: 'report_failed',
+  report: { eventId, receivedAt: at(atSeconds) },
+});
+const claimed: FetchInput = { kind: 'claimed' };
+
+/** Applies inputs in order, each at `now` (seconds). */
+function given(...inputs: (FetchInput | [FetchInput, number])[]): ItemFetches {
+  return inputs.reduce<ItemFetches>((state, input) => {
+    const [i, now] = Array.isArray(input) ? input : [input, 0];
+    return evolve(state, i, T0 + now * S);
+  }, initialItemFetches('item-1'));
+}
+
+/** The stored fetch of what is under way, as the runner would report it. */
+function storedRunning(state: ItemFetches, fetchId = 'f-1'): StoredFetch {
+  const plan = state.running!;
+  return {
+    fetchId,
+    report: plan.report,
+    days: plan.days,
+    lastSuccessfulUpdateTime: at(5),
+    fetchedAt: at(20),
+  };
+}
+
+function fetchedNow(state: ItemFetches, now = 20): ItemFetches {
+  return evolve(state, { kind: 'fetched', fetch: storedRunning(state) }, T0 + now * S);
+}
+
+describe('the report fetcher, per Item (item-fetches)', () => {
+  describe('rule 1 and 2: a ReportReady wants a fetch for the acceptances it answers', () => {
+    it('given an accepted refresh, when its report arrives, then a fetch is due now for its days and request', () => {
+      const state = given(accepted('r-1', 0, 90), [ready('rep-1', 8), 8]);
+      expect(dueFetch(state, T0 + 8 * S)).toEqual({
+        report: { eventId: 'rep-1', receivedAt: at(8) },
+        days: 90,
+        requestIds: ['r-1'],
+      });
+    });
+
+    it('given no refresh known and no fetch yet, when a report arrives, then it fetches the default window', () => {
+      const state = given(ready('rep-1', 8));
+      expect(dueFetch(state, T0)).toEqual({
+        report: { eventId: 'rep-1', receivedAt: at(8) },
+        days: DEFAULT_DAYS,
+        requestIds: [],
+      });
+    });
+
+    it('given a report received before the acceptance (beyond the tolerance), then it does not answer it', () => {
+      const state = given(ready('rep-0', 0), claimed);
+      const afterFetch = fetchedNow(state);
+      const next = evolve(
+        evolve(afterFetch, accepted('r-1', 30), T0),
+        ready('rep-old-again', 1),
+        T0,
+      );
+      expect(next.wanted).toBeNull();
+      expect(next.pending.map((a) => a.requestId)).toEqual(['r-1']);
+    });
+  });
+
+  describe('a repeated ReportReady never fetches twice for the same report', () => {
+    it('given a stored fetch for a report, when Plaid retries the webhook, then nothing is wanted', () => {
+      const afterFetch = fetchedNow(given(accepted('r-1', 0), ready('rep-1', 8), claimed));
+      const retried = evolve(afterFetch, ready('rep-1-retry', 40), T0 + 40 * S);
+      expect(retried).toEqual(afterFetch);
+    });
+
+    it('given a fetch under way for a report, when the retry arrives meanwhile, then no second fetch is wanted', () => {
+      const running = given(accepted('r-1', 0), ready('rep-1', 8), claimed);
+      const retried = evolve(running, ready('rep-1-retry', 9), T0 + 9 * S);
+      expect(retried.wanted).toBeNull();
+    });
+
+    it('given a replay of old events after the snapshot, then nothing is wanted', () => {
+      const afterFetch = fetchedNow(given(accepted('r-1', 0), ready('rep-1', 8), claimed));
+      const replayed = [accepted('r-1', 0), ready('rep-1', 8)].reduce(
+        (s, i) => evolve(s, i, T0 + 100 * S),
+        afterFetch,
+      );
+      expect(replayed).toEqual(afterFetch);
+    });
+  });
+
+  describe('rule 4: one fetch at a time, reports during it make at most one more', () => {
+    it('given a fetch under way, when two new refreshes and their reports arrive, then one more fetch is wanted with both', () => {
+      let state = given(accepted('r-1', 0, 30), ready('rep-1', 8), claimed);
+      for (const input of [
+        accepted('r-2', 10, 90),
+        ready('rep-2', 15),
+        accepted('r-3', 17, 60),
+        ready('rep-3', 20),
+      ]) {
+        state = evolve(state, input, T0 + 20 * S);
+      }
+      expect(state.running?.report.eventId).toBe('rep-1');
+      expect(state.wanted).toEqual({
+        report: { eventId: 'rep-3', receivedAt: at(20) },
+        days: 90,
+        requestIds: ['r-2', 'r-3'],
+      });
+      const after = fetchedNow(state, 25);
+      expect(dueFetch(after, T0 + 25 * S)?.requestIds).toEqual(['r-2', 'r-3']);
+      expect(after.pending.map((a) => a.requestId)).toEqual(['r-2', 'r-3']);
+    });
+
+    it('when a runner claims, then the wanted fetch is under way and nothing is due', () => {
+      const state = given(accepted('r-1', 0), ready('rep-1', 8), claimed);
+      expect(state.running?.requestIds).toEqual(['r-1']);
+      expect(dueFetch(state, T0 + 60 * S)).toBeNull();
+    });
+
+    it('given a runner died with a fetch claimed, when the next claims, then it makes that fetch and what came since', () => {
+      const state = given(
+        accepted('r-1', 0, 30),
+        ready('rep-1', 8),
+        claimed,
+        accepted('r-2', 10, 400),
+        ready('rep-2', 12),
+        claimed,
+      );
+      expect(state.running).toEqual({
+        report: { eventId: 'rep-2', receivedAt: at(12) },
+        days: 400,
+        requestIds: ['r-1', 'r-2'],
+      });
+    });
+  });
+
+  describe('rule 5: an acceptance read after its report', () => {
+    it('given the report stored before the acceptance is read, when it arrives within the window, then nothing more is fetched', () => {
+      const afterFetch = fetchedNow(given(ready('rep-1', 8), claimed));
+      const next = evolve(afterFetch, accepted('r-1', 7.5, 90), T0 + 30 * S);
+      expect(next).toEqual(afterFetch);
+    });
+
+    it('when it asks for more days than were fetched, then the same report is fetched again over its window', () => {
+      const afterFetch = fetchedNow(given(accepted('r-0', 0, 30), ready('rep-1', 8), claimed));
+      const next = evolve(afterFetch, accepted('r-1', 7.5, 730), T0 + 30 * S);
+      expect(dueFetch(next, T0 + 30 * S)).toEqual({
+        report: { eventId: 'rep-1', receivedAt: at(8) },
+        days: 730,
+        requestIds: ['r-1'],
+      });
+    });
+
+    it('given a fetch under way, when an acceptance it answers arrives, then that fetch brings it', () => {
+      const running = given(ready('rep-1', 8), claimed);
+      const next = evolve(running, accepted('r-1', 7.9, 90), T0 + 9 * S);
+      expect(next.wanted).toBeNull();
+      expect(next.running?.requestIds).toEqual(['r-1']);
+      expect(broughtBy(next, storedRunning(next))).toEqual(['r-1']);
+      expect(fetchedNow(next).pending).toEqual([]);
+    });
+
+    it('given a fetch under way with a smaller window, when the acceptance arrives, then one more fetch is wanted', () => {
+      const running = given(accepted('r-0', 0, 30), ready('rep-1', 8), claimed);
+      const next = evolve(running, accepted('r-1', 7.9, 365), T0 + 9 * S);
+      expect(next.wanted?.days).toBe(365);
+      const after = fetchedNow(next);
+      expect(after.pending.map((a) => a.requestId)).toEqual(['r-1']);
+      expect(dueFetch(after, T0 + 20 * S)?.requestIds).toEqual(['r-1']);
+    });
+  });
+
+  describe('rule 6: ReportFailed fetches nothing', () => {
+    it('given an accepted refresh, when its report fails, then nothing is wanted and it is no longer pending', () => {
+      const state = given(accepted('r-1', 0), failedReport('rep-1', 8));
+      expect(state.wanted).toBeNull();
+      expect(state.pending).toEqual([]);
+      expect(evolve(state, failedReport('rep-1-retry', 40), T0 + 40 * S)).toEqual(state);
+    });
+  });
+
+  describe('rule 7: failed fetches', () => {
+    it('given a fetch under way, when it fails for now, then it is wanted again at the retry time with its attempts counted', () => {
+      const running = given(accepted('r-1', 0), ready('rep-1', 8), claimed);
+      const failed = evolve(running, { kind: 'failed', retryAt: T0 + 60 * S }, T0 + 10 * S);
+      expect(failed.attempts).toBe(1);
+      expect(dueFetch(failed, T0 + 59 * S)).toBeNull();
+      expect(dueFetch(failed, T0 + 60 * S)?.requestIds).toEqual(['r-1']);
+    });
+
+    it('when it is given up, then its acceptances are dropped and what came meanwhile is due', () => {
+      const state = given(
+        accepted('r-1', 0),
+        ready('rep-1', 8),
+        claimed,
+        accepted('r-2', 10),
+        ready('rep-2', 12),
+      );
+      const gaveUp = evolve(state, { kind: 'failed', retryAt: null }, T0 + 13 * S);
+      expect(gaveUp.running).toBeNull();
+      expect(gaveUp.attempts).toBe(0);
+      expect(gaveUp.pending.map((a) => a.requestId)).toEqual(['r-2']);
+      expect(dueFetch(gaveUp, T0 + 13 * S)?.requestIds).toEqual(['r-2']);
+    });
+
+    it('after a success, the attempts start again from zero', () => {
+      const running = given(accepted('r-1', 0), ready('rep-1', 8), claimed);
+      const retried = evolve(evolve(running, { kind: 'failed', retryAt: T0 }, T0), claimed, T0);
+      expect(fetchedNow(retried).attempts).toBe(0);
+    });
+  });
+
+  describe('rule 8: report fetch', () => {
+    it('given a stored fetch, when asked, then the latest report is fetched again over the last window', () => {
+      const afterFetch = fetchedNow(given(accepted('r-1', 0, 120), ready('rep-1', 8), claimed));
+      const asked = evolve(afterFetch, { kind: 'fetch_asked' }, T0 + 100 * S);
+      expect(dueFetch(asked, T0 + 100 * S)).toEqual({
+        report: { eventId: 'rep-1', receivedAt: at(8) },
+        days: 120,
+        requestIds: [],
+      });
+    });
+
+    it('given no report of the Item, then there is nothing to fetch', () => {
+      const state = given(accepted('r-1', 0));
+      expect(latestReport(state)).toBeNull();
+      expect(evolve(state, { kind: 'fetch_asked' }, T0)).toEqual(state);
+    });
+  });
+
+  it('an acceptance read twice is pending once', () => {
+    const state = given(accepted('r-1', 0), accepted('r-1', 0));
+    expect(state.pending).toHaveLength(1);
+  });
+});
