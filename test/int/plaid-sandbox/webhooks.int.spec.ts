@@ -49,6 +49,9 @@ describe('Plaid sandbox webhooks', () => {
     sandbox = await startSandbox({
       PLAID_SANDBOX_WEBHOOK_URL: receiver.url,
       PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: '100',
+      // Not the scaled 10 ms: a loaded machine's first connection takes longer, and these tests
+      // expect first attempts to be delivered (the retry policy's own tests scale it).
+      PLAID_SANDBOX_WEBHOOK_TIMEOUT_MS: '5000',
     });
   });
   afterAll(async () => {
