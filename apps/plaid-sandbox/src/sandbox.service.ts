@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { PlaidSandboxConfig } from './config';
 import { decideFault, type Faults } from './faults';
 import { decideRefresh } from './items/decide-refresh';
-import { describeItem, type SandboxItem } from './items/item';
+import { advanceItem, describeItem, type SandboxItem } from './items/item';
 import { ItemStore } from './items/item-store';
 import { sampleLatency } from './latency';
 import {
@@ -25,13 +25,16 @@ import {
   parseRequest,
 } from './plaid-api/requests';
 import { SlidingWindowLimiter } from './rate-limiter';
+import { transactionWindow } from './report-data/item-history';
 import {
   accountInsights,
   businessAccount,
   decodeCursor,
   plaidItem,
   transactionsPage,
+  type PageRequest,
 } from './report-data/report';
+import { toPlaidTransaction } from './report-data/transactions';
 import { WebhookKeyRing } from './webhooks/key-ring';
 import { plaidRetryPolicy } from './webhooks/retry-schedule';
 import { WebhookSender } from './webhooks/webhook-sender';
@@ -216,11 +219,14 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
     return { request_id: caller.requestId };
   }
 
-  /** After the extraction delay: new data is in place and CASHFLOW_REPORT_READY goes out. */
+  /**
+   * After the extraction delay: new data is in place (the Item's next generation) and
+   * CASHFLOW_REPORT_READY goes out.
+   */
   private scheduleExtraction(item: SandboxItem, webhookError: PlaidErrorCode | null): void {
     const timer = setTimeout(() => {
       this.timers.delete(timer);
-      if (!webhookError) item.last_successful_update_time = new Date().toISOString();
+      if (!webhookError) advanceItem(item, 1, new Date());
       this.fireWebhook(item, webhookError);
     }, this.config.extractionDelayMs * this.config.timeScale);
     this.timers.add(timer);
@@ -245,8 +251,9 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
   get(caller: Caller, body: unknown) {
     const request = parseRequest(GetRequest, body, caller.requestId);
     const item = this.itemFor(request.access_token, caller);
+    const page = this.pageRequest(item, caller, request, request.days_requested);
     return {
-      ...this.page(item, caller, request, request.days_requested),
+      ...transactionsPage(item, page),
       last_successful_update_time: item.last_successful_update_time,
       request_id: caller.requestId,
     };
@@ -255,15 +262,17 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
   transactionsGet(caller: Caller, body: unknown) {
     const request = parseRequest(TransactionsGetRequest, body, caller.requestId);
     const item = this.itemFor(request.access_token, caller);
-    return { ...this.page(item, caller, request, undefined), request_id: caller.requestId };
+    const page = this.pageRequest(item, caller, request, undefined);
+    return { ...transactionsPage(item, page), request_id: caller.requestId };
   }
 
-  private page(
+  /** The page a request asks for, or INVALID_FIELD naming what is wrong with it. */
+  private pageRequest(
     item: SandboxItem,
     caller: Caller,
     request: { count: number; cursor: string; options?: { account_ids?: string[] } | undefined },
     daysRequested: number | undefined,
-  ) {
+  ): PageRequest {
     const offset = decodeCursor(request.cursor);
     if (offset === undefined)
       throw new PlaidHttpError(
@@ -281,7 +290,7 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
         `options.account_ids: not accounts of this item: ${unknown.join(', ')}`,
       );
     }
-    return transactionsPage(item, { daysRequested, accountIds, offset, count: request.count });
+    return { daysRequested, accountIds, offset, count: request.count };
   }
 
   insightsGet(caller: Caller, body: unknown) {
@@ -295,6 +304,23 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
       account_insights: accountInsights(item),
       last_generated_time: item.last_successful_update_time,
       request_id: caller.requestId,
+    };
+  }
+
+  /** Moves the Item's data on without a refresh (sandbox only). */
+  advance(item: SandboxItem, generations: number): void {
+    advanceItem(item, generations, new Date());
+  }
+
+  /** Every transaction the Item serves now within `daysRequested` days: the truth, unpaged. */
+  transactionsNow(item: SandboxItem, daysRequested: number) {
+    const { list, count } = transactionWindow(item, daysRequested);
+    return {
+      item_id: item.item_id,
+      generation: item.generation,
+      last_successful_update_time: item.last_successful_update_time,
+      as_of: item.as_of,
+      transactions: list.slice(0, count).map(toPlaidTransaction),
     };
   }
 

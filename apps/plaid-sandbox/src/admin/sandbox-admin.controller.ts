@@ -54,6 +54,46 @@ export class SandboxAdminController {
     return { item: this.sandbox.describe(item) };
   }
 
+  /**
+   * Moves the Item's data on by `generations` (default 1) without a refresh, as if one had
+   * completed, but sends no webhook; last_successful_update_time moves too.
+   */
+  @Post('items/:itemId/advance')
+  @HttpCode(200)
+  advance(@Param('itemId') itemId: string, @Req() req: Request) {
+    const item = this.item(itemId);
+    const parsed = z
+      .strictObject({ generations: z.number().int().min(1).max(10_000).default(1) })
+      .safeParse(jsonBody(req) ?? {});
+    if (!parsed.success) throw invalid(parsed.error);
+    this.sandbox.advance(item, parsed.data.generations);
+    return { item: this.sandbox.describe(item) };
+  }
+
+  /**
+   * Every transaction the Item serves now within `days_requested` days of its as-of day, unpaged,
+   * in /cashflow_report/get's order and shape: the truth a stored copy can be compared with.
+   */
+  @Get('items/:itemId/transactions')
+  transactions(@Param('itemId') itemId: string, @Query('days_requested') days?: string) {
+    const item = this.item(itemId);
+    const parsed = z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(730)
+      .safeParse(days ?? Number.NaN);
+    if (!parsed.success) {
+      throw adminError(
+        400,
+        'INVALID_FIELD',
+        'days_requested: an integer from 1 to 730 is required',
+        'days_requested',
+      );
+    }
+    return this.sandbox.transactionsNow(item, parsed.data);
+  }
+
   @Delete('items/:itemId')
   @HttpCode(204)
   removeItem(@Param('itemId') itemId: string) {

@@ -29,6 +29,7 @@ function item(
     created_at: '2026-11-24T00:00:00Z',
     refresh_calls: 0,
     last_successful_update_time: '2026-11-24T00:00:00Z',
+    generation: 0,
     ...overrides,
   };
 }

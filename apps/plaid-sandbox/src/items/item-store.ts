@@ -53,6 +53,7 @@ export class ItemStore {
       created_at: now.toISOString(),
       refresh_calls: 0,
       last_successful_update_time: now.toISOString(),
+      generation: 0,
     };
     this.byId.set(item_id, item);
     this.byToken.set(access_token, item);

@@ -98,9 +98,21 @@ export interface SandboxItem {
   /** Refresh calls that reached the Item (after credentials, validation and rate limits). */
   refresh_calls: number;
   last_successful_update_time: string;
+  /** How many times the data has changed (see report-data/evolution.ts); 0 at creation. */
+  generation: number;
 }
 
 /** What the sandbox API shows of an Item: everything, since it is a test double. */
 export function describeItem(item: SandboxItem) {
   return { ...item, accounts: [...item.accounts] };
+}
+
+/**
+ * Moves the Item's data on by `generations` and its last_successful_update_time to `now`, or a
+ * millisecond past the last one when the clock has not moved, so a client always sees it move.
+ */
+export function advanceItem(item: SandboxItem, generations: number, now: Date): void {
+  item.generation += generations;
+  const previous = Date.parse(item.last_successful_update_time);
+  item.last_successful_update_time = new Date(Math.max(now.getTime(), previous + 1)).toISOString();
 }

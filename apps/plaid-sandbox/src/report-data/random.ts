@@ -21,9 +21,11 @@ export function hashSeed(text: string): number {
 }
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+const CODES = [...ALPHABET].map((c) => c.charCodeAt(0));
 
+/** A Plaid-shaped id of `length` characters; built in one go, as ids are made by the million. */
 export function randomId(random: () => number, length = 37): string {
-  let id = '';
-  for (let i = 0; i < length; i++) id += ALPHABET[Math.floor(random() * ALPHABET.length)];
-  return id;
+  const codes = new Array<number>(length);
+  for (let i = 0; i < length; i++) codes[i] = CODES[Math.floor(random() * CODES.length)]!;
+  return String.fromCharCode(...codes);
 }

@@ -1,5 +1,6 @@
 import type { SandboxAccount, SandboxItem } from '../items/item';
-import { addDays, transactionsOf, type Transaction } from './transactions';
+import { historyOf, transactionWindow } from './item-history';
+import { TEMPLATES, addDays, toPlaidTransaction, type SandboxTransaction } from './transactions';
 
 const USD = { iso_currency_code: 'USD', unofficial_currency_code: null } as const;
 const money = (amount: number) => ({ amount: Math.round(amount * 100) / 100, ...USD });
@@ -57,25 +58,24 @@ export interface PageRequest {
   readonly count: number;
 }
 
-/** One page of the Item's transactions, most recent first, and whether more follow. */
+/**
+ * One page of the Item's transactions, most recent first, and whether more follow. Costs the
+ * page's size: the window's end is found by binary search on the newest-first list.
+ */
 export function transactionsPage(item: SandboxItem, page: PageRequest) {
-  const from =
-    page.daysRequested === undefined ? '' : addDays(item.as_of, -(page.daysRequested - 1));
+  const served = transactionWindow(item, page.daysRequested, page.accountIds);
+  const end = Math.min(page.offset + page.count, served.count);
+  const transactions = served.list.slice(page.offset, end).map(toPlaidTransaction);
   const accounts = page.accountIds ? new Set(page.accountIds) : undefined;
-  const matching = transactionsOf(item).filter(
-    (t) => t.date >= from && (!accounts || accounts.has(t.account_id)),
-  );
-  const transactions = matching.slice(page.offset, page.offset + page.count);
-  const end = Math.min(page.offset + transactions.length, matching.length);
   return {
     accounts: item.accounts
       .filter((a) => !accounts || accounts.has(a.account_id))
       .map(businessAccount),
     transactions,
-    total_transactions: matching.length,
+    total_transactions: served.count,
     item: plaidItem(item),
     next_cursor: encodeCursor(end),
-    has_more: end < matching.length,
+    has_more: end < served.count,
   };
 }
 
@@ -90,9 +90,13 @@ const INSIGHT_MONTHS = 12;
 export function accountInsights(item: SandboxItem) {
   const covered = item.accounts.filter((a) => a.type === 'depository' || a.type === 'credit');
   const ids = new Set(covered.map((a) => a.account_id));
-  const txns = transactionsOf(item).filter((t) => ids.has(t.account_id));
-  const byDay = new Map<string, Transaction[]>();
-  for (const t of txns) byDay.set(t.date, [...(byDay.get(t.date) ?? []), t]);
+  const txns = historyOf(item).all.filter((t) => ids.has(t.account_id));
+  const byDay = new Map<string, SandboxTransaction[]>();
+  for (const t of txns) {
+    const day = byDay.get(t.date);
+    if (day) day.push(t);
+    else byDay.set(t.date, [t]);
+  }
 
   // End-of-day balance, walking back from today's: undo each later day's transactions.
   const balances = new Map<string, number>();
@@ -121,9 +125,9 @@ export function accountInsights(item: SandboxItem) {
     const endings = [...Array(dayCount).keys()].map((i) => balances.get(addDays(start, i)) ?? 0);
     const inflow = inMonth.filter((t) => t.amount < 0);
     const outflow = inMonth.filter((t) => t.amount > 0);
-    const sum = (list: Transaction[]) => list.reduce((s, t) => s + Math.abs(t.amount), 0);
+    const sum = (list: SandboxTransaction[]) => list.reduce((s, t) => s + Math.abs(t.amount), 0);
     const of = (primary: string) =>
-      inMonth.filter((t) => t.personal_finance_category.primary === primary);
+      inMonth.filter((t) => TEMPLATES[t.template]!.primary === primary);
     return {
       start_date: start,
       end_date: end,
@@ -142,9 +146,7 @@ export function accountInsights(item: SandboxItem) {
         sum(
           outflow.filter(
             (t) =>
-              !['RENT_AND_UTILITIES', 'LOAN_PAYMENTS'].includes(
-                t.personal_finance_category.primary,
-              ),
+              !['RENT_AND_UTILITIES', 'LOAN_PAYMENTS'].includes(TEMPLATES[t.template]!.primary),
           ),
         ),
       ),

@@ -1,10 +1,9 @@
-import type { SandboxAccount, SandboxItem } from '../items/item';
 import { hashSeed, randomId, seededRandom } from './random';
 
 /** How far back the generated history reaches: Plaid's maximum days_requested. */
 export const HISTORY_DAYS = 730;
 
-interface Template {
+export interface Template {
   readonly name: string;
   readonly merchant: string | null;
   /** Plaid's sign: positive is money out of the account, negative is money in. */
@@ -16,7 +15,7 @@ interface Template {
   readonly weight: number;
 }
 
-const TEMPLATES: readonly Template[] = [
+export const TEMPLATES: readonly Template[] = [
   {
     name: 'ACME CORP PAYROLL',
     merchant: null,
@@ -110,13 +109,14 @@ const TEMPLATES: readonly Template[] = [
 ];
 const TOTAL_WEIGHT = TEMPLATES.reduce((sum, t) => sum + t.weight, 0);
 
-function pick(random: () => number): Template {
+/** A template index, drawn by weight. */
+export function pickTemplate(random: () => number): number {
   let r = random() * TOTAL_WEIGHT;
-  for (const t of TEMPLATES) {
-    r -= t.weight;
-    if (r < 0) return t;
+  for (let i = 0; i < TEMPLATES.length; i++) {
+    r -= TEMPLATES[i]!.weight;
+    if (r < 0) return i;
   }
-  return TEMPLATES[0]!;
+  return 0;
 }
 
 export function addDays(isoDate: string, days: number): string {
@@ -125,80 +125,167 @@ export function addDays(isoDate: string, days: number): string {
   return d.toISOString().slice(0, 10);
 }
 
-export type Transaction = ReturnType<typeof toTransaction>;
+/** What generated transactions depend on: the Item's id, seed, accounts, size and as-of day. */
+export interface HistorySpec {
+  readonly item_id: string;
+  readonly seed: number;
+  readonly accounts: readonly { readonly account_id: string }[];
+  readonly transactions_per_account: number;
+  readonly as_of: string;
+}
 
-function toTransaction(account: SandboxAccount, t: Template, random: () => number, date: string) {
-  const amount = Math.round((t.min + (t.max - t.min) * random()) * 100) / 100;
-  const id = randomId(random);
+/**
+ * A transaction as the sandbox keeps it: only what varies, so an Item of thousands stays small in
+ * memory. `toPlaidTransaction` gives the full CashflowReportTransaction.
+ */
+export interface SandboxTransaction {
+  readonly transaction_id: string;
+  readonly account_id: string;
+  /** Index into TEMPLATES: merchant, category and payment channel. */
+  readonly template: number;
+  /** For a pending transaction the day it happened; for a posted one the day it posted. */
+  readonly date: string;
+  readonly authorized_date: string;
+  readonly amount: number;
+  readonly name: string;
+  readonly pending: boolean;
+  /** On a posted transaction that replaced a pending one: the pending one's id. */
+  readonly pending_transaction_id: string | null;
+}
+
+/** A template's amount range drawn once, in cents. */
+export function drawAmount(template: Template, random: () => number): number {
+  return Math.round((template.min + (template.max - template.min) * random()) * 100) / 100;
+}
+
+// Same order as String.prototype.localeCompare (ECMA-402 defines one by the other), built once.
+const compareIds = new Intl.Collator().compare;
+
+/** Plaid's order, which "will not shift": newest date first, then by transaction_id. */
+export function newestFirst(a: SandboxTransaction, b: SandboxTransaction): number {
+  if (a.date !== b.date) return a.date < b.date ? 1 : -1;
+  return compareIds(a.transaction_id, b.transaction_id);
+}
+
+/**
+ * The index of the first transaction dated before `from` in a newest-first list, i.e. how many
+ * are dated `from` or later. Binary search: pages cost their size, not the Item's.
+ */
+export function countSince(list: readonly SandboxTransaction[], from: string): number {
+  let low = 0;
+  let high = list.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (list[mid]!.date >= from) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+/**
+ * Generation 0: `transactions_per_account` posted transactions per account over the HISTORY_DAYS
+ * days up to as_of, newest first. The same spec always gives the same transactions.
+ */
+export function initialTransactions(spec: HistorySpec): SandboxTransaction[] {
+  const days = daysBefore(spec.as_of);
+  // Bucketed by day (0 = as_of), so sorting is only the ties within a day.
+  const byDay: SandboxTransaction[][] = Array.from({ length: HISTORY_DAYS }, () => []);
+  spec.accounts.forEach((account, index) => {
+    const random = seededRandom(hashSeed(`${spec.item_id}:${spec.seed}:${index}`));
+    for (let n = 0; n < spec.transactions_per_account; n++) {
+      const back = Math.floor(random() * HISTORY_DAYS);
+      const template = pickTemplate(random);
+      const amount = drawAmount(TEMPLATES[template]!, random);
+      byDay[back]!.push({
+        transaction_id: randomId(random),
+        account_id: account.account_id,
+        template,
+        date: days[back]!,
+        authorized_date: days[back]!,
+        amount,
+        name: TEMPLATES[template]!.name,
+        pending: false,
+        pending_transaction_id: null,
+      });
+    }
+  });
+  const all: SandboxTransaction[] = [];
+  for (const day of byDay) {
+    if (day.length > 1) day.sort(newestFirst);
+    for (const t of day) all.push(t);
+  }
+  return all;
+}
+
+/** The HISTORY_DAYS dates up to `asOf`, newest first; shared by every Item of that as-of day. */
+function daysBefore(asOf: string): readonly string[] {
+  let days = dayLists.get(asOf);
+  if (!days) {
+    const start = Date.parse(`${asOf}T00:00:00Z`);
+    days = Array.from({ length: HISTORY_DAYS }, (_, back) =>
+      new Date(start - back * 86_400_000).toISOString().slice(0, 10),
+    );
+    if (dayLists.size >= 64) dayLists.clear();
+    dayLists.set(asOf, days);
+  }
+  return days;
+}
+const dayLists = new Map<string, readonly string[]>();
+
+// Shared by every rendered transaction: the sandbox knows no locations or payment details.
+const NO_LOCATION = Object.freeze({
+  address: null,
+  city: null,
+  region: null,
+  postal_code: null,
+  country: null,
+  lat: null,
+  lon: null,
+  store_number: null,
+});
+const NO_PAYMENT_META = Object.freeze({
+  reference_number: null,
+  ppd_id: null,
+  payee: null,
+  by_order_of: null,
+  payer: null,
+  payment_method: null,
+  payment_processor: null,
+  reason: null,
+});
+const CATEGORIES = TEMPLATES.map((t) =>
+  Object.freeze({ primary: t.primary, detailed: t.detailed, confidence_level: 'HIGH' }),
+);
+
+/** The transaction as Plaid's CashflowReportTransaction schema shows it. */
+export function toPlaidTransaction(t: SandboxTransaction) {
+  const template = TEMPLATES[t.template]!;
   return {
-    account_id: account.account_id,
-    amount,
+    account_id: t.account_id,
+    amount: t.amount,
     iso_currency_code: 'USD' as string | null,
     unofficial_currency_code: null,
     check_number: null,
-    date,
-    location: {
-      address: null,
-      city: null,
-      region: null,
-      postal_code: null,
-      country: null,
-      lat: null,
-      lon: null,
-      store_number: null,
-    },
+    date: t.date,
+    location: NO_LOCATION,
     name: t.name,
-    merchant_name: t.merchant,
+    merchant_name: template.merchant,
     original_description: t.name.toUpperCase(),
-    payment_meta: {
-      reference_number: null,
-      ppd_id: null,
-      payee: null,
-      by_order_of: null,
-      payer: null,
-      payment_method: null,
-      payment_processor: null,
-      reason: null,
-    },
-    pending: false,
-    pending_transaction_id: null,
+    payment_meta: NO_PAYMENT_META,
+    pending: t.pending,
+    pending_transaction_id: t.pending_transaction_id,
     account_owner: null,
-    transaction_id: id,
+    transaction_id: t.transaction_id,
     logo_url: null,
     website: null,
-    authorized_date: date,
+    authorized_date: t.authorized_date,
     authorized_datetime: null,
+    // The posting time: none yet for a pending transaction, and not known for posted ones.
     datetime: null,
-    payment_channel: t.channel,
-    personal_finance_category: {
-      primary: t.primary,
-      detailed: t.detailed,
-      confidence_level: 'HIGH',
-    },
+    payment_channel: template.channel,
+    personal_finance_category: CATEGORIES[t.template]!,
     transaction_code: null,
   };
 }
 
-const cache = new WeakMap<SandboxItem, Transaction[]>();
-
-/**
- * Every transaction of the Item over the last HISTORY_DAYS days before its as-of day, most
- * recent first. Deterministic: the same item_id and seed give the same transactions.
- */
-export function transactionsOf(item: SandboxItem): Transaction[] {
-  const cached = cache.get(item);
-  if (cached) return cached;
-  const all: Transaction[] = [];
-  item.accounts.forEach((account, index) => {
-    const random = seededRandom(hashSeed(`${item.item_id}:${item.seed}:${index}`));
-    for (let n = 0; n < item.transactions_per_account; n++) {
-      const daysBack = Math.floor(random() * HISTORY_DAYS);
-      all.push(toTransaction(account, pick(random), random, addDays(item.as_of, -daysBack)));
-    }
-  });
-  all.sort((a, b) =>
-    a.date === b.date ? a.transaction_id.localeCompare(b.transaction_id) : a.date < b.date ? 1 : -1,
-  );
-  cache.set(item, all);
-  return all;
-}
+export type PlaidTransaction = ReturnType<typeof toPlaidTransaction>;
