@@ -11,6 +11,10 @@ const PlaidSandboxEnv = z
     ...plaidSandboxVariables,
     PLAID_SANDBOX_PORT: ports.PLAID_SANDBOX_PORT,
     WEBHOOK_INGRESS_PORT: ports.WEBHOOK_INGRESS_PORT,
+    /** /cashflow_report/get calls per Item per rate-limit window; 0 (default) is no limit. */
+    PLAID_SANDBOX_GET_RATE_LIMIT_PER_ITEM: z.coerce.number().int().min(0).default(0),
+    /** /cashflow_report/get calls per client per rate-limit window; 0 (default) is no limit. */
+    PLAID_SANDBOX_GET_RATE_LIMIT_PER_CLIENT: z.coerce.number().int().min(0).default(0),
   })
   .transform((env, ctx) => {
     let latency = parseLatency('fixed:0');
@@ -53,6 +57,8 @@ const PlaidSandboxEnv = z
         perItem: env.PLAID_SANDBOX_RATE_LIMIT_PER_ITEM,
         perClient: env.PLAID_SANDBOX_RATE_LIMIT_PER_CLIENT,
         windowMs: env.PLAID_SANDBOX_RATE_LIMIT_WINDOW_MS,
+        getPerItem: env.PLAID_SANDBOX_GET_RATE_LIMIT_PER_ITEM,
+        getPerClient: env.PLAID_SANDBOX_GET_RATE_LIMIT_PER_CLIENT,
       },
       seedFile: env.PLAID_SANDBOX_SEED_FILE,
       deliveryLogLimit: env.PLAID_SANDBOX_DELIVERY_LOG_LIMIT,

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { PlaidSandboxConfig } from './config';
 import { decideFault, type Faults } from './faults';
 import { decideRefresh } from './items/decide-refresh';
+import { decideGet } from './items/get-behaviour';
 import { advanceItem, describeItem, type SandboxItem } from './items/item';
 import { ItemStore } from './items/item-store';
 import { sampleLatency } from './latency';
@@ -62,6 +63,9 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
   readonly webhooks: WebhookSender;
   private readonly perItem: SlidingWindowLimiter;
   private readonly perClient: SlidingWindowLimiter;
+  /** Limits on /cashflow_report/get; none when configured 0. */
+  private readonly getPerItem: SlidingWindowLimiter | undefined;
+  private readonly getPerClient: SlidingWindowLimiter | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Requests held open by the timeout behaviour; dropped on shutdown. */
   readonly hanging = new Set<{ destroy(): void }>();
@@ -71,6 +75,8 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
 
   /** Refresh answers by error code ("none" for success): how benchmarks count 429s. */
   private readonly refreshAnswers: Counter<'error_code'>;
+  /** /get and /insights/get answers by endpoint and error code: how tests see a second fetch. */
+  private readonly getAnswers: Counter<'endpoint' | 'error_code'>;
 
   constructor(
     @Inject(SANDBOX_CONFIG) readonly config: PlaidSandboxConfig,
@@ -83,6 +89,12 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
       labelNames: ['error_code'],
       registers: [registry],
     });
+    this.getAnswers = new Counter({
+      name: 'plaid_sandbox_get_answers_total',
+      help: 'Answers to /cashflow_report/get and /cashflow_report/insights/get by endpoint and error_code (none = served).',
+      labelNames: ['endpoint', 'error_code'],
+      registers: [registry],
+    });
     this.faults = config.faults;
     this.items = new ItemStore(config.defaultWebhook);
     this.perItem = new SlidingWindowLimiter(config.rateLimits.perItem, config.rateLimits.windowMs);
@@ -90,6 +102,10 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
       config.rateLimits.perClient,
       config.rateLimits.windowMs,
     );
+    const { getPerItem, getPerClient, windowMs } = config.rateLimits;
+    this.getPerItem = getPerItem > 0 ? new SlidingWindowLimiter(getPerItem, windowMs) : undefined;
+    this.getPerClient =
+      getPerClient > 0 ? new SlidingWindowLimiter(getPerClient, windowMs) : undefined;
     this.webhooks = new WebhookSender(
       this.keys,
       plaidRetryPolicy(config.timeScale, config.webhookTimeoutMs),
@@ -191,19 +207,7 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
   private async answerRefresh(caller: Caller, body: unknown): Promise<{ request_id: string }> {
     const request = parseRequest(RefreshRequest, body, caller.requestId);
     const item = this.itemFor(request.access_token, caller);
-    const now = Date.now();
-    if (!this.perClient.allows(caller.clientId, now)) {
-      throw new PlaidHttpError(
-        'RATE_LIMIT',
-        caller.requestId,
-        'rate limit exceeded for this client. please try again later',
-      );
-    }
-    if (!this.perItem.allows(item.item_id, now)) {
-      throw new PlaidHttpError('RATE_LIMIT', caller.requestId);
-    }
-    this.perClient.admit(caller.clientId, now);
-    this.perItem.admit(item.item_id, now);
+    admitWithin(this.perClient, this.perItem, item, caller);
     item.refresh_calls += 1;
     const fault = decideFault(this.faults);
     if (fault === 'timeout') {
@@ -248,15 +252,50 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
     return this.webhooks.send(item.item_id, item.webhook, body);
   }
 
+  /** POST /cashflow_report/get: a page, a scripted error, or a rate limit; see GetBehaviour. */
   get(caller: Caller, body: unknown) {
+    return this.counted('cashflow_report/get', () => this.answerGet(caller, body));
+  }
+
+  private async answerGet(caller: Caller, body: unknown) {
     const request = parseRequest(GetRequest, body, caller.requestId);
     const item = this.itemFor(request.access_token, caller);
+    item.get_calls += 1;
+    admitWithin(this.getPerClient, this.getPerItem, item, caller);
     const page = this.pageRequest(item, caller, request, request.days_requested);
-    return {
+    const { decision, next } = decideGet(item.get_behaviour, request.cursor === '');
+    item.get_behaviour = next;
+    await this.reportLatency(item);
+    if (decision.kind === 'fail') throw new PlaidHttpError(decision.code, caller.requestId);
+    const response = {
       ...transactionsPage(item, page),
       last_successful_update_time: item.last_successful_update_time,
       request_id: caller.requestId,
     };
+    if (decision.advanceAfter) advanceItem(item, 1, new Date());
+    return response;
+  }
+
+  /** The Item's get_behaviour latency, scaled like every sandbox delay. */
+  private async reportLatency(item: SandboxItem): Promise<void> {
+    const ms = item.get_behaviour.latency_ms * this.config.timeScale;
+    if (ms > 0) await sleep(ms);
+  }
+
+  /** Counts the answer of a /get or /insights/get call by its error code ("none" if served). */
+  private async counted<T>(endpoint: string, answer: () => Promise<T>): Promise<T> {
+    try {
+      const response = await answer();
+      this.getAnswers.inc({ endpoint, error_code: 'none' });
+      return response;
+    } catch (error) {
+      this.getAnswers.inc({
+        endpoint,
+        error_code:
+          error instanceof PlaidHttpError ? error.body.error_code : 'INTERNAL_SERVER_ERROR',
+      });
+      throw error;
+    }
   }
 
   transactionsGet(caller: Caller, body: unknown) {
@@ -293,18 +332,23 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
     return { daysRequested, accountIds, offset, count: request.count };
   }
 
+  /** POST /cashflow_report/insights/get, from the Item's current transactions. */
   insightsGet(caller: Caller, body: unknown) {
-    const request = parseRequest(InsightsGetRequest, body, caller.requestId);
-    const item = this.itemFor(request.access_token, caller);
-    return {
-      item: plaidItem(item),
-      accounts: item.accounts
-        .filter((a) => a.type === 'credit' || a.type === 'depository')
-        .map(businessAccount),
-      account_insights: accountInsights(item),
-      last_generated_time: item.last_successful_update_time,
-      request_id: caller.requestId,
-    };
+    return this.counted('cashflow_report/insights/get', async () => {
+      const request = parseRequest(InsightsGetRequest, body, caller.requestId);
+      const item = this.itemFor(request.access_token, caller);
+      item.insights_calls += 1;
+      await this.reportLatency(item);
+      return {
+        item: plaidItem(item),
+        accounts: item.accounts
+          .filter((a) => a.type === 'credit' || a.type === 'depository')
+          .map(businessAccount),
+        account_insights: accountInsights(item),
+        last_generated_time: item.last_successful_update_time,
+        request_id: caller.requestId,
+      };
+    });
   }
 
   /** Moves the Item's data on without a refresh (sandbox only). */
@@ -335,4 +379,29 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
   describe(item: SandboxItem) {
     return describeItem(item);
   }
+}
+
+/**
+ * Admits a call within the client's and the Item's limits (none when undefined), or answers
+ * Plaid's 429 RATE_LIMIT_EXCEEDED saying which limit it hit. Refused calls use up nothing.
+ */
+function admitWithin(
+  perClient: SlidingWindowLimiter | undefined,
+  perItem: SlidingWindowLimiter | undefined,
+  item: SandboxItem,
+  caller: Caller,
+): void {
+  const now = Date.now();
+  if (perClient && !perClient.allows(caller.clientId, now)) {
+    throw new PlaidHttpError(
+      'RATE_LIMIT',
+      caller.requestId,
+      'rate limit exceeded for this client. please try again later',
+    );
+  }
+  if (perItem && !perItem.allows(item.item_id, now)) {
+    throw new PlaidHttpError('RATE_LIMIT', caller.requestId);
+  }
+  perClient?.admit(caller.clientId, now);
+  perItem?.admit(item.item_id, now);
 }

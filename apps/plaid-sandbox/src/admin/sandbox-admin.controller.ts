@@ -13,6 +13,7 @@ import {
 import type { Request } from 'express';
 import { z } from 'zod';
 import { FaultsError, FaultsUpdate, describeFaults, updateFaults } from '../faults';
+import { GetBehaviour } from '../items/get-behaviour';
 import { Behaviour } from '../items/item';
 import { ItemConflictError } from '../items/item-store';
 import { PLAID_ERROR_CODES, type PlaidErrorCode } from '../plaid-api/plaid-errors';
@@ -51,6 +52,16 @@ export class SandboxAdminController {
     if (!parsed.success) throw invalid(parsed.error);
     item.behaviour = parsed.data;
     item.refresh_calls = 0;
+    return { item: this.sandbox.describe(item) };
+  }
+
+  /** How /cashflow_report/get answers from now on; replaces the whole get_behaviour. */
+  @Put('items/:itemId/get_behaviour')
+  setGetBehaviour(@Param('itemId') itemId: string, @Req() req: Request) {
+    const item = this.item(itemId);
+    const parsed = GetBehaviour.safeParse(jsonBody(req) ?? {});
+    if (!parsed.success) throw invalid(parsed.error);
+    item.get_behaviour = parsed.data;
     return { item: this.sandbox.describe(item) };
   }
 

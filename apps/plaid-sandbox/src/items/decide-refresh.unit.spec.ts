@@ -1,4 +1,5 @@
 import { decideRefresh } from './decide-refresh';
+import { DEFAULT_GET_BEHAVIOUR } from './get-behaviour';
 import { CAPITAL_ONE, type Behaviour, type SandboxItem } from './item';
 
 function item(
@@ -30,6 +31,9 @@ function item(
     refresh_calls: 0,
     last_successful_update_time: '2026-11-24T00:00:00Z',
     generation: 0,
+    get_behaviour: DEFAULT_GET_BEHAVIOUR,
+    get_calls: 0,
+    insights_calls: 0,
     ...overrides,
   };
 }

@@ -54,6 +54,9 @@ export class ItemStore {
       refresh_calls: 0,
       last_successful_update_time: now.toISOString(),
       generation: 0,
+      get_behaviour: input.get_behaviour,
+      get_calls: 0,
+      insights_calls: 0,
     };
     this.byId.set(item_id, item);
     this.byToken.set(access_token, item);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_GET_BEHAVIOUR, GetBehaviour } from './get-behaviour';
 
 /** Capital One: Plaid refuses Cashflow Report refreshes for its Items with only non-depository accounts. */
 export const CAPITAL_ONE = 'ins_128026';
@@ -65,6 +66,7 @@ export const ItemInput = z.strictObject({
     ]),
   cashflow_report_enabled: z.boolean().default(true),
   behaviour: Behaviour.default({ kind: 'success' }),
+  get_behaviour: GetBehaviour.default(DEFAULT_GET_BEHAVIOUR),
   webhook: z.string().url().nullable().optional(),
   /** Seeds the generated transactions: same Item id and seed, same data. */
   seed: z.number().int().min(0).default(1),
@@ -100,11 +102,16 @@ export interface SandboxItem {
   last_successful_update_time: string;
   /** How many times the data has changed (see report-data/evolution.ts); 0 at creation. */
   generation: number;
+  get_behaviour: GetBehaviour;
+  /** /cashflow_report/get calls naming the Item with valid credentials, whatever the answer. */
+  get_calls: number;
+  /** /cashflow_report/insights/get calls, counted the same way. */
+  insights_calls: number;
 }
 
 /** What the sandbox API shows of an Item: everything, since it is a test double. */
 export function describeItem(item: SandboxItem) {
-  return { ...item, accounts: [...item.accounts] };
+  return { ...item, accounts: [...item.accounts], get_behaviour: { ...item.get_behaviour } };
 }
 
 /**

@@ -39,6 +39,12 @@ const CATALOG = {
     status: 400,
     message: 'the requested product is not enabled for this item',
   },
+  PRODUCT_NOT_READY: {
+    type: 'ITEM_ERROR',
+    status: 400,
+    message:
+      'the requested product is not yet ready. please provide a webhook or try the request again later',
+  },
   ITEM_LOGIN_REQUIRED: {
     type: 'ITEM_ERROR',
     status: 400,
