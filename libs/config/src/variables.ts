@@ -219,6 +219,31 @@ export const webhookIngressVariables = {
   WEBHOOK_KEY_CACHE_TTL_MS: z.coerce.number().int().min(1000).default(3_600_000),
 };
 
+/** The report fetcher's pace, patience, and where the transactions go. */
+export const reportFetcherVariables = {
+  /** Fetches under way at once, across all Items (each holds a database connection). */
+  REPORT_FETCH_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  /** Transactions per /cashflow_report/get page (Plaid's maximum is 500). */
+  REPORT_FETCH_PAGE_SIZE: z.coerce.number().int().min(1).max(500).default(500),
+  /** Attempts at one fetch (Plaid or network errors that may pass) before ReportFetchFailed. */
+  REPORT_FETCH_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
+  /** Times one attempt starts its paging over because the data changed under it. */
+  REPORT_FETCH_MAX_RESTARTS: z.coerce.number().int().min(0).max(20).default(3),
+  REPORT_FETCH_BACKOFF_BASE_MS: z.coerce.number().int().min(1).default(1000),
+  REPORT_FETCH_BACKOFF_MAX_MS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(15 * 60_000),
+  /** How often due fetches are looked for (new reports wake the fetcher at once). */
+  REPORT_FETCH_POLL_MS: z.coerce.number().int().min(10).default(1000),
+  /** `false` keeps transaction data off Kafka: no changelog records (the events still go). */
+  REPORT_CHANGELOG_ENABLED: z
+    .enum(['true', 'false'], { message: 'must be true or false' })
+    .default('true')
+    .transform((v) => v === 'true'),
+};
+
 /** The projector's read API and its idea of a stuck refresh. */
 export const projectorVariables = {
   /** `name:token,...`: bearer tokens allowed to read the projection API. */
@@ -243,6 +268,7 @@ export const ports = {
   WEBHOOK_INGRESS_PORT: port(8080),
   WEBHOOK_INGRESS_ADMIN_PORT: port(8082),
   PROJECTOR_PORT: port(8083),
+  REPORT_FETCHER_PORT: port(8084),
   PLAID_SANDBOX_PORT: port(8090),
 };
 
@@ -256,6 +282,7 @@ export const ALL_VARIABLES = {
   ...plaidSandboxVariables,
   ...accessTokenVariables,
   ...refreshWorkerVariables,
+  ...reportFetcherVariables,
   ...webhookIngressVariables,
   ...projectorVariables,
   ...cliVariables,

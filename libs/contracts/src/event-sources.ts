@@ -5,3 +5,4 @@
 export const WORKER_SOURCE = 'urn:cashflow-refresh:refresh-worker';
 export const INGRESS_SOURCE = 'urn:cashflow-refresh:webhook-ingress';
 export const CLI_SOURCE = 'urn:cashflow-refresh:cli';
+export const FETCHER_SOURCE = 'urn:cashflow-refresh:report-fetcher';

@@ -1,4 +1,5 @@
 import {
+  type ChangelogRecord,
   deadLetterRecord,
   encodeEvent,
   topicKeyForEvent,
@@ -44,6 +45,12 @@ export class EventPublisher {
         message: encodeEvent(event),
       })),
     );
+  }
+
+  /** Publishes transactions changelog records together, in order; resolves once all are stored. */
+  publishChangelog(records: readonly ChangelogRecord[]): Promise<void> {
+    const topic = topicName('transactions', this.topicPrefix);
+    return this.producer.send(records.map((message) => ({ topic, message })));
   }
 
   /**

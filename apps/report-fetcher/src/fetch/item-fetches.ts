@@ -22,9 +22,11 @@
  * 4. **One fetch at a time, at most one more.** Whatever wants a fetch while one is under way
  *    joins the one wanted next (the later report, the larger window, every request), so reports
  *    arriving during a fetch make at most one more.
- * 5. **An acceptance read after its data** (the outcome topic is behind the report topic) is
+ * 5. **An acceptance read after its report** (the outcome topic is behind the report topic) is
  *    brought by the last stored fetch if that fetch's report answers it and its window is large
- *    enough; a larger window wants one more fetch of the same report.
+ *    enough; a larger window wants one more fetch of the same report. A report that wanted
+ *    nothing when it was read is remembered (the latest such), and an acceptance read later that
+ *    it answers wants a fetch of it.
  * 6. **ReportFailed** ends the acceptances it answers that no fetch is bringing: no data comes
  *    for them, and it fetches nothing.
  * 7. **A fetch that fails** and may succeed later is wanted again at `retryAt` (after what came
@@ -75,6 +77,8 @@ export interface ItemFetches {
   /** The fetch a runner has claimed (under way, or left by a runner that died). */
   readonly running: FetchPlan | null;
   readonly last: StoredFetch | null;
+  /** The latest ReportReady that wanted nothing when read: an acceptance read later may want it. */
+  readonly unused?: ReportRef | null;
   /** Failed attempts at the fetch wanted or under way. */
   readonly attempts: number;
   /** When the wanted fetch may start (epoch ms); null when none is wanted. */
@@ -98,6 +102,7 @@ export function initialItemFetches(itemId: string): ItemFetches {
     wanted: null,
     running: null,
     last: null,
+    unused: null,
     attempts: 0,
     dueAt: null,
   };
@@ -167,6 +172,10 @@ function onAccepted(state: ItemFetches, acceptance: Acceptance, now: number): It
   if (wanted && reportAnswers(wanted.report.receivedAt, acceptance.acceptedAt)) {
     return want(withPending, planFor(wanted.report, [acceptance]), now);
   }
+  const unused = state.unused;
+  if (unused && reportAnswers(unused.receivedAt, acceptance.acceptedAt)) {
+    return want({ ...withPending, unused: null }, planFor(unused, [acceptance]), now);
+  }
   return withPending;
 }
 
@@ -174,7 +183,10 @@ function onAccepted(state: ItemFetches, acceptance: Acceptance, now: number): It
 function onReportReady(state: ItemFetches, report: ReportRef, now: number): ItemFetches {
   const answered = unplanned(state).filter((a) => reportAnswers(report.receivedAt, a.acceptedAt));
   const neverFetched = !state.last && !state.running && !state.wanted;
-  if (answered.length === 0 && !neverFetched) return state;
+  if (answered.length === 0 && !neverFetched) {
+    const unused = state.unused;
+    return unused && !receivedBefore(unused, report) ? state : { ...state, unused: report };
+  }
   return want(state, planFor(report, answered), now);
 }
 

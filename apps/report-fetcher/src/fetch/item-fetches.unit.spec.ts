@@ -89,7 +89,8 @@ describe('the report fetcher, per Item (item-fetches)', () => {
     it('given a stored fetch for a report, when Plaid retries the webhook, then nothing is wanted', () => {
       const afterFetch = fetchedNow(given(accepted('r-1', 0), ready('rep-1', 8), claimed));
       const retried = evolve(afterFetch, ready('rep-1-retry', 40), T0 + 40 * S);
-      expect(retried).toEqual(afterFetch);
+      expect(retried.wanted).toBeNull();
+      expect(dueFetch(retried, T0 + 40 * S)).toBeNull();
     });
 
     it('given a fetch under way for a report, when the retry arrives meanwhile, then no second fetch is wanted', () => {
@@ -104,7 +105,8 @@ describe('the report fetcher, per Item (item-fetches)', () => {
         (s, i) => evolve(s, i, T0 + 100 * S),
         afterFetch,
       );
-      expect(replayed).toEqual(afterFetch);
+      expect(replayed.wanted).toBeNull();
+      expect(replayed.pending).toEqual(afterFetch.pending);
     });
   });
 
@@ -167,6 +169,18 @@ describe('the report fetcher, per Item (item-fetches)', () => {
         report: { eventId: 'rep-1', receivedAt: at(8) },
         days: 730,
         requestIds: ['r-1'],
+      });
+    });
+
+    it('given a stored fetch, when a new report is read before its acceptance, then the acceptance wants a fetch of it', () => {
+      const afterFetch = fetchedNow(given(accepted('r-1', 0), ready('rep-1', 8), claimed));
+      const reportFirst = evolve(afterFetch, ready('rep-2', 100), T0 + 100 * S);
+      expect(reportFirst.wanted).toBeNull();
+      const next = evolve(reportFirst, accepted('r-2', 99.5, 365), T0 + 101 * S);
+      expect(dueFetch(next, T0 + 101 * S)).toEqual({
+        report: { eventId: 'rep-2', receivedAt: at(100) },
+        days: 365,
+        requestIds: ['r-2'],
       });
     });
 

@@ -1,0 +1,265 @@
+import { TokenDecryptError, type TokenVault } from '@cashflow/access-tokens';
+import type { FetchFailure } from '@cashflow/contracts';
+import type { Logger } from '@cashflow/observability';
+import {
+  backoffDelay,
+  backoffFor,
+  classifyPlaidError,
+  failureFacts,
+  type BackoffPolicy,
+  type PlaidCallError,
+} from '@cashflow/plaid-client';
+import { randomUUID } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+import type { FetchPublisher } from './fetch-publisher';
+import type { FetchClaim, FetchStateStore } from './fetch-state-store';
+import type { FetchPlan } from './item-fetches';
+import { recordGivenUp, type ReportFetch } from './report-fetch';
+
+export interface RunnerSettings {
+  /** Fetches under way at once. */
+  readonly concurrency: number;
+  readonly pollMs: number;
+  readonly maxAttempts: number;
+  readonly backoff: BackoffPolicy;
+  /** How long a claim lasts unless renewed (every third of it while the fetch runs). */
+  readonly leaseMs: number;
+}
+
+/** What one claimed run came to, for logs, metrics and tests. */
+export type RunOutcome = 'stored' | 'retry' | 'given_up' | 'lost' | 'published_only';
+
+/**
+ * Makes the fetches that are due: claims Items (one fetch per Item across processes), keeps the
+ * claims alive while their fetches run, publishes what earlier runs left, makes the fetch, and
+ * either stores it, waits durably to try again (Plaid's retryable errors: the Item is due again
+ * later and no other Item waits for it), or gives it up with ReportFetchFailed.
+ */
+export class FetchRunner {
+  private readonly running = new Set<Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private ticking = false;
+  private again = false;
+  private stopping = false;
+  /** Called after each run (tests and metrics). */
+  onRun: (itemId: string, outcome: RunOutcome) => void = () => undefined;
+
+  constructor(
+    private readonly db: DataSource,
+    private readonly states: FetchStateStore,
+    private readonly fetch: ReportFetch,
+    private readonly publisher: FetchPublisher,
+    private readonly vault: TokenVault,
+    private readonly settings: RunnerSettings,
+    private readonly now: () => number,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.wake(), this.settings.pollMs);
+    this.timer.unref?.();
+    this.wake();
+  }
+
+  /** Looks for due fetches now (a report just made one due). */
+  wake(): void {
+    if (this.stopping) return;
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    this.ticking = true;
+    void this.tick().finally(() => {
+      this.ticking = false;
+      if (this.again) {
+        this.again = false;
+        this.wake();
+      }
+    });
+  }
+
+  /** Stops claiming; waits up to `graceMs` for fetches under way (their claims expire otherwise). */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.timer);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.running]),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  get inFlight(): number {
+    return this.running.size;
+  }
+
+  private async tick(): Promise<void> {
+    const free = this.settings.concurrency - this.running.size;
+    if (free <= 0) return;
+    let claims: FetchClaim[];
+    try {
+      claims = await this.states.claimDue(free, this.settings.leaseMs, this.now());
+    } catch (error) {
+      this.logger.warn({ err: error }, 'looking for due fetches failed; trying again');
+      return;
+    }
+    for (const claim of claims) {
+      const run = this.run(claim).finally(() => {
+        this.running.delete(run);
+        this.wake();
+      });
+      this.running.add(run);
+    }
+  }
+
+  private async run(claim: FetchClaim): Promise<void> {
+    const keeper = setInterval(() => {
+      this.states.renew(claim, this.settings.leaseMs, this.now()).then(
+        (held) => {
+          if (!held) this.logger.warn({ item_id: claim.itemId }, 'fetch claim taken over');
+        },
+        (error: unknown) => this.logger.warn({ err: error }, 'renewing a fetch claim failed'),
+      );
+    }, this.settings.leaseMs / 3);
+    keeper.unref?.();
+    try {
+      await this.publisher.publishPending(claim.itemId);
+      const outcome = claim.plan ? await this.make(claim, claim.plan) : 'published_only';
+      this.logger.debug({ item_id: claim.itemId, outcome }, 'fetch run made');
+      await this.publisher.publishPending(claim.itemId);
+      this.logger.debug({ item_id: claim.itemId, outcome }, 'fetch run published');
+      await this.states.release(claim);
+      this.onRun(claim.itemId, outcome);
+    } catch (error) {
+      // PostgreSQL or Kafka failed: the claim runs out and the Item is taken up again.
+      this.logger.warn(
+        { err: error, item_id: claim.itemId },
+        'fetch run failed; the Item is fetched again once its claim expires',
+      );
+    } finally {
+      clearInterval(keeper);
+    }
+  }
+
+  private async make(claim: FetchClaim, plan: FetchPlan): Promise<RunOutcome> {
+    const fetchId = randomUUID();
+    const startedAt = this.now();
+    let accessToken: string | undefined;
+    try {
+      accessToken = await this.vault.reveal(claim.itemId);
+    } catch (error) {
+      if (!(error instanceof TokenDecryptError)) throw error;
+      return this.giveUp(claim, plan, fetchId, startedAt, {
+        error: fetcherFailure(
+          'TOKEN_UNREADABLE',
+          `the access token of item ${claim.itemId} cannot be decrypted with the configured TOKEN_ENCRYPTION_KEYS (${error.message}); restore its key or register the token again`,
+        ),
+        retryable: false,
+      });
+    }
+    if (accessToken === undefined) {
+      return this.giveUp(claim, plan, fetchId, startedAt, {
+        error: fetcherFailure(
+          'UNKNOWN_ITEM',
+          `no access token is registered for item ${claim.itemId}`,
+        ),
+        retryable: false,
+      });
+    }
+    const result = await this.fetch.attempt(claim, plan, accessToken, fetchId);
+    switch (result.kind) {
+      case 'stored':
+        this.logger.info(
+          {
+            item_id: claim.itemId,
+            fetch_id: fetchId,
+            transactions: result.event.data.transactions,
+            added: result.event.data.added,
+            modified: result.event.data.modified,
+            removed: result.event.data.removed,
+          },
+          'report fetched',
+        );
+        return 'stored';
+      case 'lost':
+        return 'lost';
+      case 'kept_changing':
+        return this.failedAttempt(claim, plan, fetchId, startedAt, {
+          error: fetcherFailure(
+            'DATA_KEPT_CHANGING',
+            `the report changed during pagination ${result.restarts} times in a row`,
+          ),
+          retry: 'soon',
+        });
+      case 'plaid_failed':
+        return this.failedAttempt(claim, plan, fetchId, startedAt, {
+          error: fetchFailureOf(result.error),
+          retry: classifyPlaidError(result.error).retry,
+        });
+    }
+  }
+
+  /** A retryable failure waits (durably) for its backoff; the last attempt or a permanent one gives up. */
+  private async failedAttempt(
+    claim: FetchClaim,
+    plan: FetchPlan,
+    fetchId: string,
+    startedAt: number,
+    failure: { readonly error: FetchFailure; readonly retry: 'never' | 'soon' | 'later' },
+  ): Promise<RunOutcome> {
+    const attempts = claim.attempts + 1;
+    if (failure.retry === 'never' || attempts >= this.settings.maxAttempts) {
+      return this.giveUp(claim, plan, fetchId, startedAt, {
+        error: failure.error,
+        retryable: failure.retry !== 'never',
+      });
+    }
+    const delay = backoffDelay(backoffFor(failure.retry, this.settings.backoff), attempts);
+    this.logger.info(
+      { item_id: claim.itemId, error_code: failure.error.error_code, attempts, delay_ms: delay },
+      'fetch failed for now; trying again later',
+    );
+    const held = await this.states.applyClaimed(
+      claim,
+      { kind: 'failed', retryAt: this.now() + delay },
+      this.now(),
+    );
+    return held ? 'retry' : 'lost';
+  }
+
+  private async giveUp(
+    claim: FetchClaim,
+    plan: FetchPlan,
+    fetchId: string,
+    startedAt: number,
+    failure: { readonly error: FetchFailure; readonly retryable: boolean },
+  ): Promise<RunOutcome> {
+    this.logger.warn(
+      { item_id: claim.itemId, error_code: failure.error.error_code },
+      'fetch given up',
+    );
+    const event = await recordGivenUp(
+      this.db,
+      this.states,
+      claim,
+      plan,
+      fetchId,
+      failure,
+      startedAt,
+      this.now(),
+    );
+    return event ? 'given_up' : 'lost';
+  }
+}
+
+function fetcherFailure(code: string, message: string): FetchFailure {
+  return { source: 'fetcher', error_code: code, error_message: message };
+}
+
+function fetchFailureOf(error: PlaidCallError): FetchFailure {
+  const facts = failureFacts(error);
+  return facts.source === 'plaid' ? facts : fetcherFailure(facts.error_code, facts.error_message);
+}

@@ -1,0 +1,173 @@
+import { TokenCipher, TokenVault } from '@cashflow/access-tokens';
+import {
+  EventPublisher,
+  KafkaModule,
+  KafkaReadiness,
+  type KafkaEventsServer,
+  type ParallelConsumer,
+} from '@cashflow/kafka';
+import { ObservabilityModule, type Logger, type ReadinessCheck } from '@cashflow/observability';
+import { DatabaseReadiness, PersistenceModule } from '@cashflow/persistence';
+import { PlaidClient } from '@cashflow/plaid-client';
+import {
+  Global,
+  Inject,
+  Module,
+  type BeforeApplicationShutdown,
+  type DynamicModule,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { SERVICE, type ReportFetcherConfig } from './config';
+import { FetchPublisher } from './fetch/fetch-publisher';
+import { FetchRunner } from './fetch/fetch-runner';
+import { FetchStateStore } from './fetch/fetch-state-store';
+import { ReportEventsHandler } from './fetch/report-events.handler';
+import { ReportFetch } from './fetch/report-fetch';
+import { SnapshotStore } from './fetch/snapshot-store';
+
+export const FETCHER_CONFIG = Symbol('FETCHER_CONFIG');
+
+/** How long a fetch's claim lasts unless renewed: a dead fetcher's Items move on after this. */
+const CLAIM_LEASE_MS = 15_000;
+
+/** The Kafka consumer, once the transport exists; ready once it has joined its group. */
+export class FetcherConsumer implements ReadinessCheck {
+  readonly name = 'kafka-consumer';
+  private server: KafkaEventsServer | undefined;
+
+  attach(server: KafkaEventsServer): void {
+    this.server = server;
+  }
+
+  check(): Promise<void> {
+    const consumer = this.server?.unwrap<ParallelConsumer | undefined>();
+    return consumer && consumer.groupJoins > 0
+      ? Promise.resolve()
+      : Promise.reject(new Error('the consumer has not joined its group yet'));
+  }
+
+  async stop(): Promise<void> {
+    await this.server?.close();
+  }
+}
+
+@Global()
+@Module({ providers: [FetcherConsumer], exports: [FetcherConsumer] })
+class FetcherConsumerModule {}
+
+/** Starts the runner; on shutdown stops consuming and claiming, then waits for fetches under way. */
+class FetcherLifecycle
+  implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
+{
+  constructor(
+    @Inject(FETCHER_CONFIG) private readonly config: ReportFetcherConfig,
+    private readonly consumer: FetcherConsumer,
+    private readonly runner: FetchRunner,
+    private readonly plaid: PlaidClient,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.runner.start();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await Promise.all([this.consumer.stop(), this.runner.stop(this.config.fetch.shutdownGraceMs)]);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.plaid.destroy();
+  }
+}
+
+/** The report fetcher: ReportReady -> every page of /cashflow_report/get -> stored, ReportFetched. */
+@Module({})
+export class ReportFetcherModule {
+  static forRoot(config: ReportFetcherConfig, logger: Logger): DynamicModule {
+    const now = () => Date.now();
+    return {
+      module: ReportFetcherModule,
+      imports: [
+        FetcherConsumerModule,
+        KafkaModule.forRoot({ ...config.kafka, logger }),
+        // A fetch holds one connection for its transaction; the rest is for events and claims.
+        PersistenceModule.forRoot({ ...config.database, poolSize: config.fetch.concurrency + 6 }),
+        ObservabilityModule.forRoot({
+          service: SERVICE,
+          logger,
+          readiness: [KafkaReadiness, DatabaseReadiness, FetcherConsumer],
+        }),
+      ],
+      controllers: [ReportEventsHandler],
+      providers: [
+        { provide: FETCHER_CONFIG, useValue: config },
+        {
+          provide: TokenVault,
+          useFactory: (db: DataSource) =>
+            new TokenVault(
+              db,
+              new TokenCipher(config.tokens.keys, [...config.tokens.keys.keys()][0]!),
+            ),
+          inject: [DataSource],
+        },
+        {
+          provide: PlaidClient,
+          useValue: new PlaidClient({
+            baseUrl: config.plaid.baseUrl,
+            clientId: config.plaid.clientId,
+            secret: config.plaid.secret,
+            connectTimeoutMs: config.plaid.connectTimeoutMs,
+            headersTimeoutMs: config.plaid.responseTimeoutMs,
+            bodyTimeoutMs: config.plaid.responseTimeoutMs,
+            connections: config.fetch.concurrency * 2,
+          }),
+        },
+        {
+          provide: FetchStateStore,
+          useFactory: (db: DataSource) => new FetchStateStore(db),
+          inject: [DataSource],
+        },
+        { provide: SnapshotStore, useValue: new SnapshotStore() },
+        {
+          provide: ReportFetch,
+          useFactory: (
+            db: DataSource,
+            states: FetchStateStore,
+            snapshots: SnapshotStore,
+            plaid: PlaidClient,
+          ) => new ReportFetch(db, states, snapshots, plaid, config.fetch, now),
+          inject: [DataSource, FetchStateStore, SnapshotStore, PlaidClient],
+        },
+        {
+          provide: FetchPublisher,
+          useFactory: (db: DataSource, publisher: EventPublisher) =>
+            new FetchPublisher(db, publisher),
+          inject: [DataSource, EventPublisher],
+        },
+        {
+          provide: FetchRunner,
+          useFactory: (
+            db: DataSource,
+            states: FetchStateStore,
+            fetch: ReportFetch,
+            publisher: FetchPublisher,
+            vault: TokenVault,
+          ) =>
+            new FetchRunner(
+              db,
+              states,
+              fetch,
+              publisher,
+              vault,
+              { ...config.fetch, leaseMs: CLAIM_LEASE_MS },
+              now,
+              logger.child({ component: 'fetch-runner' }),
+            ),
+          inject: [DataSource, FetchStateStore, ReportFetch, FetchPublisher, TokenVault],
+        },
+        FetcherLifecycle,
+      ],
+    };
+  }
+}
