@@ -24,6 +24,7 @@ describe('migrations against the real PostgreSQL', () => {
       'RefreshRetryClaims1764500000000',
       'RefreshRequestIds1764500000001',
       'RefreshRequestsByItem1764500000002',
+      'ReportStore1764600000000',
     ]);
 
     const client = new Client({ connectionString: db.url });
@@ -44,6 +45,11 @@ describe('migrations against the real PostgreSQL', () => {
         'refresh_request_ids',
         'refresh_requests',
         'refresh_retries',
+        'report_accounts',
+        'report_fetch_items',
+        'report_fetches',
+        'report_insights',
+        'report_transactions',
       ]);
 
       await client.query(
