@@ -28,7 +28,7 @@ describe('contract events through the real broker', () => {
     await publisher.disconnect();
   });
 
-  it('creates every topic with the stated partitions and infinite retention, idempotently', async () => {
+  it('creates every topic with the stated partitions, event topics kept forever and the changelog compacted, idempotently', async () => {
     const again = await ensureTopics(kafka, { prefix, partitions: 3, replicationFactor: 1 });
     const names = TOPIC_KEYS.map((key) => topicName(key, prefix));
     expect(again.created).toEqual([]);
@@ -45,14 +45,23 @@ describe('contract events through the real broker', () => {
         resources: names.map((name) => ({
           type: 2,
           name,
-          configNames: ['retention.ms', 'retention.bytes'],
+          configNames: ['cleanup.policy', 'retention.ms', 'retention.bytes'],
         })),
       });
+      const changelog = topicName('transactions', prefix);
       for (const resource of configs.resources) {
         const values = Object.fromEntries(
           resource.configEntries.map((e) => [e.configName, e.configValue]),
         );
-        expect(values).toEqual({ 'retention.ms': '-1', 'retention.bytes': '-1' });
+        if (resource.resourceName === changelog) {
+          expect(values['cleanup.policy']).toBe('compact');
+        } else {
+          expect(values).toEqual({
+            'cleanup.policy': 'delete',
+            'retention.ms': '-1',
+            'retention.bytes': '-1',
+          });
+        }
       }
     } finally {
       await admin.disconnect();
