@@ -83,7 +83,11 @@ describe('refresh worker: parked retries behind the client rate limit', () => {
       }
     })();
     await dueNow(client, items);
-    const outcomes = await Promise.all(requests.map((r) => world.outcomeOf(r.metadata.id, 60_000)));
+    // Eight calls one per 1.5 s take 12 s; the time-outs only guard against a hang, with room for
+    // a loaded machine.
+    const outcomes = await Promise.all(
+      requests.map((r) => world.outcomeOf(r.metadata.id, 120_000)),
+    );
     watching = false;
     await watch;
 
@@ -93,7 +97,7 @@ describe('refresh worker: parked retries behind the client rate limit', () => {
     expect(mostClaimed).toBeLessThanOrEqual(1);
     const calls = await Promise.all(items.map((itemId) => world.plaidCalls(itemId)));
     expect(calls).toEqual([2, 2, 2, 2]);
-  });
+  }, 180_000);
 });
 
 describe('refresh worker: a request joining a parked call while it is at Plaid', () => {
