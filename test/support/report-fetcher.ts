@@ -38,6 +38,7 @@ export async function fetcherWorld(sandboxEnv: Record<string, string> = {}) {
   const db = new DataSource({ type: 'postgres', url: database.url });
   await db.initialize();
   const keys = `test-key:${randomBytes(32).toString('base64')}`;
+  const adminToken = randomBytes(24).toString('hex');
   const [keyId, key] = keys.split(':') as [string, string];
   const vault = new TokenVault(
     db,
@@ -72,9 +73,11 @@ export async function fetcherWorld(sandboxEnv: Record<string, string> = {}) {
       await vault.put(created.item_id, created.access_token, 'tests');
       return { itemId: created.item_id, accessToken: created.access_token };
     },
-    /** Starts a fetcher in this process, its logs captured. */
+    adminToken,
+    /** Starts a fetcher in this process, its logs captured; returns the app and its URL. */
     async startFetcher(overrides: Record<string, string> = {}) {
       const config = loadReportFetcherConfig({
+        ADMIN_API_TOKENS: `tests:${adminToken}`,
         KAFKA_BROKERS: KAFKA_BROKERS.join(','),
         KAFKA_TOPIC_PREFIX: prefix,
         DATABASE_URL: database.url,
@@ -101,7 +104,7 @@ export async function fetcherWorld(sandboxEnv: Record<string, string> = {}) {
       });
       const app = await startReportFetcher(config, logger);
       apps.push(app);
-      return app;
+      return { app, url: `http://127.0.0.1:${config.http.port}` };
     },
     /** Publishes a RefreshAccepted for the Item; returns its request id. */
     async accepted(itemId: string, days: number, acceptedAt = new Date()): Promise<string> {
@@ -253,7 +256,7 @@ export async function fetcherWorld(sandboxEnv: Record<string, string> = {}) {
           logLines.filter((l) => /"level":"(warn|error|fatal)"/.test(l)).join(''),
         );
       }
-      for (const app of apps) await app.close();
+      for (const app of apps) await app.close().catch(() => undefined);
       await fetches.stop();
       await changelog.stop();
       await publisher.disconnect();

@@ -21,6 +21,7 @@ const ReportFetcherEnv = z
     ...databaseVariables,
     ...plaidVariables,
     TOKEN_ENCRYPTION_KEYS: accessTokenVariables.TOKEN_ENCRYPTION_KEYS,
+    ADMIN_API_TOKENS: accessTokenVariables.ADMIN_API_TOKENS,
     PLAID_CONNECT_TIMEOUT_MS: refreshWorkerVariables.PLAID_CONNECT_TIMEOUT_MS,
     PLAID_RESPONSE_TIMEOUT_MS: refreshWorkerVariables.PLAID_RESPONSE_TIMEOUT_MS,
     SHUTDOWN_GRACE_MS: refreshWorkerVariables.SHUTDOWN_GRACE_MS,
@@ -45,6 +46,7 @@ const ReportFetcherEnv = z
     },
     // The fetcher only reads tokens: any listed key decrypts, none is used to encrypt.
     tokens: { keys: env.TOKEN_ENCRYPTION_KEYS },
+    adminTokens: env.ADMIN_API_TOKENS,
     fetch: {
       concurrency: env.REPORT_FETCH_CONCURRENCY,
       pageSize: env.REPORT_FETCH_PAGE_SIZE,

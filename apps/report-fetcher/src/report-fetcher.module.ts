@@ -6,7 +6,13 @@ import {
   type KafkaEventsServer,
   type ParallelConsumer,
 } from '@cashflow/kafka';
-import { ObservabilityModule, type Logger, type ReadinessCheck } from '@cashflow/observability';
+import {
+  BEARER_TOKENS,
+  BearerAuthGuard,
+  ObservabilityModule,
+  type Logger,
+  type ReadinessCheck,
+} from '@cashflow/observability';
 import { DatabaseReadiness, PersistenceModule } from '@cashflow/persistence';
 import { PlaidClient } from '@cashflow/plaid-client';
 import {
@@ -19,6 +25,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { ReportFetchController } from './admin/report-fetch.controller';
 import { SERVICE, type ReportFetcherConfig } from './config';
 import { FetchPublisher } from './fetch/fetch-publisher';
 import { FetchRunner } from './fetch/fetch-runner';
@@ -99,9 +106,11 @@ export class ReportFetcherModule {
           readiness: [KafkaReadiness, DatabaseReadiness, FetcherConsumer],
         }),
       ],
-      controllers: [ReportEventsHandler],
+      controllers: [ReportEventsHandler, ReportFetchController],
       providers: [
         { provide: FETCHER_CONFIG, useValue: config },
+        { provide: BEARER_TOKENS, useValue: config.adminTokens },
+        BearerAuthGuard,
         {
           provide: TokenVault,
           useFactory: (db: DataSource) =>
