@@ -8,6 +8,7 @@ import { RefreshRetryClaims1764500000000 } from './1764500000000-refresh-retry-c
 import { RefreshRequestIds1764500000001 } from './1764500000001-refresh-request-ids';
 import { RefreshRequestsByItem1764500000002 } from './1764500000002-refresh-requests-by-item';
 import { ReportStore1764600000000 } from './1764600000000-report-store';
+import { ReportFetchProjection1764700000000 } from './1764700000000-report-fetch-projection';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in `migrations`. */
 export const MIGRATIONS = [
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   RefreshRequestIds1764500000001,
   RefreshRequestsByItem1764500000002,
   ReportStore1764600000000,
+  ReportFetchProjection1764700000000,
 ];

@@ -25,6 +25,7 @@ describe('migrations against the real PostgreSQL', () => {
       'RefreshRequestIds1764500000001',
       'RefreshRequestsByItem1764500000002',
       'ReportStore1764600000000',
+      'ReportFetchProjection1764700000000',
     ]);
 
     const client = new Client({ connectionString: db.url });

@@ -1,7 +1,8 @@
-import type { CashflowEvent } from '@cashflow/contracts';
-import { EventPublisher, ensureTopics } from '@cashflow/kafka';
+import { topicName, type CashflowEvent } from '@cashflow/contracts';
+import { EventPublisher, ensureTopics, readHighWatermarks } from '@cashflow/kafka';
 import { createLogger } from '@cashflow/observability';
 import { createDataSource, runMigrations } from '@cashflow/persistence';
+import { PROJECTED_TOPICS, PROJECTOR_CONSUMER } from '@cashflow/projection';
 import type { INestApplication } from '@nestjs/common';
 import { Client } from 'pg';
 import { randomBytes } from 'node:crypto';
@@ -70,6 +71,27 @@ export async function projectorWorld(options: { partitions?: number } = {}) {
         'SELECT status FROM item_refresh_state WHERE item_id = $1',
         [itemId],
         (rows) => rows[0]?.status === status,
+        timeoutMs,
+      );
+    },
+    /** Waits until the projector has applied every event published so far, on every topic. */
+    async untilCaughtUp(timeoutMs?: number): Promise<void> {
+      const ends = await readHighWatermarks(
+        kafka,
+        PROJECTED_TOPICS.map((key) => topicName(key, prefix)),
+      );
+      await waitFor(
+        'the projector to reach the end of the log',
+        async () => {
+          const rows = await world.rows(
+            `SELECT topic || ':' || partition AS key, next_offset::text AS next
+               FROM consumer_checkpoints WHERE consumer = $1`,
+            [PROJECTOR_CONSUMER],
+          );
+          const done = new Map(rows.map((r) => [r.key as string, BigInt(r.next as string)]));
+          const behind = [...ends].some(([key, end]) => (done.get(key) ?? 0n) < end);
+          return behind ? undefined : true;
+        },
         timeoutMs,
       );
     },

@@ -4,16 +4,20 @@ import {
   type CashflowEvent,
   type EventMetadata,
   type PlaidError,
+  type ReportFetchedData,
 } from '@cashflow/contracts';
 import type { PositionedEvent } from '@cashflow/projection';
 import fc from 'fast-check';
+import { createHash } from 'node:crypto';
 
 /**
  * Valid refresh histories, as the system would produce them, for property tests: each Item gets
  * a series of refreshes; each refresh is requested, then accepted or failed (or left waiting);
  * accepted ones may get a report, and a report may come twice (Plaid retried it). A report can
  * land on its topic later than it was received (another ingress replica was slower to publish),
- * so the report topic's order is not always the order of received_at.
+ * so the report topic's order is not always the order of received_at. A ready report may be
+ * fetched (ReportFetched naming the request, or ReportFetchFailed), and fetched again later
+ * naming no request (`report fetch`); fetches of one Item can end out of their reports' order.
  */
 
 export interface RefreshPlan {
@@ -27,6 +31,12 @@ export interface RefreshPlan {
   /** How long after it was received each copy of the report lands on its topic. */
   readonly publishedAfterS: number;
   readonly failure: 'plaid' | 'worker';
+  /** What the report fetcher made of a ready report. */
+  readonly fetch: 'fetched' | 'failed' | 'none';
+  /** Whole seconds, so that two fetches of an Item end at the same instant now and then. */
+  readonly fetchAfterS: number;
+  readonly fetchAgain: boolean;
+  readonly transactions: number;
 }
 
 export const refreshPlan: fc.Arbitrary<RefreshPlan> = fc.record({
@@ -39,6 +49,10 @@ export const refreshPlan: fc.Arbitrary<RefreshPlan> = fc.record({
   reportTwice: fc.boolean(),
   publishedAfterS: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 120 })),
   failure: fc.constantFrom('plaid', 'worker'),
+  fetch: fc.constantFrom('fetched', 'fetched', 'failed', 'none'),
+  fetchAfterS: fc.integer({ min: 0, max: 400 }),
+  fetchAgain: fc.boolean(),
+  transactions: fc.integer({ min: 0, max: 5000 }),
 });
 
 /** Plans for 1 to 3 Items, each with 1 to 6 refreshes. */
@@ -65,6 +79,8 @@ export function historyEvents(
 ): Map<string, PositionedEvent[]> {
   // `at`: when it happened (its time); `landed`: when it reached its topic, which orders it there.
   const timed: { at: number; landed?: number; event: CashflowEvent }[] = [];
+  let fetches = 0;
+  const fetchId = () => fetchUuid(`${prefix}-${fetches++}`);
   plans.forEach((refreshes, itemIndex) => {
     const itemId = `item-${prefix}-${itemIndex}`;
     let t = itemIndex * 7;
@@ -145,6 +161,40 @@ export function historyEvents(
           event: report(itemId, `${requestId}-report-${copy}`, at, plan.report),
         });
       }
+      if (plan.report !== 'ready' || plan.fetch === 'none') return;
+      const reportAt = outcomeAt + plan.reportAfterS;
+      const follows = {
+        item_id: itemId,
+        report_event_id: `${requestId}-report-0`,
+        report_received_at: iso(reportAt),
+        days_requested: plan.days ?? 365,
+      };
+      const endedAt = reportAt + plan.fetchAfterS;
+      timed.push({
+        at: endedAt,
+        event:
+          plan.fetch === 'fetched'
+            ? fetched(
+                { ...follows, fetch_id: fetchId(), refresh_request_ids: [requestId] },
+                endedAt,
+                plan.transactions,
+              )
+            : fetchFailed(
+                { ...follows, fetch_id: fetchId(), refresh_request_ids: [requestId] },
+                endedAt,
+              ),
+      });
+      if (!plan.fetchAgain) return;
+      // Fetched again on request (`report fetch`): it brings no request's data.
+      const againAt = endedAt + (plan.fetchAfterS % 90);
+      timed.push({
+        at: againAt,
+        event: fetched(
+          { ...follows, fetch_id: fetchId(), refresh_request_ids: [] },
+          againAt,
+          plan.transactions + 1,
+        ),
+      });
     });
   });
   const topics = new Map<string, PositionedEvent[]>();
@@ -157,6 +207,66 @@ export function historyEvents(
       topics.set(topic, list);
     });
   return topics;
+}
+
+/** A fetch id (a UUID) made from `seed`, the same for the same seed. */
+export function fetchUuid(seed: string): string {
+  const hex = createHash('sha256').update(seed).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-8${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+type FetchFollows = Pick<
+  ReportFetchedData,
+  'item_id' | 'fetch_id' | 'report_event_id' | 'report_received_at' | 'days_requested'
+> & { readonly refresh_request_ids: string[] };
+
+function fetched(follows: FetchFollows, at: number, transactions: number) {
+  const fetchedAt = iso(at);
+  return createEvent(
+    'ReportFetched',
+    {
+      ...follows,
+      window_start: '2025-11-25',
+      last_successful_update_time: iso(at - 5),
+      pages: 1 + Math.floor(transactions / 500),
+      restarts: 0,
+      accounts: 2,
+      transactions,
+      added: transactions,
+      modified: 0,
+      removed: 0,
+      oldest_transaction_date: transactions ? '2025-11-25' : null,
+      newest_transaction_date: transactions ? fetchedAt.slice(0, 10) : null,
+      insights: null,
+      changelog: true,
+      fetched_at: fetchedAt,
+      duration_ms: 1200,
+    },
+    { id: follows.fetch_id, source: 'urn:cashflow-refresh:test', time: fetchedAt },
+  );
+}
+
+function fetchFailed(follows: FetchFollows, at: number) {
+  const failedAt = iso(at);
+  return createEvent(
+    'ReportFetchFailed',
+    {
+      ...follows,
+      error: {
+        source: 'plaid',
+        error_type: 'ITEM_ERROR',
+        error_code: 'ITEM_LOGIN_REQUIRED',
+        error_message: 'the login details of this item have changed',
+        display_message: null,
+        plaid_request_id: `plaid-${follows.fetch_id}`,
+        http_status: 400,
+      },
+      retryable: false,
+      attempts: 1,
+      failed_at: failedAt,
+    },
+    { id: follows.fetch_id, source: 'urn:cashflow-refresh:test', time: failedAt },
+  );
 }
 
 function report(itemId: string, id: string, at: number, kind: 'ready' | 'failed') {
@@ -234,9 +344,10 @@ export function inTimeOrder(topics: Map<string, PositionedEvent[]>): PositionedE
 export const interleaving = fc.record({
   choices: fc.array(fc.nat(), { minLength: 1, maxLength: 200 }),
   duplicates: fc.array(fc.tuple(fc.nat(), fc.nat({ max: 20 })), { maxLength: 8 }),
-  readFirst: fc.option(fc.constantFrom('refreshRequested', 'refreshOutcomes', 'reportOutcomes'), {
-    nil: undefined,
-  }),
+  readFirst: fc.option(
+    fc.constantFrom('refreshRequested', 'refreshOutcomes', 'reportOutcomes', 'reportFetches'),
+    { nil: undefined },
+  ),
 });
 
 /** Builders for one Item's events, with readable ids; times are ISO strings. */
@@ -314,6 +425,49 @@ export function eventsFor(itemId: string) {
         'PlaidWebhookReceived',
         { ...delivery(receivedAt, id), webhook_type: 'ITEM', webhook_code: 'ERROR' },
         meta(id, receivedAt),
+      ),
+    /**
+     * A ReportFetched of the report `reportId` (received at `reportReceivedAt`), bringing the
+     * data of `requestIds`; the fetch id is a UUID made from `seed`.
+     */
+    fetched: (
+      seed: string,
+      fetchedAt: string,
+      report: { readonly id: string; readonly receivedAt: string },
+      requestIds: string[] = [],
+      transactions = 42,
+    ) => {
+      const at = (Date.parse(fetchedAt) - EPOCH) / 1000;
+      return fetched(
+        {
+          item_id: itemId,
+          fetch_id: fetchUuid(seed),
+          report_event_id: report.id,
+          report_received_at: report.receivedAt,
+          days_requested: 365,
+          refresh_request_ids: requestIds,
+        },
+        at,
+        transactions,
+      );
+    },
+    /** A ReportFetchFailed of the report `reportId` (ITEM_LOGIN_REQUIRED from Plaid). */
+    fetchFailed: (
+      seed: string,
+      failedAt: string,
+      report: { readonly id: string; readonly receivedAt: string },
+      requestIds: string[] = [],
+    ) =>
+      fetchFailed(
+        {
+          item_id: itemId,
+          fetch_id: fetchUuid(seed),
+          report_event_id: report.id,
+          report_received_at: report.receivedAt,
+          days_requested: 365,
+          refresh_request_ids: requestIds,
+        },
+        (Date.parse(failedAt) - EPOCH) / 1000,
       ),
   };
 }

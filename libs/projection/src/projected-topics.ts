@@ -5,6 +5,7 @@ export const PROJECTED_TOPICS: readonly TopicKey[] = [
   'refreshRequested',
   'refreshOutcomes',
   'reportOutcomes',
+  'reportFetches',
   'plaidWebhooks',
 ];
 

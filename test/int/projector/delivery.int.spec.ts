@@ -255,18 +255,26 @@ describe('projector delivery', () => {
       const e = eventsFor(itemId);
       await world.publish(e.requested(`${itemId}-r1`), e.requested(`${itemId}-r2`));
       await world.publish(e.accepted(`${itemId}-r2`, '2026-11-24T10:00:02Z'));
-      if (n % 2 === 0) await world.publish(e.ready(`${itemId}-x1`, '2026-11-24T10:01:00Z'));
-      else await world.publish(e.failed(`${itemId}-r1`, '2026-11-24T10:00:01Z'));
+      if (n % 2 === 0) {
+        const report = { id: `${itemId}-x1`, receivedAt: '2026-11-24T10:01:00.000Z' };
+        await world.publish(e.ready(report.id, report.receivedAt));
+        await world.publish(
+          e.fetched(`${itemId}-f1`, '2026-11-24T10:01:20.000Z', report, [`${itemId}-r2`]),
+        );
+      } else await world.publish(e.failed(`${itemId}-r1`, '2026-11-24T10:00:01Z'));
     }
     for (const [n, itemId] of itemIds.entries()) {
       await world.untilStatus(itemId, n % 2 === 0 ? 'ready' : 'refreshing');
     }
-    await world.until(
-      'the last failure',
-      `SELECT count(*)::int AS n FROM refresh_requests WHERE status = 'failed' AND item_id = ANY($1)`,
-      [itemIds],
-      (rows) => rows[0]?.n === 3,
-    );
+    await world.untilCaughtUp();
+    expect(
+      await world.rows(
+        `SELECT count(*) FILTER (WHERE status = 'failed')::int AS failed,
+                count(fetched_at)::int AS fetched
+           FROM refresh_requests WHERE item_id = ANY($1)`,
+        [itemIds],
+      ),
+    ).toEqual([{ failed: 3, fetched: 3 }]);
     const live: Record<string, Row[]> = {};
     for (const table of PROJECTION_TABLES) live[table] = await snapshot(world, 'public', table);
 

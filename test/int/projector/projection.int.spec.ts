@@ -135,6 +135,61 @@ describe('projector', () => {
     });
   });
 
+  describe('report fetches', () => {
+    it('a fetch read first and twice gives the Item its fetch and the request its seconds to fetched', async () => {
+      const { itemId, e } = newItem();
+      const report = { id: `${itemId}-x1`, receivedAt: '2026-11-24T10:01:00.000Z' };
+      const fetch = e.fetched(`${itemId}-f1`, '2026-11-24T10:01:45.000Z', report, [`${itemId}-r1`]);
+      await world.publish(fetch, fetch);
+      await untilItem(itemId, (r) => r.transaction_count === 42);
+      await world.publish(e.requested(`${itemId}-r1`, 90, '2026-11-24T10:00:00Z'));
+      await world.publish(e.accepted(`${itemId}-r1`, '2026-11-24T10:00:02Z'));
+      await world.publish(e.ready(report.id, report.receivedAt), fetch);
+      await world.untilCaughtUp();
+      const row = await world.item(itemId);
+      expect(row).toMatchObject({
+        status: 'ready',
+        refreshes: 1,
+        fetched_at: new Date('2026-11-24T10:01:45Z'),
+        last_fetch_id: fetch.data.fetch_id,
+        last_successful_update_time: new Date('2026-11-24T10:01:40Z'),
+        transaction_count: 42,
+        fetch_failed_at: null,
+      });
+      const [request] = await requestsOf(itemId);
+      expect(request).toMatchObject({
+        status: 'ready',
+        fetched_at: new Date('2026-11-24T10:01:45Z'),
+      });
+      expect(Number(request!.seconds_to_fetched)).toBe(105);
+      const reports = await world.rows('SELECT event_id FROM item_reports WHERE item_id = $1', [
+        itemId,
+      ]);
+      expect(reports).toEqual([{ event_id: report.id }]);
+    });
+
+    it('the newest fetch and the newest failure, whatever order they are read in', async () => {
+      const { itemId, e } = newItem();
+      const report = { id: `${itemId}-x1`, receivedAt: '2026-11-24T10:01:00.000Z' };
+      await world.publish(e.ready(report.id, report.receivedAt));
+      await world.publish(
+        e.fetched(`${itemId}-f3`, '2026-11-24T10:30:00.000Z', report, [], 300),
+        e.fetchFailed(`${itemId}-f2`, '2026-11-24T10:20:00.000Z', report),
+        e.fetched(`${itemId}-f1`, '2026-11-24T10:10:00.000Z', report, [], 100),
+      );
+      await world.untilCaughtUp();
+      expect(await world.item(itemId)).toMatchObject({
+        status: 'ready',
+        last_error_code: null,
+        fetched_at: new Date('2026-11-24T10:30:00Z'),
+        transaction_count: 300,
+        fetch_failed_at: new Date('2026-11-24T10:20:00Z'),
+        fetch_error_code: 'ITEM_LOGIN_REQUIRED',
+        fetch_error_message: 'the login details of this item have changed',
+      });
+    });
+  });
+
   it('dead-letters a record it cannot decode and carries on', async () => {
     const producer = world.kafka.producer();
     await producer.connect();
@@ -204,6 +259,12 @@ describe('projector', () => {
         await expect(ops.query('SELECT * FROM item_access_tokens')).rejects.toThrow(
           /permission denied/,
         );
+        // The stored reports are people's bank transactions: analytics' role only.
+        for (const table of ['report_transactions', 'report_accounts', 'report_fetches']) {
+          await expect(ops.query(`SELECT * FROM ${table} LIMIT 1`)).rejects.toThrow(
+            /permission denied/,
+          );
+        }
       } finally {
         await ops.end();
         await world.rows(`DROP ROLE ${login}`);

@@ -21,9 +21,6 @@ export const PROJECTION_TABLES = [
   'projection_events',
 ];
 
-/** Generated columns are recomputed on insert, so they are left out of copies. */
-const GENERATED = new Set(['seconds_to_accept', 'seconds_to_ready']);
-
 export const REBUILD_SCHEMA = 'projection_rebuild';
 export const REBUILD_CONSUMER = 'projector-rebuild';
 
@@ -37,14 +34,16 @@ export async function createProjectionSchema(db: DataSource, schema: string): Pr
   }
 }
 
+/** A table's columns, but the generated ones: those are recomputed on insert. */
 async function columnsOf(db: DataSource, table: string): Promise<string[]> {
   const rows = await queryRows<{ column_name: string }>(
     db,
     `SELECT column_name FROM information_schema.columns
-      WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position`,
+      WHERE table_schema = 'public' AND table_name = $1 AND is_generated = 'NEVER'
+      ORDER BY ordinal_position`,
     [table],
   );
-  return rows.map((r) => r.column_name).filter((c) => !GENERATED.has(c));
+  return rows.map((r) => r.column_name);
 }
 
 export interface RebuildOptions {

@@ -6,7 +6,7 @@
  *
  * ## The rules
  *
- * Events of one Item arrive over four topics that are consumed independently, so the projector
+ * Events of one Item arrive over five topics that are consumed independently, so the projector
  * sees them in any interleaving of the topics (order kept within each topic), sometimes twice.
  * The final state depends only on which events exist, not on that interleaving:
  *
@@ -45,6 +45,18 @@
  * 8. **refreshes** counts the Item's refreshes whose data became ready: requests that made their
  *    own Plaid call (not coalesced into another's) and reached `ready`.
  * 9. PlaidWebhookReceived (other webhook codes) is kept in the event copy only.
+ * 10. **A fetch is also its report.** ReportFetched and ReportFetchFailed (the report fetcher's,
+ *    on a fourth topic) follow the ReportReady whose id and received_at they carry, so each is
+ *    applied as that report too (rules 3 and 4: the same report applied twice changes nothing).
+ *    A fetch read before its report then finds the Item's row as the report would leave it.
+ * 11. **The Item's last fetch** is its newest ReportFetched by fetched_at (then fetch id):
+ *    `lastFetch` holds its fetched_at, last_successful_update_time and transaction count. Its
+ *    newest ReportFetchFailed by failed_at (then fetch id) is `lastFetchFailure`, kept after a
+ *    later success as rule 7 keeps errors; compare the two times to see which came last. Fetch
+ *    failures are not refresh errors: they leave `status` and `lastError` alone.
+ * 12. **A request is fetched** when a ReportFetched names it in refresh_request_ids: its
+ *    `fetchedAt` is the earliest such fetched_at (when its data first arrived). A request named
+ *    before its RefreshRequested or outcome is read is created, as an early outcome creates one.
  *
  * `lastEvent` records the last event applied and so depends on arrival order; it is the only
  * field that does.
@@ -99,12 +111,31 @@ export interface RequestState {
   readonly error: ErrorFacts | null;
   /** The ReportReady / ReportFailed event that completed it. */
   readonly reportEventId: string | null;
+  /** Rule 12: when the first ReportFetched naming it stored its data. */
+  readonly fetchedAt: string | null;
 }
 
 export interface ReportFacts extends ReceivedReport {
   readonly itemId: string;
   readonly kind: 'ready' | 'failed';
   readonly error: ErrorFacts | null;
+}
+
+/** Rule 11: the Item's newest ReportFetched. */
+export interface FetchFacts {
+  readonly fetchId: string;
+  readonly fetchedAt: string;
+  readonly lastSuccessfulUpdateTime: string;
+  /** Transactions Plaid returned for the fetch's window. */
+  readonly transactionCount: number;
+}
+
+/** Rule 11: the Item's newest ReportFetchFailed. */
+export interface FetchFailureFacts {
+  readonly fetchId: string;
+  readonly failedAt: string;
+  readonly code: string;
+  readonly message: string;
 }
 
 export interface ItemState {
@@ -120,6 +151,8 @@ export interface ItemState {
   readonly attempts: number | null;
   readonly lastError: ErrorFacts | null;
   readonly refreshes: number;
+  readonly lastFetch: FetchFacts | null;
+  readonly lastFetchFailure: FetchFailureFacts | null;
   readonly lastEvent: (Position & { readonly eventId: string }) | null;
 }
 
@@ -149,6 +182,8 @@ export function initialItem(itemId: string): ItemProjection {
       attempts: null,
       lastError: null,
       refreshes: 0,
+      lastFetch: null,
+      lastFetchFailure: null,
       lastEvent: null,
     },
     requests: new Map(),
@@ -157,22 +192,18 @@ export function initialItem(itemId: string): ItemProjection {
 }
 
 /** Events that change refresh state (PlaidWebhookReceived does not). */
-export type RefreshEvent = Exclude<
-  CashflowEvent,
-  { type: 'PlaidWebhookReceived' | 'ReportFetched' | 'ReportFetchFailed' }
->;
+export type RefreshEvent = Exclude<CashflowEvent, { type: 'PlaidWebhookReceived' }>;
 
 export function changesRefreshState(event: CashflowEvent): event is RefreshEvent {
-  return (
-    event.type !== 'PlaidWebhookReceived' &&
-    event.type !== 'ReportFetched' &&
-    event.type !== 'ReportFetchFailed'
-  );
+  return event.type !== 'PlaidWebhookReceived';
 }
+
+type FetchEvent = EventOfType<'ReportFetched'> | EventOfType<'ReportFetchFailed'>;
 
 /**
  * Request ids whose rows must be loaded before `events` are applied to an Item: the ids the
- * events name and the Item's latest request. The Item's `accepted` requests are needed too
+ * events name (fetches included, rule 12) and the Item's latest request. The Item's `accepted`
+ * requests are needed too
  * (a report completes them), and those a report in `events` takes over (reportsReceivedIn);
  * the store loads those by status and time.
  */
@@ -183,6 +214,9 @@ export function requestIdsNeeded(item: ItemState | undefined, events: readonly C
     if (event.type === 'RefreshRequested') ids.add(event.metadata.id);
     if (event.type === 'RefreshAccepted' || event.type === 'RefreshFailed') {
       ids.add(event.data.refresh_request_id);
+    }
+    if (event.type === 'ReportFetched') {
+      for (const id of event.data.refresh_request_ids) ids.add(id);
     }
   }
   return ids;
@@ -197,13 +231,18 @@ export function acceptancesIn(events: readonly CashflowEvent[]): string[] {
 }
 
 /**
- * When the reports in `events` were received: the store loads the Item's requests completed by
- * a report received later that one of these answers (rule 3), so `evolve` can take them over.
+ * When the reports in `events` were received (a fetch's report too, rule 10): the store loads
+ * the Item's requests completed by a report received later that one of these answers (rule 3),
+ * so `evolve` can take them over.
  */
 export function reportsReceivedIn(events: readonly CashflowEvent[]): string[] {
-  return events.flatMap((e) =>
-    e.type === 'ReportReady' || e.type === 'ReportFailed' ? [e.data.received_at] : [],
-  );
+  return events.flatMap((e) => {
+    if (e.type === 'ReportReady' || e.type === 'ReportFailed') return [e.data.received_at];
+    if (e.type === 'ReportFetched' || e.type === 'ReportFetchFailed') {
+      return [e.data.report_received_at];
+    }
+    return [];
+  });
 }
 
 /** Applies one event to an Item's slice. Events of other Items must not be passed. */
@@ -227,9 +266,13 @@ export function evolve(
     case 'ReportFailed':
       next = onReport(state, reportFacts(event));
       break;
-    case 'PlaidWebhookReceived':
     case 'ReportFetched':
+      next = onFetched(onReport(state, fetchedReport(state, event)), event);
+      break;
     case 'ReportFetchFailed':
+      next = onFetchFailed(onReport(state, fetchedReport(state, event)), event);
+      break;
+    case 'PlaidWebhookReceived':
       return state;
     default:
       return assertNever(event);
@@ -332,6 +375,73 @@ function onReport(state: ItemProjection, report: ReportFacts): ItemProjection {
     }
   }
   return next;
+}
+
+/**
+ * Rule 10: the ReportReady a fetch follows, as far as the fetch tells it. A report already
+ * known keeps its own facts, so the result does not depend on which of the two came first.
+ */
+function fetchedReport(state: ItemProjection, event: FetchEvent): ReportFacts {
+  const known = state.reports.get(event.data.report_event_id);
+  if (known) return known;
+  return {
+    eventId: event.data.report_event_id,
+    itemId: event.data.item_id,
+    receivedAt: event.data.report_received_at,
+    kind: 'ready',
+    error: null,
+  };
+}
+
+/** Rules 11 and 12: the Item's newest fetch, and the requests whose data it brought. */
+function onFetched(state: ItemProjection, event: EventOfType<'ReportFetched'>): ItemProjection {
+  const data = event.data;
+  const fetch: FetchFacts = {
+    fetchId: data.fetch_id,
+    fetchedAt: data.fetched_at,
+    lastSuccessfulUpdateTime: data.last_successful_update_time,
+    transactionCount: data.transactions,
+  };
+  const current = state.item.lastFetch;
+  let next: ItemProjection =
+    current && !newer(fetch.fetchedAt, fetch.fetchId, current.fetchedAt, current.fetchId)
+      ? state
+      : { ...state, item: { ...state.item, lastFetch: fetch } };
+  for (const requestId of data.refresh_request_ids) {
+    const existing = next.requests.get(requestId) ?? emptyRequest(requestId, data.item_id);
+    if (existing.fetchedAt !== null && !isEarlier(data.fetched_at, existing.fetchedAt)) continue;
+    next = withRequest(next, { ...existing, fetchedAt: data.fetched_at });
+  }
+  return next;
+}
+
+/** Rule 11: the Item's newest fetch failure. */
+function onFetchFailed(
+  state: ItemProjection,
+  event: EventOfType<'ReportFetchFailed'>,
+): ItemProjection {
+  const data = event.data;
+  const failure: FetchFailureFacts = {
+    fetchId: data.fetch_id,
+    failedAt: data.failed_at,
+    code: data.error.error_code,
+    message: data.error.error_message,
+  };
+  const current = state.item.lastFetchFailure;
+  if (current && !newer(failure.failedAt, failure.fetchId, current.failedAt, current.fetchId)) {
+    return state;
+  }
+  return { ...state, item: { ...state.item, lastFetchFailure: failure } };
+}
+
+/** Is (at, id) after (currentAt, currentId): by time, then id? */
+function newer(at: string, id: string, currentAt: string, currentId: string): boolean {
+  const diff = Date.parse(at) - Date.parse(currentAt);
+  return diff !== 0 ? diff > 0 : id > currentId;
+}
+
+function isEarlier(candidate: string, current: string): boolean {
+  return Date.parse(candidate) < Date.parse(current);
 }
 
 /** Rule 3: does `report` complete `request`, first or instead of a later-received report? */
@@ -505,6 +615,7 @@ function emptyRequest(requestId: string, itemId: string): RequestState {
     retryable: null,
     error: null,
     reportEventId: null,
+    fetchedAt: null,
   };
 }
 

@@ -27,7 +27,8 @@ function comparable(items: Map<string, ItemProjection>) {
 const item = 'item-1';
 let offset = 0;
 const at = (topic: string): Position => ({ topic, partition: 0, offset: String(offset++) });
-const { requested, accepted, failed, ready, reportFailed, otherWebhook } = eventsFor(item);
+const { requested, accepted, failed, ready, reportFailed, otherWebhook, fetched, fetchFailed } =
+  eventsFor(item);
 
 function run(...events: CashflowEvent[]): ItemProjection {
   let state = initialItem(item);
@@ -37,11 +38,20 @@ function run(...events: CashflowEvent[]): ItemProjection {
         ? 'requested'
         : event.type.startsWith('Refresh')
           ? 'outcomes'
-          : 'reports';
+          : event.type.startsWith('ReportFetch')
+            ? 'fetches'
+            : 'reports';
     state = evolve(state, event, at(topic));
   }
   return state;
 }
+
+/** The state without what records arrival order (lastEvent, request offsets). */
+const orderFree = (p: ItemProjection) => ({
+  item: { ...p.item, lastEvent: null },
+  requests: new Map([...p.requests].map(([id, r]) => [id, { ...r, requestOffset: null }])),
+  reports: p.reports,
+});
 
 describe('refresh projection rules', () => {
   it('follows a refresh from requested through accepted to ready', () => {
@@ -198,6 +208,96 @@ describe('refresh projection rules', () => {
     const before = run(requested('r1'));
     const other = otherWebhook('w1', '2026-11-24T10:00:05Z');
     expect(evolve(before, other, at('webhooks'))).toBe(before);
+  });
+
+  describe('report fetches', () => {
+    const x1 = { id: 'x1', receivedAt: '2026-11-24T10:01:00.000Z' };
+    const refreshed = [
+      requested('r1', 90, '2026-11-24T10:00:00.000Z'),
+      accepted('r1', '2026-11-24T10:00:02.000Z'),
+      ready(x1.id, x1.receivedAt),
+    ];
+
+    it('gives the Item its fetch and the request its fetched_at', () => {
+      const state = run(...refreshed, fetched('f1', '2026-11-24T10:01:30.000Z', x1, ['r1'], 812));
+      expect(state.item).toMatchObject({
+        status: 'ready',
+        lastFetch: {
+          fetchId: expect.any(String),
+          fetchedAt: '2026-11-24T10:01:30.000Z',
+          lastSuccessfulUpdateTime: '2026-11-24T10:01:25.000Z',
+          transactionCount: 812,
+        },
+        lastFetchFailure: null,
+      });
+      expect(state.requests.get('r1')).toMatchObject({
+        status: 'ready',
+        fetchedAt: '2026-11-24T10:01:30.000Z',
+      });
+    });
+
+    it('is the same whether the fetch is read before or after its report, request and outcome', () => {
+      const fetch = fetched('f1', '2026-11-24T10:01:30.000Z', x1, ['r1']);
+      const last = run(...refreshed, fetch);
+      for (const order of [
+        [fetch, ...refreshed],
+        [refreshed[0]!, fetch, ...refreshed.slice(1)],
+        [refreshed[0]!, refreshed[2]!, fetch, refreshed[1]!],
+      ]) {
+        expect(orderFree(run(...order))).toEqual(orderFree(last));
+      }
+      // Read first, a fetch gives the Item a row: its request waits for its outcome, or, naming
+      // none, the Item is ready as its report would make it.
+      expect(run(fetch).item.status).toBe('requested');
+      expect(run(fetched('f0', '2026-11-24T10:01:30.000Z', x1)).item).toMatchObject({
+        status: 'ready',
+        readyAt: x1.receivedAt,
+      });
+    });
+
+    it('keeps the newest fetch by fetched_at whatever the order, and the earliest per request', () => {
+      const early = fetched('f1', '2026-11-24T10:01:30.000Z', x1, ['r1'], 10);
+      const late = fetched('f2', '2026-11-24T10:09:00.000Z', x1, ['r1'], 20);
+      for (const state of [run(...refreshed, early, late), run(...refreshed, late, early)]) {
+        expect(state.item.lastFetch).toMatchObject({
+          fetchedAt: '2026-11-24T10:09:00.000Z',
+          transactionCount: 20,
+        });
+        expect(state.requests.get('r1')?.fetchedAt).toBe('2026-11-24T10:01:30.000Z');
+      }
+      // Two fetches ending at the same instant: the greater fetch id, either way round.
+      const twin = fetched('f3', '2026-11-24T10:09:00.000Z', x1, [], 30);
+      expect(run(late, twin).item.lastFetch).toEqual(run(twin, late).item.lastFetch);
+    });
+
+    it('keeps the newest failure after a later success, and leaves the refresh status alone', () => {
+      const failure = fetchFailed('f1', '2026-11-24T10:01:30.000Z', x1, ['r1']);
+      const success = fetched('f2', '2026-11-24T10:05:00.000Z', x1);
+      const failedOnly = run(...refreshed, failure);
+      expect(failedOnly.item).toMatchObject({
+        status: 'ready',
+        lastError: null,
+        lastFetch: null,
+        lastFetchFailure: {
+          failedAt: '2026-11-24T10:01:30.000Z',
+          code: 'ITEM_LOGIN_REQUIRED',
+          message: 'the login details of this item have changed',
+        },
+      });
+      expect(failedOnly.requests.get('r1')?.fetchedAt).toBeNull();
+      const both = run(...refreshed, success, failure);
+      expect(both.item.lastFetchFailure?.failedAt).toBe('2026-11-24T10:01:30.000Z');
+      expect(both.item.lastFetch?.fetchedAt).toBe('2026-11-24T10:05:00.000Z');
+    });
+
+    it('changes nothing when a fetch is delivered again', () => {
+      const fetch = fetched('f1', '2026-11-24T10:01:30.000Z', x1, ['r1']);
+      const once = run(...refreshed, fetch);
+      const twice = evolve(once, fetch, at('fetches'));
+      expect({ ...twice.item, lastEvent: null }).toEqual({ ...once.item, lastEvent: null });
+      expect(twice.requests).toEqual(once.requests);
+      expect(twice.reports).toEqual(once.reports);
+    });
   });
 
   it('gives each of many refreshes its own report when the reports are read before the outcomes', () => {

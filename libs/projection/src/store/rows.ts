@@ -22,6 +22,14 @@ export const ITEM_COLUMNS = [
   'last_error_message',
   'last_error_at',
   'last_error_event_id',
+  'fetched_at',
+  'last_fetch_id',
+  'last_successful_update_time',
+  'transaction_count',
+  'fetch_failed_at',
+  'failed_fetch_id',
+  'fetch_error_code',
+  'fetch_error_message',
   'last_event_id',
   'last_event_topic',
   'last_event_partition',
@@ -50,6 +58,7 @@ export const REQUEST_COLUMNS = [
   'error_message',
   'error_event_id',
   'report_event_id',
+  'fetched_at',
 ] as const;
 
 export const REPORT_COLUMNS = [
@@ -122,6 +131,14 @@ export function itemToRow(item: ItemState): ItemRow {
       | 'last_error_event_id'
     >),
     last_error_at: item.lastError?.at ?? null,
+    fetched_at: item.lastFetch?.fetchedAt ?? null,
+    last_fetch_id: item.lastFetch?.fetchId ?? null,
+    last_successful_update_time: item.lastFetch?.lastSuccessfulUpdateTime ?? null,
+    transaction_count: item.lastFetch?.transactionCount ?? null,
+    fetch_failed_at: item.lastFetchFailure?.failedAt ?? null,
+    failed_fetch_id: item.lastFetchFailure?.fetchId ?? null,
+    fetch_error_code: item.lastFetchFailure?.code ?? null,
+    fetch_error_message: item.lastFetchFailure?.message ?? null,
     last_event_id: item.lastEvent?.eventId ?? null,
     last_event_topic: item.lastEvent?.topic ?? null,
     last_event_partition: item.lastEvent?.partition ?? null,
@@ -143,6 +160,24 @@ export function rowToItem(row: ItemRow): ItemState {
     attempts: row.attempts as number | null,
     refreshes: row.refreshes as number,
     lastError: errorFromColumns(row, 'last_error', row.last_error_at),
+    lastFetch:
+      row.last_fetch_id === null
+        ? null
+        : {
+            fetchId: row.last_fetch_id as string,
+            fetchedAt: iso(row.fetched_at)!,
+            lastSuccessfulUpdateTime: iso(row.last_successful_update_time)!,
+            transactionCount: row.transaction_count as number,
+          },
+    lastFetchFailure:
+      row.failed_fetch_id === null
+        ? null
+        : {
+            fetchId: row.failed_fetch_id as string,
+            failedAt: iso(row.fetch_failed_at)!,
+            code: row.fetch_error_code as string,
+            message: row.fetch_error_message as string,
+          },
     lastEvent:
       row.last_event_id === null
         ? null
@@ -177,6 +212,7 @@ export function requestToRow(request: RequestState): RequestRow {
       'error_source' | 'error_type' | 'error_code' | 'error_message' | 'error_event_id'
     >),
     report_event_id: request.reportEventId,
+    fetched_at: request.fetchedAt,
   };
 }
 
@@ -200,6 +236,7 @@ export function rowToRequest(row: RequestRow): RequestState {
     // A request's error happened when it failed.
     error: errorFromColumns(row, 'error', row.failed_at),
     reportEventId: row.report_event_id as string | null,
+    fetchedAt: iso(row.fetched_at),
   };
 }
 
