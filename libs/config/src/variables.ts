@@ -252,7 +252,7 @@ export const projectorVariables = {
   PROJECTOR_STUCK_AFTER_MINUTES: z.coerce.number().int().min(1).max(10_080).default(30),
 };
 
-/** What the CLI needs to reach the refresh worker's access-token API. */
+/** What the CLI needs to reach the worker's, the projector's and the report fetcher's APIs. */
 export const cliVariables = {
   REFRESH_WORKER_URL: z.string().url().default('http://127.0.0.1:8081'),
   /** One bearer token from ADMIN_API_TOKENS (the token part only). */
@@ -261,6 +261,8 @@ export const cliVariables = {
   PROJECTOR_URL: z.string().url().default('http://127.0.0.1:8083'),
   /** One bearer token from PROJECTOR_API_TOKENS (the token part only). */
   PROJECTOR_API_TOKEN: z.string().min(24).optional(),
+  /** The report fetcher's admin API, for `report fetch` (with ADMIN_API_TOKEN). */
+  REPORT_FETCHER_URL: z.string().url().default('http://127.0.0.1:8084'),
 };
 
 export const ports = {
