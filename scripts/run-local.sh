@@ -92,6 +92,7 @@ export REFRESH_WORKER_PORT=${REFRESH_WORKER_PORT:-8081}
 export WEBHOOK_INGRESS_PORT=${WEBHOOK_INGRESS_PORT:-8080}
 export WEBHOOK_INGRESS_ADMIN_PORT=${WEBHOOK_INGRESS_ADMIN_PORT:-8082}
 export PROJECTOR_PORT=${PROJECTOR_PORT:-8083}
+export REPORT_FETCHER_PORT=${REPORT_FETCHER_PORT:-8084}
 export PLAID_SANDBOX_PORT=${PLAID_SANDBOX_PORT:-8090}
 
 # start_app NAME [NODE FLAG...]
@@ -114,6 +115,7 @@ start_app plaid-sandbox
 start_app refresh-worker --heap-growing-percent=20
 start_app webhook-ingress
 start_app projector
+start_app report-fetcher
 
 wait_ready() {
   local name=$1 url=$2 pid=$3
@@ -133,10 +135,12 @@ wait_ready plaid-sandbox "http://127.0.0.1:$PLAID_SANDBOX_PORT/health/ready" "${
 wait_ready refresh-worker "http://127.0.0.1:$REFRESH_WORKER_PORT/health/ready" "${pids[1]}"
 wait_ready webhook-ingress "http://127.0.0.1:$WEBHOOK_INGRESS_ADMIN_PORT/health/ready" "${pids[2]}"
 wait_ready projector "http://127.0.0.1:$PROJECTOR_PORT/health/ready" "${pids[3]}"
+wait_ready report-fetcher "http://127.0.0.1:$REPORT_FETCHER_PORT/health/ready" "${pids[4]}"
 
 # Register the demo Items' (fake) access tokens with the worker; running again replaces them.
 export REFRESH_WORKER_URL=http://127.0.0.1:$REFRESH_WORKER_PORT
 export PROJECTOR_URL=http://127.0.0.1:$PROJECTOR_PORT
+export REPORT_FETCHER_URL=http://127.0.0.1:$REPORT_FETCHER_PORT
 # Where everything is, for the CLI in another terminal.
 cli_env=$local_dir/cli.env
 (
@@ -147,6 +151,7 @@ cli_env=$local_dir/cli.env
     echo "DATABASE_URL=$DATABASE_URL"
     echo "REFRESH_WORKER_URL=$REFRESH_WORKER_URL"
     echo "PROJECTOR_URL=$PROJECTOR_URL"
+    echo "REPORT_FETCHER_URL=$REPORT_FETCHER_URL"
   } >"$cli_env"
 )
 if [ "${PLAID_ENV:-local}" = local ] && [ "$PLAID_SANDBOX_SEED_FILE" = "$demo_items" ]; then
@@ -167,6 +172,7 @@ cashflow-refresh is running. Ctrl-C stops everything.
   refresh-worker   http://127.0.0.1:$REFRESH_WORKER_PORT/health/ready
   webhook-ingress  admin http://127.0.0.1:$WEBHOOK_INGRESS_ADMIN_PORT/health/ready
   projector        http://127.0.0.1:$PROJECTOR_PORT/health/ready   (read API: /items, /openapi.json)
+  report-fetcher   http://127.0.0.1:$REPORT_FETCHER_PORT/health/ready
   logs             $logs/<app>.log
   secrets          $secrets (ADMIN_API_TOKEN for the CLI, PROJECTOR_API_TOKENS for the read API)
   ${demo:-}

@@ -118,7 +118,13 @@ describe('npm start', () => {
   it('brings the system up; refresh --wait on a demo Item reaches ready; Ctrl-C stops it all', async () => {
     const run = await npmStart();
     const output = run.output();
-    for (const app of ['plaid-sandbox', 'refresh-worker', 'webhook-ingress', 'projector']) {
+    for (const app of [
+      'plaid-sandbox',
+      'refresh-worker',
+      'webhook-ingress',
+      'projector',
+      'report-fetcher',
+    ]) {
       expect(output).toContain(app);
     }
     expect(output).toContain('item-demo-ready');

@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import { loadProjectorConfig } from '../../apps/projector/src/config';
 import { loadPlaidSandboxConfig } from '../../apps/plaid-sandbox/src/config';
 import { loadRefreshWorkerConfig } from '../../apps/refresh-worker/src/config';
+import { loadReportFetcherConfig } from '../../apps/report-fetcher/src/config';
 import { loadWebhookIngressConfig } from '../../apps/webhook-ingress/src/config';
 
 interface Service {
@@ -43,6 +44,7 @@ const loaders = {
   'webhook-ingress': loadWebhookIngressConfig,
   projector: loadProjectorConfig,
   'plaid-sandbox': loadPlaidSandboxConfig,
+  'report-fetcher': loadReportFetcherConfig,
 };
 
 describe('docker-compose.yml', () => {
