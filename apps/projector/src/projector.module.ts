@@ -38,6 +38,8 @@ import type { Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { ProjectionQueries } from './api/projection-queries';
 import { ReadApiController } from './api/read-api.controller';
+import { ReportApiController } from './api/report-api.controller';
+import { ReportQueries } from './api/report-queries';
 import { SERVICE, type ProjectorConfig } from './config';
 
 const CONFIG = Symbol('PROJECTOR_CONFIG');
@@ -83,7 +85,10 @@ class ConsumerLifecycle implements OnApplicationBootstrap, OnApplicationShutdown
   }
 }
 
-/** The projector: every event topic -> per-Item refresh state in PostgreSQL, and its read API. */
+/**
+ * The projector: every event topic -> per-Item refresh state in PostgreSQL, and its read API
+ * (the projection, and the reports the report fetcher stored).
+ */
 @Module({})
 export class ProjectorModule {
   static forRoot(config: ProjectorConfig, logger: Logger): DynamicModule {
@@ -98,7 +103,7 @@ export class ProjectorModule {
           readiness: [KafkaReadiness, DatabaseReadiness],
         }),
       ],
-      controllers: [ReadApiController, OpenApiController],
+      controllers: [ReadApiController, ReportApiController, OpenApiController],
       providers: [
         { provide: CONFIG, useValue: config },
         { provide: BEARER_TOKENS, useValue: config.apiTokens },
@@ -106,6 +111,11 @@ export class ProjectorModule {
         {
           provide: ProjectionQueries,
           useFactory: (db: DataSource) => new ProjectionQueries(db, config.stuckAfterMinutes),
+          inject: [DataSource],
+        },
+        {
+          provide: ReportQueries,
+          useFactory: (db: DataSource) => new ReportQueries(db),
           inject: [DataSource],
         },
         {

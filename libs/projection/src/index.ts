@@ -3,6 +3,7 @@ export * from './consumer/projector-metrics';
 export * from './projected-topics';
 export * from './read-api/openapi';
 export * from './read-api/read-api.schemas';
+export * from './read-api/report-api.schemas';
 export * from './rebuild/rebuild';
 export * from './rules/fold';
 export * from './rules/refresh-projection';

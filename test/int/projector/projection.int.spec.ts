@@ -162,6 +162,18 @@ describe('projector', () => {
         fetched_at: new Date('2026-11-24T10:01:45Z'),
       });
       expect(Number(request!.seconds_to_fetched)).toBe(105);
+      const state = await projector.get(`/items/${itemId}/refresh-state`);
+      expect(state.body).toMatchObject({
+        fetched_at: '2026-11-24T10:01:45.000Z',
+        last_successful_update_time: '2026-11-24T10:01:40.000Z',
+        transaction_count: 42,
+        last_fetch_failure: null,
+      });
+      const refreshes = await projector.get(`/items/${itemId}/refreshes`);
+      expect(refreshes.body.refreshes[0]).toMatchObject({
+        fetched_at: '2026-11-24T10:01:45.000Z',
+        seconds_to_fetched: 105,
+      });
       const reports = await world.rows('SELECT event_id FROM item_reports WHERE item_id = $1', [
         itemId,
       ]);
@@ -186,6 +198,12 @@ describe('projector', () => {
         fetch_failed_at: new Date('2026-11-24T10:20:00Z'),
         fetch_error_code: 'ITEM_LOGIN_REQUIRED',
         fetch_error_message: 'the login details of this item have changed',
+      });
+      const state = await projector.get(`/items/${itemId}/refresh-state`);
+      expect(state.body.last_fetch_failure).toEqual({
+        code: 'ITEM_LOGIN_REQUIRED',
+        message: 'the login details of this item have changed',
+        at: '2026-11-24T10:20:00.000Z',
       });
     });
   });

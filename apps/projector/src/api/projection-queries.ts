@@ -1,30 +1,28 @@
 import { queryRows } from '@cashflow/persistence';
 import type { DataSource } from 'typeorm';
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { ItemListQuery, ItemRefreshState, PageQuery, Refresh } from '@cashflow/projection';
+import { decodeCursor, encodeCursor } from './cursor';
 
 type Item = z.infer<typeof ItemRefreshState>;
 type RefreshRow = z.infer<typeof Refresh>;
 
-/** Pages are keyset-paginated; a cursor is the last row's sort key, opaque to clients. */
-export class InvalidCursorError extends Error {}
-
-const encode = (key: readonly unknown[]) => Buffer.from(JSON.stringify(key)).toString('base64url');
-
-function decode(cursor: string, length: number): unknown[] {
-  try {
-    const key: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString());
-    if (Array.isArray(key) && key.length === length) return key;
-  } catch {
-    // Answered below.
-  }
-  throw new InvalidCursorError('cursor: not a cursor this API returned');
-}
+const ItemCursor = z.tuple([z.string()]);
+/** A request's offset (or the largest bigint, for one whose RefreshRequested is unread), its id. */
+const RefreshCursor = z.tuple([
+  z
+    .string()
+    .regex(/^\d{1,19}$/)
+    .refine((offset) => BigInt(offset) <= 2n ** 63n - 1n),
+  z.string(),
+]);
 
 const ITEM_SELECT = `
   SELECT item_id, status, latest_request_id, days_requested, requested_at, accepted_at, ready_at,
          failed_at, plaid_request_id, attempts, refreshes, last_error_source, last_error_type,
-         last_error_code, last_error_message, last_error_at, updated_at,
+         last_error_code, last_error_message, last_error_at, fetched_at,
+         last_successful_update_time, transaction_count, fetch_failed_at, fetch_error_code,
+         fetch_error_message, updated_at,
          (status = 'refreshing' AND accepted_at < now() - make_interval(mins => $1)) AS stuck
     FROM item_refresh_state`;
 
@@ -57,6 +55,17 @@ function toItem(row: Record<string, unknown>): Item {
     attempts: row.attempts as number | null,
     refreshes: row.refreshes as number,
     last_error: errorSummary(row, 'last_error', row.last_error_at),
+    fetched_at: iso(row.fetched_at),
+    last_successful_update_time: iso(row.last_successful_update_time),
+    transaction_count: row.transaction_count as number | null,
+    last_fetch_failure:
+      row.fetch_error_code === null
+        ? null
+        : {
+            code: row.fetch_error_code as string,
+            message: row.fetch_error_message as string,
+            at: iso(row.fetch_failed_at)!,
+          },
     updated_at: iso(row.updated_at)!,
   };
 }
@@ -78,8 +87,10 @@ function toRefresh(row: Record<string, unknown>): RefreshRow {
     retryable: row.retryable as boolean | null,
     // A request's error happened when it failed.
     error: errorSummary(row, 'error', row.failed_at),
+    fetched_at: iso(row.fetched_at),
     seconds_to_accept: num(row.seconds_to_accept),
     seconds_to_ready: num(row.seconds_to_ready),
+    seconds_to_fetched: num(row.seconds_to_fetched),
   };
 }
 
@@ -111,7 +122,7 @@ export class ProjectionQueries {
     if (query.stuck === 'false') {
       where.push(`NOT (status = 'refreshing' AND accepted_at < now() - make_interval(mins => $1))`);
     }
-    if (query.cursor) where.push(`item_id > ${param(String(decode(query.cursor, 1)[0]))}`);
+    if (query.cursor) where.push(`item_id > ${param(decodeCursor(query.cursor, ItemCursor)[0])}`);
     const rows = await queryRows<Record<string, unknown>>(
       this.db,
       `${ITEM_SELECT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
@@ -122,7 +133,7 @@ export class ProjectionQueries {
     const more = rows.length > query.limit;
     return {
       items: page,
-      next_cursor: more ? encode([page[page.length - 1]!.item_id]) : null,
+      next_cursor: more ? encodeCursor([page[page.length - 1]!.item_id]) : null,
     };
   }
 
@@ -133,8 +144,8 @@ export class ProjectionQueries {
     const sortKey = `COALESCE(request_offset, 9223372036854775807)`;
     let after = '';
     if (query.cursor) {
-      const [offset, id] = decode(query.cursor, 2);
-      after = `AND (${sortKey}, request_id) < (${param(String(offset))}::bigint, ${param(String(id))})`;
+      const [offset, id] = decodeCursor(query.cursor, RefreshCursor);
+      after = `AND (${sortKey}, request_id) < (${param(offset)}::bigint, ${param(id)})`;
     }
     const rows = await queryRows<Record<string, unknown>>(
       this.db,
@@ -148,7 +159,7 @@ export class ProjectionQueries {
     return {
       refreshes: page.map(toRefresh),
       next_cursor:
-        rows.length > query.limit && last ? encode([last.sort_key, last.request_id]) : null,
+        rows.length > query.limit && last ? encodeCursor([last.sort_key, last.request_id]) : null,
     };
   }
 

@@ -9,6 +9,15 @@ import {
   PageQuery,
   RefreshPage,
 } from './read-api.schemas';
+import {
+  ItemReport,
+  ReportAccount,
+  ReportFetch,
+  ReportFetchFailure,
+  StoredTransaction,
+  TransactionPage,
+  TransactionQuery,
+} from './report-api.schemas';
 
 type Schema = Record<string, unknown>;
 
@@ -50,7 +59,20 @@ const json = (ref: string, description: string) => ({
 /** The projector's read API as an OpenAPI 3.1 document, generated from the zod schemas. */
 export function buildOpenApiDocument() {
   const registry = z.registry<{ id: string }>();
-  const named = { ErrorSummary, Refresh, ItemRefreshState, ItemPage, RefreshPage, ApiError };
+  const named = {
+    ErrorSummary,
+    Refresh,
+    ItemRefreshState,
+    ItemPage,
+    RefreshPage,
+    ReportFetch,
+    ReportFetchFailure,
+    ReportAccount,
+    ItemReport,
+    StoredTransaction,
+    TransactionPage,
+    ApiError,
+  };
   for (const [id, schema] of Object.entries(named)) registry.add(schema, { id });
   const { schemas } = z.toJSONSchema(registry, {
     uri: (id) => `#/components/schemas/${id}`,
@@ -68,7 +90,7 @@ export function buildOpenApiDocument() {
       title: 'cashflow-refresh projection API',
       version: '1.0.0',
       description:
-        'Read-only access to the per-Item refresh state the projector keeps in PostgreSQL. Every path but /openapi.json needs Authorization: Bearer <token> (PROJECTOR_API_TOKENS).',
+        "Read-only access to the per-Item refresh state the projector keeps in PostgreSQL, and to each Item's Cashflow Report as the report fetcher stored it (people's bank transactions: hand tokens out accordingly). Every path but /openapi.json needs Authorization: Bearer <token> (PROJECTOR_API_TOKENS).",
     },
     security: [{ bearer: [] }],
     paths: {
@@ -104,12 +126,39 @@ export function buildOpenApiDocument() {
           },
         },
       },
+      '/items/{item_id}/report': {
+        get: {
+          operationId: 'getItemReport',
+          summary:
+            "An Item's stored Cashflow Report: its newest fetch, accounts, transaction counts, insights and a newer failed fetch.",
+          parameters: [itemIdParameter],
+          responses: {
+            '200': json('ItemReport', 'The report.'),
+            '404': { $ref: '#/components/responses/NoReport' },
+            ...errors,
+          },
+        },
+      },
+      '/items/{item_id}/transactions': {
+        get: {
+          operationId: 'listItemTransactions',
+          summary:
+            "An Item's stored transactions as Plaid gave them, newest first; removed ones only on request.",
+          parameters: [itemIdParameter, ...queryParameters(TransactionQuery)],
+          responses: {
+            '200': json('TransactionPage', 'A page of transactions.'),
+            '404': { $ref: '#/components/responses/NoReport' },
+            ...errors,
+          },
+        },
+      },
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
       schemas: components,
       responses: {
         NotFound: json('ApiError', 'No refresh state for that Item.'),
+        NoReport: json('ApiError', 'No report of that Item has been fetched.'),
         InvalidParameter: json('ApiError', 'A parameter is invalid; the message names it.'),
         Unauthenticated: json('ApiError', 'No bearer token, or one not in PROJECTOR_API_TOKENS.'),
       },

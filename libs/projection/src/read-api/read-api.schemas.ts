@@ -37,6 +37,27 @@ export const ItemRefreshState = z.object({
   last_error: ErrorSummary.nullable().describe(
     'The newest failure of the Item, even when a later refresh succeeded.',
   ),
+  fetched_at: Time.describe(
+    'When the report fetcher last stored its report (GET /items/{item_id}/report); null: never.',
+  ),
+  last_successful_update_time: Time.describe(
+    "Plaid's last_successful_update_time as of that fetch: how fresh the stored data is.",
+  ),
+  transaction_count: z
+    .number()
+    .int()
+    .nullable()
+    .describe('Transactions Plaid returned for that fetch’s window.'),
+  last_fetch_failure: z
+    .object({
+      code: z.string().describe("Plaid's error_code, or the fetcher's (e.g. DATA_KEPT_CHANGING)."),
+      message: z.string(),
+      at: z.iso.datetime({ offset: true }),
+    })
+    .nullable()
+    .describe(
+      'The newest failed fetch, even when a later fetch succeeded (compare at with fetched_at).',
+    ),
   updated_at: z.iso.datetime({ offset: true }),
 });
 
@@ -54,12 +75,21 @@ export const Refresh = z.object({
   coalesced_into: z.string().nullable(),
   retryable: z.boolean().nullable(),
   error: ErrorSummary.nullable(),
+  fetched_at: Time.describe('When a fetch first stored the data this request brought.'),
   seconds_to_accept: z.number().nullable(),
   seconds_to_ready: z.number().nullable(),
+  seconds_to_fetched: z.number().nullable().describe('From requested_at to fetched_at.'),
 });
 
-const limit = z.coerce.number().int().min(1).max(500).default(50);
-const cursor = z.string().min(1).max(1000).optional().describe('next_cursor of the previous page.');
+/** A page's size, as every list endpoint takes it. */
+export const PageLimit = z.coerce.number().int().min(1).max(500).default(50);
+/** Where a page starts: an opaque key the previous page handed out. */
+export const PageCursor = z
+  .string()
+  .min(1)
+  .max(1000)
+  .optional()
+  .describe('next_cursor of the previous page.');
 
 export const ItemListQuery = z.object({
   status: z.enum(ITEM_STATUSES).optional(),
@@ -73,11 +103,11 @@ export const ItemListQuery = z.object({
     .enum(['true', 'false'])
     .optional()
     .describe('true: only Items refreshing longer than PROJECTOR_STUCK_AFTER_MINUTES.'),
-  limit,
-  cursor,
+  limit: PageLimit,
+  cursor: PageCursor,
 });
 
-export const PageQuery = z.object({ limit, cursor });
+export const PageQuery = z.object({ limit: PageLimit, cursor: PageCursor });
 
 export const ItemPage = z.object({
   items: z.array(ItemRefreshState),
