@@ -25,6 +25,11 @@ const BENCHES = [
     args: quick ? ['--quick'] : [],
   },
   { name: 'projector', entry: 'bench/projector.bench.js', args: quick ? ['--quick'] : [] },
+  {
+    name: 'report-fetcher',
+    entry: 'bench/report-fetcher.bench.js',
+    args: quick ? ['--quick'] : [],
+  },
   { name: 'soak', entry: 'bench/soak.js', args: ['--quick'] },
 ];
 

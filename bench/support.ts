@@ -115,17 +115,22 @@ export async function waitForHttp(url: string, proc: Proc, timeoutMs = 60_000): 
 }
 
 /**
- * Samples a process's resident set size (`peakMb` is the largest seen) and the CPU time it has
- * used (`cpuSeconds`, user + system, as of the last sample).
+ * Samples a process's resident set size (`peakMb` is the largest seen, `hwmMb` the kernel's own
+ * high-water mark, VmHWM, which no sampling interval can miss) and the CPU time it has used
+ * (`cpuSeconds`, user + system, as of the last sample).
  */
 export function processSampler(pid: number) {
   let peak = 0;
+  let hwm = 0;
   let cpu = 0;
   const ticksPerSecond = 100; // USER_HZ on Linux
   const timer = setInterval(() => {
     try {
-      const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const match = /VmRSS:\s+(\d+) kB/.exec(status);
       if (match) peak = Math.max(peak, Number(match[1]) / 1024);
+      const high = /VmHWM:\s+(\d+) kB/.exec(status);
+      if (high) hwm = Math.max(hwm, Number(high[1]) / 1024);
       // Fields 14 and 15 of /proc/<pid>/stat, counted after the command name's closing ')'.
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -138,6 +143,9 @@ export function processSampler(pid: number) {
     stop: () => clearInterval(timer),
     get peakMb() {
       return Math.round(peak);
+    },
+    get hwmMb() {
+      return Math.round(hwm);
     },
     get cpuSeconds() {
       return Math.round(cpu * 10) / 10;
