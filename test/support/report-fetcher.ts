@@ -52,6 +52,42 @@ export async function fetcherWorld(sandboxEnv: Record<string, string> = {}) {
   const logLines: string[] = [];
   const apps: INestApplication[] = [];
 
+  /**
+   * Waits until the fetcher's group has consumed `topics` up to their ends as they are now, and,
+   * with `idle`, until no fetch is due or under way.
+   */
+  async function consumed(topics: string[], idle: boolean, timeoutMs = 30_000): Promise<void> {
+    const ends = await readEndOffsets(kafka, topics);
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await waitFor(
+        idle ? 'the fetcher consumed everything and has nothing due' : 'the fetcher consumed',
+        async () => {
+          const committed = await admin.fetchOffsets({
+            groupId: `${prefix}cashflow-report-fetcher`,
+            topics,
+          });
+          for (const { topic, partitions } of committed) {
+            for (const p of partitions) {
+              const end = ends.get(`${topic}:${p.partition}`)?.high ?? 0n;
+              if (BigInt(p.offset === '-1' ? '0' : p.offset) < end) return undefined;
+            }
+          }
+          if (!idle) return true;
+          const busy: { n: number }[] = await db.query(
+            `SELECT count(*)::int AS n FROM report_fetch_items
+                WHERE due_at IS NOT NULL OR claim_token IS NOT NULL`,
+          );
+          return busy[0]!.n === 0 ? true : undefined;
+        },
+        timeoutMs,
+      );
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
   const fetchEvents = (): FetchEvent[] =>
     fetches.received.flatMap((r) => {
       const decoded = decodeEvent(r.message);
@@ -106,7 +142,11 @@ export async function fetcherWorld(sandboxEnv: Record<string, string> = {}) {
       apps.push(app);
       return { app, url: `http://127.0.0.1:${config.http.port}` };
     },
-    /** Publishes a RefreshAccepted for the Item; returns its request id. */
+    /**
+     * Publishes a RefreshAccepted for the Item and waits until the running fetcher has read it
+     * (as in production, where Plaid's webhook follows the worker's outcome by seconds; a
+     * report read first is the decider's unit specs' business); returns its request id.
+     */
     async accepted(itemId: string, days: number, acceptedAt = new Date()): Promise<string> {
       const requestId = randomUUID();
       await publisher.publish(
@@ -128,6 +168,7 @@ export async function fetcherWorld(sandboxEnv: Record<string, string> = {}) {
           },
         ),
       );
+      if (apps.length > 0) await consumed([topicName('refreshOutcomes', prefix)], false);
       return requestId;
     },
     /**
@@ -172,6 +213,8 @@ export async function fetcherWorld(sandboxEnv: Record<string, string> = {}) {
       );
       return id;
     },
+    /** Every fetch event seen so far. */
+    allFetchEvents: fetchEvents,
     /** The fetch events of an Item seen so far. */
     fetchEventsOf(itemId: string): FetchEvent[] {
       return fetchEvents().filter((e) => e.data.item_id === itemId);
@@ -192,35 +235,11 @@ export async function fetcherWorld(sandboxEnv: Record<string, string> = {}) {
      * is due or under way: what it will do about those events is done.
      */
     async settled(timeoutMs = 30_000): Promise<void> {
-      const topics = [topicName('reportOutcomes', prefix), topicName('refreshOutcomes', prefix)];
-      const ends = await readEndOffsets(kafka, topics);
-      const admin = kafka.admin();
-      await admin.connect();
-      try {
-        await waitFor(
-          'the fetcher consumed everything and has nothing due',
-          async () => {
-            const committed = await admin.fetchOffsets({
-              groupId: `${prefix}cashflow-report-fetcher`,
-              topics,
-            });
-            for (const { topic, partitions } of committed) {
-              for (const p of partitions) {
-                const end = ends.get(`${topic}:${p.partition}`)?.high ?? 0n;
-                if (BigInt(p.offset === '-1' ? '0' : p.offset) < end) return undefined;
-              }
-            }
-            const busy: { n: number }[] = await db.query(
-              `SELECT count(*)::int AS n FROM report_fetch_items
-                WHERE due_at IS NOT NULL OR claim_token IS NOT NULL`,
-            );
-            return busy[0]!.n === 0 ? true : undefined;
-          },
-          timeoutMs,
-        );
-      } finally {
-        await admin.disconnect();
-      }
+      await consumed(
+        [topicName('reportOutcomes', prefix), topicName('refreshOutcomes', prefix)],
+        true,
+        timeoutMs,
+      );
     },
     /** Stored transactions of the Item that are not removed, by id. */
     async stored(itemId: string): Promise<Map<string, Record<string, unknown>>> {

@@ -1,4 +1,9 @@
 import { CHANGELOG_HEADERS, decodeChangelogKey } from '@cashflow/contracts';
+import type { LogRecord } from '../../../apps/cli/src/check/invariants';
+import {
+  changelogAgainstStore,
+  storedAgainstSandbox,
+} from '../../../apps/cli/src/check/report-checks';
 import { fetcherWorld, type FetcherWorld } from '../../support/report-fetcher';
 
 let world: FetcherWorld;
@@ -61,6 +66,9 @@ describe('report fetcher: after ReportReady, the report stored and delivered', (
     const { itemId, accessToken } = await world.item({ transactions_per_account: 100 });
     await world.accepted(itemId, 30);
     await world.accepted(itemId, 90);
+    // As in production, where Plaid's webhook follows the worker's outcome by seconds: the
+    // fetcher has read both acceptances before the report.
+    await world.settled();
     await world.reportReady(itemId);
     const [event] = await world.untilFetches(itemId);
     expect(event?.data.days_requested).toBe(90);
@@ -159,5 +167,31 @@ describe('report fetcher: after ReportReady, the report stored and delivered', (
     expect(event.data.error).toMatchObject({ source: 'fetcher', error_code: 'UNKNOWN_ITEM' });
     expect(event.data.retryable).toBe(false);
     expect(JSON.stringify(event)).not.toContain(created.access_token);
+  });
+});
+
+describe('check, on what the fetcher stored and published', () => {
+  it('finds the stored transactions equal to the sandbox and to the changelog, and finds a tampered row', async () => {
+    await world.settled();
+    // What check reads of the log that these rules need: the fetch events.
+    const records = world.allFetchEvents().map((event) => ({ event }) as unknown as LogRecord);
+    const sandbox = await storedAgainstSandbox(world.db, world.sandbox.url);
+    expect(sandbox.holds).toBe(true);
+    expect(sandbox.counts.compared).toBeGreaterThan(3);
+    const changelog = await changelogAgainstStore(world.kafka, world.db, world.prefix, records);
+    expect(changelog).toMatchObject({ holds: true });
+    expect(changelog.counts.stored).toBeGreaterThan(300);
+
+    const [row] = (await world.db.query(
+      `UPDATE report_transactions SET content = jsonb_set(content, '{name}', '"tampered"')
+        WHERE transaction_id = (SELECT min(transaction_id) FROM report_transactions
+                                 WHERE removed_at IS NULL)
+        RETURNING item_id`,
+    )) as [{ item_id: string }[], number];
+    expect(row).toHaveLength(1);
+    expect((await storedAgainstSandbox(world.db, world.sandbox.url)).holds).toBe(false);
+    expect((await changelogAgainstStore(world.kafka, world.db, world.prefix, records)).holds).toBe(
+      false,
+    );
   });
 });

@@ -31,6 +31,8 @@ import { z } from 'zod';
 import { cliLogger, kafkaFrom } from '../clients';
 import { read } from '../log-reader';
 import { outcome } from '../refresh-commands';
+import { changelogAgainstStore, storedAgainstSandbox } from './report-checks';
+import { checkFetchedReports } from './report-invariants';
 import {
   checkOutcomes,
   checkProjection,
@@ -266,6 +268,9 @@ async function checkPromises(env: CheckEnv, kafka: Kafka, db: DataSource, option
     }),
     checkProjection(records, snapshot),
     checkSecrets(searchables(), secrets, notes),
+    checkFetchedReports(records, { now: Date.now(), maxPendingMs: options.maxPendingMs }),
+    await changelogAgainstStore(kafka, db, prefix, records),
+    ...(options.sandbox ? [await storedAgainstSandbox(db, options.sandbox)] : []),
   ];
   return { findings, records: records.length };
 }

@@ -1,0 +1,174 @@
+import { createEvent, topicKeyForEvent, type CashflowEvent } from '@cashflow/contracts';
+import { sampleEvent } from '../../../../test/support/sample-events';
+import type { LogRecord } from './invariants';
+import {
+  canonical,
+  checkChangelog,
+  checkFetchedReports,
+  checkStoredAgainstSandbox,
+} from './report-invariants';
+
+const NOW = Date.parse('2026-11-24T12:00:00.000Z');
+const MIN = 60_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function log(events: CashflowEvent[]): LogRecord[] {
+  return events.map((event, i) => ({
+    topicKey: topicKeyForEvent(event.type),
+    topic: `t.${topicKeyForEvent(event.type)}`,
+    partition: 0,
+    offset: String(i),
+    timestamp: NOW,
+    key: Buffer.from(event.data.item_id),
+    value: null,
+    headers: {},
+    event,
+  }));
+}
+
+function accepted(itemId: string, at: number): CashflowEvent {
+  const e = sampleEvent('RefreshAccepted', itemId);
+  if (e.type !== 'RefreshAccepted') throw new Error('sample');
+  return createEvent('RefreshAccepted', { ...e.data, accepted_at: iso(at) }, e.metadata);
+}
+function ready(itemId: string, at: number): CashflowEvent {
+  const e = sampleEvent('ReportReady', itemId);
+  if (e.type !== 'ReportReady') throw new Error('sample');
+  return createEvent('ReportReady', { ...e.data, received_at: iso(at) }, e.metadata);
+}
+function fetched(itemId: string, reportAt: number): CashflowEvent {
+  const e = sampleEvent('ReportFetched', itemId);
+  if (e.type !== 'ReportFetched') throw new Error('sample');
+  return createEvent('ReportFetched', { ...e.data, report_received_at: iso(reportAt) }, e.metadata);
+}
+
+describe('checkFetchedReports (rule 5)', () => {
+  const options = { now: NOW, maxPendingMs: 10 * MIN };
+
+  it('holds when the latest ready report of each Item was fetched', () => {
+    const finding = checkFetchedReports(
+      log([
+        accepted('a', NOW - 60 * MIN),
+        ready('a', NOW - 59 * MIN),
+        fetched('a', NOW - 59 * MIN),
+        fetched('b', NOW - 30 * MIN),
+      ]),
+      options,
+    );
+    expect(finding.holds).toBe(true);
+  });
+
+  it('finds a newer refresh whose report was never fetched, once it is older than max-pending', () => {
+    const events = [
+      accepted('a', NOW - 60 * MIN),
+      ready('a', NOW - 59 * MIN),
+      fetched('a', NOW - 59 * MIN),
+      accepted('a', NOW - 30 * MIN),
+      ready('a', NOW - 29 * MIN),
+    ];
+    const finding = checkFetchedReports(log(events), options);
+    expect(finding.holds).toBe(false);
+    expect(finding.examples[0]).toMatch(/^item a: ReportReady received/);
+    const young = checkFetchedReports(log(events), { now: NOW, maxPendingMs: 60 * MIN });
+    expect(young.holds).toBe(true);
+    expect(young.counts.pending).toBe(1);
+  });
+
+  it('is not checked when no fetcher has run', () => {
+    const finding = checkFetchedReports(log([ready('a', NOW - 59 * MIN)]), options);
+    expect(finding.holds).toBe(true);
+    expect(finding.notes?.[0]).toMatch(/no report fetcher has run/);
+  });
+});
+
+describe('checkStoredAgainstSandbox (rule 6)', () => {
+  const at = iso(NOW);
+  const t1 = { transaction_id: 't1', amount: 1, name: 'x' };
+  it('compares when the data has not changed since the fetch, whatever the key order', () => {
+    const same = checkStoredAgainstSandbox([
+      {
+        itemId: 'a',
+        storedLastUpdate: at,
+        servedLastUpdate: at,
+        stored: new Map([['t1', { name: 'x', amount: 1, transaction_id: 't1' }]]),
+        served: new Map([['t1', t1]]),
+      },
+    ]);
+    expect(same.holds).toBe(true);
+    const different = checkStoredAgainstSandbox([
+      {
+        itemId: 'a',
+        storedLastUpdate: at,
+        servedLastUpdate: at,
+        stored: new Map([['t1', { ...t1, amount: 2 }]]),
+        served: new Map<string, unknown>([
+          ['t1', t1],
+          ['t2', { transaction_id: 't2' }],
+        ]),
+      },
+    ]);
+    expect(different.holds).toBe(false);
+    expect(different.examples[0]).toBe(
+      'item a: 1 served but not stored, 0 stored but not served, 1 different',
+    );
+  });
+
+  it('leaves out Items whose data changed after the fetch', () => {
+    const finding = checkStoredAgainstSandbox([
+      {
+        itemId: 'a',
+        storedLastUpdate: at,
+        servedLastUpdate: iso(NOW + 1),
+        stored: new Map(),
+        served: new Map([['t1', t1]]),
+      },
+    ]);
+    expect(finding.holds).toBe(true);
+    expect(finding.counts.changed_since).toBe(1);
+  });
+});
+
+describe('checkChangelog (rule 7)', () => {
+  const itemOf = (key: string) => (JSON.parse(key) as { item_id: string }).item_id;
+  const key = (item: string, id: string) => JSON.stringify({ item_id: item, transaction_id: id });
+
+  it('holds when the latest record of each stored transaction is its content and removed ones are tombstoned', () => {
+    const finding = checkChangelog(
+      new Map([
+        [key('a', 't1'), canonical({ b: 1, a: 2 })],
+        [key('a', 't2'), null],
+      ]),
+      new Map([[key('a', 't1'), canonical({ a: 2, b: 1 })]]),
+      new Set(),
+      itemOf,
+    );
+    expect(finding.holds).toBe(true);
+  });
+
+  it('finds a stored transaction missing from the changelog, a stale one, and one removed without a tombstone', () => {
+    const finding = checkChangelog(
+      new Map([
+        [key('a', 't1'), canonical({ amount: 1 })],
+        [key('a', 't3'), canonical({ amount: 3 })],
+      ]),
+      new Map([
+        [key('a', 't1'), canonical({ amount: 2 })],
+        [key('a', 't2'), canonical({ amount: 2 })],
+      ]),
+      new Set(),
+      itemOf,
+    );
+    expect(finding.holds).toBe(false);
+    expect(finding.counts.violations).toBe(3);
+  });
+
+  it('leaves Items with unpublished fetches for the next check', () => {
+    const finding = checkChangelog(
+      new Map(),
+      new Map([[key('a', 't1'), canonical({ amount: 2 })]]),
+      new Set(['a']),
+      itemOf,
+    );
+    expect(finding.holds).toBe(true);
+  });
+});
