@@ -182,12 +182,12 @@ describe('check, on what the fetcher stored and published', () => {
     expect(changelog).toMatchObject({ holds: true });
     expect(changelog.counts.stored).toBeGreaterThan(300);
 
-    const [row] = (await world.db.query(
+    const [row] = await world.db.query<[{ item_id: string }[], number]>(
       `UPDATE report_transactions SET content = jsonb_set(content, '{name}', '"tampered"')
         WHERE transaction_id = (SELECT min(transaction_id) FROM report_transactions
                                  WHERE removed_at IS NULL)
         RETURNING item_id`,
-    )) as [{ item_id: string }[], number];
+    );
     expect(row).toHaveLength(1);
     expect((await storedAgainstSandbox(world.db, world.sandbox.url)).holds).toBe(false);
     expect((await changelogAgainstStore(world.kafka, world.db, world.prefix, records)).holds).toBe(
