@@ -19,6 +19,7 @@ import { cliLogger, kafkaFrom } from './clients';
 import { addEventsCommands } from './events-commands';
 import { addItemsCommands } from './items-command';
 import { addRefreshCommands, outcome } from './refresh-commands';
+import { addReportCommands } from './report-commands';
 
 const SERVICE = 'cli';
 
@@ -81,6 +82,7 @@ export function buildProgram(): Command {
   addProjectionCommands(program);
   addItemsCommands(program);
   addRefreshCommands(program);
+  addReportCommands(program);
   addEventsCommands(program);
   addCheckCommand(program);
   return program;

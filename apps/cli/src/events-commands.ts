@@ -13,7 +13,7 @@ import type { IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import { z } from 'zod';
 import { cliLogger, kafkaFrom } from './clients';
 import { read } from './log-reader';
-import { textTable } from './refresh-commands';
+import { textTable } from './output';
 
 const SERVICE = 'cli';
 

@@ -1,4 +1,4 @@
-import { cliVariables, commonVariables, kafkaVariables, loadConfig } from '@cashflow/config';
+import { commonVariables, kafkaVariables, loadConfig } from '@cashflow/config';
 import {
   CLI_SOURCE,
   DEFAULT_DAYS_REQUESTED,
@@ -12,11 +12,17 @@ import type { Kafka } from 'kafkajs';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { cliLogger, kafkaFrom } from './clients';
-import { followOutcomes, type Progress } from './refresh-progress';
+import { parseOption } from './options';
+import { print, textTable } from './output';
+import { UNTIL, defaultUntil, followOutcomes, type Progress } from './refresh-progress';
+import { projectorApi } from './service-apis';
 
 const SERVICE = 'cli';
 
-/** Exit status of `refresh --wait` when the refresh failed (0 is ready, 1 any other error). */
+/**
+ * Exit status of `refresh --wait` when the refresh or its fetch failed (0 is ready or fetched,
+ * 1 any other error).
+ */
 export const EXIT_REFRESH_FAILED = 3;
 /** Exit status of `refresh --wait` when nothing final arrived in time. */
 export const EXIT_TIMED_OUT = 4;
@@ -24,48 +30,7 @@ export const EXIT_TIMED_OUT = 4;
 /** Set by an action to choose the process's exit status. */
 export const outcome = { exitCode: 0 };
 
-async function projectorApi(path: string): Promise<unknown> {
-  const env = loadConfig(SERVICE, z.object({ ...cliVariables }));
-  if (!env.PROJECTOR_API_TOKEN) {
-    throw new Error(
-      'PROJECTOR_API_TOKEN is not set: export one of the tokens of PROJECTOR_API_TOKENS (the part after "name:")',
-    );
-  }
-  const response = await fetch(new URL(path, env.PROJECTOR_URL), {
-    headers: { authorization: `Bearer ${env.PROJECTOR_API_TOKEN}` },
-  }).catch((error: Error) => {
-    throw new Error(`the projector at ${env.PROJECTOR_URL} did not answer (${error.message})`);
-  });
-  const body = (await response.json()) as { error?: { message?: string } };
-  if (!response.ok)
-    throw new Error(body.error?.message ?? `the projector answered ${response.status}`);
-  return body;
-}
-
 type Row = Record<string, unknown>;
-
-/** Rows as an aligned text table; null shows as "-". */
-export function textTable(rows: Row[], columns: string[]): string {
-  const cell = (v: unknown): string => {
-    if (v === null || v === undefined) return '-';
-    if (typeof v === 'string') return v;
-    return typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
-  };
-  const cells = [columns, ...rows.map((r) => columns.map((c) => cell(r[c])))];
-  const widths = columns.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
-  return cells
-    .map((row) =>
-      row
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
-
-function print(json: boolean, value: unknown, text: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${text()}\n`);
-}
 
 const daysOption = z.coerce
   .number()
@@ -86,6 +51,7 @@ export function addRefreshCommands(program: Command): void {
 interface RefreshOptions {
   readonly days?: string;
   readonly wait?: boolean;
+  readonly until?: string;
   readonly timeout: string;
   readonly requestedBy: string;
   readonly json?: boolean;
@@ -95,47 +61,56 @@ function addRefreshCommand(program: Command): void {
   program
     .command('refresh <item_id>')
     .description(
-      'Publish a RefreshRequested for the Item (KAFKA_*). With --wait, show its progress until the outcome and, once accepted, the report.',
+      'Publish a RefreshRequested for the Item (KAFKA_*). With --wait, show its progress until the outcome and, once accepted, the report and, when the report fetcher runs, its fetch.',
     )
     .option('--days <n>', `days of history, 1 to 730 (default ${DEFAULT_DAYS_REQUESTED})`)
-    .option('--wait', 'wait for the outcome and the report')
+    .option('--wait', 'wait for the outcome, the report and its fetch')
+    .option(
+      '--until <step>',
+      'with --wait: end at ready (the report) or fetched (its data stored); default fetched when a report fetcher runs (its consumer group has members), else ready',
+    )
     .option('--timeout <seconds>', 'with --wait: give up after this long', '600')
     .option('--requested-by <name>', 'who is asking, for ops', 'cashflow-refresh cli')
     .option('--json', 'print JSON lines')
     .action(async (rawItemId: string, opts: RefreshOptions) => {
       const event = refreshRequested(rawItemId, opts);
       const timeoutS = parseOption('--timeout', z.coerce.number().positive(), opts.timeout);
+      const chosenUntil =
+        opts.until === undefined ? undefined : parseOption('--until', z.enum(UNTIL), opts.until);
+      if (chosenUntil && !opts.wait) throw new Error('--until: only with --wait');
       const env = loadConfig(SERVICE, z.object({ ...commonVariables, ...kafkaVariables }));
       const kafka = kafkaFrom(env, cliLogger('error'));
+      const prefix = env.KAFKA_TOPIC_PREFIX;
       const show = (p: Progress) =>
         print(Boolean(opts.json), { request_id: event.metadata.id, ...p }, () =>
           [
-            `${p.at}  ${p.step.padEnd(9)}`,
+            `${p.at}  ${p.step.padEnd(12)}`,
             ...Object.entries(p.detail).map(([k, v]) => `${k}=${String(v)}`),
           ].join(' '),
         );
 
-      const outcomes = opts.wait ? await followOutcomes(kafka, env.KAFKA_TOPIC_PREFIX) : undefined;
-      await publishRequest(kafka, env.KAFKA_TOPIC_PREFIX, event);
+      const until = opts.wait ? (chosenUntil ?? (await defaultUntil(kafka, prefix))) : undefined;
+      const outcomes = until ? await followOutcomes(kafka, prefix) : undefined;
+      await publishRequest(kafka, prefix, event);
       show({
         step: 'requested',
         at: event.metadata.time,
         detail: {
           item_id: event.data.item_id,
           days_requested: event.data.days_requested ?? DEFAULT_DAYS_REQUESTED,
+          ...(until ? { until } : {}),
         },
       });
-      if (!outcomes) return;
+      if (!outcomes || !until) return;
       try {
         const final = await outcomes.follow(
-          event.metadata.id,
-          event.data.item_id,
+          { requestId: event.metadata.id, itemId: event.data.item_id, until },
           timeoutS * 1000,
           show,
         );
         if (final === 'failed') outcome.exitCode = EXIT_REFRESH_FAILED;
         if (final === 'timed_out') {
-          process.stderr.write(`no outcome within ${timeoutS} s; the request stays published\n`);
+          process.stderr.write(`not ${until} within ${timeoutS} s; the request stays published\n`);
           outcome.exitCode = EXIT_TIMED_OUT;
         }
       } finally {
@@ -197,6 +172,18 @@ function statusText(state: Row, refreshes: Row[]): string {
       `  last error ${String(error.code)} (${String(error.source)}) at ${String(error.at)}: ${String(error.message)}`,
     );
   }
+  const fetchedAt = state.fetched_at as string | null;
+  if (fetchedAt) {
+    lines.push(
+      `  report fetched ${fetchedAt}: data as of ${String(state.last_successful_update_time)}, ${String(state.transaction_count)} transactions`,
+    );
+  }
+  const fetchFailure = state.last_fetch_failure as Row | null;
+  if (fetchFailure) {
+    lines.push(
+      `  last fetch failure ${String(fetchFailure.code)} at ${String(fetchFailure.at)}: ${String(fetchFailure.message)}`,
+    );
+  }
   lines.push(
     '',
     textTable(refreshes, [
@@ -205,6 +192,7 @@ function statusText(state: Row, refreshes: Row[]): string {
       'requested_at',
       'seconds_to_accept',
       'seconds_to_ready',
+      'seconds_to_fetched',
     ]),
   );
   return lines.join('\n');
@@ -248,10 +236,4 @@ function addListCommand(program: Command): void {
         );
       },
     );
-}
-
-function parseOption<T extends z.ZodType>(name: string, schema: T, value: string): z.infer<T> {
-  const result = schema.safeParse(value);
-  if (!result.success) throw new Error(`${name}: ${result.error.issues[0]?.message ?? 'invalid'}`);
-  return result.data;
 }

@@ -6,26 +6,38 @@ import { randomUUID } from 'node:crypto';
 
 /** What `refresh --wait` saw happen to the request. */
 export interface Progress {
-  readonly step: 'requested' | 'accepted' | 'ready' | 'failed';
+  readonly step: 'requested' | 'accepted' | 'ready' | 'fetched' | 'failed' | 'fetch_failed';
   readonly at: string;
   readonly detail: Record<string, unknown>;
 }
 
-export type Final = 'ready' | 'failed';
+/**
+ * Where `refresh --wait` ends: at the report (`ready`), or once the report fetcher has stored
+ * the request's data (`fetched`).
+ */
+export type Until = 'ready' | 'fetched';
+export const UNTIL: readonly Until[] = ['ready', 'fetched'];
+
+export type Final = 'ready' | 'fetched' | 'failed';
 
 type Report = EventOfType<'ReportReady'> | EventOfType<'ReportFailed'>;
 
 type Outcome = EventOfType<'RefreshAccepted'> | EventOfType<'RefreshFailed'>;
 
+type Fetch = EventOfType<'ReportFetched'> | EventOfType<'ReportFetchFailed'>;
+
 /**
- * Where a request stands, from the outcome and report events seen so far: its outcome, and once
- * accepted the report that answers it by the projection's rule (the earliest report of the Item
- * received after the acceptance, with the rule's clock tolerance), whichever order they came in.
+ * Where a request stands, from the outcome, report and fetch events seen so far: its outcome,
+ * once accepted the report that answers it by the projection's rule (the earliest report of the
+ * Item received after the acceptance, with the rule's clock tolerance), and with `until`
+ * `fetched`, once ready the fetch naming it (ReportFetched, or ReportFetchFailed), whichever
+ * order they came in.
  */
 export function progressOf(
   seen: readonly CashflowEvent[],
   requestId: string,
   itemId: string,
+  until: Until = 'ready',
 ): { readonly steps: Progress[]; readonly final?: Final } {
   const outcome = seen.find(
     (e): e is Outcome =>
@@ -55,26 +67,73 @@ export function progressOf(
   const report = reportAnswering(seen, itemId, data.accepted_at);
   if (!report) return { steps: [accepted] };
   const at = report.data.received_at;
-  return report.type === 'ReportReady'
-    ? {
-        steps: [accepted, { step: 'ready', at, detail: { report_event_id: report.metadata.id } }],
-        final: 'ready',
-      }
-    : {
-        steps: [
-          accepted,
-          {
-            step: 'failed',
-            at,
-            detail: {
-              error_code: report.data.error.error_code,
-              message: report.data.error.error_message,
-            },
-          },
-        ],
-        final: 'failed',
-      };
+  if (report.type === 'ReportReady') {
+    const ready: Progress = { step: 'ready', at, detail: { report_event_id: report.metadata.id } };
+    if (until === 'ready') return { steps: [accepted, ready], final: 'ready' };
+    const fetch = fetchNaming(seen, itemId, requestId);
+    if (!fetch) return { steps: [accepted, ready] };
+    return { steps: [accepted, ready, fetchStep(fetch)], final: fetchFinal(fetch) };
+  }
+  return {
+    steps: [
+      accepted,
+      {
+        step: 'failed',
+        at,
+        detail: {
+          error_code: report.data.error.error_code,
+          message: report.data.error.error_message,
+        },
+      },
+    ],
+    final: 'failed',
+  };
 }
+
+/**
+ * The fetch that brought the request's data: the first ReportFetched naming it; failing that,
+ * a ReportFetchFailed naming it (the fetcher gave up on its report).
+ */
+function fetchNaming(seen: readonly CashflowEvent[], itemId: string, requestId: string) {
+  const naming = seen.filter(
+    (e): e is Fetch =>
+      (e.type === 'ReportFetched' || e.type === 'ReportFetchFailed') &&
+      e.data.item_id === itemId &&
+      e.data.refresh_request_ids.includes(requestId),
+  );
+  return naming.find((e) => e.type === 'ReportFetched') ?? naming[0];
+}
+
+function fetchStep(fetch: Fetch): Progress {
+  if (fetch.type === 'ReportFetched') {
+    const { data } = fetch;
+    return {
+      step: 'fetched',
+      at: data.fetched_at,
+      detail: {
+        fetch_id: data.fetch_id,
+        transactions: data.transactions,
+        added: data.added,
+        modified: data.modified,
+        removed: data.removed,
+        last_successful_update_time: data.last_successful_update_time,
+      },
+    };
+  }
+  const { data } = fetch;
+  return {
+    step: 'fetch_failed',
+    at: data.failed_at,
+    detail: {
+      fetch_id: data.fetch_id,
+      error_code: data.error.error_code,
+      retryable: data.retryable,
+      message: data.error.error_message,
+    },
+  };
+}
+
+const fetchFinal = (fetch: Fetch): Final => (fetch.type === 'ReportFetched' ? 'fetched' : 'failed');
 
 /** Of the Item's reports seen, the one that answers an acceptance at `acceptedAt`. */
 function reportAnswering(seen: readonly CashflowEvent[], itemId: string, acceptedAt: string) {
@@ -88,11 +147,15 @@ function reportAnswering(seen: readonly CashflowEvent[], itemId: string, accepte
 }
 
 /**
- * Follows the outcome and report topics from their ends as they are now: start it before the
- * request is published, so nothing in between is missed.
+ * Follows the outcome, report and fetch topics from their ends as they are now: start it before
+ * the request is published, so nothing in between is missed.
  */
 export async function followOutcomes(kafka: Kafka, prefix: string) {
-  const topics = [topicName('refreshOutcomes', prefix), topicName('reportOutcomes', prefix)];
+  const topics = [
+    topicName('refreshOutcomes', prefix),
+    topicName('reportOutcomes', prefix),
+    topicName('reportFetches', prefix),
+  ];
   const ends = await readHighWatermarks(kafka, topics);
   const groupId = `${prefix}cashflow-cli-${randomUUID()}`;
   const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200 });
@@ -140,15 +203,14 @@ export async function followOutcomes(kafka: Kafka, prefix: string) {
   return {
     /** Shows each step of the request as it happens, until its final step or the time-out. */
     async follow(
-      requestId: string,
-      itemId: string,
+      request: { readonly requestId: string; readonly itemId: string; readonly until: Until },
       timeoutMs: number,
       show: (p: Progress) => void,
     ): Promise<Final | 'timed_out'> {
       const deadline = Date.now() + timeoutMs;
       let shown = 0;
       for (;;) {
-        const progress = progressOf(seen, requestId, itemId);
+        const progress = progressOf(seen, request.requestId, request.itemId, request.until);
         for (const step of progress.steps.slice(shown)) show(step);
         shown = Math.max(shown, progress.steps.length);
         if (progress.final) return progress.final;
@@ -171,4 +233,25 @@ export async function followOutcomes(kafka: Kafka, prefix: string) {
       await cleanup.disconnect();
     },
   };
+}
+
+/**
+ * The report fetcher's consumer group, `<prefix>cashflow-report-fetcher` (as
+ * apps/report-fetcher/src/config.ts names it): members in it mean a fetcher runs.
+ */
+export const reportFetcherGroup = (prefix: string) => `${prefix}cashflow-report-fetcher`;
+
+/**
+ * Where `refresh --wait` ends unless told: at `fetched` when a report fetcher runs (its
+ * consumer group has members), else at `ready`, as before the fetcher existed.
+ */
+export async function defaultUntil(kafka: Kafka, prefix: string): Promise<Until> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const { groups } = await admin.describeGroups([reportFetcherGroup(prefix)]);
+    return groups.some((g) => g.members.length > 0) ? 'fetched' : 'ready';
+  } finally {
+    await admin.disconnect();
+  }
 }

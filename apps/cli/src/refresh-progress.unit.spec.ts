@@ -51,4 +51,59 @@ describe('refresh --wait progress', () => {
     expect(progress.final).toBe('failed');
     expect(progress.steps[1]).toMatchObject({ step: 'failed', at: '2026-11-24T10:00:30Z' });
   });
+
+  describe('until fetched', () => {
+    const report = { id: 'x1', receivedAt: '2026-11-24T10:01:00.000Z' };
+    const refreshed = [
+      e.accepted('r1', '2026-11-24T10:00:02Z'),
+      e.ready(report.id, report.receivedAt),
+    ];
+
+    it('waits after the report for a fetch naming the request, then ends at fetched', () => {
+      expect(progressOf(refreshed, 'r1', 'item-w', 'fetched')).toEqual({
+        steps: [
+          expect.objectContaining({ step: 'accepted' }),
+          expect.objectContaining({ step: 'ready' }),
+        ],
+      });
+      const others = [
+        e.fetched('f0', '2026-11-24T10:01:20.000Z', report, ['r0']),
+        other.fetched('f9', '2026-11-24T10:01:20.000Z', report, ['r1']),
+      ];
+      expect(
+        progressOf([...refreshed, ...others], 'r1', 'item-w', 'fetched').final,
+      ).toBeUndefined();
+      const fetched = e.fetched('f1', '2026-11-24T10:01:30.000Z', report, ['r0', 'r1'], 812);
+      const progress = progressOf([fetched, ...refreshed, ...others], 'r1', 'item-w', 'fetched');
+      expect(progress.final).toBe('fetched');
+      expect(progress.steps[2]).toEqual({
+        step: 'fetched',
+        at: '2026-11-24T10:01:30.000Z',
+        detail: {
+          fetch_id: fetched.data.fetch_id,
+          transactions: 812,
+          added: 812,
+          modified: 0,
+          removed: 0,
+          last_successful_update_time: '2026-11-24T10:01:25.000Z',
+        },
+      });
+      // Until ready, the fetch is not waited for.
+      expect(progressOf(refreshed, 'r1', 'item-w').final).toBe('ready');
+    });
+
+    it('fails on a ReportFetchFailed naming the request', () => {
+      const progress = progressOf(
+        [...refreshed, e.fetchFailed('f1', '2026-11-24T10:03:00.000Z', report, ['r1'])],
+        'r1',
+        'item-w',
+        'fetched',
+      );
+      expect(progress.final).toBe('failed');
+      expect(progress.steps[2]).toMatchObject({
+        step: 'fetch_failed',
+        detail: { error_code: 'ITEM_LOGIN_REQUIRED', retryable: false },
+      });
+    });
+  });
 });

@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { projectorWorld, type ProjectorWorld } from '../../support/projector';
+import {
+  plaidTransaction as transaction,
+  storeFetch,
+  storeReport,
+} from '../../support/stored-reports';
 
 /**
  * The read API over the stored reports: rows the report fetcher would have written are inserted
@@ -17,144 +22,7 @@ describe('projector read API: reports and transactions', () => {
     await world.close();
   });
 
-  interface FetchRow {
-    readonly outcome: 'fetched' | 'failed';
-    readonly finishedAt: string;
-    readonly transactions?: number;
-  }
-
-  /** A fetch row as the fetcher writes it, with the event it published. */
-  async function storeFetch(itemId: string, fetch: FetchRow): Promise<string> {
-    const fetchId = randomUUID();
-    const fetched = fetch.outcome === 'fetched';
-    const error = {
-      source: 'plaid',
-      error_type: 'ITEM_ERROR',
-      error_code: 'ITEM_LOGIN_REQUIRED',
-      error_message: 'the login details of this item have changed',
-      display_message: null,
-      plaid_request_id: 'plaid-1',
-      http_status: 400,
-    };
-    const insights = {
-      months: 3,
-      historical_balance_days: 90,
-      latest_month: {
-        start_date: '2026-11-01',
-        end_date: '2026-11-30',
-        total_revenue: 5120.5,
-        ending_balance: 4200,
-        average_daily_net_cashflow: 12.25,
-      },
-      last_generated_time: '2026-11-24T10:01:00.000Z',
-    };
-    const data = fetched
-      ? { insights, fetched_at: fetch.finishedAt }
-      : { error, retryable: false, failed_at: fetch.finishedAt };
-    await world.rows(
-      `INSERT INTO report_fetches
-         (fetch_id, item_id, outcome, report_event_id, report_received_at, days_requested,
-          refresh_request_ids, window_start, last_successful_update_time, pages, restarts,
-          accounts, transactions, added, modified, removed, error_code, error, attempts,
-          started_at, finished_at, duration_ms, event, changelog_pending, published_at)
-       VALUES ($1, $2, $3, 'report-1', '2026-11-24T10:00:30Z', 90, $4, $5, $6, $7, 0, $8, $9,
-               $9, 0, 0, $10, $11, 1, $12::timestamptz - interval '2 seconds', $12, 2000, $13,
-               false, now())`,
-      [
-        fetchId,
-        itemId,
-        fetch.outcome,
-        fetched ? ['request-1'] : [],
-        fetched ? '2026-08-27' : null,
-        fetched ? '2026-11-24T10:00:00Z' : null,
-        fetched ? 1 : null,
-        fetched ? 2 : null,
-        fetched ? (fetch.transactions ?? 5) : null,
-        fetched ? null : error.error_code,
-        fetched ? null : JSON.stringify(error),
-        fetch.finishedAt,
-        JSON.stringify({ type: fetched ? 'ReportFetched' : 'ReportFetchFailed', data }),
-      ],
-    );
-    return fetchId;
-  }
-
-  const transaction = (id: string, date: string, account = 'acc-checking') => ({
-    transaction_id: id,
-    account_id: account,
-    date,
-    amount: 12.5,
-    pending: false,
-    name: `Coffee ${id}`,
-    iso_currency_code: 'USD',
-  });
-
-  /** An Item with a stored report: two accounts, insights and five transactions, one removed. */
-  async function storedItem() {
-    const itemId = `item-${randomUUID()}`;
-    const fetchId = await storeFetch(itemId, {
-      outcome: 'fetched',
-      finishedAt: '2026-11-24T10:01:00Z',
-    });
-    for (const account of [
-      {
-        account_id: 'acc-checking',
-        name: 'Plaid Checking',
-        official_name: null,
-        type: 'depository',
-        subtype: 'checking',
-        mask: '0000',
-        balances: {
-          available: 4200,
-          current: 4200,
-          limit: null,
-          iso_currency_code: 'USD',
-          unofficial_currency_code: null,
-        },
-      },
-      { account_id: 'acc-card', name: 'Plaid Credit Card', type: 'credit' },
-    ]) {
-      await world.rows(
-        `INSERT INTO report_accounts (item_id, account_id, content, last_fetch_id, updated_at)
-         VALUES ($1, $2, $3, $4, now())`,
-        [itemId, account.account_id, JSON.stringify(account), fetchId],
-      );
-    }
-    await world.rows(
-      `INSERT INTO report_insights (item_id, content, last_generated_time, last_fetch_id, updated_at)
-       VALUES ($1, '{"accounts": []}', '2026-11-24T10:01:00Z', $2, now())`,
-      [itemId, fetchId],
-    );
-    const stored = [
-      { t: transaction('t-b', '2026-11-20'), removed: false },
-      { t: transaction('t-a', '2026-11-20'), removed: false },
-      { t: transaction('t-c', '2026-11-22', 'acc-card'), removed: false },
-      { t: transaction('t-d', '2026-11-21'), removed: true },
-      { t: transaction('t-e', '2026-10-02'), removed: false },
-    ];
-    for (const { t, removed } of stored) {
-      await world.rows(
-        `INSERT INTO report_transactions
-           (item_id, transaction_id, account_id, date, amount, pending, content, first_seen_at,
-            last_changed_at, removed_at, first_fetch_id, last_fetch_id, last_change)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, '2026-11-24T10:01:00Z', '2026-11-24T10:01:00Z',
-                 $8, $9, $9, $10)`,
-        [
-          itemId,
-          t.transaction_id,
-          t.account_id,
-          t.date,
-          t.amount,
-          t.pending,
-          JSON.stringify(t),
-          removed ? '2026-11-24T10:01:00Z' : null,
-          fetchId,
-          removed ? 'removed' : 'added',
-        ],
-      );
-    }
-    return { itemId, fetchId };
-  }
+  const storedItem = () => storeReport(world.rows);
 
   const ids = (body: { transactions: { transaction_id: string }[] }) =>
     body.transactions.map((t) => t.transaction_id);
@@ -163,8 +31,11 @@ describe('projector read API: reports and transactions', () => {
     it("answers the newest fetch, the accounts, the counts and the insights' summary", async () => {
       const { itemId, fetchId } = await storedItem();
       // An older failure is left out; the newest successful fetch is the summary's.
-      await storeFetch(itemId, { outcome: 'failed', finishedAt: '2026-11-24T09:00:00Z' });
-      await storeFetch(itemId, {
+      await storeFetch(world.rows, itemId, {
+        outcome: 'failed',
+        finishedAt: '2026-11-24T09:00:00Z',
+      });
+      await storeFetch(world.rows, itemId, {
         outcome: 'fetched',
         finishedAt: '2026-11-20T09:00:00Z',
         transactions: 1,
@@ -233,7 +104,7 @@ describe('projector read API: reports and transactions', () => {
 
     it('shows a failed fetch newer than the stored report', async () => {
       const { itemId } = await storedItem();
-      const failed = await storeFetch(itemId, {
+      const failed = await storeFetch(world.rows, itemId, {
         outcome: 'failed',
         finishedAt: '2026-11-25T08:00:00Z',
       });
@@ -261,7 +132,10 @@ describe('projector read API: reports and transactions', () => {
         message: `no report of item ${unknown} has been fetched (the report fetcher stores one after CASHFLOW_REPORT_READY)`,
       });
       const failing = `item-${randomUUID()}`;
-      await storeFetch(failing, { outcome: 'failed', finishedAt: '2026-11-24T10:00:00Z' });
+      await storeFetch(world.rows, failing, {
+        outcome: 'failed',
+        finishedAt: '2026-11-24T10:00:00Z',
+      });
       const failed = await projector.get(`/items/${failing}/report`);
       expect(failed).toMatchObject({ status: 404 });
       expect(failed.body.error.message).toBe(
