@@ -9,6 +9,7 @@ import {
 import {
   BEARER_TOKENS,
   BearerAuthGuard,
+  METRICS_REGISTRY,
   ObservabilityModule,
   type Logger,
   type ReadinessCheck,
@@ -24,9 +25,11 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
+import type { Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { ReportFetchController } from './admin/report-fetch.controller';
 import { SERVICE, type ReportFetcherConfig } from './config';
+import { FetchMetrics } from './fetch/fetch-metrics';
 import { FetchPublisher } from './fetch/fetch-publisher';
 import { FetchRunner } from './fetch/fetch-runner';
 import { FetchStateStore } from './fetch/fetch-state-store';
@@ -93,6 +96,8 @@ class FetcherLifecycle
 export class ReportFetcherModule {
   static forRoot(config: ReportFetcherConfig, logger: Logger): DynamicModule {
     const now = () => Date.now();
+    // The in-flight gauge reads the runner once it exists.
+    let runner: FetchRunner | undefined;
     return {
       module: ReportFetcherModule,
       imports: [
@@ -162,8 +167,9 @@ export class ReportFetcherModule {
             fetch: ReportFetch,
             publisher: FetchPublisher,
             vault: TokenVault,
+            registry: Registry,
           ) =>
-            new FetchRunner(
+            (runner = new FetchRunner(
               db,
               states,
               fetch,
@@ -172,8 +178,16 @@ export class ReportFetcherModule {
               { ...config.fetch, leaseMs: CLAIM_LEASE_MS },
               now,
               logger.child({ component: 'fetch-runner' }),
-            ),
-          inject: [DataSource, FetchStateStore, ReportFetch, FetchPublisher, TokenVault],
+              new FetchMetrics(registry, () => runner?.inFlight ?? 0),
+            )),
+          inject: [
+            DataSource,
+            FetchStateStore,
+            ReportFetch,
+            FetchPublisher,
+            TokenVault,
+            METRICS_REGISTRY,
+          ],
         },
         FetcherLifecycle,
       ],

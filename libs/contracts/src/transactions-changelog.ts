@@ -75,18 +75,20 @@ export interface ChangelogRecord {
   readonly headers: Record<string, string>;
 }
 
-export function changelogRecord(
+/**
+ * A record whose value is already JSON text (the transaction with item_id and fetch_id, as the
+ * store writes it); `change` removed makes a tombstone whatever the value.
+ */
+export function changelogRecordOf(
   itemId: string,
   fetchId: string,
+  transactionId: string,
   change: TransactionChange,
-  transaction: { readonly transaction_id: string } & Record<string, unknown>,
+  valueJson: string,
 ): ChangelogRecord {
   return {
-    key: changelogKey(itemId, transaction.transaction_id),
-    value:
-      change === 'removed'
-        ? null
-        : JSON.stringify({ ...transaction, item_id: itemId, fetch_id: fetchId }),
+    key: changelogKey(itemId, transactionId),
+    value: change === 'removed' ? null : valueJson,
     headers: {
       [CHANGELOG_HEADERS.contentType]: JSON_CONTENT_TYPE,
       [CHANGELOG_HEADERS.change]: change,

@@ -11,6 +11,7 @@ import {
 } from '@cashflow/plaid-client';
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
+import type { FetchMetrics } from './fetch-metrics';
 import type { FetchPublisher } from './fetch-publisher';
 import type { FetchClaim, FetchStateStore } from './fetch-state-store';
 import type { FetchPlan } from './item-fetches';
@@ -53,6 +54,7 @@ export class FetchRunner {
     private readonly settings: RunnerSettings,
     private readonly now: () => number,
     private readonly logger: Logger,
+    private readonly metrics?: FetchMetrics,
   ) {}
 
   start(): void {
@@ -132,6 +134,7 @@ export class FetchRunner {
       await this.publisher.publishPending(claim.itemId);
       this.logger.debug({ item_id: claim.itemId, outcome }, 'fetch run published');
       await this.states.release(claim);
+      this.metrics?.ran(outcome);
       this.onRun(claim.itemId, outcome);
     } catch (error) {
       // PostgreSQL or Kafka failed: the claim runs out and the Item is taken up again.
@@ -172,6 +175,7 @@ export class FetchRunner {
     const result = await this.fetch.attempt(claim, plan, accessToken, fetchId);
     switch (result.kind) {
       case 'stored':
+        this.metrics?.stored(result.event.data);
         this.logger.info(
           {
             item_id: claim.itemId,
