@@ -26,8 +26,15 @@ export class FetchPublisher {
     private readonly publisher: EventPublisher,
   ) {}
 
-  /** Publishes every unpublished fetch of the Item; returns how many. */
-  async publishPending(itemId: string): Promise<number> {
+  /**
+   * Publishes every unpublished fetch of the Item; returns how many. `stillHeld` is asked before
+   * each batch: a run whose claim was taken over stops, so it cannot put an older fetch's
+   * records after a newer one's.
+   */
+  async publishPending(
+    itemId: string,
+    stillHeld: () => Promise<boolean> = () => Promise.resolve(true),
+  ): Promise<number> {
     const rows: {
       fetch_id: string;
       event: ReportFetched | ReportFetchFailed;
@@ -39,7 +46,8 @@ export class FetchPublisher {
       [itemId],
     );
     for (const row of rows) {
-      if (row.changelog_pending) await this.publishChangelog(itemId, row.fetch_id);
+      if (row.changelog_pending) await this.publishChangelog(itemId, row.fetch_id, stillHeld);
+      if (!(await stillHeld())) throw new ClaimLostError(itemId);
       const e = row.event;
       await this.publisher.publish(createEvent(e.type, e.data as never, e.metadata));
       await this.db.query(
@@ -55,9 +63,14 @@ export class FetchPublisher {
    * content plus item_id and fetch_id) as JSON text, so the rows are never parsed and
    * serialised again here: that was most of the fetcher's CPU.
    */
-  private async publishChangelog(itemId: string, fetchId: string): Promise<void> {
+  private async publishChangelog(
+    itemId: string,
+    fetchId: string,
+    stillHeld: () => Promise<boolean>,
+  ): Promise<void> {
     let after = '';
     for (;;) {
+      if (!(await stillHeld())) throw new ClaimLostError(itemId);
       const rows = await queryRows<{
         transaction_id: string;
         value: string;
@@ -82,5 +95,13 @@ export class FetchPublisher {
       after = rows[rows.length - 1]!.transaction_id;
       if (rows.length < CHANGELOG_BATCH) return;
     }
+  }
+}
+
+/** The run's claim on the Item was taken over while it published: the new holder goes on. */
+export class ClaimLostError extends Error {
+  constructor(itemId: string) {
+    super(`the fetch claim on item ${itemId} was taken over while publishing`);
+    this.name = 'ClaimLostError';
   }
 }

@@ -127,11 +127,13 @@ export class FetchRunner {
       );
     }, this.settings.leaseMs / 3);
     keeper.unref?.();
+    // Renewing is also how a run learns it still holds the claim before each changelog batch.
+    const stillHeld = () => this.states.renew(claim, this.settings.leaseMs, this.now());
     try {
-      await this.publisher.publishPending(claim.itemId);
+      await this.publisher.publishPending(claim.itemId, stillHeld);
       const outcome = claim.plan ? await this.make(claim, claim.plan) : 'published_only';
       this.logger.debug({ item_id: claim.itemId, outcome }, 'fetch run made');
-      await this.publisher.publishPending(claim.itemId);
+      await this.publisher.publishPending(claim.itemId, stillHeld);
       this.logger.debug({ item_id: claim.itemId, outcome }, 'fetch run published');
       await this.states.release(claim);
       this.metrics?.ran(outcome);
