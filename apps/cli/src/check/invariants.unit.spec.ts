@@ -259,10 +259,10 @@ describe('checkProjection', () => {
   );
 
   /** The projection a correct projector would hold, built from `source` in its order. */
-  function snapshot(source: LogRecord[]): ProjectionSnapshot {
-    const fold = foldLog(source, everything);
+  function snapshot(source: LogRecord[], checkpoints = everything): ProjectionSnapshot {
+    const fold = foldLog(source, checkpoints);
     return {
-      checkpoints: everything,
+      checkpoints,
       items: [...fold.items.values()].map((s) => itemToRow(s.item)),
       requests: [...fold.items.values()].flatMap((s) => [...s.requests.values()].map(requestToRow)),
       reports: [...fold.items.values()].flatMap((s) => [...s.reports.values()].map(reportToRow)),
@@ -304,6 +304,22 @@ describe('checkProjection', () => {
     const finding = checkProjection(records, { ...good, reports: [] });
     expect(finding.holds).toBe(false);
     expect(finding.examples).toEqual(['report item-a w1: in the log, missing from the projection']);
+  });
+
+  it("compares the report fetches' columns too", () => {
+    const report = { id: 'w1', receivedAt: '2026-11-24T10:00:05.000Z' };
+    const fetched = log([...events, a.fetched('f1', '2026-11-24T10:00:30.000Z', report, ['r1'])]);
+    const checkpoints = new Map(everything).set(`${fetched[fetched.length - 1]!.topic}:0`, '100');
+    const good = snapshot(fetched, checkpoints);
+    expect(good.items.find((row) => row.item_id === 'item-a')).toMatchObject({
+      transaction_count: 42,
+    });
+    expect(checkProjection(fetched, good).holds).toBe(true);
+    const items = good.items.map((row) =>
+      row.item_id === 'item-a' ? { ...row, transaction_count: 41 } : row,
+    );
+    const finding = checkProjection(fetched, { ...good, items });
+    expect(finding.examples).toEqual(['item item-a: transaction_count is 41, the log gives 42']);
   });
 
   it('counts every copy of an event the log holds, as projection_events does', () => {
