@@ -1,4 +1,5 @@
 import {
+  consumerAppSettings,
   commonVariables,
   databaseVariables,
   kafkaVariables,
@@ -19,15 +20,8 @@ const ProjectorEnv = z
     PROJECTOR_PORT: ports.PROJECTOR_PORT,
   })
   .transform((env) => ({
-    logLevel: env.LOG_LEVEL,
+    ...consumerAppSettings(SERVICE, env),
     http: { host: env.BIND_ADDRESS, port: env.PROJECTOR_PORT },
-    kafka: {
-      brokers: env.KAFKA_BROKERS,
-      clientId: env.KAFKA_CLIENT_ID ?? `cashflow-${SERVICE}`,
-      topicPrefix: env.KAFKA_TOPIC_PREFIX,
-    },
-    groupId: `${env.KAFKA_TOPIC_PREFIX}cashflow-${SERVICE}`,
-    database: { url: env.DATABASE_URL, applicationName: `cashflow-${SERVICE}` },
     apiTokens: env.PROJECTOR_API_TOKENS,
     stuckAfterMinutes: env.PROJECTOR_STUCK_AFTER_MINUTES,
   }));

@@ -1,4 +1,5 @@
 import {
+  consumerAppSettings,
   accessTokenVariables,
   commonVariables,
   databaseVariables,
@@ -37,15 +38,8 @@ const RefreshWorkerEnv = z
     }
   })
   .transform((env, ctx) => ({
-    logLevel: env.LOG_LEVEL,
+    ...consumerAppSettings(SERVICE, env),
     http: { host: env.BIND_ADDRESS, port: env.REFRESH_WORKER_PORT },
-    kafka: {
-      brokers: env.KAFKA_BROKERS,
-      clientId: env.KAFKA_CLIENT_ID ?? `cashflow-${SERVICE}`,
-      topicPrefix: env.KAFKA_TOPIC_PREFIX,
-    },
-    groupId: `${env.KAFKA_TOPIC_PREFIX}cashflow-${SERVICE}`,
-    database: { url: env.DATABASE_URL, applicationName: `cashflow-${SERVICE}` },
     plaid: {
       ...resolvePlaid(env, ctx, env.PLAID_SANDBOX_PORT),
       connectTimeoutMs: env.PLAID_CONNECT_TIMEOUT_MS,

@@ -1,16 +1,5 @@
-import {
-  EventPublisher,
-  KafkaModule,
-  KafkaReadiness,
-  type KafkaEventsServer,
-  type ParallelConsumer,
-} from '@cashflow/kafka';
-import {
-  METRICS_REGISTRY,
-  ObservabilityModule,
-  type Logger,
-  type ReadinessCheck,
-} from '@cashflow/observability';
+import { ConsumerReadiness, EventPublisher, KafkaModule, KafkaReadiness } from '@cashflow/kafka';
+import { METRICS_REGISTRY, ObservabilityModule, type Logger } from '@cashflow/observability';
 import type { Registry } from 'prom-client';
 import { DatabaseReadiness, PersistenceModule } from '@cashflow/persistence';
 import { PlaidClient } from '@cashflow/plaid-client';
@@ -48,31 +37,8 @@ const WORKER_LOGGER = Symbol('WORKER_LOGGER');
  */
 const CLAIM_LEASE_MS = 15_000;
 
-/**
- * The Kafka consumer, once the transport exists (it is created with the app, see consumer.ts):
- * shutdown stops it first, and the worker is ready only once it has joined its group (a rolling
- * deploy then waits for each worker to consume before stopping the next).
- */
-export class WorkerConsumer implements ReadinessCheck {
-  readonly name = 'kafka-consumer';
-  private server: KafkaEventsServer | undefined;
-
-  attach(server: KafkaEventsServer): void {
-    this.server = server;
-  }
-
-  check(): Promise<void> {
-    const consumer = this.server?.unwrap<ParallelConsumer | undefined>();
-    return consumer && consumer.groupJoins > 0
-      ? Promise.resolve()
-      : Promise.reject(new Error('the consumer has not joined its group yet'));
-  }
-
-  /** Stops fetching, lets go of requests whose calls have not left, waits for the rest. */
-  async stop(): Promise<void> {
-    await this.server?.close();
-  }
-}
+/** The worker's consumer: ready once it has joined its group, stopped first on shutdown. */
+export class WorkerConsumer extends ConsumerReadiness {}
 
 /** What the refresh service and the retry runner both make their calls with. */
 const CALL_PARTS = [

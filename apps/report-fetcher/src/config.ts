@@ -1,4 +1,5 @@
 import {
+  consumerAppSettings,
   accessTokenVariables,
   commonVariables,
   databaseVariables,
@@ -30,15 +31,8 @@ const ReportFetcherEnv = z
     PLAID_SANDBOX_PORT: ports.PLAID_SANDBOX_PORT,
   })
   .transform((env, ctx) => ({
-    logLevel: env.LOG_LEVEL,
+    ...consumerAppSettings(SERVICE, env),
     http: { host: env.BIND_ADDRESS, port: env.REPORT_FETCHER_PORT },
-    kafka: {
-      brokers: env.KAFKA_BROKERS,
-      clientId: env.KAFKA_CLIENT_ID ?? `cashflow-${SERVICE}`,
-      topicPrefix: env.KAFKA_TOPIC_PREFIX,
-    },
-    groupId: `${env.KAFKA_TOPIC_PREFIX}cashflow-${SERVICE}`,
-    database: { url: env.DATABASE_URL, applicationName: `cashflow-${SERVICE}` },
     plaid: {
       ...resolvePlaid(env, ctx, env.PLAID_SANDBOX_PORT),
       connectTimeoutMs: env.PLAID_CONNECT_TIMEOUT_MS,

@@ -1,18 +1,11 @@
 import { TokenCipher, TokenVault } from '@cashflow/access-tokens';
-import {
-  EventPublisher,
-  KafkaModule,
-  KafkaReadiness,
-  type KafkaEventsServer,
-  type ParallelConsumer,
-} from '@cashflow/kafka';
+import { ConsumerReadiness, EventPublisher, KafkaModule, KafkaReadiness } from '@cashflow/kafka';
 import {
   BEARER_TOKENS,
   BearerAuthGuard,
   METRICS_REGISTRY,
   ObservabilityModule,
   type Logger,
-  type ReadinessCheck,
 } from '@cashflow/observability';
 import { DatabaseReadiness, PersistenceModule } from '@cashflow/persistence';
 import { PlaidClient } from '@cashflow/plaid-client';
@@ -42,26 +35,8 @@ export const FETCHER_CONFIG = Symbol('FETCHER_CONFIG');
 /** How long a fetch's claim lasts unless renewed: a dead fetcher's Items move on after this. */
 const CLAIM_LEASE_MS = 15_000;
 
-/** The Kafka consumer, once the transport exists; ready once it has joined its group. */
-export class FetcherConsumer implements ReadinessCheck {
-  readonly name = 'kafka-consumer';
-  private server: KafkaEventsServer | undefined;
-
-  attach(server: KafkaEventsServer): void {
-    this.server = server;
-  }
-
-  check(): Promise<void> {
-    const consumer = this.server?.unwrap<ParallelConsumer | undefined>();
-    return consumer && consumer.groupJoins > 0
-      ? Promise.resolve()
-      : Promise.reject(new Error('the consumer has not joined its group yet'));
-  }
-
-  async stop(): Promise<void> {
-    await this.server?.close();
-  }
-}
+/** The fetcher's consumer: ready once it has joined its group, stopped first on shutdown. */
+export class FetcherConsumer extends ConsumerReadiness {}
 
 @Global()
 @Module({ providers: [FetcherConsumer], exports: [FetcherConsumer] })

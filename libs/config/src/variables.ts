@@ -325,3 +325,26 @@ export function resolvePlaid(
     secret: env.PLAID_SECRET ?? (local ? LOCAL_SANDBOX_CREDENTIALS.secret : ''),
   };
 }
+
+/**
+ * The settings every Kafka-consuming app with a database derives the same way from its
+ * variables: log level, Kafka client and consumer group (named after the service, behind the
+ * topic prefix), and the database connection (named after the service in pg_stat_activity).
+ */
+export function consumerAppSettings(
+  service: string,
+  env: z.output<
+    z.ZodObject<typeof commonVariables & typeof kafkaVariables & typeof databaseVariables>
+  >,
+) {
+  return {
+    logLevel: env.LOG_LEVEL,
+    kafka: {
+      brokers: env.KAFKA_BROKERS,
+      clientId: env.KAFKA_CLIENT_ID ?? `cashflow-${service}`,
+      topicPrefix: env.KAFKA_TOPIC_PREFIX,
+    },
+    groupId: `${env.KAFKA_TOPIC_PREFIX}cashflow-${service}`,
+    database: { url: env.DATABASE_URL, applicationName: `cashflow-${service}` },
+  };
+}

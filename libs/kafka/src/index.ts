@@ -9,3 +9,4 @@ export * from './parallel-consumer';
 export * from './partition-offsets';
 export * from './slots';
 export * from './topic-admin';
+export * from './consumer-readiness';
