@@ -179,7 +179,7 @@ cashflow-refresh is running. Ctrl-C stops everything.
 
 Try, in another terminal:
   set -a; . $secrets; . $cli_env; set +a
-  npx cashflow-refresh refresh item-demo-ready --wait       # requested -> accepted -> ready
+  npx cashflow-refresh refresh item-demo-ready --wait       # requested -> accepted -> ready -> fetched
   npx cashflow-refresh refresh item-demo-login-required --wait
   npx cashflow-refresh status item-demo-ready
   npx cashflow-refresh list --status failed

@@ -54,18 +54,33 @@ export async function ensureTopics(kafka: Kafka, layout: TopicLayout): Promise<E
     const present = new Set(await admin.listTopics());
     const missing = wanted.filter((t) => !present.has(t.name));
     if (missing.length > 0) {
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: missing.map((t) => ({
-          topic: t.name,
-          numPartitions: layout.partitions,
-          replicationFactor: layout.replicationFactor,
-          configEntries: Object.entries({
-            ...TOPICS[t.key].configs,
-            [MIN_INSYNC_REPLICAS]: String(minInsyncReplicasFor(layout.replicationFactor)),
-          }).map(([name, value]) => ({ name, value })),
-        })),
-      });
+      const create = (names: ReadonlySet<string>) =>
+        admin.createTopics({
+          waitForLeaders: true,
+          topics: missing
+            .filter((t) => names.has(t.name))
+            .map((t) => ({
+              topic: t.name,
+              numPartitions: layout.partitions,
+              replicationFactor: layout.replicationFactor,
+              configEntries: Object.entries({
+                ...TOPICS[t.key].configs,
+                [MIN_INSYNC_REPLICAS]: String(minInsyncReplicasFor(layout.replicationFactor)),
+              }).map(([name, value]) => ({ name, value })),
+            })),
+        });
+      // Waiting for the new partitions' leaders can fail while a busy broker is still electing
+      // them ("does not host this topic-partition"): wait a little and look again; topics
+      // already created are not created twice.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await create(new Set(missing.map((t) => t.name)));
+          break;
+        } catch (error) {
+          if (attempt >= 5 || !notHostedYet(error)) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+        }
+      }
     }
     const existing = wanted.filter((t) => present.has(t.name)).map((t) => t.name);
     const mismatched: EnsureTopicsReport['mismatched'] = [];
@@ -196,4 +211,11 @@ export async function assertTopicsExist(kafka: Kafka, topics: readonly string[])
   } finally {
     await admin.disconnect();
   }
+}
+
+/** A partition whose leader is not known yet: retriable, the broker is still setting it up. */
+function notHostedYet(error: unknown): boolean {
+  const e = error as { type?: string; retriable?: boolean; cause?: unknown } | undefined;
+  if (e?.type === 'UNKNOWN_TOPIC_OR_PARTITION' || e?.type === 'LEADER_NOT_AVAILABLE') return true;
+  return /does not host this topic-partition|no leader/i.test(String((error as Error)?.message));
 }
