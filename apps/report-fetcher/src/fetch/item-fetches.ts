@@ -12,7 +12,10 @@
  * acceptance).
  *
  * 1. **An accepted refresh is pending** until a stored fetch brings its data: a fetch made for a
- *    report that answers it, over at least its days_requested.
+ *    report that answers it, over at least its days_requested, whose data Plaid last updated no
+ *    earlier than the acceptance (less the tolerance). A report that answers by time but shows
+ *    older data (Plaid's for an earlier refresh, received after this one was accepted) leaves it
+ *    pending for the next report, or the latest one already read.
  * 2. **A ReportReady wants a fetch** when it answers a pending acceptance that no fetch wanted
  *    or under way will bring, or when the Item has never been fetched and nothing is under way
  *    (a refresh made outside this system). Otherwise it is a repeat (Plaid's retry, a replay, a
@@ -31,7 +34,8 @@
  *    for them, and it fetches nothing.
  * 7. **A fetch that fails** and may succeed later is wanted again at `retryAt` (after what came
  *    meanwhile); one given up (an Item error, or too many attempts) drops the acceptances it was
- *    bringing, and what was wanted meanwhile runs next.
+ *    bringing, and what was wanted meanwhile runs next. The Item then counts as fetched for
+ *    rule 2: the same report delivered again fetches nothing; a new refresh does.
  * 8. **`report fetch`** asks for one more fetch of the latest known report, over the last window.
  */
 import { reportAnswers, receivedBefore } from '@cashflow/projection';
@@ -79,6 +83,8 @@ export interface ItemFetches {
   readonly last: StoredFetch | null;
   /** The latest ReportReady that wanted nothing when read: an acceptance read later may want it. */
   readonly unused?: ReportRef | null;
+  /** The report of the last fetch given up, while no fetch has been stored. */
+  readonly gaveUp?: ReportRef | null;
   /** Failed attempts at the fetch wanted or under way. */
   readonly attempts: number;
   /** When the wanted fetch may start (epoch ms); null when none is wanted. */
@@ -182,7 +188,7 @@ function onAccepted(state: ItemFetches, acceptance: Acceptance, now: number): It
 /** Rules 2 and 3. */
 function onReportReady(state: ItemFetches, report: ReportRef, now: number): ItemFetches {
   const answered = unplanned(state).filter((a) => reportAnswers(report.receivedAt, a.acceptedAt));
-  const neverFetched = !state.last && !state.running && !state.wanted;
+  const neverFetched = !state.last && !state.gaveUp && !state.running && !state.wanted;
   if (answered.length === 0 && !neverFetched) {
     const unused = state.unused;
     return unused && !receivedBefore(unused, report) ? state : { ...state, unused: report };
@@ -212,13 +218,20 @@ function onFetchAsked(state: ItemFetches, now: number): ItemFetches {
 /** Rule 1: the requests whose data a stored fetch brings (pending ones only). */
 export function broughtBy(
   state: ItemFetches,
-  fetch: Pick<StoredFetch, 'report' | 'days'>,
+  fetch: Pick<StoredFetch, 'report' | 'days' | 'lastSuccessfulUpdateTime'>,
 ): string[] {
   return state.pending.filter((a) => brings(fetch, a)).map((a) => a.requestId);
 }
 
-function brings(fetch: Pick<StoredFetch, 'report' | 'days'>, a: Acceptance): boolean {
-  return reportAnswers(fetch.report.receivedAt, a.acceptedAt) && a.days <= fetch.days;
+function brings(
+  fetch: Pick<StoredFetch, 'report' | 'days' | 'lastSuccessfulUpdateTime'>,
+  a: Acceptance,
+): boolean {
+  return (
+    reportAnswers(fetch.report.receivedAt, a.acceptedAt) &&
+    a.days <= fetch.days &&
+    reportAnswers(fetch.lastSuccessfulUpdateTime, a.acceptedAt)
+  );
 }
 
 /** Rules 1, 4 and 5 after a fetch is stored. */
@@ -232,12 +245,21 @@ function onFetched(state: ItemFetches, fetch: StoredFetch, now: number): ItemFet
     attempts: 0,
     dueAt: state.wanted ? now : null,
   };
-  // Acceptances the report answers but whose window was larger (read after the fetch began).
-  const wider = pending.filter(
+  // Acceptances the report answers by time but did not bring: its data predates them (rule 1),
+  // so they wait for a later report (the latest one read, if any), or its window was smaller
+  // (read after the fetch began), so the same report is fetched again over theirs.
+  const left = pending.filter(
     (a) =>
       reportAnswers(fetch.report.receivedAt, a.acceptedAt) && !inPlan(state.wanted, a.requestId),
   );
-  return wider.length ? want(next, planFor(fetch.report, wider), now) : next;
+  const older = left.filter((a) => !reportAnswers(fetch.lastSuccessfulUpdateTime, a.acceptedAt));
+  const wider = left.filter((a) => !older.includes(a));
+  let result: ItemFetches = { ...next, gaveUp: null };
+  const unused = state.unused;
+  if (older.length && unused && receivedBefore(fetch.report, unused)) {
+    result = want({ ...result, unused: null }, planFor(unused, older), now);
+  }
+  return wider.length ? want(result, planFor(fetch.report, wider), now) : result;
 }
 
 /** Rule 7. */
@@ -256,6 +278,7 @@ function onFailed(state: ItemFetches, retryAt: number | null, now: number): Item
     ...state,
     pending: state.pending.filter((a) => !dropped.has(a.requestId)),
     running: null,
+    gaveUp: state.last ? null : (state.running?.report ?? null),
     attempts: 0,
     dueAt: state.wanted ? now : null,
   };

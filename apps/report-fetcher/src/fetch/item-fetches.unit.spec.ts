@@ -43,7 +43,8 @@ function storedRunning(state: ItemFetches, fetchId = 'f-1'): StoredFetch {
     fetchId,
     report: plan.report,
     days: plan.days,
-    lastSuccessfulUpdateTime: at(5),
+    // Plaid updated the data just before it sent the webhook.
+    lastSuccessfulUpdateTime: plan.report.receivedAt,
     fetchedAt: at(20),
   };
 }
@@ -200,6 +201,57 @@ describe('the report fetcher, per Item (item-fetches)', () => {
       const after = fetchedNow(next);
       expect(after.pending.map((a) => a.requestId)).toEqual(['r-1']);
       expect(dueFetch(after, T0 + 20 * S)?.requestIds).toEqual(['r-1']);
+    });
+  });
+
+  describe('rule 1: a fetch brings only data at least as new as the acceptance', () => {
+    it('given two refreshes accepted before the first report, when the fetch shows data older than the second, then the second report is fetched', () => {
+      const running = given(
+        accepted('r-1', 0, 90),
+        accepted('r-2', 5, 730),
+        [ready('rep-1', 8), 8],
+        claimed,
+      );
+      // rep-2 arrives while rep-1's fetch runs: both requests are in that fetch's plan.
+      const meanwhile = evolve(running, ready('rep-2', 40), T0 + 40 * S);
+      const stored = {
+        ...storedRunning(meanwhile),
+        lastSuccessfulUpdateTime: at(1), // Plaid's data predates r-2's acceptance
+      };
+      const after = evolve(meanwhile, { kind: 'fetched', fetch: stored }, T0 + 41 * S);
+      expect(broughtBy(meanwhile, stored)).toEqual(['r-1']);
+      expect(after.pending.map((a) => a.requestId)).toEqual(['r-2']);
+      expect(dueFetch(after, T0 + 41 * S)).toEqual({
+        report: { eventId: 'rep-2', receivedAt: at(40) },
+        days: 730,
+        requestIds: ['r-2'],
+      });
+    });
+
+    it('given the second report not arrived yet, then the second request waits for it', () => {
+      const running = given(
+        accepted('r-1', 0, 90),
+        accepted('r-2', 5, 730),
+        ready('rep-1', 8),
+        claimed,
+      );
+      const stored = { ...storedRunning(running), lastSuccessfulUpdateTime: at(1) };
+      const after = evolve(running, { kind: 'fetched', fetch: stored }, T0 + 20 * S);
+      expect(after.wanted).toBeNull();
+      const next = evolve(after, ready('rep-2', 60), T0 + 60 * S);
+      expect(dueFetch(next, T0 + 60 * S)?.requestIds).toEqual(['r-2']);
+    });
+  });
+
+  describe('rule 7: a given-up fetch', () => {
+    it('given a never-fetched Item whose fetch was given up, when the same report is delivered again, then nothing is fetched', () => {
+      const gaveUp = evolve(
+        given(ready('rep-1', 8), claimed),
+        { kind: 'failed', retryAt: null },
+        T0 + 9 * S,
+      );
+      const again = evolve(gaveUp, ready('rep-1-again', 40), T0 + 40 * S);
+      expect(dueFetch(again, T0 + 40 * S)).toBeNull();
     });
   });
 
