@@ -56,6 +56,9 @@ export interface LoggerOptions {
   readonly destination?: pino.DestinationStream;
 }
 
+/** Fields of a failed query's error that hold its SQL and parameters (TypeORM, pg). */
+const QUERY_FIELDS = ['query', 'parameters', 'driverError'] as const;
+
 export function createLogger({ service, level, destination }: LoggerOptions): Logger {
   return pino(
     {
@@ -67,8 +70,16 @@ export function createLogger({ service, level, destination }: LoggerOptions): Lo
       serializers: {
         err: (err: Error) => {
           const out = pino.stdSerializers.err(err);
+          // A failed query's error carries its SQL and parameters (a page of people's bank
+          // transactions, a token's ciphertext) and the driver's copy of them: never logged.
+          const {
+            query: _query,
+            parameters: _parameters,
+            driverError: _driverError,
+            ...rest
+          } = out as typeof out & { query?: unknown; parameters?: unknown; driverError?: unknown };
           return {
-            ...out,
+            ...rest,
             message: scrubSecrets(out.message),
             stack: scrubSecrets(out.stack ?? ''),
           };

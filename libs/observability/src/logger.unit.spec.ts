@@ -45,6 +45,21 @@ describe('logger', () => {
     expect(text).toContain('[REDACTED]');
   });
 
+  it("leaves a failed query's parameters and text out of a logged error (a page of bank transactions)", () => {
+    const { lines, logger } = capture();
+    // What TypeORM's QueryFailedError carries: the SQL, its parameters, the driver's error.
+    const error = Object.assign(new Error('connection terminated unexpectedly'), {
+      query: 'INSERT INTO report_transactions ... FROM jsonb_array_elements($2::jsonb)',
+      parameters: ['item-1', '[{"transaction_id":"txn-secret","name":"PHARMACY 42"}]'],
+      driverError: { parameters: ['[{"transaction_id":"txn-secret"}]'] },
+    });
+    logger.error({ err: error }, 'fetch run failed');
+    const text = JSON.stringify(lines);
+    expect(text).not.toContain('txn-secret');
+    expect(text).not.toContain('PHARMACY');
+    expect(text).toContain('connection terminated unexpectedly');
+  });
+
   it('scrubs passwords from database URLs', () => {
     expect(scrubSecrets('postgres://cashflow:hunter2@127.0.0.1:15432/db')).toBe(
       'postgres://cashflow:[REDACTED]@127.0.0.1:15432/db',
