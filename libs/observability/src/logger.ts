@@ -72,12 +72,8 @@ export function createLogger({ service, level, destination }: LoggerOptions): Lo
           const out = pino.stdSerializers.err(err);
           // A failed query's error carries its SQL and parameters (a page of people's bank
           // transactions, a token's ciphertext) and the driver's copy of them: never logged.
-          const {
-            query: _query,
-            parameters: _parameters,
-            driverError: _driverError,
-            ...rest
-          } = out as typeof out & { query?: unknown; parameters?: unknown; driverError?: unknown };
+          const rest: Record<string, unknown> = { ...out };
+          for (const field of QUERY_FIELDS) delete rest[field];
           return {
             ...rest,
             message: scrubSecrets(out.message),
