@@ -125,7 +125,7 @@ export class OpsViews1764300000001 implements MigrationInterface {
 }
 
 /** Grants the read-only role what it may read, if the role exists. Safe to run again. */
-export async function grantReadOnly(q: Pick<QueryRunner, 'query'>): Promise<void> {
+export async function grantReadOnly(q: { query(sql: string): Promise<unknown> }): Promise<void> {
   await q.query(`
     DO $$
     BEGIN

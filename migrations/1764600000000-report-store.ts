@@ -156,7 +156,7 @@ export class ReportStore1764600000000 implements MigrationInterface {
 }
 
 /** Grants the analytics role what it may read, if the role exists. Safe to run again. */
-export async function grantAnalytics(q: Pick<QueryRunner, 'query'>): Promise<void> {
+export async function grantAnalytics(q: { query(sql: string): Promise<unknown> }): Promise<void> {
   await q.query(`
     DO $$
     BEGIN

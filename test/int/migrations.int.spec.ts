@@ -69,6 +69,32 @@ describe('migrations against the real PostgreSQL', () => {
     expect(second.applied).toEqual([]);
   });
 
+  it('grants the read roles again on every migrate, so a role a DBA creates later gets its tables', async () => {
+    await runMigrations({ url: db.url, applicationName: 'test' });
+    const client = new Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      // As when the roles did not exist yet at the migration (no CREATEROLE).
+      await client.query('REVOKE ALL ON report_transactions FROM cashflow_analytics');
+      await client.query('REVOKE ALL ON item_refresh_state FROM cashflow_readonly');
+      await runMigrations({ url: db.url, applicationName: 'test' });
+      const can = async (role: string, table: string) =>
+        (
+          await client.query<{ ok: boolean }>(
+            `SELECT has_table_privilege($1, $2, 'SELECT') AS ok`,
+            [role, table],
+          )
+        ).rows[0]!.ok;
+      expect(await can('cashflow_analytics', 'report_transactions')).toBe(true);
+      expect(await can('cashflow_readonly', 'item_refresh_state')).toBe(true);
+      // Least privilege: ops see refresh state, not bank transactions.
+      expect(await can('cashflow_readonly', 'report_transactions')).toBe(false);
+      expect(await can('cashflow_analytics', 'item_access_tokens')).toBe(false);
+    } finally {
+      await client.end();
+    }
+  });
+
   it('fills item_reports from the report copies projected before it existed', async () => {
     const ds = await createDataSource({ url: db.url, applicationName: 'test' }).initialize();
     const client = new Client({ connectionString: db.url });

@@ -1,4 +1,4 @@
-import { MIGRATIONS } from '@cashflow/migrations';
+import { MIGRATIONS, ROLE_GRANTS } from '@cashflow/migrations';
 import { DataSource } from 'typeorm';
 
 export interface DatabaseOptions {
@@ -34,6 +34,7 @@ export async function runMigrations(options: DatabaseOptions): Promise<Migration
   await dataSource.initialize();
   try {
     const applied = await dataSource.runMigrations({ transaction: 'each' });
+    for (const grant of ROLE_GRANTS) await grant(dataSource);
     return { applied: applied.map((m) => m.name) };
   } finally {
     await dataSource.destroy();
