@@ -38,6 +38,7 @@ for service in kafka postgres; do
   fi
 done
 eval "$("$infra" env)"
+node scripts/kafka/warm-up.mjs
 
 mkdir -p .cache
 results=.cache/jest-results.json
