@@ -33,7 +33,7 @@ const refusesConnections = (port: number) =>
  * The README's run command as a newcomer uses it: `npm start` with nothing configured brings up
  * its own Kafka broker and PostgreSQL (here in a directory and on ports of the test's own, so the
  * suite's broker and database are not involved), every app and the demo Items; a refresh of a
- * demo Item reaches ready; Ctrl-C stops everything; a second run finds the state it left.
+ * demo Item reaches fetched; Ctrl-C stops everything; a second run finds the state it left.
  */
 describe('npm start', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cashflow-start-'));
@@ -115,7 +115,7 @@ describe('npm start', () => {
     expect(output.trimEnd().endsWith('[run-local] stopped')).toBe(true);
   }
 
-  it('brings the system up; refresh --wait on a demo Item reaches ready; Ctrl-C stops it all', async () => {
+  it('brings the system up; refresh --wait on a demo Item reaches fetched; Ctrl-C stops it all', async () => {
     const run = await npmStart();
     const output = run.output();
     for (const app of [
@@ -138,7 +138,8 @@ describe('npm start', () => {
       .trim()
       .split('\n')
       .map((line) => (JSON.parse(line) as { step: string }).step);
-    expect(steps).toEqual(['requested', 'accepted', 'ready']);
+    // npm start runs the report fetcher, so --wait goes on to the stored report.
+    expect(steps).toEqual(['requested', 'accepted', 'ready', 'fetched']);
     const failed = await cli(['refresh', 'item-demo-login-required', '--wait'], cliEnv);
     expect(failed.code).toBe(3);
     expect(failed.stdout).toContain('ITEM_LOGIN_REQUIRED');
