@@ -18,7 +18,8 @@ import {
   type FaultSystem,
   type SystemSettings,
 } from './fault-system';
-import { createItems, startLoad, type Load } from './load';
+import { fetcherFindings, fetcherSettled, type FetcherFigures } from './fetcher';
+import { createItems, startLoad, type ItemOptions, type Load } from './load';
 import { answeredTimeline, metric, round, type Timeline } from './measure';
 
 const FULL = process.env.FAULTS_FORM === 'full';
@@ -33,13 +34,23 @@ interface Fault {
   readonly figures: Record<string, number | string | null>;
   /** More figures, read once everything has settled. */
   readonly after?: () => Promise<Record<string, number | string | null>>;
+  /**
+   * A second act for a settled system (webhooks fired again for reports already fetched), run
+   * before the check; the system settles again after it. Returns more figures.
+   */
+  readonly afterSettled?: () => Promise<Record<string, number | string | null>>;
 }
 
 interface Result {
   readonly scenario: string;
   readonly requests: number;
   readonly items: number;
+  /** Starting the apps and creating the Items. */
+  readonly setup_s: number;
+  /** From the load's start until everything settled. */
   readonly seconds: number;
+  /** `check` and the fetcher's findings. */
+  readonly check_s: number;
   readonly plaid_calls: number;
   /** Plaid calls over requests: how much coalescing saved, and how much handing requests over cost. */
   readonly plaid_calls_per_request: number;
@@ -56,6 +67,8 @@ interface Result {
   readonly coalesced: number;
   readonly failed: number;
   readonly violations: number;
+  /** What the report fetcher did; its promises are checked by `check` and by fetcherFindings. */
+  readonly fetcher: FetcherFigures;
 }
 
 let infra: DedicatedInfra;
@@ -88,63 +101,32 @@ async function scenario(
   name: string,
   settings: SystemSettings & {
     readonly days?: readonly number[];
-    readonly items?: 'mixed' | 'healthy';
+    readonly items?: ItemOptions;
   },
-  fault: (system: FaultSystem, load: Load, timeline: Timeline) => Promise<Fault>,
+  fault: (
+    system: FaultSystem,
+    load: Load,
+    timeline: Timeline,
+    items: readonly string[],
+  ) => Promise<Fault>,
 ): Promise<Result> {
+  const begun = Date.now();
   const system = await faultSystem(infra, name, settings);
   const timeline = answeredTimeline(system);
   try {
     const items = await createItems(system, PLAN.items, settings.items);
     const started = Date.now();
     const load = startLoad(system, items, PLAN.requests, PLAN.perSecond, settings.days);
-    const injected = await fault(system, load, timeline);
+    const injected = await fault(system, load, timeline, items);
     const { ids } = await load.done;
-    try {
-      await waitFor(
-        `all ${ids.length} requests answered (${timeline.latest()} so far)`,
-        () => (timeline.latest() >= ids.length ? true : undefined),
-        SCENARIO_TIMEOUT_MS / 2,
-        1000,
-      );
-      await waitFor(
-        'every Item settled (none requested or refreshing)',
-        async () =>
-          (await system.count(
-            "SELECT count(*) AS n FROM item_refresh_state WHERE status IN ('requested', 'refreshing')",
-          )) === 0
-            ? true
-            : undefined,
-        SCENARIO_TIMEOUT_MS / 4,
-        1000,
-      );
-      await waitFor(
-        'every webhook delivered',
-        async () => {
-          const { body } = await system.sandbox.admin('GET', '/webhooks');
-          const pending = (body.deliveries as { state: string }[]).filter(
-            (d) => d.state !== 'delivered',
-          );
-          return pending.length === 0 ? true : undefined;
-        },
-        SCENARIO_TIMEOUT_MS / 4,
-        1000,
-      );
-    } catch (error) {
-      // Leave what is needed to see why: the stuck Items and every app's output.
-      const logs = system.writeLogs(mkdtempSync(join(tmpdir(), `cashflow-${name}-stuck-`)));
-      const stuck = await system
-        .rows(
-          "SELECT item_id, status, latest_request_id FROM item_refresh_state WHERE status IN ('requested', 'refreshing') LIMIT 20",
-        )
-        .catch(() => []);
-      console.error(`${name}: not settled; logs in ${logs}; stuck: ${JSON.stringify(stuck)}`);
-      throw error;
-    }
+    await settled(name, system, ids.length, timeline);
     const seconds = round((Date.now() - started) / 1000);
-    const figures = { ...injected.figures, ...(await injected.after?.()) };
+    const second = injected.afterSettled ? await injected.afterSettled() : {};
+    if (injected.afterSettled) await settled(name, system, ids.length, timeline);
+    const figures = { ...injected.figures, ...(await injected.after?.()), ...second };
     expect(system.crashed()).toEqual([]);
 
+    const checkStarted = Date.now();
     const checked = await system.check(mkdtempSync(join(tmpdir(), `cashflow-${name}-logs-`)));
     if (checked.code !== 0) console.error(checked.stdout, checked.stderr);
     expect(checked.code).toBe(0);
@@ -157,11 +139,14 @@ async function scenario(
       `${system.sandbox.url}/metrics`,
       'plaid_sandbox_refresh_answers_total',
     );
+    const fetcher = await fetcherFindings(system);
     const result: Result = {
       scenario: name,
       requests: ids.length,
       items: items.length,
+      setup_s: round((started - begun) / 1000),
       seconds,
+      check_s: round((Date.now() - checkStarted) / 1000),
       plaid_calls: plaidCalls,
       plaid_calls_per_request: Math.round((plaidCalls / ids.length) * 1000) / 1000,
       plaid_calls_per_own_call:
@@ -176,14 +161,66 @@ async function scenario(
       coalesced: outcomes.coalesced ?? 0,
       failed: outcomes.failed ?? 0,
       violations: report.findings.filter((f) => !f.holds).length,
+      fetcher: fetcher.figures,
     };
     expect(report.holds).toBe(true);
     expect(outcomes.requests).toBe(ids.length);
+    // No report fetched twice; no row missing or extra against what the sandbox serves.
+    expect(fetcher.problems).toEqual([]);
     results.push(result);
     return result;
   } finally {
     await timeline.stop();
     await system.close();
+  }
+}
+
+/**
+ * Waits until every request is answered, no Item is requested or refreshing, every webhook is
+ * delivered, and the report fetcher has fetched and published all it owes.
+ */
+async function settled(name: string, system: FaultSystem, requests: number, timeline: Timeline) {
+  try {
+    await waitFor(
+      `all ${requests} requests answered (${timeline.latest()} so far)`,
+      () => (timeline.latest() >= requests ? true : undefined),
+      SCENARIO_TIMEOUT_MS / 2,
+      1000,
+    );
+    await waitFor(
+      'every Item settled (none requested or refreshing)',
+      async () =>
+        (await system.count(
+          "SELECT count(*) AS n FROM item_refresh_state WHERE status IN ('requested', 'refreshing')",
+        )) === 0
+          ? true
+          : undefined,
+      SCENARIO_TIMEOUT_MS / 4,
+      1000,
+    );
+    await waitFor(
+      'every webhook delivered',
+      async () => {
+        const { body } = await system.sandbox.admin('GET', '/webhooks');
+        const pending = (body.deliveries as { state: string }[]).filter(
+          (d) => d.state !== 'delivered',
+        );
+        return pending.length === 0 ? true : undefined;
+      },
+      SCENARIO_TIMEOUT_MS / 4,
+      1000,
+    );
+    await fetcherSettled(system, SCENARIO_TIMEOUT_MS / 4);
+  } catch (error) {
+    // Leave what is needed to see why: the stuck Items and every app's output.
+    const logs = system.writeLogs(mkdtempSync(join(tmpdir(), `cashflow-${name}-stuck-`)));
+    const stuck = await system
+      .rows(
+        "SELECT item_id, status, latest_request_id FROM item_refresh_state WHERE status IN ('requested', 'refreshing') LIMIT 20",
+      )
+      .catch(() => []);
+    console.error(`${name}: not settled; logs in ${logs}; stuck: ${JSON.stringify(stuck)}`);
+    throw error;
   }
 }
 
@@ -339,7 +376,7 @@ describe(`fault scenarios (${PLAN.form} form: ${PLAN.requests} requests over ${P
           // One length of history, healthy Items: every Item's requests share its one 35 s call
           // (an Item failing twice first would take three).
           days: [365],
-          items: 'healthy',
+          items: { mix: 'healthy' },
         },
         async (system, load) => {
           await load.done;
@@ -407,13 +444,22 @@ function table(rows: readonly Result[]): string {
     'Plaid calls',
     'calls per request',
     'calls per own call',
+    'setup s',
     'seconds',
+    'check s',
     'first progress s',
     'drained s',
     'duplicates absorbed',
     'coalesced',
     'failed',
     'violations',
+    'fetches',
+    'fetch failures',
+    'fetch retries',
+    'paging restarts',
+    'refetched wider',
+    'transactions stored',
+    '/get calls',
     'fault',
   ];
   const lines = rows.map((r) => [
@@ -422,13 +468,22 @@ function table(rows: readonly Result[]): string {
     r.plaid_calls,
     r.plaid_calls_per_request,
     r.plaid_calls_per_own_call,
+    r.setup_s,
     r.seconds,
+    r.check_s,
     r.first_progress_s ?? '-',
     r.drained_s ?? '-',
     r.duplicates_absorbed,
     r.coalesced,
     r.failed,
     r.violations,
+    r.fetcher.fetches,
+    r.fetcher.fetch_failures,
+    r.fetcher.fetch_retries,
+    r.fetcher.fetch_restarts,
+    r.fetcher.refetched_wider,
+    r.fetcher.transactions_stored,
+    r.fetcher.get_calls,
     Object.entries(r.fault)
       .map(([k, v]) => `${k}=${v}`)
       .join(' '),

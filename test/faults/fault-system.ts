@@ -84,16 +84,20 @@ export interface SystemSettings {
   readonly sandbox?: Record<string, string>;
   readonly worker?: Record<string, string>;
   readonly workers?: number;
+  readonly fetcher?: Record<string, string>;
 }
 
 /** The sandbox stretches every delay by this; latencies below are written in real time. */
 export const TIME_SCALE = 0.1;
 
+/** The report fetcher's instance name (one process, its own consumer group). */
+export const FETCHER = 'report-fetcher';
+
 /**
  * The whole system as separate processes on the dedicated infra, on topics and a database of
- * its own: the sandbox, one or more refresh workers (one consumer group), the ingress and the
- * projector. Any app can be killed and started again with the same settings; every
- * incarnation's output is kept for the secret search.
+ * its own: the sandbox, one or more refresh workers (one consumer group), the report fetcher,
+ * the ingress and the projector. Any app can be killed and started again with the same
+ * settings; every incarnation's output is kept for the secret search.
  */
 export async function faultSystem(infra: DedicatedInfra, name: string, settings: SystemSettings) {
   const prefix = `${name}.`;
@@ -108,6 +112,7 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
     ingress: await freePort(),
     ingressAdmin: await freePort(),
     projector: await freePort(),
+    fetcher: await freePort(),
     workers: await Promise.all(Array.from({ length: settings.workers ?? 1 }, () => freePort())),
   };
   const common = {
@@ -151,6 +156,18 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
       PROJECTOR_PORT: String(port.projector),
       PROJECTOR_API_TOKENS: `faults:${readToken}`,
     },
+    [FETCHER]: {
+      DATABASE_URL: databaseUrl,
+      // The worker's keys: the fetcher reads the tokens the worker's vault holds.
+      TOKEN_ENCRYPTION_KEYS: tokenKeys,
+      ADMIN_API_TOKENS: `faults:${adminToken}`,
+      REPORT_FETCHER_PORT: String(port.fetcher),
+      REPORT_FETCH_POLL_MS: '200',
+      REPORT_FETCH_BACKOFF_BASE_MS: '200',
+      REPORT_FETCH_BACKOFF_MAX_MS: '2000',
+      SHUTDOWN_GRACE_MS: '5000',
+      ...settings.fetcher,
+    },
   };
 
   const incarnations: AppProcess[] = [];
@@ -159,11 +176,13 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
     if (instance === 'plaid-sandbox') return `http://127.0.0.1:${port.sandbox}/health/ready`;
     if (instance === 'webhook-ingress') return `http://127.0.0.1:${port.ingressAdmin}/health/ready`;
     if (instance === 'projector') return `http://127.0.0.1:${port.projector}/health/ready`;
+    if (instance === FETCHER) return `${fetcherUrl}/health/ready`;
     return `${workerUrl(instance)}/health/ready`;
   };
   const workerUrl = (instance: string) =>
     `http://127.0.0.1:${port.workers[Number(instance.split('#')[1] ?? 0)]}`;
   const workerNames = port.workers.map((_, i) => `refresh-worker#${i}`);
+  const fetcherUrl = `http://127.0.0.1:${port.fetcher}`;
 
   /** Starts an app (`refresh-worker#1` for the second worker) and waits until it is ready. */
   async function start(instance: string, timeoutMs = 60_000) {
@@ -179,14 +198,20 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
     return process_;
   }
 
-  try {
-    await start('plaid-sandbox');
-    for (const worker of workerNames) await start(worker);
-    await start('webhook-ingress');
-    await start('projector');
-  } catch (error) {
+  // Side by side: none needs another to start, and most of a start is waiting for a consumer
+  // group to form. The workers follow the sandbox, one after another, as before.
+  const started = Promise.allSettled([
+    start('plaid-sandbox').then(async () => {
+      for (const worker of workerNames) await start(worker);
+    }),
+    start(FETCHER),
+    start('webhook-ingress'),
+    start('projector'),
+  ]);
+  const failed = (await started).find((r) => r.status === 'rejected');
+  if (failed) {
     await Promise.all([...running.values()].map((a) => a.stop('SIGKILL')));
-    throw error;
+    throw failed.reason;
   }
 
   const cliEnv = {
@@ -206,6 +231,8 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
     webhookUrl: `http://127.0.0.1:${port.ingress}/webhooks/plaid`,
     workerNames,
     workerUrl,
+    /** The report fetcher's consumer group (as its config names it). */
+    fetcherGroup: `${prefix}cashflow-${FETCHER}`,
     adminToken,
     ingressMetricsUrl: `http://127.0.0.1:${port.ingressAdmin}/metrics`,
     start,
@@ -236,12 +263,12 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
       writeFileSync(file, incarnations.map((a) => `${a.stdout()}\n${a.stderr()}`).join('\n'));
       return file;
     },
-    /** Rows of a query on the system's database (for a post-mortem). */
-    async rows(query: string): Promise<Record<string, unknown>[]> {
+    /** Rows of a query on the system's database. */
+    async rows(query: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
       const client = new Client({ connectionString: databaseUrl, connectionTimeoutMillis: 1000 });
       await client.connect();
       try {
-        return (await client.query(query)).rows as Record<string, unknown>[];
+        return (await client.query(query, params)).rows as Record<string, unknown>[];
       } finally {
         await client.end();
       }

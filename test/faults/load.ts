@@ -4,6 +4,16 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FaultSystem } from './fault-system';
 
+/** How a scenario's Items are made. */
+export interface ItemOptions {
+  /** `mixed` (default): some need a new login, fail twice first or get a webhook error. */
+  readonly mix?: 'mixed' | 'healthy';
+  /** Transactions per account (two accounts): how many /get pages a fetch takes. Default 5. */
+  readonly transactionsPerAccount?: number;
+  /** The i-th Item's /cashflow_report/get behaviour (the sandbox's get_behaviour). */
+  readonly getBehaviour?: (i: number) => Record<string, unknown> | undefined;
+}
+
 /**
  * Sandbox Items for a scenario, tokens registered with the worker. Mixed: one in twenty needs
  * the user to log in again, one fails its first two calls, one gets a webhook carrying an error;
@@ -12,7 +22,7 @@ import type { FaultSystem } from './fault-system';
 export async function createItems(
   system: FaultSystem,
   count: number,
-  mix: 'mixed' | 'healthy' = 'mixed',
+  { mix = 'mixed', transactionsPerAccount = 5, getBehaviour }: ItemOptions = {},
 ): Promise<string[]> {
   const behaviour = (i: number) => {
     switch (mix === 'healthy' ? -1 : i % 20) {
@@ -29,15 +39,16 @@ export async function createItems(
   const ids = Array.from({ length: count }, (_, i) => `item-${String(i).padStart(5, '0')}`);
   const registerUrl = (id: string) =>
     `${system.workerUrl(system.workerNames[0]!)}/items/${encodeURIComponent(id)}/access-token`;
-  let next = 0;
-  const one = async () => {
-    while (next < ids.length) {
-      const i = next++;
+  await inParallel(
+    ids.map((id, i) => ({ id, i })),
+    16,
+    async ({ id, i }) => {
       const item = await system.sandbox.createItem({
-        item_id: ids[i],
+        item_id: id,
         webhook: system.webhookUrl,
-        transactions_per_account: 5,
+        transactions_per_account: transactionsPerAccount,
         behaviour: behaviour(i),
+        ...(getBehaviour?.(i) ? { get_behaviour: getBehaviour(i) } : {}),
       } as never);
       const response = await fetch(registerUrl(item.item_id), {
         method: 'PUT',
@@ -48,10 +59,22 @@ export async function createItems(
         body: JSON.stringify({ access_token: item.access_token }),
       });
       if (!response.ok) throw new Error(`register ${item.item_id}: ${response.status}`);
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, one));
+    },
+  );
   return ids;
+}
+
+/** Runs `each` over `items`, `width` at a time. */
+export async function inParallel<T>(
+  items: readonly T[],
+  width: number,
+  each: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const one = async () => {
+    while (next < items.length) await each(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: width }, one));
 }
 
 export interface Load {
