@@ -13,9 +13,9 @@
  *
  * 1. **An accepted refresh is pending** until a stored fetch brings its data: a fetch made for a
  *    report that answers it, over at least its days_requested, whose data Plaid last updated no
- *    earlier than the acceptance (less the tolerance). A report that answers by time but shows
- *    older data (Plaid's for an earlier refresh, received after this one was accepted) leaves it
- *    pending for the next report, or the latest one already read.
+ *    earlier than the acceptance (`dataHolds`: no tolerance). A report that answers by time but
+ *    shows older data (Plaid's for an earlier refresh, received just before or after this one
+ *    was accepted) leaves it pending for the next report, or the latest one already read.
  * 2. **A ReportReady wants a fetch** when it answers a pending acceptance that no fetch wanted
  *    or under way will bring, or when the Item has never been fetched and nothing is under way
  *    (a refresh made outside this system). Otherwise it is a repeat (Plaid's retry, a replay, a
@@ -161,7 +161,11 @@ function onAccepted(state: ItemFetches, acceptance: Acceptance, now: number): It
     inPlan(state.running, acceptance.requestId);
   if (known) return state;
   const last = state.last;
-  if (last && reportAnswers(last.report.receivedAt, acceptance.acceptedAt)) {
+  if (
+    last &&
+    reportAnswers(last.report.receivedAt, acceptance.acceptedAt) &&
+    dataHolds(last.lastSuccessfulUpdateTime, acceptance.acceptedAt)
+  ) {
     if (acceptance.days <= last.days) return state;
     return want(addPending(state, acceptance), planFor(last.report, [acceptance]), now);
   }
@@ -230,8 +234,19 @@ function brings(
   return (
     reportAnswers(fetch.report.receivedAt, a.acceptedAt) &&
     a.days <= fetch.days &&
-    reportAnswers(fetch.lastSuccessfulUpdateTime, a.acceptedAt)
+    dataHolds(fetch.lastSuccessfulUpdateTime, a.acceptedAt)
   );
+}
+
+/**
+ * Whether data Plaid last updated at `lastSuccessfulUpdateTime` holds a refresh accepted at
+ * `acceptedAt`. Strict, unlike `reportAnswers`: Plaid finishes a refresh (and moves the time)
+ * an extraction after accepting it, seconds at least, far more than the skew between clocks
+ * kept by NTP, while a tolerance here would let data of the refresh before count for one
+ * accepted just after it (a report received within the tolerance before the acceptance).
+ */
+export function dataHolds(lastSuccessfulUpdateTime: string, acceptedAt: string): boolean {
+  return Date.parse(lastSuccessfulUpdateTime) >= Date.parse(acceptedAt);
 }
 
 /** Rules 1, 4 and 5 after a fetch is stored. */
@@ -252,7 +267,7 @@ function onFetched(state: ItemFetches, fetch: StoredFetch, now: number): ItemFet
     (a) =>
       reportAnswers(fetch.report.receivedAt, a.acceptedAt) && !inPlan(state.wanted, a.requestId),
   );
-  const older = left.filter((a) => !reportAnswers(fetch.lastSuccessfulUpdateTime, a.acceptedAt));
+  const older = left.filter((a) => !dataHolds(fetch.lastSuccessfulUpdateTime, a.acceptedAt));
   const wider = left.filter((a) => !older.includes(a));
   let result: ItemFetches = { ...next, gaveUp: null };
   const unused = state.unused;

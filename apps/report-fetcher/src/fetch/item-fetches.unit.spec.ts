@@ -241,6 +241,47 @@ describe('the report fetcher, per Item (item-fetches)', () => {
       const next = evolve(after, ready('rep-2', 60), T0 + 60 * S);
       expect(dueFetch(next, T0 + 60 * S)?.requestIds).toEqual(['r-2']);
     });
+
+    // The report tolerance says which report answers a refresh by when each was received; the
+    // data's own time says whether it holds the refresh. A report received just before an
+    // acceptance (the fault scenarios' rolling restart met one 0.4 s before) answers it by time,
+    // but its data predates the refresh.
+    it('given a fetch under way, when a refresh accepted just after its data is read, then that fetch does not bring it and the next report does', () => {
+      const running = given(ready('rep-1', 8), claimed);
+      const joined = evolve(running, accepted('r-1', 8.4, 90), T0 + 8.4 * S);
+      const stored = { ...storedRunning(joined), lastSuccessfulUpdateTime: at(7.96) };
+      expect(broughtBy(joined, stored)).toEqual([]);
+      const after = evolve(joined, { kind: 'fetched', fetch: stored }, T0 + 9 * S);
+      expect(after.pending.map((a) => a.requestId)).toEqual(['r-1']);
+      const next = evolve(after, ready('rep-2', 9.5), T0 + 9.5 * S);
+      expect(dueFetch(next, T0 + 9.5 * S)).toEqual({
+        report: { eventId: 'rep-2', receivedAt: at(9.5) },
+        days: 90,
+        requestIds: ['r-1'],
+      });
+    });
+
+    it('given a stored fetch, when a refresh accepted just after its data is read, then it waits for the next report', () => {
+      const afterFetch = fetchedNow(given(ready('rep-1', 8), claimed)); // data of 8 s
+      const next = evolve(afterFetch, accepted('r-1', 8.4, 90), T0 + 8.4 * S);
+      expect(next.pending.map((a) => a.requestId)).toEqual(['r-1']);
+      expect(dueFetch(evolve(next, ready('rep-2', 9.5), T0 + 9.5 * S), T0 + 9.5 * S)).toEqual({
+        report: { eventId: 'rep-2', receivedAt: at(9.5) },
+        days: 90,
+        requestIds: ['r-1'],
+      });
+    });
+
+    it('given a stored fetch and a later report read first, when a refresh accepted just after the stored data is read, then the later report is fetched', () => {
+      const afterFetch = fetchedNow(given(ready('rep-1', 8), claimed));
+      const reportFirst = evolve(afterFetch, ready('rep-2', 9.5), T0 + 9.5 * S);
+      const next = evolve(reportFirst, accepted('r-1', 8.4, 90), T0 + 9.6 * S);
+      expect(dueFetch(next, T0 + 9.6 * S)).toEqual({
+        report: { eventId: 'rep-2', receivedAt: at(9.5) },
+        days: 90,
+        requestIds: ['r-1'],
+      });
+    });
   });
 
   describe('rule 7: a given-up fetch', () => {
