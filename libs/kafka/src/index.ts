@@ -10,3 +10,4 @@ export * from './partition-offsets';
 export * from './slots';
 export * from './topic-admin';
 export * from './consumer-readiness';
+export * from './consumer-restarts';

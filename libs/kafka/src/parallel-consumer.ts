@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import { restartWhenGivenUp } from './consumer-restarts';
 import { PartitionOffsets } from './partition-offsets';
 import { Slots } from './slots';
 
@@ -111,12 +112,19 @@ export class ParallelConsumer {
       topics: [...this.options.topics],
       fromBeginning: this.options.fromBeginning ?? true,
     });
-    await this.consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 64,
-      eachBatch: (payload) => this.takeBatch(payload),
+    const run = () =>
+      this.consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 64,
+        eachBatch: (payload) => this.takeBatch(payload),
+      });
+    restartWhenGivenUp(this.consumer, {
+      run,
+      stopping: () => this.stopping,
+      logger: this.options.logger,
     });
+    await run();
     this.commitTimer = setInterval(() => void this.commit(), this.options.commitIntervalMs ?? 1000);
   }
 

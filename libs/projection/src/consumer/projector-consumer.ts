@@ -1,5 +1,5 @@
 import { TOPICS, decodeEvent, topicName, type TopicKey } from '@cashflow/contracts';
-import type { EventPublisher } from '@cashflow/kafka';
+import { restartWhenGivenUp, type EventPublisher } from '@cashflow/kafka';
 import type { Logger } from '@cashflow/observability';
 import type { Consumer, ConsumerEndBatchProcessEvent, EachBatchPayload, Kafka } from 'kafkajs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -63,11 +63,18 @@ export class ProjectorConsumer {
     );
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [...this.topics.keys()], fromBeginning: true });
-    await this.consumer.run({
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: this.options.concurrency ?? 6,
-      eachBatch: (payload) => this.handle(payload),
+    const run = () =>
+      this.consumer.run({
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: this.options.concurrency ?? 6,
+        eachBatch: (payload) => this.handle(payload),
+      });
+    restartWhenGivenUp(this.consumer, {
+      run,
+      stopping: () => this.stopping,
+      logger: this.options.logger,
     });
+    await run();
   }
 
   async stop(): Promise<void> {
