@@ -28,8 +28,6 @@ export interface FetcherFigures {
   readonly fetch_restarts: number;
   /** Fetches of a report already fetched, for a larger window (rule 5 of item-fetches). */
   readonly refetched_wider: number;
-  /** Requests a fetch names whose refresh was accepted after the fetch's data (must be 0). */
-  readonly requests_brought_too_early: number;
   /** Stored transactions that are not removed. */
   readonly transactions_stored: number;
   /** /cashflow_report/get calls the sandbox answered, errors included. */
@@ -151,8 +149,6 @@ interface LastFetch {
  * Reads what the fetcher did, and checks what `check` takes on trust from the store:
  * - no report was fetched twice: each ReportFetched's report was not fetched before over the
  *   same or a larger window (a larger window is rule 5's one more fetch of the same report);
- * - a fetch names only requests whose data it can hold: none accepted after its data's
- *   last_successful_update_time;
  * - every Item whose data the sandbox moved on (a refresh completed, its report delivered) has
  *   its newest data stored: its last fetch saw the sandbox's current last_successful_update_time,
  *   and its stored transactions (not removed) in that fetch's window are exactly the ids the
@@ -182,8 +178,7 @@ export async function fetcherFindings(
     )[0]?.n ?? 0,
   );
 
-  const read = await readEvents(system, ['reportFetches', 'refreshOutcomes']);
-  const events = read.filter(isFetched);
+  const events = (await readEvents(system, ['reportFetches'])).filter(isFetched);
   const storedIds = new Set(
     (await system.rows("SELECT fetch_id FROM report_fetches WHERE outcome = 'fetched'")).map(
       (r) => r.fetch_id as string,
@@ -195,25 +190,6 @@ export async function fetcherFindings(
   }
   const published = new Set(events.map((e) => e.data.fetch_id));
   for (const id of storedIds) if (!published.has(id)) problem(`fetch ${id}: stored, not published`);
-
-  // A fetch brings a request's data only if its data is no older than the request's
-  // acceptance: a refresh completes after Plaid accepts it.
-  const acceptedAt = new Map<string, string>();
-  for (const e of read) {
-    if (e.type === 'RefreshAccepted') acceptedAt.set(e.data.refresh_request_id, e.data.accepted_at);
-  }
-  let broughtTooEarly = 0;
-  for (const e of events) {
-    const dataAt = Date.parse(e.data.last_successful_update_time);
-    for (const id of e.data.refresh_request_ids) {
-      const at = acceptedAt.get(id);
-      if (at === undefined || dataAt >= Date.parse(at)) continue;
-      broughtTooEarly += 1;
-      problem(
-        `fetch ${e.data.fetch_id} of item ${e.data.item_id} (report received ${e.data.report_received_at}) names request ${id} accepted ${at}, but its data is of ${e.data.last_successful_update_time}: older than the refresh`,
-      );
-    }
-  }
 
   // No second fetch of a report unless over a larger window.
   const byReport = new Map<string, ReportFetched[]>();
@@ -301,7 +277,6 @@ export async function fetcherFindings(
       fetch_retries: Number(of('fetched')?.retries ?? 0),
       fetch_restarts: Number(of('fetched')?.restarts ?? 0),
       refetched_wider: refetchedWider,
-      requests_brought_too_early: broughtTooEarly,
       transactions_stored: storedCount,
       get_calls: items.reduce((sum, i) => sum + i.get_calls, 0),
     },

@@ -32,7 +32,7 @@ import { cliLogger, kafkaFrom } from '../clients';
 import { read } from '../log-reader';
 import { outcome } from '../refresh-commands';
 import { changelogAgainstStore, storedAgainstSandbox } from './report-checks';
-import { checkFetchedReports } from './report-invariants';
+import { checkFetchedReports, checkFetchedRequests } from './report-invariants';
 import {
   checkOutcomes,
   checkProjection,
@@ -269,6 +269,7 @@ async function checkPromises(env: CheckEnv, kafka: Kafka, db: DataSource, option
     checkProjection(records, snapshot),
     checkSecrets(searchables(), secrets, notes),
     checkFetchedReports(records, { now: Date.now(), maxPendingMs: options.maxPendingMs }),
+    checkFetchedRequests(records),
     await changelogAgainstStore(kafka, db, prefix, records),
     ...(options.sandbox ? [await storedAgainstSandbox(db, options.sandbox)] : []),
   ];

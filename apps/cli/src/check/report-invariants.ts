@@ -4,14 +4,17 @@
  *
  * 5. Every Item's latest ReportReady has a stored snapshot: a fetch (ReportFetched, or a
  *    ReportFetchFailed that gave up) of a report that answers the Item's latest acceptance
- *    answered by a ReportReady (any fetch when the Item has no acceptance). A newer report the
- *    fetcher still owes is pending up to --max-pending.
+ *    answered by a ReportReady, whose data holds that acceptance (`dataHolds`: Plaid updated it
+ *    no earlier); any fetch when the Item has no acceptance. A newer report the fetcher still
+ *    owes is pending up to --max-pending.
+ * 5b. No ReportFetched names a request its data predates (accepted after the data's
+ *    last_successful_update_time): such a request's data was never stored.
  * 6. With --sandbox: each Item's stored transactions equal what the sandbox serves for the last
  *    fetch's window, when the sandbox's data has not changed since that fetch.
  * 7. The changelog topic's compacted view equals the stored transactions that are not removed
  *    (Items with fetches not yet published are left for the next check).
  */
-import { reportAnswers } from '@cashflow/projection';
+import { dataHolds, reportAnswers } from '@cashflow/projection';
 import type { Finding, LogRecord } from './invariants';
 
 const MAX_EXAMPLES = 5;
@@ -45,7 +48,8 @@ export function checkFetchedReports(
   const latestReady = new Map<string, string>();
   const readyTimes = new Map<string, string[]>();
   const acceptances = new Map<string, { at: string; requestId: string }[]>();
-  const fetches = new Map<string, string[]>();
+  /** Per Item, its fetches: the report's received_at, and the data's time (null: given up). */
+  const fetches = new Map<string, { reportAt: string; dataAt: string | null }[]>();
   let fetchEvents = 0;
   for (const r of records) {
     const e = r.event;
@@ -65,7 +69,10 @@ export function checkFetchedReports(
       fetchEvents += 1;
       fetches.set(item, [
         ...(fetches.get(item) ?? []),
-        new Date(e.data.report_received_at).toISOString(),
+        {
+          reportAt: new Date(e.data.report_received_at).toISOString(),
+          dataAt: e.type === 'ReportFetched' ? e.data.last_successful_update_time : null,
+        },
       ]);
     }
   }
@@ -86,8 +93,11 @@ export function checkFetchedReports(
     const answered = (acceptances.get(item) ?? [])
       .filter((a) => readies.some((at) => reportAnswers(at, a.at)))
       .sort((a, b) => (a.at < b.at ? 1 : -1))[0];
-    const fetched = (fetches.get(item) ?? []).some((reportAt) =>
-      answered ? reportAnswers(reportAt, answered.at) : true,
+    const fetched = (fetches.get(item) ?? []).some(
+      (f) =>
+        !answered ||
+        (reportAnswers(f.reportAt, answered.at) &&
+          (f.dataAt === null || dataHolds(f.dataAt, answered.at))),
     );
     if (fetched) continue;
     if (options.now - Date.parse(latest) < options.maxPendingMs) {
@@ -103,6 +113,36 @@ export function checkFetchedReports(
     holds: missing.count === 0,
     counts: { items: latestReady.size, pending, violations: missing.count },
     examples: missing.lines,
+  };
+}
+
+/** Rule 5b. */
+export function checkFetchedRequests(records: readonly LogRecord[]): Finding {
+  const acceptedAt = new Map<string, string>();
+  for (const r of records) {
+    if (r.event?.type === 'RefreshAccepted') {
+      acceptedAt.set(r.event.data.refresh_request_id, r.event.data.accepted_at);
+    }
+  }
+  const wrong = examples();
+  let named = 0;
+  for (const r of records) {
+    const e = r.event;
+    if (e?.type !== 'ReportFetched') continue;
+    for (const requestId of e.data.refresh_request_ids) {
+      named += 1;
+      const at = acceptedAt.get(requestId);
+      if (at === undefined || dataHolds(e.data.last_successful_update_time, at)) continue;
+      wrong.add(
+        `fetch ${e.data.fetch_id} of item ${e.data.item_id} names request ${requestId} accepted ${at}, but its data is of ${e.data.last_successful_update_time}`,
+      );
+    }
+  }
+  return {
+    name: 'no fetch names a request its data predates',
+    holds: wrong.count === 0,
+    counts: { requests_named: named, violations: wrong.count },
+    examples: wrong.lines,
   };
 }
 

@@ -5,6 +5,7 @@ import {
   canonical,
   checkChangelog,
   checkFetchedReports,
+  checkFetchedRequests,
   checkStoredAgainstSandbox,
 } from './report-invariants';
 
@@ -36,10 +37,25 @@ function ready(itemId: string, at: number): CashflowEvent {
   if (e.type !== 'ReportReady') throw new Error('sample');
   return createEvent('ReportReady', { ...e.data, received_at: iso(at) }, e.metadata);
 }
-function fetched(itemId: string, reportAt: number): CashflowEvent {
+/** A fetch of the report received at `reportAt`, its data of `dataAt` (by default just before). */
+function fetched(
+  itemId: string,
+  reportAt: number,
+  dataAt = reportAt - 100,
+  requestIds: string[] = [],
+): CashflowEvent {
   const e = sampleEvent('ReportFetched', itemId);
   if (e.type !== 'ReportFetched') throw new Error('sample');
-  return createEvent('ReportFetched', { ...e.data, report_received_at: iso(reportAt) }, e.metadata);
+  return createEvent(
+    'ReportFetched',
+    {
+      ...e.data,
+      report_received_at: iso(reportAt),
+      last_successful_update_time: iso(dataAt),
+      refresh_request_ids: requestIds,
+    },
+    e.metadata,
+  );
 }
 
 describe('checkFetchedReports (rule 5)', () => {
@@ -74,10 +90,62 @@ describe('checkFetchedReports (rule 5)', () => {
     expect(young.counts.pending).toBe(1);
   });
 
+  it('finds a refresh accepted just after the fetched data, whose own report was never fetched', () => {
+    // The report of the refresh before was received 0.4 s before this acceptance: it answers
+    // it by time, but its data predates it.
+    const events = [
+      accepted('a', NOW - 60 * MIN),
+      ready('a', NOW - 59 * MIN),
+      fetched('a', NOW - 59 * MIN),
+      accepted('a', NOW - 59 * MIN + 400),
+      ready('a', NOW - 58 * MIN),
+    ];
+    const finding = checkFetchedReports(log(events), options);
+    expect(finding.holds).toBe(false);
+    expect(finding.examples[0]).toMatch(/^item a: ReportReady received .* no fetch of it$/);
+    const fetchedLater = checkFetchedReports(
+      log([...events, fetched('a', NOW - 58 * MIN)]),
+      options,
+    );
+    expect(fetchedLater.holds).toBe(true);
+  });
+
   it('is not checked when no fetcher has run', () => {
     const finding = checkFetchedReports(log([ready('a', NOW - 59 * MIN)]), options);
     expect(finding.holds).toBe(true);
     expect(finding.notes?.[0]).toMatch(/no report fetcher has run/);
+  });
+});
+
+describe('checkFetchedRequests (rule 5b)', () => {
+  function acceptedAs(itemId: string, requestId: string, at: number): CashflowEvent {
+    const e = accepted(itemId, at);
+    if (e.type !== 'RefreshAccepted') throw new Error('sample');
+    return createEvent('RefreshAccepted', { ...e.data, refresh_request_id: requestId }, e.metadata);
+  }
+
+  it('holds when each request a fetch names was accepted no later than its data', () => {
+    const finding = checkFetchedRequests(
+      log([
+        acceptedAs('a', 'r-1', NOW - 60 * MIN),
+        fetched('a', NOW - 59 * MIN, NOW - 59 * MIN - 100, ['r-1']),
+      ]),
+    );
+    expect(finding.holds).toBe(true);
+    expect(finding.counts.requests_named).toBe(1);
+  });
+
+  it('finds a fetch naming a request accepted after its data', () => {
+    const finding = checkFetchedRequests(
+      log([
+        acceptedAs('a', 'r-1', NOW - 60 * MIN),
+        acceptedAs('a', 'r-2', NOW - 59 * MIN + 400),
+        fetched('a', NOW - 59 * MIN, NOW - 59 * MIN - 100, ['r-1', 'r-2']),
+      ]),
+    );
+    expect(finding.holds).toBe(false);
+    expect(finding.examples).toHaveLength(1);
+    expect(finding.examples[0]).toMatch(/names request r-2 accepted .* but its data is of/);
   });
 });
 

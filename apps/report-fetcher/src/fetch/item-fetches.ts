@@ -38,7 +38,7 @@
  *    rule 2: the same report delivered again fetches nothing; a new refresh does.
  * 8. **`report fetch`** asks for one more fetch of the latest known report, over the last window.
  */
-import { reportAnswers, receivedBefore } from '@cashflow/projection';
+import { dataHolds, reportAnswers, receivedBefore } from '@cashflow/projection';
 
 /** days_requested of a fetch that answers no known request: Plaid's default for a refresh. */
 export const DEFAULT_DAYS = 365;
@@ -236,17 +236,6 @@ function brings(
     a.days <= fetch.days &&
     dataHolds(fetch.lastSuccessfulUpdateTime, a.acceptedAt)
   );
-}
-
-/**
- * Whether data Plaid last updated at `lastSuccessfulUpdateTime` holds a refresh accepted at
- * `acceptedAt`. Strict, unlike `reportAnswers`: Plaid finishes a refresh (and moves the time)
- * an extraction after accepting it, seconds at least, far more than the skew between clocks
- * kept by NTP, while a tolerance here would let data of the refresh before count for one
- * accepted just after it (a report received within the tolerance before the acceptance).
- */
-export function dataHolds(lastSuccessfulUpdateTime: string, acceptedAt: string): boolean {
-  return Date.parse(lastSuccessfulUpdateTime) >= Date.parse(acceptedAt);
 }
 
 /** Rules 1, 4 and 5 after a fetch is stored. */

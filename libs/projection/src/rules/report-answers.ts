@@ -35,6 +35,18 @@ export function reportAnswers(receivedAt: string, acceptedAt: string): boolean {
   return Date.parse(receivedAt) + REPORT_CLOCK_TOLERANCE_MS >= Date.parse(acceptedAt);
 }
 
+/**
+ * Whether data Plaid last updated at `lastSuccessfulUpdateTime` holds a refresh accepted at
+ * `acceptedAt`: no earlier. Strict, unlike `reportAnswers`: Plaid finishes a refresh (and moves
+ * the time) an extraction after accepting it, seconds at least, far more than the skew between
+ * clocks kept by NTP, while a tolerance here would let the data of the refresh before count for
+ * one accepted just after it (its report received within the tolerance before the acceptance).
+ * The report fetcher decides with it which requests a fetch brings; `check` verifies it.
+ */
+export function dataHolds(lastSuccessfulUpdateTime: string, acceptedAt: string): boolean {
+  return Date.parse(lastSuccessfulUpdateTime) >= Date.parse(acceptedAt);
+}
+
 /** Was report `a` received before report `b` (received_at, then event id)? */
 export function receivedBefore(a: ReceivedReport, b: ReceivedReport): boolean {
   const diff = Date.parse(a.receivedAt) - Date.parse(b.receivedAt);
