@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { REPO_ROOT } from '../support/processes';
 import { waitFor } from '../support/wait-for';
 import {
+  FETCHER,
   TIME_SCALE,
   dedicatedInfra,
   faultSystem,
@@ -18,8 +19,16 @@ import {
   type FaultSystem,
   type SystemSettings,
 } from './fault-system';
-import { fetcherFindings, fetcherSettled, type FetcherFigures } from './fetcher';
-import { createItems, startLoad, type ItemOptions, type Load } from './load';
+import {
+  fetchesUnderWay,
+  fetcherFindings,
+  fetcherSettled,
+  isFetched,
+  readEvents,
+  sandboxItems,
+  type FetcherFigures,
+} from './fetcher';
+import { createItems, inParallel, startLoad, type ItemOptions, type Load } from './load';
 import { answeredTimeline, metric, round, type Timeline } from './measure';
 
 const FULL = process.env.FAULTS_FORM === 'full';
@@ -240,6 +249,125 @@ async function reach(what: string, probe: () => Promise<number> | number, atLeas
   );
 }
 
+/** /get and /insights/get answers 50 ms late (written in the sandbox's time). */
+const PAGE_LATENCY_MS = 50 / TIME_SCALE;
+
+/** Fetches at once: the full form's backlog needs more. */
+const FETCH_CONCURRENCY = FULL ? 16 : 8;
+
+/**
+ * Items whose fetches take 11 calls (insights, then 10 pages of 20 transactions), each 50 ms
+ * late: a fetch under way is almost always paging. One length of history, so each report is
+ * fetched exactly once.
+ */
+const PAGED = {
+  items: { transactionsPerAccount: 100, getBehaviour: () => ({ latency_ms: PAGE_LATENCY_MS }) },
+  fetcher: {
+    REPORT_FETCH_PAGE_SIZE: '20',
+    REPORT_FETCH_CONCURRENCY: String(FETCH_CONCURRENCY),
+  },
+  days: [730],
+};
+
+/** Fetches under way when a fetcher fault is injected. */
+const FETCHES_AT_FAULT = FETCH_CONCURRENCY / 2;
+
+const getErrors = (count: number) => ({ error_code: 'INTERNAL_SERVER_ERROR', count });
+
+async function sandboxItem(system: FaultSystem, itemId: string) {
+  const { status, body } = await system.sandbox.admin(
+    'GET',
+    `/items/${encodeURIComponent(itemId)}`,
+  );
+  if (status !== 200) throw new Error(`GET /sandbox/items/${itemId}: ${status}`);
+  return body.item as { get_calls: number };
+}
+
+async function getCallsByItem(system: FaultSystem): Promise<Map<string, number>> {
+  return new Map((await sandboxItems(system)).map((i) => [i.item_id, i.get_calls]));
+}
+
+/**
+ * Of `items`, those with a /get paging loop that stored nothing (yet): more /get calls than
+ * the pages of their stored fetches. Valid where no /get call fails and no data changes during
+ * pagination.
+ */
+async function openPagingLoops(system: FaultSystem, items: readonly string[]): Promise<number> {
+  const paged = new Map(
+    (
+      await system.rows(
+        `SELECT item_id, sum(pages)::int AS pages FROM report_fetches
+          WHERE outcome = 'fetched' AND item_id = ANY($1) GROUP BY item_id`,
+        [items],
+      )
+    ).map((r) => [r.item_id as string, r.pages as number]),
+  );
+  let open = 0;
+  for (const item of items) {
+    if ((await sandboxItem(system, item)).get_calls > (paged.get(item) ?? 0)) open += 1;
+  }
+  return open;
+}
+
+/** Waits until FETCHES_AT_FAULT fetches are under way, half of them paging. */
+async function pagingUnderWay(system: FaultSystem): Promise<{ items: string[]; paging: number }> {
+  return waitFor(
+    `${FETCHES_AT_FAULT} fetches under way, half of them paging`,
+    async () => {
+      const items = await fetchesUnderWay(system);
+      if (items.length < FETCHES_AT_FAULT) return undefined;
+      const paging = await openPagingLoops(system, items);
+      return paging >= FETCHES_AT_FAULT / 2 ? { items, paging } : undefined;
+    },
+    120_000,
+    100,
+  );
+}
+
+/** Seconds from `at` to the first and the last fetch stored after it. */
+async function fetchesAfter(system: FaultSystem, at: number) {
+  const [row] = await system.rows(
+    'SELECT min(finished_at) AS first, max(finished_at) AS last FROM report_fetches WHERE finished_at > $1',
+    [new Date(at)],
+  );
+  const since = (d: unknown) => (d instanceof Date ? round((d.getTime() - at) / 1000) : null);
+  return { first_fetch_after_s: since(row?.first), last_fetch_after_s: since(row?.last) };
+}
+
+interface SandboxDelivery {
+  readonly delivery_id: string;
+  readonly attempts: { readonly error: string | null; readonly jwt_sha256: string | null }[];
+}
+
+async function deliveries(system: FaultSystem): Promise<SandboxDelivery[]> {
+  return (await system.sandbox.admin('GET', '/webhooks')).body.deliveries as SandboxDelivery[];
+}
+
+/**
+ * How many of the sandbox's deliveries reached the log more than once (each attempt is signed
+ * afresh, so each copy is a report of its own), and how many of those were fetched more than
+ * once: what Plaid's retries must not cost.
+ */
+async function reportCopies(system: FaultSystem) {
+  const events = await readEvents(system, ['reportOutcomes', 'reportFetches']);
+  const reportOf = new Map<string, string>();
+  const fetchesOf = new Map<string, number>();
+  for (const e of events) {
+    if (e.type === 'ReportReady') reportOf.set(e.data.delivery_id, e.metadata.id);
+    if (isFetched(e)) {
+      fetchesOf.set(e.data.report_event_id, (fetchesOf.get(e.data.report_event_id) ?? 0) + 1);
+    }
+  }
+  let copies = 0;
+  let fetchedTwice = 0;
+  for (const d of await deliveries(system)) {
+    const reports = d.attempts.flatMap((a) => reportOf.get(a.jwt_sha256 ?? '') ?? []);
+    if (reports.length > 1) copies += 1;
+    if (reports.reduce((n, id) => n + (fetchesOf.get(id) ?? 0), 0) > 1) fetchedTwice += 1;
+  }
+  return { deliveries_stored_twice: copies, deliveries_fetched_twice: fetchedTwice };
+}
+
 describe(`fault scenarios (${PLAN.form} form: ${PLAN.requests} requests over ${PLAN.items} Items each)`, () => {
   it(
     'no fault, two workers in one group: the control the rolling restart is compared with',
@@ -431,6 +559,183 @@ describe(`fault scenarios (${PLAN.form} form: ${PLAN.requests} requests over ${P
         };
       });
       expect(result.fault.restarts).toBe(PLAN.restarts);
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    'kill -9 of the report fetcher while fetches are paging: restarted, every report stored once, nothing half-written',
+    async () => {
+      const result = await scenario('fetcher_kill', PAGED, async (system) => {
+        const atKill = await pagingUnderWay(system);
+        await system.stop(FETCHER, 'SIGKILL');
+        const clearedAt = Date.now();
+        await system.start(FETCHER, 120_000);
+        return {
+          clearedAt,
+          figures: {
+            restarts: 1,
+            fetches_under_way_at_kill: atKill.items.length,
+            paging_at_kill: atKill.paging,
+            restart_to_ready_s: round((Date.now() - clearedAt) / 1000),
+          },
+          after: async () => ({
+            ...(await fetchesAfter(system, clearedAt)),
+            // Their paging loops stored nothing: each was made again in full after the restart.
+            killed_mid_paging: await openPagingLoops(system, atKill.items),
+          }),
+        };
+      });
+      expect(result.fault.fetches_under_way_at_kill).toBeGreaterThanOrEqual(FETCHES_AT_FAULT);
+      expect(result.fault.killed_mid_paging).toBeGreaterThan(0);
+      expect(result.fetcher.fetch_failures).toBe(0);
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    "every report delivered twice or more (the ingress's answers lost for a while, then every fetched report fired twice again): none fetched twice",
+    async () => {
+      const refired = { getCalls: new Map<string, number>(), fetches: 0 };
+      const result = await scenario(
+        'duplicate_webhooks',
+        {
+          items: { transactionsPerAccount: 50 },
+          fetcher: PAGED.fetcher,
+          days: [730],
+          webhookProxy: true,
+        },
+        async (system, _load, timeline) => {
+          await reach('a quarter answered', timeline.latest, PLAN.requests / 4);
+          // The ingress stores each webhook, its answer is lost, and the sandbox sends it again.
+          const proxy = system.proxy!;
+          proxy.lose(true);
+          const losingFrom = Date.now();
+          try {
+            await reach('answers lost', () => proxy.lost, FULL ? 100 : 20);
+          } finally {
+            proxy.lose(false);
+          }
+          const clearedAt = Date.now();
+          return {
+            clearedAt,
+            figures: {
+              answers_lost: proxy.lost,
+              answers_lost_for_s: round((clearedAt - losingFrom) / 1000),
+            },
+            // Plaid replays: every report already fetched is fired twice more.
+            afterSettled: async () => {
+              const fetched = await system.rows(
+                "SELECT DISTINCT item_id FROM report_fetches WHERE outcome = 'fetched'",
+              );
+              refired.getCalls = await getCallsByItem(system);
+              refired.fetches = (await system.count('SELECT count(*) AS n FROM report_fetches'))!;
+              for (let round_ = 0; round_ < 2; round_ += 1) {
+                await inParallel(fetched, 16, async (row) => {
+                  const path = `/items/${encodeURIComponent(row.item_id as string)}/fire_webhook`;
+                  const { status } = await system.sandbox.admin('POST', path, {});
+                  if (status !== 200 && status !== 201) throw new Error(`${path}: ${status}`);
+                });
+              }
+              return { refired_webhooks: 2 * fetched.length };
+            },
+            after: async () => {
+              const calls = await getCallsByItem(system);
+              return {
+                ...(await reportCopies(system)),
+                get_calls_after_refire: [...calls].reduce(
+                  (sum, [item, n]) => sum + n - (refired.getCalls.get(item) ?? 0),
+                  0,
+                ),
+                fetches_after_refire:
+                  (await system.count('SELECT count(*) AS n FROM report_fetches'))! -
+                  refired.fetches,
+              };
+            },
+          };
+        },
+      );
+      expect(result.fault.deliveries_stored_twice).toBeGreaterThan(0);
+      expect(result.fault.refired_webhooks).toBeGreaterThan(0);
+      expect(result.fault.deliveries_fetched_twice).toBe(0);
+      expect(result.fault.get_calls_after_refire).toBe(0);
+      expect(result.fault.fetches_after_refire).toBe(0);
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    '/cashflow_report/get answering 500 for a share of calls: retried, every report stored',
+    async () => {
+      const latency = { latency_ms: PAGE_LATENCY_MS };
+      const result = await scenario(
+        'get_errors',
+        {
+          items: {
+            transactionsPerAccount: 50,
+            // A third of the Items fail their first three /get calls: their first fetch.
+            getBehaviour: (i) => ({ ...latency, errors: i % 3 === 0 ? getErrors(3) : null }),
+          },
+          fetcher: PAGED.fetcher,
+          days: [730],
+        },
+        async (system, load, timeline, items) => {
+          await reach('a quarter answered', timeline.latest, PLAN.requests / 4);
+          // Another third fails its next two calls from now on: in the middle of paging loops
+          // and on later fetches.
+          const rearmed = items.filter((_, i) => i % 3 === 1);
+          await inParallel(rearmed, 16, async (item) => {
+            const path = `/items/${encodeURIComponent(item)}/get_behaviour`;
+            const { status } = await system.sandbox.admin('PUT', path, {
+              ...latency,
+              errors: getErrors(2),
+            });
+            if (status !== 200) throw new Error(`${path}: ${status}`);
+          });
+          await load.done;
+          return {
+            clearedAt: Date.now(),
+            figures: { items_failing_later: rearmed.length },
+            after: async () => ({
+              get_500s: await metric(
+                `${system.sandbox.url}/metrics`,
+                'plaid_sandbox_get_answers_total',
+                'INTERNAL_SERVER_ERROR',
+              ),
+            }),
+          };
+        },
+      );
+      expect(result.fault.get_500s).toBeGreaterThan(0);
+      expect(result.fetcher.fetch_retries).toBeGreaterThan(0);
+      expect(result.fetcher.fetch_failures).toBe(0);
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it(
+    'PostgreSQL stopped while fetches are paging: rolled back, made again, every report stored once',
+    async () => {
+      const result = await scenario('postgres_outage_fetch', PAGED, async (system) => {
+        const atStop = await pagingUnderWay(system);
+        infra.stop('postgres');
+        const stoppedAt = Date.now();
+        await sleep(PLAN.outageMs);
+        infra.start('postgres');
+        const clearedAt = Date.now();
+        return {
+          clearedAt,
+          figures: {
+            outage_s: round((clearedAt - stoppedAt) / 1000),
+            fetches_under_way_at_stop: atStop.items.length,
+            paging_at_stop: atStop.paging,
+          },
+          after: () => fetchesAfter(system, clearedAt),
+        };
+      });
+      expect(result.fault.fetches_under_way_at_stop).toBeGreaterThanOrEqual(FETCHES_AT_FAULT);
+      expect(result.fault.first_fetch_after_s).not.toBeNull();
+      expect(result.fetcher.fetch_failures).toBe(0);
     },
     SCENARIO_TIMEOUT_MS,
   );

@@ -11,6 +11,7 @@ import { testKafka } from '../support/kafka';
 import { sandboxClient } from '../support/plaid-sandbox';
 import { freePort } from '../support/ports';
 import { REPO_ROOT, startApp, waitForHealthy, type AppProcess } from '../support/processes';
+import { webhookProxy } from './webhook-proxy';
 
 /**
  * A Kafka broker and a PostgreSQL cluster of the scenarios' own (scripts/local-infra.sh in a
@@ -85,6 +86,8 @@ export interface SystemSettings {
   readonly worker?: Record<string, string>;
   readonly workers?: number;
   readonly fetcher?: Record<string, string>;
+  /** Webhooks reach the ingress through a proxy that can lose its answers (webhook-proxy.ts). */
+  readonly webhookProxy?: boolean;
 }
 
 /** The sandbox stretches every delay by this; latencies below are written in real time. */
@@ -214,6 +217,9 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
     throw failed.reason;
   }
 
+  const ingressUrl = `http://127.0.0.1:${port.ingress}/webhooks/plaid`;
+  const proxy = settings.webhookProxy ? await webhookProxy(ingressUrl) : undefined;
+
   const cliEnv = {
     KAFKA_BROKERS: infra.brokers.join(','),
     KAFKA_TOPIC_PREFIX: prefix,
@@ -228,7 +234,9 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
     kafka,
     databaseUrl,
     sandbox: sandboxClient(`http://127.0.0.1:${port.sandbox}`),
-    webhookUrl: `http://127.0.0.1:${port.ingress}/webhooks/plaid`,
+    /** Where the sandbox's Items send their webhooks: the ingress, or the proxy before it. */
+    webhookUrl: proxy?.url ?? ingressUrl,
+    proxy,
     workerNames,
     workerUrl,
     /** The report fetcher's consumer group (as its config names it). */
@@ -290,6 +298,7 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
     async close() {
       await Promise.all([...running.values()].map((a) => a.stop('SIGTERM')));
       running.clear();
+      await proxy?.close();
     },
   };
 }
