@@ -440,6 +440,9 @@ pg_start() {
 SELECT format('CREATE ROLE %I', '$PG_APP_USER')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_APP_USER')\\gexec
 ALTER ROLE $PG_APP_USER LOGIN CREATEDB CREATEROLE PASSWORD '$PG_APP_PASSWORD';
+-- The tests drop their databases WITH (FORCE): that ends sessions of other roles too (an
+-- autovacuum worker busy on the database, a read role's session), which needs this role.
+GRANT pg_signal_backend TO $PG_APP_USER;
 SELECT format('CREATE DATABASE %I OWNER %I', '$PG_APP_DB', '$PG_APP_USER')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$PG_APP_DB')\\gexec
 SQL
