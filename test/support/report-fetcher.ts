@@ -88,6 +88,16 @@ export async function fetcherWorld(sandboxEnv: Record<string, string> = {}) {
     }
   }
 
+  /** Just before the data the sandbox serves for the Item now (now, for an Item it lacks). */
+  async function acceptanceOfServedData(itemId: string): Promise<Date> {
+    const { status, body } = await sandbox.admin('GET', `/items/${encodeURIComponent(itemId)}`);
+    if (status !== 200) return new Date();
+    const dataAt = Date.parse(
+      (body.item as { last_successful_update_time: string }).last_successful_update_time,
+    );
+    return new Date(Math.min(Date.now(), dataAt - 1));
+  }
+
   const fetchEvents = (): FetchEvent[] =>
     fetches.received.flatMap((r) => {
       const decoded = decodeEvent(r.message);
@@ -145,9 +155,12 @@ export async function fetcherWorld(sandboxEnv: Record<string, string> = {}) {
     /**
      * Publishes a RefreshAccepted for the Item and waits until the running fetcher has read it
      * (as in production, where Plaid's webhook follows the worker's outcome by seconds; a
-     * report read first is the decider's unit specs' business); returns its request id.
+     * report read first is the decider's unit specs' business); returns its request id. By
+     * default it is the refresh whose data the sandbox serves now: accepted just before that
+     * data's last_successful_update_time, as a real refresh is accepted before Plaid finishes it.
      */
-    async accepted(itemId: string, days: number, acceptedAt = new Date()): Promise<string> {
+    async accepted(itemId: string, days: number, at?: Date): Promise<string> {
+      const acceptedAt = at ?? (await acceptanceOfServedData(itemId));
       const requestId = randomUUID();
       await publisher.publish(
         createEvent(
