@@ -11,3 +11,4 @@ export * from './slots';
 export * from './topic-admin';
 export * from './consumer-readiness';
 export * from './consumer-restarts';
+export * from './murmur2-partitioner';
