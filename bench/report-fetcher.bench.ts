@@ -259,6 +259,7 @@ async function topics() {
               webhook_type: webhook.webhook_type,
               webhook_code: webhook.webhook_code,
               environment: 'sandbox',
+              found_by: 'webhook',
               received_at: at,
               delivery_id: randomBytes(32).toString('hex'),
               webhook,

@@ -9,6 +9,7 @@ import { RefreshRequestIds1764500000001 } from './1764500000001-refresh-request-
 import { RefreshRequestsByItem1764500000002 } from './1764500000002-refresh-requests-by-item';
 import { ReportStore1764600000000, grantAnalytics } from './1764600000000-report-store';
 import { ReportFetchProjection1764700000000 } from './1764700000000-report-fetch-projection';
+import { MissedWebhooks1764800000000, grantPolls } from './1764800000000-missed-webhooks';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in `migrations`. */
 export const MIGRATIONS = [
@@ -23,6 +24,7 @@ export const MIGRATIONS = [
   RefreshRequestsByItem1764500000002,
   ReportStore1764600000000,
   ReportFetchProjection1764700000000,
+  MissedWebhooks1764800000000,
 ];
 
 /**
@@ -30,4 +32,4 @@ export const MIGRATIONS = [
  * after the migration that would have granted it (no CREATEROLE then) gets its tables on the
  * next `migrate`. Each grants only if its role exists.
  */
-export const ROLE_GRANTS = [grantReadOnly, grantAnalytics];
+export const ROLE_GRANTS = [grantReadOnly, grantAnalytics, grantPolls];

@@ -93,6 +93,7 @@ describe('cashflow-refresh check', () => {
           webhook_type: 'CASHFLOW_REPORT',
           webhook_code: 'CASHFLOW_REPORT_READY',
           environment: 'sandbox',
+          found_by: 'webhook',
           received_at: new Date().toISOString(),
           delivery_id: 'f'.repeat(64),
           webhook: { item_id: ready.item_id },

@@ -26,6 +26,7 @@ describe('migrations against the real PostgreSQL', () => {
       'RefreshRequestsByItem1764500000002',
       'ReportStore1764600000000',
       'ReportFetchProjection1764700000000',
+      'MissedWebhooks1764800000000',
     ]);
 
     const client = new Client({ connectionString: db.url });

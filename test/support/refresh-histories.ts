@@ -296,7 +296,7 @@ function report(itemId: string, id: string, at: number, kind: 'ready' | 'failed'
   const meta = { id, source: 'urn:cashflow-refresh:test', time: iso(at) };
   return error
     ? createEvent('ReportFailed', { ...delivery, error }, meta)
-    : createEvent('ReportReady', delivery, meta);
+    : createEvent('ReportReady', { ...delivery, found_by: 'webhook' }, meta);
 }
 
 /**
@@ -410,7 +410,46 @@ export function eventsFor(itemId: string) {
         meta(`${requestId}-failed`, failedAt),
       ),
     ready: (id: string, receivedAt: string) =>
-      createEvent('ReportReady', delivery(receivedAt, id), meta(id, receivedAt)),
+      createEvent(
+        'ReportReady',
+        { ...delivery(receivedAt, id), found_by: 'webhook' },
+        meta(id, receivedAt),
+      ),
+    /** A ReportReady the report fetcher found by polling, for `requestIds`. */
+    readyByPolling: (id: string, receivedAt: string, requestIds: string[]) =>
+      createEvent(
+        'ReportReady',
+        {
+          ...delivery(receivedAt, id),
+          environment: null,
+          delivery_id: `poll:${id}`,
+          webhook: {},
+          found_by: 'polling',
+          poll: {
+            poll_id: fetchUuid(`poll-${id}`),
+            plaid_request_id: `plaid-poll-${id}`,
+            last_successful_update_time: receivedAt,
+            refresh_request_ids: requestIds,
+            polled_at: receivedAt,
+          },
+        },
+        { ...meta(id, receivedAt), source: 'urn:cashflow-refresh:report-fetcher' },
+      ),
+    /** A ReportOverdue: the fetcher gave up waiting for the report of `requestIds`. */
+    overdue: (id: string, overdueAt: string, requestIds: string[], acceptedAt = overdueAt) =>
+      createEvent(
+        'ReportOverdue',
+        {
+          item_id: itemId,
+          refresh_request_ids: requestIds,
+          accepted_at: acceptedAt,
+          polls: 4,
+          last_successful_update_time: null,
+          last_error: null,
+          overdue_at: overdueAt,
+        },
+        { ...meta(id, overdueAt), source: 'urn:cashflow-refresh:report-fetcher' },
+      ),
     reportFailed: (id: string, receivedAt: string, code = 'ITEM_LOGIN_REQUIRED') =>
       createEvent(
         'ReportFailed',

@@ -222,7 +222,7 @@ export async function fetcherWorld(sandboxEnv: Record<string, string> = {}) {
       await publisher.publish(
         error
           ? createEvent('ReportFailed', { ...data, error }, meta)
-          : createEvent('ReportReady', data, meta),
+          : createEvent('ReportReady', { ...data, found_by: 'webhook' }, meta),
       );
       return id;
     },

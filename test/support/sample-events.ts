@@ -81,7 +81,7 @@ export function sampleEvent(type: EventType, itemId = `item-${randomUUID()}`): C
         answering,
       );
     case 'ReportReady':
-      return createEvent(type, { ...delivery, webhook }, meta);
+      return createEvent(type, { ...delivery, webhook, found_by: 'webhook' }, meta);
     case 'ReportFailed': {
       const error = {
         error_type: 'ITEM_ERROR',
@@ -93,6 +93,20 @@ export function sampleEvent(type: EventType, itemId = `item-${randomUUID()}`): C
       };
       return createEvent(type, { ...delivery, error, webhook: { ...webhook, error } }, meta);
     }
+    case 'ReportOverdue':
+      return createEvent(
+        type,
+        {
+          item_id: itemId,
+          refresh_request_ids: [requestId],
+          accepted_at: time,
+          polls: 3,
+          last_successful_update_time: '2026-11-24T09:00:00.000Z',
+          last_error: null,
+          overdue_at: time,
+        },
+        answering,
+      );
     case 'PlaidWebhookReceived': {
       const other = { ...webhook, webhook_type: 'ITEM', webhook_code: 'PENDING_EXPIRATION' };
       return createEvent(

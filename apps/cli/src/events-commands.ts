@@ -38,9 +38,13 @@ function summary(event: CashflowEvent): string {
     case 'RefreshFailed':
       return `request=${event.data.refresh_request_id} error=${event.data.error.error_code}`;
     case 'ReportReady':
-      return `received_at=${event.data.received_at}`;
+      return event.data.poll
+        ? `received_at=${event.data.received_at} found_by=polling requests=${event.data.poll.refresh_request_ids.join(',')}`
+        : `received_at=${event.data.received_at}`;
     case 'ReportFailed':
       return `error=${event.data.error.error_code}`;
+    case 'ReportOverdue':
+      return `requests=${event.data.refresh_request_ids.join(',')} polls=${event.data.polls}`;
     case 'PlaidWebhookReceived':
       return `${event.data.webhook_type}/${event.data.webhook_code}`;
     case 'ReportFetched':

@@ -24,7 +24,7 @@ import { RefreshStore } from './refresh/refresh-store';
 import { RefreshService } from './refresh/refresh.service';
 import { systemClock } from './refresh/clock';
 import { PlaidAttempt } from './refresh/plaid-attempt';
-import { ClientRateLimiter } from './refresh/rate-limits';
+import { ClientRateLimiter } from '@cashflow/plaid-client';
 import { RetryRunner } from './refresh/retry-runner';
 import { ClaimKeeper } from './refresh/claim-keeper';
 

@@ -61,7 +61,7 @@ export const TOPICS: Readonly<Record<TopicKey, TopicDefinition>> = {
     description:
       "The webhook ingress publishes Plaid's verified CASHFLOW_REPORT_READY webhooks as ReportReady or ReportFailed.",
     records: 'events',
-    events: ['ReportReady', 'ReportFailed'],
+    events: ['ReportReady', 'ReportFailed', 'ReportOverdue'],
     configs: KEEP_FOREVER,
   },
   reportFetches: {

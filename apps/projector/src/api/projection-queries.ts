@@ -88,6 +88,7 @@ function toRefresh(row: Record<string, unknown>): RefreshRow {
     // A request's error happened when it failed.
     error: errorSummary(row, 'error', row.failed_at),
     fetched_at: iso(row.fetched_at),
+    overdue_at: iso(row.overdue_at),
     seconds_to_accept: num(row.seconds_to_accept),
     seconds_to_ready: num(row.seconds_to_ready),
     seconds_to_fetched: num(row.seconds_to_fetched),

@@ -42,7 +42,7 @@
  *    is answered by the ended call under rule 7's spacing; otherwise starts, or waits for the window.
  */
 import type { Member as Requested, Outcome, PlaidAnswer } from './outcomes';
-import { freeAt, inWindow, type RateLimit } from './rate-limits';
+import { freeAt, inWindow, type RateLimit } from '@cashflow/plaid-client';
 
 export const MIN_DAYS = 1;
 export const MAX_DAYS = 730;

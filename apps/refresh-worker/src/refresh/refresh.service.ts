@@ -26,7 +26,7 @@ import {
   type Outcome,
 } from './outcomes';
 import type { PlaidAttempt } from './plaid-attempt';
-import type { ClientRateLimiter } from './rate-limits';
+import type { ClientRateLimiter } from '@cashflow/plaid-client';
 import type { RefreshMetrics } from './refresh-metrics';
 import type { ClaimKeeper } from './claim-keeper';
 import type { Claim, Known, Recorded, RefreshStore, StartedCall } from './refresh-store';

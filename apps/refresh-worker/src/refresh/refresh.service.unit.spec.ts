@@ -4,7 +4,7 @@ import type { ClaimKeeper } from './claim-keeper';
 import type { Clock } from './clock';
 import type { OutcomePublisher } from './outcome-publisher';
 import type { AttemptPlan, AttemptResult, PlaidAttempt } from './plaid-attempt';
-import { ClientRateLimiter } from './rate-limits';
+import { ClientRateLimiter } from '@cashflow/plaid-client';
 import type { RefreshStore } from './refresh-store';
 import { RefreshService, Withdrawn } from './refresh.service';
 

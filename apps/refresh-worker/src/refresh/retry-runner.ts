@@ -6,7 +6,7 @@ import { assertNever } from './item-calls';
 import type { OutcomePublisher } from './outcome-publisher';
 import { outcomeEvent } from './outcomes';
 import type { PlaidAttempt } from './plaid-attempt';
-import type { ClientRateLimiter } from './rate-limits';
+import type { ClientRateLimiter } from '@cashflow/plaid-client';
 import type { RefreshMetrics } from './refresh-metrics';
 import type { Claim, RefreshStore } from './refresh-store';
 

@@ -99,7 +99,10 @@ export function decideWebhook(rawBody: Buffer, delivery: Delivery): WebhookDecis
     return { kind: 'publish', event: createEvent('PlaidWebhookReceived', data, metadata) };
   }
   if (webhook.error === null || webhook.error === undefined) {
-    return { kind: 'publish', event: createEvent('ReportReady', data, metadata) };
+    return {
+      kind: 'publish',
+      event: createEvent('ReportReady', { ...data, found_by: 'webhook' }, metadata),
+    };
   }
   const error = PlaidError.safeParse(webhook.error);
   if (!error.success) {

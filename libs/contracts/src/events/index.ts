@@ -9,6 +9,7 @@ import { RefreshFailedData } from './refresh-failed';
 import { RefreshRequestedData } from './refresh-requested';
 import { ReportFailedData } from './report-failed';
 import { ReportFetchFailedData, ReportFetchedData } from './report-fetched';
+import { ReportOverdueData } from './report-overdue';
 import { ReportReadyData } from './report-ready';
 
 export * from './common';
@@ -18,6 +19,7 @@ export * from './refresh-failed';
 export * from './refresh-requested';
 export * from './report-failed';
 export * from './report-fetched';
+export * from './report-overdue';
 export * from './report-ready';
 
 /** CloudEvents context attributes other than those derived from the data (subject = item_id). */
@@ -45,6 +47,7 @@ export type RefreshAccepted = Event<'RefreshAccepted', RefreshAcceptedData>;
 export type RefreshFailed = Event<'RefreshFailed', RefreshFailedData>;
 export type ReportReady = Event<'ReportReady', ReportReadyData>;
 export type ReportFailed = Event<'ReportFailed', ReportFailedData>;
+export type ReportOverdue = Event<'ReportOverdue', ReportOverdueData>;
 export type PlaidWebhookReceived = Event<'PlaidWebhookReceived', PlaidWebhookReceivedData>;
 export type ReportFetched = Event<'ReportFetched', ReportFetchedData>;
 export type ReportFetchFailed = Event<'ReportFetchFailed', ReportFetchFailedData>;
@@ -55,6 +58,7 @@ export type CashflowEvent =
   | RefreshFailed
   | ReportReady
   | ReportFailed
+  | ReportOverdue
   | PlaidWebhookReceived
   | ReportFetched
   | ReportFetchFailed;
@@ -80,6 +84,7 @@ export const EVENTS: { readonly [T in EventType]: EventDefinition<T> } = {
   RefreshFailed: define('RefreshFailed', RefreshFailedData),
   ReportReady: define('ReportReady', ReportReadyData),
   ReportFailed: define('ReportFailed', ReportFailedData),
+  ReportOverdue: define('ReportOverdue', ReportOverdueData),
   PlaidWebhookReceived: define('PlaidWebhookReceived', PlaidWebhookReceivedData),
   ReportFetched: define('ReportFetched', ReportFetchedData),
   ReportFetchFailed: define('ReportFetchFailed', ReportFetchFailedData),

@@ -20,7 +20,7 @@ export const ItemRefreshState = z.object({
   status: z
     .enum(ITEM_STATUSES)
     .describe(
-      'requested (no answer yet), refreshing (Plaid accepted, no webhook yet), ready, failed.',
+      'requested (no answer yet), refreshing (Plaid accepted, no webhook yet), ready, failed, overdue (accepted, but no webhook came and polling Plaid until REPORT_GIVE_UP_AFTER_MS found no new data).',
     ),
   stuck: z
     .boolean()
@@ -63,7 +63,7 @@ export const ItemRefreshState = z.object({
 
 export const Refresh = z.object({
   request_id: z.string().describe('Event id of the RefreshRequested.'),
-  status: z.enum(['requested', 'accepted', 'failed', 'ready', 'report_failed']),
+  status: z.enum(['requested', 'accepted', 'failed', 'ready', 'report_failed', 'overdue']),
   days_requested: z.number().int().nullable(),
   requested_by: z.string().nullable(),
   requested_at: Time,
@@ -76,6 +76,9 @@ export const Refresh = z.object({
   retryable: z.boolean().nullable(),
   error: ErrorSummary.nullable(),
   fetched_at: Time.describe('When a fetch first stored the data this request brought.'),
+  overdue_at: Time.describe(
+    'When the report fetcher gave up waiting for its report (ReportOverdue); the status stays ready if a report came later after all.',
+  ),
   seconds_to_accept: z.number().nullable(),
   seconds_to_ready: z.number().nullable(),
   seconds_to_fetched: z.number().nullable().describe('From requested_at to fetched_at.'),

@@ -57,11 +57,18 @@
  * 12. **A request is fetched** when a ReportFetched names it in refresh_request_ids: its
  *    `fetchedAt` is the earliest such fetched_at (when its data first arrived). A request named
  *    before its RefreshRequested or outcome is read is created, as an early outcome creates one.
+ * 13. **A report that never came.** ReportOverdue (the report fetcher polled Plaid until it gave
+ *    up) sets `overdueAt` on the requests it names, the earliest if named twice; an accepted
+ *    request no report completed is then `overdue` (the Item's status too, when it is the
+ *    latest). A report that answers it still completes it (a webhook later than the fetcher
+ *    waited), whichever of the two is read first: the request ends `ready` or `report_failed`
+ *    with `overdueAt` kept. A ReportReady found by polling is a report like any other; its
+ *    `foundBy` is kept with it.
  *
  * `lastEvent` records the last event applied and so depends on arrival order; it is the only
  * field that does.
  */
-import type { CashflowEvent, EventOfType, RefreshFailure } from '@cashflow/contracts';
+import type { CashflowEvent, EventOfType, FoundBy, RefreshFailure } from '@cashflow/contracts';
 import {
   answeringReport,
   receivedBefore,
@@ -69,9 +76,16 @@ import {
   type ReceivedReport,
 } from './report-answers';
 
-export type RequestStatus = 'requested' | 'accepted' | 'failed' | 'ready' | 'report_failed';
-export type ItemStatus = 'requested' | 'refreshing' | 'ready' | 'failed';
-export const ITEM_STATUSES: readonly ItemStatus[] = ['requested', 'refreshing', 'ready', 'failed'];
+export type RequestStatus =
+  'requested' | 'accepted' | 'failed' | 'ready' | 'report_failed' | 'overdue';
+export type ItemStatus = 'requested' | 'refreshing' | 'ready' | 'failed' | 'overdue';
+export const ITEM_STATUSES: readonly ItemStatus[] = [
+  'requested',
+  'refreshing',
+  'ready',
+  'failed',
+  'overdue',
+];
 
 /** Where an event was read: topic, partition and offset (a decimal string, as Kafka gives it). */
 export interface Position {
@@ -113,12 +127,16 @@ export interface RequestState {
   readonly reportEventId: string | null;
   /** Rule 12: when the first ReportFetched naming it stored its data. */
   readonly fetchedAt: string | null;
+  /** Rule 13: when the report fetcher gave up waiting for its report. */
+  readonly overdueAt: string | null;
 }
 
 export interface ReportFacts extends ReceivedReport {
   readonly itemId: string;
   readonly kind: 'ready' | 'failed';
   readonly error: ErrorFacts | null;
+  /** Rule 13: a ReportReady's found_by (webhook for every ReportFailed). */
+  readonly foundBy: FoundBy;
 }
 
 /** Rule 11: the Item's newest ReportFetched. */
@@ -215,7 +233,7 @@ export function requestIdsNeeded(item: ItemState | undefined, events: readonly C
     if (event.type === 'RefreshAccepted' || event.type === 'RefreshFailed') {
       ids.add(event.data.refresh_request_id);
     }
-    if (event.type === 'ReportFetched') {
+    if (event.type === 'ReportFetched' || event.type === 'ReportOverdue') {
       for (const id of event.data.refresh_request_ids) ids.add(id);
     }
   }
@@ -272,6 +290,9 @@ export function evolve(
     case 'ReportFetchFailed':
       next = onFetchFailed(onReport(state, fetchedReport(state, event)), event);
       break;
+    case 'ReportOverdue':
+      next = onOverdue(state, event);
+      break;
     case 'PlaidWebhookReceived':
       return state;
     default:
@@ -322,9 +343,10 @@ function onAccepted(state: ItemProjection, event: EventOfType<'RefreshAccepted'>
     attempts: data.attempts,
     coalescedInto: data.coalesced_into ?? null,
   };
-  // The earliest report received after the acceptance completes it (rule 3).
+  // The earliest report received after the acceptance completes it (rule 3); without one, a
+  // ReportOverdue read earlier makes it overdue (rule 13).
   const report = answeringReport(state.reports.values(), data.accepted_at);
-  const request = report ? complete(accepted, report) : accepted;
+  const request = report ? complete(accepted, report) : waiting(accepted);
   return countRefreshes(withRequest(state, request), existing, request);
 }
 
@@ -390,6 +412,8 @@ function fetchedReport(state: ItemProjection, event: FetchEvent): ReportFacts {
     receivedAt: event.data.report_received_at,
     kind: 'ready',
     error: null,
+    // A fetch does not say how its report was found; the report itself, once read, does.
+    foundBy: 'webhook',
   };
 }
 
@@ -413,6 +437,25 @@ function onFetched(state: ItemProjection, event: EventOfType<'ReportFetched'>): 
     next = withRequest(next, { ...existing, fetchedAt: data.fetched_at });
   }
   return next;
+}
+
+/** Rule 13: the requests whose report never came. */
+function onOverdue(state: ItemProjection, event: EventOfType<'ReportOverdue'>): ItemProjection {
+  const data = event.data;
+  let next = state;
+  for (const requestId of data.refresh_request_ids) {
+    const existing = next.requests.get(requestId) ?? emptyRequest(requestId, data.item_id);
+    if (existing.overdueAt !== null && !isEarlier(data.overdue_at, existing.overdueAt)) continue;
+    next = withRequest(next, waiting({ ...existing, overdueAt: data.overdue_at }));
+  }
+  return next;
+}
+
+/** An accepted request no report completed: overdue once the fetcher gave up on it (rule 13). */
+function waiting(request: RequestState): RequestState {
+  return request.status === 'accepted' && request.overdueAt !== null
+    ? { ...request, status: 'overdue' }
+    : request;
 }
 
 /** Rule 11: the Item's newest fetch failure. */
@@ -451,7 +494,7 @@ function answersBetter(report: ReportFacts, request: RequestState): boolean {
   }
   const by = completedBy(request);
   if (by) return receivedBefore(report, by);
-  return request.status === 'accepted';
+  return request.status === 'accepted' || request.status === 'overdue';
 }
 
 /** The report that completed a request, as far as matching goes; null if none did. */
@@ -521,6 +564,7 @@ const ITEM_STATUS: Record<RequestStatus, ItemStatus> = {
   ready: 'ready',
   failed: 'failed',
   report_failed: 'failed',
+  overdue: 'overdue',
 };
 
 /** Rule 1: seen requests by offset; unseen ones above them, by outcome time then id. */
@@ -569,11 +613,14 @@ function reportFacts(event: EventOfType<'ReportReady'> | EventOfType<'ReportFail
     itemId: event.data.item_id,
     receivedAt: event.data.received_at,
   };
-  if (event.type === 'ReportReady') return { ...base, kind: 'ready', error: null };
+  if (event.type === 'ReportReady') {
+    return { ...base, kind: 'ready', error: null, foundBy: event.data.found_by };
+  }
   const error = event.data.error;
   return {
     ...base,
     kind: 'failed',
+    foundBy: 'webhook',
     error: {
       source: 'webhook',
       type: error.error_type,
@@ -616,6 +663,7 @@ function emptyRequest(requestId: string, itemId: string): RequestState {
     error: null,
     reportEventId: null,
     fetchedAt: null,
+    overdueAt: null,
   };
 }
 

@@ -27,8 +27,18 @@ function comparable(items: Map<string, ItemProjection>) {
 const item = 'item-1';
 let offset = 0;
 const at = (topic: string): Position => ({ topic, partition: 0, offset: String(offset++) });
-const { requested, accepted, failed, ready, reportFailed, otherWebhook, fetched, fetchFailed } =
-  eventsFor(item);
+const {
+  requested,
+  accepted,
+  failed,
+  ready,
+  reportFailed,
+  otherWebhook,
+  fetched,
+  fetchFailed,
+  readyByPolling,
+  overdue,
+} = eventsFor(item);
 
 function run(...events: CashflowEvent[]): ItemProjection {
   let state = initialItem(item);
@@ -202,6 +212,80 @@ describe('refresh projection rules', () => {
         latestRequestId: null,
       });
     }
+  });
+
+  describe('reports that never came (rule 13)', () => {
+    const acceptedAt = '2026-11-24T10:00:02.000Z';
+    const overdueAt = '2026-11-24T10:30:02.000Z';
+
+    it('makes an accepted request with no report overdue, the Item too', () => {
+      const state = run(
+        requested('r1'),
+        accepted('r1', acceptedAt),
+        overdue('o1', overdueAt, ['r1']),
+      );
+      expect(state.requests.get('r1')).toMatchObject({ status: 'overdue', overdueAt });
+      expect(state.item.status).toBe('overdue');
+    });
+
+    it('lets a late report complete an overdue request, whichever is read first', () => {
+      const late = ready('late', '2026-11-24T10:40:00.000Z');
+      const orders = [
+        [requested('r1'), accepted('r1', acceptedAt), overdue('o1', overdueAt, ['r1']), late],
+        [requested('r1'), accepted('r1', acceptedAt), late, overdue('o1', overdueAt, ['r1'])],
+        [late, overdue('o1', overdueAt, ['r1']), requested('r1'), accepted('r1', acceptedAt)],
+        [overdue('o1', overdueAt, ['r1']), requested('r1'), accepted('r1', acceptedAt), late],
+      ];
+      const states = orders.map((events) => orderFree(run(...events)));
+      expect(states[0]!.requests.get('r1')).toMatchObject({
+        status: 'ready',
+        overdueAt,
+        reportEventId: 'late',
+      });
+      expect(states[0]!.item).toMatchObject({ status: 'ready', refreshes: 1 });
+      for (const state of states.slice(1)) expect(state).toEqual(states[0]);
+    });
+
+    it('is overdue when ReportOverdue is read before the acceptance and no report answers', () => {
+      const state = run(
+        overdue('o1', overdueAt, ['r1']),
+        requested('r1'),
+        accepted('r1', acceptedAt),
+      );
+      expect(state.requests.get('r1')).toMatchObject({ status: 'overdue', overdueAt });
+    });
+
+    it('keeps the earliest overdue_at when named twice', () => {
+      const later = '2026-11-24T11:00:00.000Z';
+      const a = run(
+        requested('r1'),
+        accepted('r1', acceptedAt),
+        overdue('o2', later, ['r1']),
+        overdue('o1', overdueAt, ['r1']),
+      );
+      expect(a.requests.get('r1')!.overdueAt).toBe(overdueAt);
+    });
+
+    it('completes a request with a report found by polling and keeps how it was found', () => {
+      const polled = readyByPolling('p1', '2026-11-24T10:20:00.000Z', ['r1']);
+      const fetch = fetched(
+        'f1',
+        '2026-11-24T10:20:05.000Z',
+        {
+          id: 'p1',
+          receivedAt: '2026-11-24T10:20:00.000Z',
+        },
+        ['r1'],
+      );
+      for (const events of [
+        [requested('r1'), accepted('r1', acceptedAt), polled, fetch],
+        [requested('r1'), accepted('r1', acceptedAt), fetch, polled],
+      ]) {
+        const state = run(...events);
+        expect(state.requests.get('r1')).toMatchObject({ status: 'ready', reportEventId: 'p1' });
+        expect(state.reports.get('p1')!.foundBy).toBe('polling');
+      }
+    });
   });
 
   it('leaves refresh state alone for other webhook codes', () => {

@@ -214,12 +214,12 @@ export class ProjectionStore {
         }
       }
       for (const report of state.reports.values()) {
-        if (!loadedReports.has(report.eventId)) reportsOut.push(reportToRow(report));
+        if (loadedReports.get(report.eventId) !== report) reportsOut.push(reportToRow(report));
       }
     }
     await upsert(m, this.t.requests, REQUEST_COLUMNS, ['item_id', 'request_id'], requestsOut);
     await upsert(m, this.t.items, ITEM_COLUMNS, ['item_id'], itemsOut);
-    await insertNew(m, this.t.reports, REPORT_COLUMNS, reportsOut);
+    await insertReports(m, this.t.reports, reportsOut);
   }
 
   /**
@@ -308,18 +308,23 @@ function groupByItem<T extends { readonly itemId: string }>(
 }
 
 /** Multi-row insert of JSON rows; rows already there are left as they are. */
-async function insertNew(
+/**
+ * Reports not loaded for the batch: new ones, or ones already stored. A report first known from
+ * its fetch (rule 10) is stored as found by webhook; the ReportReady itself, read later, may say
+ * polling (rule 13), and then that wins, as it does in the fold whichever comes first.
+ */
+async function insertReports(
   m: EntityManager,
   table: string,
-  columns: readonly string[],
-  rows: readonly object[],
+  rows: readonly ReportRow[],
 ): Promise<void> {
   if (rows.length === 0) return;
-  const list = columns.join(', ');
+  const list = REPORT_COLUMNS.join(', ');
   await m.query(
-    `INSERT INTO ${table} (${list})
+    `INSERT INTO ${table} AS r (${list})
      SELECT ${list} FROM jsonb_populate_recordset(NULL::${table}, $1::jsonb)
-     ON CONFLICT DO NOTHING`,
+     ON CONFLICT (item_id, received_at, event_id) DO UPDATE SET found_by = 'polling'
+      WHERE EXCLUDED.found_by = 'polling' AND r.found_by <> 'polling'`,
     [JSON.stringify(rows)],
   );
 }

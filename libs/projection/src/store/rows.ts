@@ -59,6 +59,7 @@ export const REQUEST_COLUMNS = [
   'error_event_id',
   'report_event_id',
   'fetched_at',
+  'overdue_at',
 ] as const;
 
 export const REPORT_COLUMNS = [
@@ -69,6 +70,7 @@ export const REPORT_COLUMNS = [
   'error_type',
   'error_code',
   'error_message',
+  'found_by',
 ] as const;
 
 export type ItemRow = Record<(typeof ITEM_COLUMNS)[number], unknown>;
@@ -213,6 +215,7 @@ export function requestToRow(request: RequestState): RequestRow {
     >),
     report_event_id: request.reportEventId,
     fetched_at: request.fetchedAt,
+    overdue_at: request.overdueAt,
   };
 }
 
@@ -237,6 +240,7 @@ export function rowToRequest(row: RequestRow): RequestState {
     error: errorFromColumns(row, 'error', row.failed_at),
     reportEventId: row.report_event_id as string | null,
     fetchedAt: iso(row.fetched_at),
+    overdueAt: iso(row.overdue_at),
   };
 }
 
@@ -249,6 +253,7 @@ export function reportToRow(report: ReportFacts): ReportRow {
     error_type: report.error?.type ?? null,
     error_code: report.error?.code ?? null,
     error_message: report.error?.message ?? null,
+    found_by: report.foundBy,
   };
 }
 
@@ -260,6 +265,7 @@ export function rowToReport(row: ReportRow): ReportFacts {
     receivedAt,
     eventId,
     kind: row.kind as ReportFacts['kind'],
+    foundBy: row.found_by as ReportFacts['foundBy'],
     // A report's error is the webhook's, as of when it was received.
     error:
       row.kind === 'failed'

@@ -1,7 +1,7 @@
 /**
  * Client-side rate limits, so the worker does not provoke Plaid's 429s: at most `limit` calls in
  * any `windowMs`. The rule is one pure function; the per-Item window lives in the Item's state
- * (item-calls.ts), the per-client one in ClientRateLimiter.
+ * (apps/refresh-worker/src/refresh/item-calls.ts), the per-client one in ClientRateLimiter.
  */
 export interface RateLimit {
   readonly limit: number;
