@@ -87,9 +87,14 @@ async function fetcherOutstanding(system: FaultSystem): Promise<string | undefin
     await admin.disconnect();
   }
   const busy = await system.count(
-    'SELECT count(*) AS n FROM report_fetch_items WHERE due_at IS NOT NULL OR claim_token IS NOT NULL',
+    // A poll for an overdue report is due later (REPORT_OVERDUE_AFTER_MS): not work left now.
+    'SELECT count(*) AS n FROM report_fetch_items WHERE due_at <= now() OR claim_token IS NOT NULL',
   );
-  if (busy !== 0) return `${busy ?? 'unknown'} Items with a fetch due, claimed or waiting`;
+  if (busy !== 0) return `${busy ?? 'unknown'} Items with a fetch or poll due, or claimed`;
+  const unpublishedPolls = await system.count(
+    'SELECT count(*) AS n FROM report_polls WHERE published_at IS NULL',
+  );
+  if (unpublishedPolls !== 0) return `${unpublishedPolls ?? 'unknown'} polls not yet published`;
   const unpublished = await system.count(
     'SELECT count(*) AS n FROM report_fetches WHERE published_at IS NULL',
   );

@@ -51,6 +51,7 @@ describe('migrations against the real PostgreSQL', () => {
         'report_fetch_items',
         'report_fetches',
         'report_insights',
+        'report_polls',
         'report_transactions',
       ]);
 

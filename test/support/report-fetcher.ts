@@ -75,9 +75,10 @@ export async function fetcherWorld(sandboxEnv: Record<string, string> = {}) {
             }
           }
           if (!idle) return true;
+          // A poll due later (REPORT_OVERDUE_AFTER_MS) is not work left now.
           const busy: { n: number }[] = await db.query(
             `SELECT count(*)::int AS n FROM report_fetch_items
-                WHERE due_at IS NOT NULL OR claim_token IS NOT NULL`,
+                WHERE due_at <= now() OR claim_token IS NOT NULL`,
           );
           return busy[0]!.n === 0 ? true : undefined;
         },

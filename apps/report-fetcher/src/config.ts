@@ -26,9 +26,29 @@ const ReportFetcherEnv = z
     PLAID_CONNECT_TIMEOUT_MS: refreshWorkerVariables.PLAID_CONNECT_TIMEOUT_MS,
     PLAID_RESPONSE_TIMEOUT_MS: refreshWorkerVariables.PLAID_RESPONSE_TIMEOUT_MS,
     SHUTDOWN_GRACE_MS: refreshWorkerVariables.SHUTDOWN_GRACE_MS,
+    // Polls for overdue reports keep within the budgets refresh calls keep within.
+    PLAID_RATE_LIMIT_PER_ITEM: refreshWorkerVariables.PLAID_RATE_LIMIT_PER_ITEM,
+    PLAID_RATE_LIMIT_PER_CLIENT: refreshWorkerVariables.PLAID_RATE_LIMIT_PER_CLIENT,
+    PLAID_RATE_LIMIT_WINDOW_MS: refreshWorkerVariables.PLAID_RATE_LIMIT_WINDOW_MS,
     ...reportFetcherVariables,
     REPORT_FETCHER_PORT: ports.REPORT_FETCHER_PORT,
     PLAID_SANDBOX_PORT: ports.PLAID_SANDBOX_PORT,
+  })
+  .superRefine((env, ctx) => {
+    if (env.REPORT_GIVE_UP_AFTER_MS <= env.REPORT_OVERDUE_AFTER_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REPORT_GIVE_UP_AFTER_MS'],
+        message: `must be longer than REPORT_OVERDUE_AFTER_MS (${env.REPORT_OVERDUE_AFTER_MS})`,
+      });
+    }
+    if (env.REPORT_POLL_BACKOFF_MAX_MS < env.REPORT_POLL_BACKOFF_BASE_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REPORT_POLL_BACKOFF_MAX_MS'],
+        message: `must be at least REPORT_POLL_BACKOFF_BASE_MS (${env.REPORT_POLL_BACKOFF_BASE_MS})`,
+      });
+    }
   })
   .transform((env, ctx) => ({
     ...consumerAppSettings(SERVICE, env),
@@ -51,7 +71,29 @@ const ReportFetcherEnv = z
       changelog: env.REPORT_CHANGELOG_ENABLED,
       shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     },
+    poll: {
+      overdueAfterMs: env.REPORT_OVERDUE_AFTER_MS,
+      giveUpAfterMs: env.REPORT_GIVE_UP_AFTER_MS,
+      backoff: pollBackoff(env),
+    },
+    /** The per-client budget polls share (the fetcher's own, as each worker keeps its own). */
+    pollRateLimit: {
+      limit: env.PLAID_RATE_LIMIT_PER_CLIENT,
+      windowMs: env.PLAID_RATE_LIMIT_WINDOW_MS,
+    },
   }));
+
+/** One Item is never polled more often than its Plaid budget allows. */
+function pollBackoff(env: {
+  REPORT_POLL_BACKOFF_BASE_MS: number;
+  REPORT_POLL_BACKOFF_MAX_MS: number;
+  PLAID_RATE_LIMIT_WINDOW_MS: number;
+  PLAID_RATE_LIMIT_PER_ITEM: number;
+}) {
+  const spacing = Math.ceil(env.PLAID_RATE_LIMIT_WINDOW_MS / env.PLAID_RATE_LIMIT_PER_ITEM);
+  const baseMs = Math.max(env.REPORT_POLL_BACKOFF_BASE_MS, spacing);
+  return { baseMs, maxMs: Math.max(env.REPORT_POLL_BACKOFF_MAX_MS, baseMs) };
+}
 
 export type ReportFetcherConfig = z.output<typeof ReportFetcherEnv>;
 

@@ -8,7 +8,7 @@ import {
   type Logger,
 } from '@cashflow/observability';
 import { DatabaseReadiness, PersistenceModule } from '@cashflow/persistence';
-import { PlaidClient } from '@cashflow/plaid-client';
+import { ClientRateLimiter, PlaidClient } from '@cashflow/plaid-client';
 import {
   Global,
   Inject,
@@ -28,6 +28,7 @@ import { FetchRunner } from './fetch/fetch-runner';
 import { FetchStateStore } from './fetch/fetch-state-store';
 import { ReportEventsHandler } from './fetch/report-events.handler';
 import { ReportFetch } from './fetch/report-fetch';
+import { ReportPoll } from './fetch/report-poll';
 import { SnapshotStore } from './fetch/snapshot-store';
 
 export const FETCHER_CONFIG = Symbol('FETCHER_CONFIG');
@@ -114,7 +115,7 @@ export class ReportFetcherModule {
         },
         {
           provide: FetchStateStore,
-          useFactory: (db: DataSource) => new FetchStateStore(db),
+          useFactory: (db: DataSource) => new FetchStateStore(db, config.poll),
           inject: [DataSource],
         },
         { provide: SnapshotStore, useValue: new SnapshotStore() },
@@ -129,6 +130,19 @@ export class ReportFetcherModule {
           inject: [DataSource, FetchStateStore, SnapshotStore, PlaidClient],
         },
         {
+          provide: ReportPoll,
+          useFactory: (db: DataSource, states: FetchStateStore, plaid: PlaidClient) =>
+            new ReportPoll(
+              db,
+              states,
+              plaid,
+              new ClientRateLimiter(config.pollRateLimit, now),
+              config.poll,
+              now,
+            ),
+          inject: [DataSource, FetchStateStore, PlaidClient],
+        },
+        {
           provide: FetchPublisher,
           useFactory: (db: DataSource, publisher: EventPublisher) =>
             new FetchPublisher(db, publisher),
@@ -140,6 +154,7 @@ export class ReportFetcherModule {
             db: DataSource,
             states: FetchStateStore,
             fetch: ReportFetch,
+            poll: ReportPoll,
             publisher: FetchPublisher,
             vault: TokenVault,
             registry: Registry,
@@ -148,6 +163,7 @@ export class ReportFetcherModule {
               db,
               states,
               fetch,
+              poll,
               publisher,
               vault,
               { ...config.fetch, leaseMs: CLAIM_LEASE_MS },
@@ -159,6 +175,7 @@ export class ReportFetcherModule {
             DataSource,
             FetchStateStore,
             ReportFetch,
+            ReportPoll,
             FetchPublisher,
             TokenVault,
             METRICS_REGISTRY,

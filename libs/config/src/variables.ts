@@ -237,6 +237,32 @@ export const reportFetcherVariables = {
     .default(15 * 60_000),
   /** How often due fetches are looked for (new reports wake the fetcher at once). */
   REPORT_FETCH_POLL_MS: z.coerce.number().int().min(10).default(1000),
+  /**
+   * An accepted refresh whose report has not come this long after its acceptance is overdue:
+   * the fetcher polls /cashflow_report/get (count 1) for its data. Plaid usually sends the
+   * webhook within minutes.
+   */
+  REPORT_OVERDUE_AFTER_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .default(15 * 60_000),
+  /** Polling for a refresh ends this long after its acceptance, with ReportOverdue. */
+  REPORT_GIVE_UP_AFTER_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .default(6 * 60 * 60_000),
+  /**
+   * Delay after the first poll of an Item; it doubles after each poll up to the maximum. Never
+   * shorter than the per-Item budget allows (PLAID_RATE_LIMIT_WINDOW_MS / PLAID_RATE_LIMIT_PER_ITEM).
+   */
+  REPORT_POLL_BACKOFF_BASE_MS: z.coerce.number().int().min(100).default(60_000),
+  REPORT_POLL_BACKOFF_MAX_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .default(30 * 60_000),
   /** `false` keeps transaction data off Kafka: no changelog records (the events still go). */
   REPORT_CHANGELOG_ENABLED: z
     .enum(['true', 'false'], { message: 'must be true or false' })

@@ -88,6 +88,14 @@ function view(state: ItemFetches) {
     due_at: state.dueAt === null ? null : new Date(state.dueAt).toISOString(),
     running: state.running && plan(state.running),
     failed_attempts: state.attempts,
+    polling: state.polling
+      ? {
+          polls: state.polling.polls,
+          next_poll_at: new Date(state.polling.nextAt).toISOString(),
+          last_successful_update_time: state.polling.lastSuccessfulUpdateTime,
+          last_error_code: state.polling.lastError?.error_code ?? null,
+        }
+      : null,
     last_fetch: state.last && {
       fetch_id: state.last.fetchId,
       report_event_id: state.last.report.eventId,

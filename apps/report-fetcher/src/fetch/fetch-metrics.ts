@@ -11,7 +11,7 @@ export class FetchMetrics {
   constructor(registry: Registry, inFlight: () => number) {
     this.runs = new Counter({
       name: 'report_fetch_runs_total',
-      help: 'Claimed fetch runs by outcome: stored, retry (waits to try again), given_up (ReportFetchFailed), lost (claim taken over), published_only.',
+      help: 'Claimed runs by outcome: stored, retry (waits to try again), given_up (ReportFetchFailed); polls for overdue reports: found (ReportReady found by polling), overdue (ReportOverdue), waiting (polls again later); lost (claim taken over), published_only.',
       labelNames: ['outcome'],
       registers: [registry],
     });

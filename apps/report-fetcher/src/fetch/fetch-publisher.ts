@@ -3,6 +3,8 @@ import {
   createEvent,
   type ReportFetchFailed,
   type ReportFetched,
+  type ReportOverdue,
+  type ReportReady,
   type TransactionChange,
 } from '@cashflow/contracts';
 import type { EventPublisher } from '@cashflow/kafka';
@@ -35,6 +37,7 @@ export class FetchPublisher {
     itemId: string,
     stillHeld: () => Promise<boolean> = () => Promise.resolve(true),
   ): Promise<number> {
+    const polls = await this.publishPolls(itemId, stillHeld);
     const rows: {
       fetch_id: string;
       event: ReportFetched | ReportFetchFailed;
@@ -54,6 +57,25 @@ export class FetchPublisher {
         'UPDATE report_fetches SET published_at = now(), changelog_pending = false WHERE fetch_id = $1',
         [row.fetch_id],
       );
+    }
+    return polls + rows.length;
+  }
+
+  /** What polls decided (a ReportReady found by polling, a ReportOverdue), oldest first. */
+  private async publishPolls(itemId: string, stillHeld: () => Promise<boolean>): Promise<number> {
+    const rows: { poll_id: string; event: ReportReady | ReportOverdue }[] = await this.db.query(
+      `SELECT poll_id, event FROM report_polls
+          WHERE item_id = $1 AND published_at IS NULL
+          ORDER BY finished_at, poll_id`,
+      [itemId],
+    );
+    for (const row of rows) {
+      if (!(await stillHeld())) throw new ClaimLostError(itemId);
+      const e = row.event;
+      await this.publisher.publish(createEvent(e.type, e.data as never, e.metadata));
+      await this.db.query('UPDATE report_polls SET published_at = now() WHERE poll_id = $1', [
+        row.poll_id,
+      ]);
     }
     return rows.length;
   }

@@ -5,17 +5,17 @@ import {
   backoffDelay,
   backoffFor,
   classifyPlaidError,
-  failureFacts,
   type BackoffPolicy,
-  type PlaidCallError,
 } from '@cashflow/plaid-client';
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
+import { fetchFailureOf, fetcherFailure } from './fetch-failures';
 import type { FetchMetrics } from './fetch-metrics';
 import type { FetchPublisher } from './fetch-publisher';
 import type { FetchClaim, FetchStateStore } from './fetch-state-store';
-import type { FetchPlan } from './item-fetches';
+import type { FetchPlan, PollAnswer, PollPlan } from './item-fetches';
 import { recordGivenUp, type ReportFetch } from './report-fetch';
+import type { ReportPoll } from './report-poll';
 
 export interface RunnerSettings {
   /** Fetches under way at once. */
@@ -27,8 +27,13 @@ export interface RunnerSettings {
   readonly leaseMs: number;
 }
 
-/** What one claimed run came to, for logs, metrics and tests. */
-export type RunOutcome = 'stored' | 'retry' | 'given_up' | 'lost' | 'published_only';
+/**
+ * What one claimed run came to, for logs, metrics and tests: a fetch stored, waiting to try
+ * again, given up; a poll that found the report, gave up waiting (overdue) or waits on; the claim
+ * lost; or only what an earlier run left published.
+ */
+export type RunOutcome =
+  'stored' | 'retry' | 'given_up' | 'found' | 'overdue' | 'waiting' | 'lost' | 'published_only';
 
 /**
  * Makes the fetches that are due: claims Items (one fetch per Item across processes), keeps the
@@ -49,6 +54,7 @@ export class FetchRunner {
     private readonly db: DataSource,
     private readonly states: FetchStateStore,
     private readonly fetch: ReportFetch,
+    private readonly poll: ReportPoll,
     private readonly publisher: FetchPublisher,
     private readonly vault: TokenVault,
     private readonly settings: RunnerSettings,
@@ -131,7 +137,11 @@ export class FetchRunner {
     const stillHeld = () => this.states.renew(claim, this.settings.leaseMs, this.now());
     try {
       await this.publisher.publishPending(claim.itemId, stillHeld);
-      const outcome = claim.plan ? await this.make(claim, claim.plan) : 'published_only';
+      const outcome = claim.plan
+        ? await this.make(claim, claim.plan)
+        : claim.poll
+          ? await this.pollFor(claim, claim.poll)
+          : 'published_only';
       this.logger.debug({ item_id: claim.itemId, outcome }, 'fetch run made');
       await this.publisher.publishPending(claim.itemId, stillHeld);
       this.logger.debug({ item_id: claim.itemId, outcome }, 'fetch run published');
@@ -147,6 +157,48 @@ export class FetchRunner {
     } finally {
       clearInterval(keeper);
     }
+  }
+
+  /** Rule 9: asks Plaid whether an overdue refresh's data is there. */
+  private async pollFor(claim: FetchClaim, plan: PollPlan): Promise<RunOutcome> {
+    let answer: PollAnswer;
+    try {
+      const accessToken = await this.vault.reveal(claim.itemId);
+      answer =
+        accessToken === undefined
+          ? {
+              kind: 'failed',
+              error: fetcherFailure(
+                'UNKNOWN_ITEM',
+                `no access token is registered for item ${claim.itemId}`,
+              ),
+              permanent: true,
+            }
+          : await this.poll.ask(accessToken, plan);
+    } catch (error) {
+      if (!(error instanceof TokenDecryptError)) throw error;
+      answer = {
+        kind: 'failed',
+        error: fetcherFailure(
+          'TOKEN_UNREADABLE',
+          `the access token of item ${claim.itemId} cannot be decrypted with the configured TOKEN_ENCRYPTION_KEYS (${error.message})`,
+        ),
+        permanent: true,
+      };
+    }
+    const outcome = await this.poll.record(claim, plan, answer);
+    this.logger.info(
+      {
+        item_id: claim.itemId,
+        refresh_request_ids: plan.acceptances.map((a) => a.requestId),
+        outcome,
+        ...(answer.kind === 'answered'
+          ? { last_successful_update_time: answer.lastSuccessfulUpdateTime }
+          : { error_code: answer.error.error_code }),
+      },
+      'polled for an overdue report',
+    );
+    return outcome;
   }
 
   private async make(claim: FetchClaim, plan: FetchPlan): Promise<RunOutcome> {
@@ -259,13 +311,4 @@ export class FetchRunner {
     );
     return event ? 'given_up' : 'lost';
   }
-}
-
-function fetcherFailure(code: string, message: string): FetchFailure {
-  return { source: 'fetcher', error_code: code, error_message: message };
-}
-
-function fetchFailureOf(error: PlaidCallError): FetchFailure {
-  const facts = failureFacts(error);
-  return facts.source === 'plaid' ? facts : fetcherFailure(facts.error_code, facts.error_message);
 }

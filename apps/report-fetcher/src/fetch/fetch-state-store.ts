@@ -1,19 +1,25 @@
 import { queryRows } from '@cashflow/persistence';
 import type { DataSource } from 'typeorm';
 import {
+  duePoll,
   evolve,
   initialItemFetches,
+  nextDueAt,
   type FetchInput,
   type FetchPlan,
   type ItemFetches,
+  type PollPlan,
+  type PollPolicy,
 } from './item-fetches';
 
 /** A fetch a runner holds: one per Item at a time, across processes, until `release`. */
 export interface FetchClaim {
   readonly itemId: string;
   readonly token: string;
-  /** The fetch to make; null when the claim is only to publish what an earlier run left. */
+  /** The fetch to make; null when the claim is to poll, or only to publish what was left. */
   readonly plan: FetchPlan | null;
+  /** The poll to make (rule 9) when no fetch is. */
+  readonly poll: PollPlan | null;
   /** Failed attempts at this fetch before this one. */
   readonly attempts: number;
 }
@@ -23,20 +29,24 @@ type Runner = { query(sql: string, parameters?: unknown[]): Promise<unknown> };
 
 /**
  * report_fetch_items: each Item's ItemFetches state as JSON, applied under the row's lock, with
- * when its next fetch is due (`due_at`) and who holds it (`claim_token`, `claimed_until`). A
- * claimed Item stays due at its claim's end, so a runner that dies hands it over when its lease
- * runs out.
+ * when its next fetch or poll is due (`due_at`) and who holds it (`claim_token`,
+ * `claimed_until`). A claimed Item stays due at its claim's end, so a runner that dies hands it
+ * over when its lease runs out.
  */
 export class FetchStateStore {
-  constructor(private readonly db: DataSource) {}
+  constructor(
+    private readonly db: DataSource,
+    private readonly policy: PollPolicy,
+  ) {}
 
-  /** Applies `input` to the Item's state; true when a fetch is due now. */
+  /** Applies `input` to the Item's state; true when a fetch or poll is due now. */
   async apply(itemId: string, input: FetchInput, now: number): Promise<boolean> {
     return this.db.transaction(async (tx) => {
       const state = await this.lock(tx, itemId);
       const next = evolve(state, input, now);
       if (next !== state) await this.write(tx, next);
-      return next.dueAt !== null && next.dueAt <= now;
+      const due = nextDueAt(next, this.policy);
+      return due !== null && due <= now;
     });
   }
 
@@ -77,6 +87,7 @@ export class FetchStateStore {
           itemId: row.item_id,
           token: claimed[0]!.claim_token,
           plan: next.running,
+          poll: next.running ? null : duePoll(next, now, this.policy),
           attempts: next.attempts,
         });
       }
@@ -128,14 +139,15 @@ export class FetchStateStore {
 
   /** Lets go of the claim: the Item is due again when its state says so. */
   async release(claim: FetchClaim): Promise<void> {
-    await this.db.query(
-      `UPDATE report_fetch_items
-          SET claim_token = NULL, claimed_until = NULL,
-              due_at = CASE WHEN state->>'dueAt' IS NULL THEN NULL
-                            ELSE to_timestamp((state->>'dueAt')::double precision / 1000) END
-        WHERE item_id = $1 AND claim_token = $2`,
-      [claim.itemId, claim.token],
-    );
+    await this.db.transaction(async (tx) => {
+      const state = await this.lockClaimed(tx, claim);
+      if (!state) return;
+      await tx.query(
+        `UPDATE report_fetch_items SET claim_token = NULL, claimed_until = NULL, due_at = $2
+          WHERE item_id = $1`,
+        [claim.itemId, this.dueAt(state)],
+      );
+    });
   }
 
   private async lock(tx: Runner, itemId: string): Promise<ItemFetches> {
@@ -158,7 +170,12 @@ export class FetchStateStore {
           SET state = $2, updated_at = now(),
               due_at = CASE WHEN claim_token IS NULL THEN $3 ELSE due_at END
         WHERE item_id = $1`,
-      [state.itemId, state, state.dueAt === null ? null : new Date(state.dueAt)],
+      [state.itemId, state, this.dueAt(state)],
     );
+  }
+
+  private dueAt(state: ItemFetches): Date | null {
+    const due = nextDueAt(state, this.policy);
+    return due === null ? null : new Date(due);
   }
 }

@@ -37,7 +37,20 @@
  *    bringing, and what was wanted meanwhile runs next. The Item then counts as fetched for
  *    rule 2: the same report delivered again fetches nothing; a new refresh does.
  * 8. **`report fetch`** asks for one more fetch of the latest known report, over the last window.
+ * 9. **A report that does not come is polled for** (`decidePoll`, with a PollPolicy). An
+ *    acceptance no report is bringing (pending, in no fetch wanted or under way) is overdue
+ *    `overdueAfterMs` after it was accepted; while no fetch is wanted or under way the Item is
+ *    then due for a poll: /cashflow_report/get with count 1. When the answer's
+ *    last_successful_update_time holds acceptances (`dataHolds`), a report is found: a
+ *    ReportReady found by polling whose received_at is that time (so it answers exactly the
+ *    acceptances whose data it holds, by the same rule as a webhook), and a fetch of it is
+ *    wanted for them. The acceptances it does not hold are polled again after a backoff, and
+ *    those accepted `giveUpAfterMs` ago or more are dropped with ReportOverdue; an answer that
+ *    cannot change without the Item's user (an Item error) drops them at once. Polling stops as
+ *    soon as no acceptance waits (a webhook came). A webhook after a poll found the data is a
+ *    repeat (rule 2): the found report was received first.
  */
+import type { FetchFailure } from '@cashflow/contracts';
 import { dataHolds, reportAnswers, receivedBefore } from '@cashflow/projection';
 
 /** days_requested of a fetch that answers no known request: Plaid's default for a refresh. */
@@ -89,6 +102,67 @@ export interface ItemFetches {
   readonly attempts: number;
   /** When the wanted fetch may start (epoch ms); null when none is wanted. */
   readonly dueAt: number | null;
+  /** Rule 9: polls made for acceptances no report came for, and when to poll next. */
+  readonly polling?: Polling | null;
+}
+
+/** Rule 9: how polling for acceptances no report came for goes. */
+export interface Polling {
+  /** /cashflow_report/get calls made since an acceptance became overdue. */
+  readonly polls: number;
+  /** When to poll again (epoch ms). */
+  readonly nextAt: number;
+  /** What the last answered poll showed. */
+  readonly lastSuccessfulUpdateTime: string | null;
+  /** The last poll's error; null when it was answered. */
+  readonly lastError: FetchFailure | null;
+}
+
+/** Rule 9's settings (REPORT_OVERDUE_AFTER_MS, REPORT_GIVE_UP_AFTER_MS, REPORT_POLL_*). */
+export interface PollPolicy {
+  /** An acceptance no report came for this long after it is polled for. */
+  readonly overdueAfterMs: number;
+  /** Polling for an acceptance ends this long after it, with ReportOverdue. */
+  readonly giveUpAfterMs: number;
+  /** The n-th poll is followed by the next after baseMs * 2^(n-1), at most maxMs. */
+  readonly backoff: { readonly baseMs: number; readonly maxMs: number };
+}
+
+/** A poll to make: for which acceptances, over which window. */
+export interface PollPlan {
+  readonly acceptances: readonly Acceptance[];
+  readonly days: number;
+}
+
+/** What Plaid answered a poll. */
+export type PollAnswer =
+  | {
+      readonly kind: 'answered';
+      readonly lastSuccessfulUpdateTime: string;
+      readonly plaidRequestId: string;
+    }
+  /** `permanent`: an error that will not pass without the Item's user (or someone) acting. */
+  | { readonly kind: 'failed'; readonly error: FetchFailure; readonly permanent: boolean };
+
+/** What a poll decided besides the Item's next state. */
+export interface PollDecision {
+  readonly state: ItemFetches;
+  /** Polls made for the waiting acceptances, this one included. */
+  readonly polls: number;
+  /** A report found: the ReportReady to publish (received at `report.receivedAt`). */
+  readonly found: {
+    readonly report: ReportRef;
+    readonly requestIds: readonly string[];
+    readonly lastSuccessfulUpdateTime: string;
+    readonly plaidRequestId: string;
+  } | null;
+  /** Acceptances given up: the ReportOverdue to publish. */
+  readonly overdue: {
+    readonly acceptances: readonly Acceptance[];
+    readonly polls: number;
+    readonly lastSuccessfulUpdateTime: string | null;
+    readonly lastError: FetchFailure | null;
+  } | null;
 }
 
 export type FetchInput =
@@ -115,6 +189,12 @@ export function initialItemFetches(itemId: string): ItemFetches {
 }
 
 export function evolve(state: ItemFetches, input: FetchInput, now: number): ItemFetches {
+  const next = apply(state, input, now);
+  // Rule 9: polling ends once no acceptance waits for a report.
+  return next.polling && unplanned(next).length === 0 ? { ...next, polling: null } : next;
+}
+
+function apply(state: ItemFetches, input: FetchInput, now: number): ItemFetches {
   switch (input.kind) {
     case 'accepted':
       return onAccepted(state, input.acceptance, now);
@@ -143,6 +223,111 @@ export function evolve(state: ItemFetches, input: FetchInput, now: number): Item
 /** The fetch a runner should make now, if one is due. */
 export function dueFetch(state: ItemFetches, now: number): FetchPlan | null {
   return state.wanted && state.dueAt !== null && state.dueAt <= now ? state.wanted : null;
+}
+
+/** Rule 9: when the Item is due for a poll; null while a fetch is wanted or under way. */
+export function pollDueAt(state: ItemFetches, policy: PollPolicy): number | null {
+  if (state.wanted || state.running) return null;
+  const waiting = unplanned(state);
+  if (waiting.length === 0) return null;
+  return state.polling?.nextAt ?? firstOverdueAt(waiting, policy);
+}
+
+/** When the Item is next due for anything: its wanted fetch, or a poll. */
+export function nextDueAt(state: ItemFetches, policy: PollPolicy): number | null {
+  const poll = pollDueAt(state, policy);
+  if (state.dueAt === null) return poll;
+  return poll === null ? state.dueAt : Math.min(state.dueAt, poll);
+}
+
+/** Rule 9: the poll to make now, if one is due (for the acceptances overdue by now). */
+export function duePoll(state: ItemFetches, now: number, policy: PollPolicy): PollPlan | null {
+  const at = pollDueAt(state, policy);
+  if (at === null || at > now) return null;
+  const overdue = unplanned(state).filter((a) => overdueAt(a, policy) <= now);
+  if (overdue.length === 0) return null;
+  return { acceptances: overdue, days: Math.max(...overdue.map((a) => a.days)) };
+}
+
+/**
+ * Rule 9: what a poll's answer means for the Item, decided against its state now (a webhook may
+ * have come while the poll ran). `reportId` names the ReportReady if one is found.
+ */
+export function decidePoll(
+  state: ItemFetches,
+  plan: PollPlan,
+  answer: PollAnswer,
+  now: number,
+  policy: PollPolicy,
+  reportId: string,
+): PollDecision {
+  const polls = (state.polling?.polls ?? 0) + 1;
+  const waiting = unplanned(state);
+  let next: ItemFetches = state;
+  let found: PollDecision['found'] = null;
+  if (answer.kind === 'answered') {
+    const lut = new Date(answer.lastSuccessfulUpdateTime).toISOString();
+    const held = waiting.filter((a) => dataHolds(lut, a.acceptedAt));
+    if (held.length > 0) {
+      const report = { eventId: reportId, receivedAt: lut };
+      next = want(next, planFor(report, held), now);
+      found = {
+        report,
+        requestIds: held.map((a) => a.requestId),
+        lastSuccessfulUpdateTime: lut,
+        plaidRequestId: answer.plaidRequestId,
+      };
+    }
+  }
+  const polling: Polling = {
+    polls,
+    nextAt: now + pollDelay(polls, policy),
+    lastSuccessfulUpdateTime:
+      answer.kind === 'answered'
+        ? answer.lastSuccessfulUpdateTime
+        : (state.polling?.lastSuccessfulUpdateTime ?? null),
+    lastError: answer.kind === 'failed' ? answer.error : null,
+  };
+  const stillWaiting = unplanned(next);
+  const planned = new Set(plan.acceptances.map((a) => a.requestId));
+  const givenUp = stillWaiting.filter(
+    (a) =>
+      (answer.kind === 'failed' && answer.permanent && planned.has(a.requestId)) ||
+      Date.parse(a.acceptedAt) + policy.giveUpAfterMs <= now,
+  );
+  const dropped = new Set(givenUp.map((a) => a.requestId));
+  next = {
+    ...next,
+    pending: next.pending.filter((a) => !dropped.has(a.requestId)),
+    polling,
+  };
+  if (unplanned(next).length === 0) next = { ...next, polling: null };
+  return {
+    state: next,
+    polls,
+    found,
+    overdue: givenUp.length
+      ? {
+          acceptances: givenUp,
+          polls,
+          lastSuccessfulUpdateTime: polling.lastSuccessfulUpdateTime,
+          lastError: polling.lastError,
+        }
+      : null,
+  };
+}
+
+function overdueAt(acceptance: Acceptance, policy: PollPolicy): number {
+  return Date.parse(acceptance.acceptedAt) + policy.overdueAfterMs;
+}
+
+function firstOverdueAt(waiting: readonly Acceptance[], policy: PollPolicy): number {
+  return Math.min(...waiting.map((a) => overdueAt(a, policy)));
+}
+
+function pollDelay(polls: number, policy: PollPolicy): number {
+  const { baseMs, maxMs } = policy.backoff;
+  return Math.min(maxMs, baseMs * 2 ** Math.min(polls - 1, 30));
 }
 
 /** Whether `report fetch` can ask for a fetch: a report of the Item must be known. */

@@ -1,8 +1,14 @@
 import {
   DEFAULT_DAYS,
   broughtBy,
+  decidePoll,
   dueFetch,
+  duePoll,
   evolve,
+  nextDueAt,
+  type PollAnswer,
+  type PollDecision,
+  type PollPolicy,
   initialItemFetches,
   latestReport,
   type FetchInput,
@@ -357,5 +363,200 @@ describe('the report fetcher, per Item (item-fetches)', () => {
   it('an acceptance read twice is pending once', () => {
     const state = given(accepted('r-1', 0), accepted('r-1', 0));
     expect(state.pending).toHaveLength(1);
+  });
+
+  describe('rule 9: a report that does not come is polled for', () => {
+    // Overdue 60 s after acceptance, given up 600 s after it; polls 10 s, 20 s, 40 s... apart.
+    const policy: PollPolicy = {
+      overdueAfterMs: 60 * S,
+      giveUpAfterMs: 600 * S,
+      backoff: { baseMs: 10 * S, maxMs: 120 * S },
+    };
+    const answered = (lutSeconds: number): PollAnswer => ({
+      kind: 'answered',
+      lastSuccessfulUpdateTime: at(lutSeconds),
+      plaidRequestId: 'plaid-get-1',
+    });
+    const notYet = answered(-3600);
+    const waitingOne = () => given(accepted('r-1', 0, 90));
+
+    it('given an accepted refresh with no report, then a poll is due once it is overdue, not before', () => {
+      const state = waitingOne();
+      expect(nextDueAt(state, policy)).toBe(T0 + 60 * S);
+      expect(duePoll(state, T0 + 59 * S, policy)).toBeNull();
+      expect(duePoll(state, T0 + 60 * S, policy)).toEqual({
+        acceptances: [{ requestId: 'r-1', days: 90, acceptedAt: at(0) }],
+        days: 90,
+      });
+    });
+
+    it('given a report came in time, then nothing is polled', () => {
+      const state = given(accepted('r-1', 0), [ready('rep-1', 8), 8]);
+      const fetched = fetchedNow(evolve(state, claimed, T0 + 8 * S));
+      expect(nextDueAt(fetched, policy)).toBeNull();
+      expect(duePoll(fetched, T0 + 3600 * S, policy)).toBeNull();
+    });
+
+    it('given an overdue refresh, when the poll shows data no older than its acceptance, then a report is found at that time and a fetch of it is due', () => {
+      const state = waitingOne();
+      const plan = duePoll(state, T0 + 60 * S, policy)!;
+      const decision = decidePoll(state, plan, answered(5), T0 + 61 * S, policy, 'poll-1');
+      expect(decision.found).toEqual({
+        report: { eventId: 'poll-1', receivedAt: at(5) },
+        requestIds: ['r-1'],
+        lastSuccessfulUpdateTime: at(5),
+        plaidRequestId: 'plaid-get-1',
+      });
+      expect(decision.overdue).toBeNull();
+      expect(dueFetch(decision.state, T0 + 61 * S)).toEqual({
+        report: { eventId: 'poll-1', receivedAt: at(5) },
+        days: 90,
+        requestIds: ['r-1'],
+      });
+      expect(decision.state.polling).toBeNull();
+    });
+
+    it('given a report found by polling, when the webhook comes late, then it fetches nothing more', () => {
+      const state = waitingOne();
+      const plan = duePoll(state, T0 + 60 * S, policy)!;
+      const found = decidePoll(state, plan, answered(5), T0 + 61 * S, policy, 'poll-1').state;
+      const fetched = fetchedNow(evolve(found, claimed, T0 + 61 * S), 70);
+      expect(fetched.pending).toEqual([]);
+      const late = evolve(fetched, ready('webhook-1', 300), T0 + 300 * S);
+      expect(dueFetch(late, T0 + 300 * S)).toBeNull();
+      expect(late.wanted).toBeNull();
+    });
+
+    it('given data older than the acceptance, then it polls again after a growing delay and finds it later', () => {
+      const state = waitingOne();
+      const first = decidePoll(
+        state,
+        duePoll(state, T0 + 60 * S, policy)!,
+        notYet,
+        T0 + 60 * S,
+        policy,
+        'poll-1',
+      );
+      expect(first.found).toBeNull();
+      expect(first.overdue).toBeNull();
+      expect(first.state.polling).toMatchObject({ polls: 1, nextAt: T0 + 70 * S });
+      const second = decidePoll(
+        first.state,
+        duePoll(first.state, T0 + 70 * S, policy)!,
+        notYet,
+        T0 + 70 * S,
+        policy,
+        'poll-2',
+      );
+      expect(second.state.polling).toMatchObject({ polls: 2, nextAt: T0 + 90 * S });
+      expect(duePoll(second.state, T0 + 89 * S, policy)).toBeNull();
+      const third = decidePoll(
+        second.state,
+        duePoll(second.state, T0 + 90 * S, policy)!,
+        answered(85),
+        T0 + 90 * S,
+        policy,
+        'poll-3',
+      );
+      expect(third.found?.requestIds).toEqual(['r-1']);
+    });
+
+    it('given polling until the give-up time, then the acceptance is dropped with ReportOverdue and polling stops', () => {
+      let state = waitingOne();
+      let now = T0 + 60 * S;
+      let overdue: PollDecision['overdue'] = null;
+      for (let i = 0; i < 20 && !overdue; i++) {
+        const plan = duePoll(state, now, policy)!;
+        const decision = decidePoll(state, plan, notYet, now, policy, `poll-${i}`);
+        state = decision.state;
+        overdue = decision.overdue;
+        now = state.polling?.nextAt ?? now;
+      }
+      expect(overdue).toMatchObject({
+        acceptances: [{ requestId: 'r-1' }],
+        lastSuccessfulUpdateTime: at(-3600),
+        lastError: null,
+      });
+      expect(overdue?.polls).toBeGreaterThan(3);
+      expect(state.pending).toEqual([]);
+      expect(state.polling).toBeNull();
+      expect(nextDueAt(state, policy)).toBeNull();
+    });
+
+    it('given an Item error on the poll, then the acceptance is overdue at once', () => {
+      const state = waitingOne();
+      const error = {
+        source: 'plaid' as const,
+        error_type: 'ITEM_ERROR',
+        error_code: 'ITEM_LOGIN_REQUIRED',
+        error_message: 'login required',
+        display_message: null,
+        plaid_request_id: 'plaid-get-2',
+        http_status: 400,
+      };
+      const decision = decidePoll(
+        state,
+        duePoll(state, T0 + 60 * S, policy)!,
+        { kind: 'failed', error, permanent: true },
+        T0 + 60 * S,
+        policy,
+        'poll-1',
+      );
+      expect(decision.overdue).toMatchObject({ polls: 1, lastError: error });
+      expect(decision.state.pending).toEqual([]);
+    });
+
+    it('given a retryable error on the poll, then it polls again later', () => {
+      const state = waitingOne();
+      const decision = decidePoll(
+        state,
+        duePoll(state, T0 + 60 * S, policy)!,
+        {
+          kind: 'failed',
+          error: { source: 'fetcher', error_code: 'PLAID_TIMEOUT', error_message: 'timed out' },
+          permanent: false,
+        },
+        T0 + 60 * S,
+        policy,
+        'poll-1',
+      );
+      expect(decision.overdue).toBeNull();
+      expect(nextDueAt(decision.state, policy)).toBe(T0 + 70 * S);
+    });
+
+    it('given polling under way, when the webhook comes, then polling stops and the report is fetched', () => {
+      const state = waitingOne();
+      const polled = decidePoll(
+        state,
+        duePoll(state, T0 + 60 * S, policy)!,
+        notYet,
+        T0 + 60 * S,
+        policy,
+        'poll-1',
+      ).state;
+      const webhook = evolve(polled, ready('rep-1', 65), T0 + 65 * S);
+      expect(webhook.polling).toBeNull();
+      expect(dueFetch(webhook, T0 + 65 * S)?.requestIds).toEqual(['r-1']);
+      expect(duePoll(webhook, T0 + 1000 * S, policy)).toBeNull();
+    });
+
+    it('given two refreshes, when the poll holds only the first, then the second keeps waiting', () => {
+      const state = given(accepted('r-1', 0), accepted('r-2', 30));
+      const decision = decidePoll(
+        state,
+        duePoll(state, T0 + 90 * S, policy)!,
+        answered(10),
+        T0 + 90 * S,
+        policy,
+        'poll-1',
+      );
+      expect(decision.found?.requestIds).toEqual(['r-1']);
+      expect(decision.state.pending.map((a) => a.requestId)).toEqual(['r-1', 'r-2']);
+      // The fetch of the found report comes first; polling for r-2 resumes after it.
+      expect(nextDueAt(decision.state, policy)).toBe(T0 + 90 * S);
+      const fetched = fetchedNow(evolve(decision.state, claimed, T0 + 90 * S), 95);
+      expect(fetched.pending.map((a) => a.requestId)).toEqual(['r-2']);
+      expect(nextDueAt(fetched, policy)).toBe(T0 + 100 * S);
+    });
   });
 });

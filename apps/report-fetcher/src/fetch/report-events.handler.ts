@@ -2,6 +2,7 @@ import type {
   RefreshAccepted,
   RefreshFailed,
   ReportFailed,
+  ReportOverdue,
   ReportReady,
 } from '@cashflow/contracts';
 import { KafkaHandlerErrors } from '@cashflow/kafka';
@@ -48,6 +49,12 @@ export class ReportEventsHandler {
       kind: 'report_ready',
       report: { eventId: event.metadata.id, receivedAt: iso(event.data.received_at) },
     });
+  }
+
+  /** The fetcher's own: its state already holds what it says. */
+  @EventPattern('ReportOverdue')
+  overdue(@Payload() _event: ReportOverdue): Promise<void> {
+    return Promise.resolve();
   }
 
   @EventPattern('ReportFailed')
