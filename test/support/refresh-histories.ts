@@ -415,9 +415,13 @@ export function eventsFor(itemId: string) {
         { ...delivery(receivedAt, id), found_by: 'webhook' },
         meta(id, receivedAt),
       ),
-    /** A ReportReady the report fetcher found by polling, for `requestIds`. */
-    readyByPolling: (id: string, receivedAt: string, requestIds: string[]) =>
-      createEvent(
+    /**
+     * A ReportReady the report fetcher found by polling, for `requestIds`: its event id is the
+     * poll id, a UUID made from `seed`.
+     */
+    readyByPolling: (seed: string, receivedAt: string, requestIds: string[]) => {
+      const id = fetchUuid(`poll-${seed}`);
+      return createEvent(
         'ReportReady',
         {
           ...delivery(receivedAt, id),
@@ -426,7 +430,7 @@ export function eventsFor(itemId: string) {
           webhook: {},
           found_by: 'polling',
           poll: {
-            poll_id: fetchUuid(`poll-${id}`),
+            poll_id: id,
             plaid_request_id: `plaid-poll-${id}`,
             last_successful_update_time: receivedAt,
             refresh_request_ids: requestIds,
@@ -434,7 +438,8 @@ export function eventsFor(itemId: string) {
           },
         },
         { ...meta(id, receivedAt), source: 'urn:cashflow-refresh:report-fetcher' },
-      ),
+      );
+    },
     /** A ReportOverdue: the fetcher gave up waiting for the report of `requestIds`. */
     overdue: (id: string, overdueAt: string, requestIds: string[], acceptedAt = overdueAt) =>
       createEvent(

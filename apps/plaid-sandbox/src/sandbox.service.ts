@@ -39,6 +39,7 @@ import { toPlaidTransaction } from './report-data/transactions';
 import { WebhookKeyRing } from './webhooks/key-ring';
 import { plaidRetryPolicy } from './webhooks/retry-schedule';
 import { WebhookSender } from './webhooks/webhook-sender';
+import { GetAnswerLog } from './plaid-api/get-answer-log';
 
 export const SANDBOX_CONFIG = Symbol('SANDBOX_CONFIG');
 
@@ -61,6 +62,8 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
   readonly items: ItemStore;
   readonly keys = new WebhookKeyRing();
   readonly webhooks: WebhookSender;
+  /** /cashflow_report/get answers served (GET /sandbox/get_answers). */
+  readonly getLog: GetAnswerLog;
   private readonly perItem: SlidingWindowLimiter;
   private readonly perClient: SlidingWindowLimiter;
   /** Limits on /cashflow_report/get; none when configured 0. */
@@ -106,6 +109,7 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
     this.getPerItem = getPerItem > 0 ? new SlidingWindowLimiter(getPerItem, windowMs) : undefined;
     this.getPerClient =
       getPerClient > 0 ? new SlidingWindowLimiter(getPerClient, windowMs) : undefined;
+    this.getLog = new GetAnswerLog(config.deliveryLogLimit);
     this.webhooks = new WebhookSender(
       this.keys,
       plaidRetryPolicy(config.timeScale, config.webhookTimeoutMs),
@@ -272,6 +276,12 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
       last_successful_update_time: item.last_successful_update_time,
       request_id: caller.requestId,
     };
+    this.getLog.add({
+      request_id: caller.requestId,
+      item_id: item.item_id,
+      last_successful_update_time: item.last_successful_update_time,
+      answered_at: new Date().toISOString(),
+    });
     if (decision.advanceAfter) advanceItem(item, 1, new Date());
     return response;
   }

@@ -124,7 +124,10 @@ export const plaidSandboxVariables = {
   PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: z.coerce.number().int().min(1).default(2),
   PLAID_SANDBOX_RATE_LIMIT_PER_CLIENT: z.coerce.number().int().min(1).default(100),
   PLAID_SANDBOX_RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1).default(60_000),
-  /** Webhook deliveries kept for GET /sandbox/webhooks; the oldest finished are forgotten. */
+  /**
+   * Webhook deliveries kept for GET /sandbox/webhooks, and /cashflow_report/get answers for
+   * GET /sandbox/get_answers; the oldest (finished) are forgotten.
+   */
   PLAID_SANDBOX_DELIVERY_LOG_LIMIT: z.coerce.number().int().min(1).default(200_000),
   /** JSON file of Items to create at start (same shape as POST /sandbox/items). */
   PLAID_SANDBOX_SEED_FILE: z.string().min(1).optional(),

@@ -7,7 +7,14 @@ import {
   kafkaVariables,
   loadConfig,
 } from '@cashflow/config';
-import { INGRESS_SOURCE, TOPICS, TOPIC_KEYS, decodeEvent, topicName } from '@cashflow/contracts';
+import {
+  FETCHER_SOURCE,
+  INGRESS_SOURCE,
+  TOPICS,
+  TOPIC_KEYS,
+  decodeEvent,
+  topicName,
+} from '@cashflow/contracts';
 import { createDataSource, queryRows } from '@cashflow/persistence';
 import {
   ITEM_COLUMNS,
@@ -43,6 +50,7 @@ import {
   type KnownSecret,
   type LogRecord,
   type ProjectionSnapshot,
+  type PollAnswerRecord,
   type SandboxDelivery,
   type Searchable,
 } from './invariants';
@@ -124,6 +132,57 @@ async function snapshotProjection(db: DataSource): Promise<ProjectionSnapshot> {
   } finally {
     await runner.release();
   }
+}
+
+/** The answers the report fetcher recorded for the polls that found a report, by poll id. */
+async function recordedPolls(db: DataSource): Promise<Map<string, PollAnswerRecord>> {
+  const rows = await queryRows<{
+    poll_id: string;
+    item_id: string;
+    plaid_request_id: string;
+    last_successful_update_time: Date;
+  }>(
+    db,
+    `SELECT poll_id, item_id, plaid_request_id, last_successful_update_time
+       FROM report_polls WHERE outcome = 'found'`,
+  );
+  return new Map(
+    rows.map((r) => [
+      r.poll_id,
+      {
+        itemId: r.item_id,
+        plaidRequestId: r.plaid_request_id,
+        lastSuccessfulUpdateTime: r.last_successful_update_time.toISOString(),
+      },
+    ]),
+  );
+}
+
+/** The sandbox's /cashflow_report/get answers; refuses a log that has forgotten some. */
+async function sandboxGetAnswers(url: string): Promise<Map<string, PollAnswerRecord>> {
+  const response = await fetch(new URL('/sandbox/get_answers', url));
+  if (!response.ok) {
+    throw new Error(`the Plaid sandbox answered ${response.status} for its /get answer log`);
+  }
+  const body = (await response.json()) as {
+    forgotten?: number;
+    answers: { request_id: string; item_id: string; last_successful_update_time: string }[];
+  };
+  if (body.forgotten) {
+    throw new Error(
+      `the Plaid sandbox has forgotten ${body.forgotten} /cashflow_report/get answers (PLAID_SANDBOX_DELIVERY_LOG_LIMIT), so reports found by polling cannot be matched to them; run check without --sandbox`,
+    );
+  }
+  return new Map(
+    body.answers.map((a) => [
+      a.request_id,
+      {
+        itemId: a.item_id,
+        plaidRequestId: a.request_id,
+        lastSuccessfulUpdateTime: a.last_successful_update_time,
+      },
+    ]),
+  );
 }
 
 /** The sandbox's whole delivery log; refuses one that has forgotten deliveries. */
@@ -261,9 +320,15 @@ async function checkPromises(env: CheckEnv, kafka: Kafka, db: DataSource, option
     checkOutcomes(records, { now: Date.now(), maxPendingMs: options.maxPendingMs }),
     checkReports(records, {
       ingressSource: INGRESS_SOURCE,
+      fetcherSource: FETCHER_SOURCE,
+      recordedPolls: await recordedPolls(db),
       knownItems: await knownItems(db, records),
       ...(options.sandbox && deliveriesBeforeLog
-        ? { sandboxDeliveries: await sandboxDeliveries(options.sandbox), deliveriesBeforeLog }
+        ? {
+            sandboxDeliveries: await sandboxDeliveries(options.sandbox),
+            deliveriesBeforeLog,
+            sandboxGetAnswers: await sandboxGetAnswers(options.sandbox),
+          }
         : {}),
     }),
     checkProjection(records, snapshot),

@@ -213,9 +213,22 @@ export interface SandboxDelivery {
   readonly attempts: readonly { readonly jwtSha256: string; readonly status: number | null }[];
 }
 
+/** A poll's answer as the report fetcher recorded it (report_polls), or as the sandbox served it. */
+export interface PollAnswerRecord {
+  readonly itemId: string;
+  readonly plaidRequestId: string;
+  readonly lastSuccessfulUpdateTime: string;
+}
+
 export interface ReportOptions {
   /** The ce_source the webhook ingress publishes with. */
   readonly ingressSource: string;
+  /** The ce_source the report fetcher publishes reports found by polling with. */
+  readonly fetcherSource: string;
+  /** The fetcher's recorded poll answers that found a report, by poll id (report_polls). */
+  readonly recordedPolls: ReadonlyMap<string, PollAnswerRecord>;
+  /** The sandbox's /cashflow_report/get answers, by Plaid request id. */
+  readonly sandboxGetAnswers?: ReadonlyMap<string, PollAnswerRecord>;
   /** Items the system knows: registered tokens and Items on the requested topic. */
   readonly knownItems: ReadonlySet<string>;
   /** The sandbox's delivery log, read after the log: every report must match one of these. */
@@ -240,7 +253,9 @@ export function checkReports(records: readonly LogRecord[], options: ReportOptio
   const seen = new Set<string>();
   const deliveryIdsOnLog = new Set<string>();
   let copies = 0;
+  let polled = 0;
   const unverified = new Examples();
+  const unbacked = new Examples();
   const unknownItem = new Examples();
   const notFromPlaid = new Examples();
   const lost = new Examples();
@@ -256,6 +271,11 @@ export function checkReports(records: readonly LogRecord[], options: ReportOptio
       continue;
     }
     seen.add(event.metadata.id);
+    if (event.type === 'ReportReady' && event.data.found_by === 'polling') {
+      polled += 1;
+      checkPolled(event, r, options, { unverified, unknownItem, unbacked, notFromPlaid });
+      continue;
+    }
     const { data } = event;
     deliveryIdsOnLog.add(data.delivery_id);
     const bodyItem = (data.webhook as { item_id?: unknown }).item_id;
@@ -290,17 +310,20 @@ export function checkReports(records: readonly LogRecord[], options: ReportOptio
       );
     }
   }
-  const violations = unverified.count + unknownItem.count + notFromPlaid.count + lost.count;
+  const violations =
+    unverified.count + unknownItem.count + notFromPlaid.count + lost.count + unbacked.count;
   return {
-    name: 'every report came from a verified webhook about a known item',
+    name: 'every report came from a verified webhook, or a recorded poll of Plaid, about a known item',
     holds: violations === 0,
     counts: {
       reports: seen.size,
+      'found by polling': polled,
       'duplicates absorbed': copies,
       ...(options.sandboxDeliveries
         ? { 'sandbox deliveries acknowledged': acknowledged, 'acknowledged but lost': lost.count }
         : {}),
       'not from the ingress': unverified.count,
+      'polls not recorded': unbacked.count,
       'unknown item': unknownItem.count,
       ...(options.sandboxDeliveries ? { 'not sent by the sandbox': notFromPlaid.count } : {}),
       violations,
@@ -308,6 +331,7 @@ export function checkReports(records: readonly LogRecord[], options: ReportOptio
     examples: [
       ...lost.lines,
       ...unverified.lines,
+      ...unbacked.lines,
       ...notFromPlaid.lines,
       ...unknownItem.lines,
     ].slice(0, MAX_EXAMPLES),
@@ -315,6 +339,52 @@ export function checkReports(records: readonly LogRecord[], options: ReportOptio
       ? []
       : ['no Plaid sandbox delivery log given: reports checked by source and delivery id only'],
   };
+}
+
+/**
+ * A ReportReady the report fetcher found by polling: published by the fetcher, its delivery id
+ * and event id named after its poll, received when the data it saw was ready, backed by the
+ * answer the fetcher recorded (report_polls), and with the sandbox, by an answer it served.
+ */
+function checkPolled(
+  event: EventOfType<'ReportReady'>,
+  r: LogRecord,
+  options: ReportOptions,
+  out: { unverified: Examples; unknownItem: Examples; unbacked: Examples; notFromPlaid: Examples },
+): void {
+  const { data } = event;
+  const poll = data.poll;
+  const at = (iso: string) => Date.parse(iso);
+  if (
+    event.metadata.source !== options.fetcherSource ||
+    !poll ||
+    data.delivery_id !== `poll:${poll.poll_id}` ||
+    event.metadata.id !== poll.poll_id ||
+    at(data.received_at) !== at(poll.last_successful_update_time)
+  ) {
+    out.unverified.add(
+      `ReportReady ${event.metadata.id} (${where(r)}) says it was found by polling but is not a poll of the report fetcher`,
+    );
+    return;
+  }
+  if (!options.knownItems.has(data.item_id)) {
+    out.unknownItem.add(`ReportReady ${event.metadata.id} is about unknown item ${data.item_id}`);
+  }
+  const matches = (answer: PollAnswerRecord | undefined) =>
+    answer !== undefined &&
+    answer.itemId === data.item_id &&
+    answer.plaidRequestId === poll.plaid_request_id &&
+    at(answer.lastSuccessfulUpdateTime) === at(poll.last_successful_update_time);
+  if (!matches(options.recordedPolls.get(poll.poll_id))) {
+    out.unbacked.add(
+      `ReportReady ${event.metadata.id} (${data.item_id}) found by polling: no poll the report fetcher recorded gave that answer`,
+    );
+  }
+  if (options.sandboxGetAnswers && !matches(options.sandboxGetAnswers.get(poll.plaid_request_id))) {
+    out.notFromPlaid.add(
+      `ReportReady ${event.metadata.id} (${data.item_id}) found by polling: the sandbox served no answer ${poll.plaid_request_id} with that data`,
+    );
+  }
 }
 
 // ------------------------------------------------------------------ 3. projection = fold of log

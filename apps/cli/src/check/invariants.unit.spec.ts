@@ -1,4 +1,9 @@
-import { INGRESS_SOURCE, topicKeyForEvent, type CashflowEvent } from '@cashflow/contracts';
+import {
+  FETCHER_SOURCE,
+  INGRESS_SOURCE,
+  topicKeyForEvent,
+  type CashflowEvent,
+} from '@cashflow/contracts';
 import { itemToRow, reportToRow, requestToRow } from '@cashflow/projection';
 import { createHash } from 'node:crypto';
 import { eventsFor } from '../../../../test/support/refresh-histories';
@@ -156,13 +161,18 @@ describe('checkOutcomes', () => {
 });
 
 describe('checkReports', () => {
+  const sources = {
+    ingressSource: INGRESS_SOURCE,
+    fetcherSource: FETCHER_SOURCE,
+    recordedPolls: new Map(),
+  };
   const a = eventsFor('item-a');
   const ready = fromIngress(a.ready('w1', '2026-11-24T10:01:00.000Z'), 'jwt-1');
   const known = new Set(['item-a']);
 
   it('holds for reports from the ingress about known items, copies absorbed', () => {
     const finding = checkReports(log([ready, ready]), {
-      ingressSource: INGRESS_SOURCE,
+      ...sources,
       knownItems: known,
     });
     expect(finding.holds).toBe(true);
@@ -179,7 +189,7 @@ describe('checkReports', () => {
       'jwt-9',
     );
     const finding = checkReports(log([forged, madeUp, stranger]), {
-      ingressSource: INGRESS_SOURCE,
+      ...sources,
       knownItems: known,
     });
     expect(finding.counts).toMatchObject({
@@ -202,7 +212,7 @@ describe('checkReports', () => {
       },
     ];
     const ok = checkReports(log([ready]), {
-      ingressSource: INGRESS_SOURCE,
+      ...sources,
       knownItems: known,
       sandboxDeliveries: deliveries,
     });
@@ -210,7 +220,7 @@ describe('checkReports', () => {
     expect(ok.counts['sandbox deliveries acknowledged']).toBe(1);
 
     const lost = checkReports(log([]), {
-      ingressSource: INGRESS_SOURCE,
+      ...sources,
       knownItems: known,
       sandboxDeliveries: deliveries,
     });
@@ -218,11 +228,67 @@ describe('checkReports', () => {
 
     const unsent = fromIngress(a.ready('w2', '2026-11-24T10:03:00.000Z'), 'jwt-never-sent');
     const stray = checkReports(log([ready, unsent]), {
-      ingressSource: INGRESS_SOURCE,
+      ...sources,
       knownItems: known,
       sandboxDeliveries: deliveries,
     });
     expect(stray.counts).toMatchObject({ 'not sent by the sandbox': 1, violations: 1 });
+  });
+
+  describe('reports found by polling', () => {
+    const polled = a.readyByPolling('p1', '2026-11-24T10:05:00.000Z', ['r1']);
+    const poll = polled.data.poll!;
+    const answer = {
+      itemId: 'item-a',
+      plaidRequestId: poll.plaid_request_id,
+      lastSuccessfulUpdateTime: poll.last_successful_update_time,
+    };
+    const recorded = new Map([[poll.poll_id, answer]]);
+
+    it('accepts one backed by the answer the fetcher recorded and, with the sandbox, by one it served', () => {
+      const finding = checkReports(log([polled]), {
+        ...sources,
+        recordedPolls: recorded,
+        knownItems: known,
+        sandboxDeliveries: [],
+        sandboxGetAnswers: new Map([[poll.plaid_request_id, answer]]),
+      });
+      expect(finding.holds).toBe(true);
+      expect(finding.counts).toMatchObject({ reports: 1, 'found by polling': 1 });
+    });
+
+    it('finds one no recorded poll backs, one the sandbox never answered, and one not from the fetcher', () => {
+      const unrecorded = checkReports(log([polled]), { ...sources, knownItems: known });
+      expect(unrecorded.counts).toMatchObject({ 'polls not recorded': 1, violations: 1 });
+
+      const otherData = { ...answer, lastSuccessfulUpdateTime: '2026-11-24T09:00:00.000Z' };
+      const unserved = checkReports(log([polled]), {
+        ...sources,
+        recordedPolls: recorded,
+        knownItems: known,
+        sandboxDeliveries: [],
+        sandboxGetAnswers: new Map([[poll.plaid_request_id, otherData]]),
+      });
+      expect(unserved.counts).toMatchObject({ 'not sent by the sandbox': 1, violations: 1 });
+
+      const forged = { ...polled, metadata: { ...polled.metadata, source: INGRESS_SOURCE } };
+      const wrongSource = checkReports(log([forged]), {
+        ...sources,
+        recordedPolls: recorded,
+        knownItems: known,
+      });
+      expect(wrongSource.counts).toMatchObject({ 'not from the ingress': 1, violations: 1 });
+
+      // Received before the data it saw was ready: it would answer refreshes the data lacks.
+      const early = {
+        ...polled,
+        data: { ...polled.data, received_at: '2026-11-24T10:10:00.000Z' },
+      };
+      expect(
+        checkReports(log([early]), { ...sources, recordedPolls: recorded, knownItems: known })
+          .counts.violations,
+      ).toBe(1);
+    });
   });
 
   it('does not call a webhook lost that was acknowledged after the log was read', () => {
@@ -233,7 +299,7 @@ describe('checkReports', () => {
       attempts: [{ jwtSha256: sha('jwt-2'), status: 200 }],
     };
     const finding = checkReports(log([]), {
-      ingressSource: INGRESS_SOURCE,
+      ...sources,
       knownItems: new Set(['item-a']),
       sandboxDeliveries: [later],
       deliveriesBeforeLog: [],

@@ -158,6 +158,16 @@ export class SandboxAdminController {
     };
   }
 
+  /** The /cashflow_report/get answers served, for matching reports found by polling. */
+  @Get('get_answers')
+  getAnswers(@Query('item_id') itemId?: string) {
+    return {
+      answers: this.sandbox.getLog.list(itemId),
+      // Non-zero: the log no longer holds every answer (PLAID_SANDBOX_DELIVERY_LOG_LIMIT).
+      forgotten: this.sandbox.getLog.forgotten,
+    };
+  }
+
   @Get('webhook_keys')
   keys() {
     return { keys: this.sandbox.keys.list() };

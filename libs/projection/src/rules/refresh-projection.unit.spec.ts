@@ -272,7 +272,7 @@ describe('refresh projection rules', () => {
         'f1',
         '2026-11-24T10:20:05.000Z',
         {
-          id: 'p1',
+          id: polled.metadata.id,
           receivedAt: '2026-11-24T10:20:00.000Z',
         },
         ['r1'],
@@ -282,8 +282,11 @@ describe('refresh projection rules', () => {
         [requested('r1'), accepted('r1', acceptedAt), fetch, polled],
       ]) {
         const state = run(...events);
-        expect(state.requests.get('r1')).toMatchObject({ status: 'ready', reportEventId: 'p1' });
-        expect(state.reports.get('p1')!.foundBy).toBe('polling');
+        expect(state.requests.get('r1')).toMatchObject({
+          status: 'ready',
+          reportEventId: polled.metadata.id,
+        });
+        expect(state.reports.get(polled.metadata.id)!.foundBy).toBe('polling');
       }
     });
   });
