@@ -168,6 +168,10 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
       REPORT_FETCH_POLL_MS: '200',
       REPORT_FETCH_BACKOFF_BASE_MS: '200',
       REPORT_FETCH_BACKOFF_MAX_MS: '2000',
+      // Polls for overdue reports keep to the workers' Plaid budget, on the same time scale.
+      PLAID_RATE_LIMIT_PER_ITEM: '2',
+      PLAID_RATE_LIMIT_PER_CLIENT: '1000000',
+      PLAID_RATE_LIMIT_WINDOW_MS: String(61_000 * TIME_SCALE),
       SHUTDOWN_GRACE_MS: '5000',
       ...settings.fetcher,
     },

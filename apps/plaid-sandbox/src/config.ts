@@ -51,6 +51,7 @@ const PlaidSandboxEnv = z
         `http://127.0.0.1:${env.WEBHOOK_INGRESS_PORT}/webhooks/plaid`,
       timeScale: env.PLAID_SANDBOX_TIME_SCALE,
       webhookTimeoutMs: env.PLAID_SANDBOX_WEBHOOK_TIMEOUT_MS,
+      webhookGiveUpAfterMs: env.PLAID_SANDBOX_WEBHOOK_GIVE_UP_AFTER_MS,
       faults,
       extractionDelayMs: env.PLAID_SANDBOX_EXTRACTION_DELAY_MS,
       rateLimits: {

@@ -112,7 +112,7 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
     this.getLog = new GetAnswerLog(config.deliveryLogLimit);
     this.webhooks = new WebhookSender(
       this.keys,
-      plaidRetryPolicy(config.timeScale, config.webhookTimeoutMs),
+      plaidRetryPolicy(config.timeScale, config.webhookTimeoutMs, config.webhookGiveUpAfterMs),
       config.timeScale,
       logger,
       config.deliveryLogLimit,

@@ -113,6 +113,11 @@ export const plaidSandboxVariables = {
   PLAID_SANDBOX_TIME_SCALE: z.coerce.number().positive().max(1000).default(1),
   /** How long a webhook receiver has to answer; default Plaid's 10 s times the time scale. */
   PLAID_SANDBOX_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(1).optional(),
+  /**
+   * How long a webhook is retried before the sandbox gives up on it (as is, not scaled); default
+   * Plaid's 24 h times the time scale.
+   */
+  PLAID_SANDBOX_WEBHOOK_GIVE_UP_AFTER_MS: z.coerce.number().int().min(1).optional(),
   /** `fixed:MS`, `uniform:MIN-MAX` or `lognormal:median=MS,p99=MS`. */
   PLAID_SANDBOX_REFRESH_LATENCY: z.string().min(1).default('lognormal:median=3000,p99=25000'),
   /** Time from an accepted refresh to CASHFLOW_REPORT_READY. */

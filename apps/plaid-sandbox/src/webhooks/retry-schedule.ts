@@ -11,13 +11,20 @@ export interface RetryPolicy {
   readonly maxRetryAfterMs: number;
 }
 
-/** `timeoutMs`, when given, is used as is: a receiver's answer window is not a delay. */
-export function plaidRetryPolicy(timeScale: number, timeoutMs?: number): RetryPolicy {
+/**
+ * `timeoutMs` and `giveUpAfterMs`, when given, are used as they are: a receiver's answer window
+ * is not a delay, and a test that needs webhooks given up soon sets the give-up time alone.
+ */
+export function plaidRetryPolicy(
+  timeScale: number,
+  timeoutMs?: number,
+  giveUpAfterMs?: number,
+): RetryPolicy {
   return {
     timeoutMs: timeoutMs ?? 10_000 * timeScale,
     firstDelayMs: 30_000 * timeScale,
     factor: 4,
-    giveUpAfterMs: 24 * 3600_000 * timeScale,
+    giveUpAfterMs: giveUpAfterMs ?? 24 * 3600_000 * timeScale,
     maxRetryAfterMs: 4 * 3600_000 * timeScale,
   };
 }

@@ -32,6 +32,13 @@ describe("Plaid's webhook retry schedule", () => {
     });
   });
 
+  it('gives up at a give-up time set as is, retries still scaled', () => {
+    const policy = plaidRetryPolicy(0.1, undefined, 8000);
+    expect(policy).toMatchObject({ firstDelayMs: 3000, giveUpAfterMs: 8000 });
+    expect(nextRetryDelay(policy, 1, 0)).toBe(3000);
+    expect(nextRetryDelay(policy, 2, 3000)).toBeNull();
+  });
+
   it('reads Retry-After as seconds or as an HTTP date', () => {
     const now = Date.parse('2026-11-24T10:00:00Z');
     expect(parseRetryAfter('120', now)).toBe(120_000);
