@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 
 /** What `refresh --wait` saw happen to the request. */
 export interface Progress {
-  readonly step: 'requested' | 'accepted' | 'ready' | 'fetched' | 'failed' | 'fetch_failed';
+  readonly step:
+    'requested' | 'accepted' | 'ready' | 'fetched' | 'failed' | 'fetch_failed' | 'overdue';
   readonly at: string;
   readonly detail: Record<string, unknown>;
 }
@@ -29,7 +30,8 @@ type Fetch = EventOfType<'ReportFetched'> | EventOfType<'ReportFetchFailed'>;
 /**
  * Where a request stands, from the outcome, report and fetch events seen so far: its outcome,
  * once accepted the report that answers it by the projection's rule (the earliest report of the
- * Item received after the acceptance, with the rule's clock tolerance), and with `until`
+ * Item received after the acceptance, with the rule's clock tolerance; a ReportReady found by
+ * polling too) or, failing one, a ReportOverdue naming it (final: failed), and with `until`
  * `fetched`, once ready the fetch naming it (ReportFetched, or ReportFetchFailed), whichever
  * order they came in.
  */
@@ -65,10 +67,30 @@ export function progressOf(
     },
   };
   const report = reportAnswering(seen, itemId, data.accepted_at);
-  if (!report) return { steps: [accepted] };
+  if (!report) {
+    const overdue = overdueNaming(seen, requestId);
+    if (!overdue) return { steps: [accepted] };
+    const step: Progress = {
+      step: 'overdue',
+      at: overdue.data.overdue_at,
+      detail: {
+        polls: overdue.data.polls,
+        last_successful_update_time: overdue.data.last_successful_update_time,
+        ...(overdue.data.last_error ? { error_code: overdue.data.last_error.error_code } : {}),
+      },
+    };
+    return { steps: [accepted, step], final: 'failed' };
+  }
   const at = report.data.received_at;
   if (report.type === 'ReportReady') {
-    const ready: Progress = { step: 'ready', at, detail: { report_event_id: report.metadata.id } };
+    const ready: Progress = {
+      step: 'ready',
+      at,
+      detail: {
+        report_event_id: report.metadata.id,
+        ...(report.data.found_by === 'polling' ? { found_by: 'polling' } : {}),
+      },
+    };
     if (until === 'ready') return { steps: [accepted, ready], final: 'ready' };
     const fetch = fetchNaming(seen, itemId, requestId);
     if (!fetch) return { steps: [accepted, ready] };
@@ -88,6 +110,14 @@ export function progressOf(
     ],
     final: 'failed',
   };
+}
+
+/** The ReportOverdue that gave up waiting for the request's report, if any. */
+function overdueNaming(seen: readonly CashflowEvent[], requestId: string) {
+  return seen.find(
+    (e): e is EventOfType<'ReportOverdue'> =>
+      e.type === 'ReportOverdue' && e.data.refresh_request_ids.includes(requestId),
+  );
 }
 
 /**

@@ -38,6 +38,31 @@ describe('refresh --wait progress', () => {
     expect(answered.steps[1]).toMatchObject({ step: 'ready', detail: { report_event_id: 'x1' } });
   });
 
+  it('ends at a ReportOverdue naming the request when no report answers it', () => {
+    const accepted = e.accepted('r1', '2026-11-24T10:00:02Z');
+    const overdue = e.overdue('o1', '2026-11-24T16:00:02.000Z', ['r1', 'r0']);
+    expect(
+      progressOf([accepted, e.overdue('o0', '2026-11-24T16:00:00Z', ['r9'])], 'r1', 'item-w'),
+    ).toMatchObject({ steps: [{ step: 'accepted' }] });
+    const progress = progressOf([accepted, overdue], 'r1', 'item-w');
+    expect(progress.final).toBe('failed');
+    expect(progress.steps[1]).toMatchObject({
+      step: 'overdue',
+      at: '2026-11-24T16:00:02.000Z',
+      detail: { polls: 4 },
+    });
+  });
+
+  it('ends ready at a report found by polling, and says so', () => {
+    const seen = [
+      e.accepted('r1', '2026-11-24T10:00:02Z'),
+      e.readyByPolling('p1', '2026-11-24T10:00:09.000Z', ['r1']),
+    ];
+    const progress = progressOf(seen, 'r1', 'item-w');
+    expect(progress.final).toBe('ready');
+    expect(progress.steps[1]).toMatchObject({ step: 'ready', detail: { found_by: 'polling' } });
+  });
+
   it('takes the earliest report received, whatever order the reports were read in', () => {
     const progress = progressOf(
       [
