@@ -62,6 +62,57 @@ describe('projector', () => {
       ]);
     });
 
+    it('refreshing -> overdue on ReportOverdue, then ready when a late report comes; a report found by polling keeps how', async () => {
+      const { itemId, e } = newItem();
+      const r1 = `${itemId}-r1`;
+      await world.publish(e.requested(r1), e.accepted(r1, '2026-11-24T10:00:02Z'));
+      await untilItem(itemId, (r) => r.status === 'refreshing');
+      await world.publish(e.overdue(`${itemId}-o1`, '2026-11-24T16:00:02Z', [r1]));
+      await untilItem(itemId, (r) => r.status === 'overdue');
+      const [overdue] = await requestsOf(itemId);
+      expect(overdue).toMatchObject({ status: 'overdue' });
+      expect((overdue!.overdue_at as Date).toISOString()).toBe('2026-11-24T16:00:02.000Z');
+
+      const late = e.readyByPolling('late', '2026-11-24T16:30:00Z', [r1]);
+      await world.publish(late);
+      await untilItem(itemId, (r) => r.status === 'ready' && r.refreshes === 1);
+      const [ready] = await requestsOf(itemId);
+      expect(ready).toMatchObject({ status: 'ready', report_event_id: late.metadata.id });
+      expect((ready!.overdue_at as Date).toISOString()).toBe('2026-11-24T16:00:02.000Z');
+      const reports = await world.rows(
+        'SELECT found_by FROM item_reports WHERE item_id = $1 AND event_id = $2',
+        [itemId, late.metadata.id],
+      );
+      expect(reports).toEqual([{ found_by: 'polling' }]);
+    });
+
+    it('keeps found_by polling when the fetch of a polled report is projected before the report', async () => {
+      const { itemId, e } = newItem();
+      const r1 = `${itemId}-r1`;
+      const polled = e.readyByPolling('p1', '2026-11-24T10:00:09Z', [r1]);
+      await world.publish(e.requested(r1), e.accepted(r1, '2026-11-24T10:00:02Z'));
+      await world.publish(
+        e.fetched(
+          'f1',
+          '2026-11-24T10:00:20Z',
+          { id: polled.metadata.id, receivedAt: '2026-11-24T10:00:09.000Z' },
+          [r1],
+        ),
+      );
+      await untilItem(itemId, (r) => r.status === 'ready' && r.fetched_at !== null);
+      const before = await world.rows('SELECT found_by FROM item_reports WHERE item_id = $1', [
+        itemId,
+      ]);
+      expect(before).toEqual([{ found_by: 'webhook' }]);
+      await world.publish(polled);
+      await world.until(
+        `found_by of ${itemId}`,
+        'SELECT found_by FROM item_reports WHERE item_id = $1',
+        [itemId],
+        (rows) => rows.length === 1 && rows[0]!.found_by === 'polling',
+      );
+    });
+
     it('ReportReady published before RefreshAccepted still completes the refresh', async () => {
       const { itemId, e } = newItem();
       await world.publish(
