@@ -21,10 +21,13 @@ const POLLING = {
   PLAID_RATE_LIMIT_WINDOW_MS: '1000',
 };
 
+const SETTINGS = { ...POLLING, REPORT_FETCH_PAGE_SIZE: '100' };
+let fetcher: Awaited<ReturnType<FetcherWorld['startFetcher']>>;
+
 beforeAll(async () => {
   world = await fetcherWorld();
   outcomes = await collect(world.kafka, [topicName('reportOutcomes', world.prefix)]);
-  await world.startFetcher({ ...POLLING, REPORT_FETCH_PAGE_SIZE: '100' });
+  fetcher = await world.startFetcher(SETTINGS);
 });
 
 afterAll(async () => {
@@ -190,5 +193,50 @@ describe('report fetcher: a webhook that never comes', () => {
       polls: 1,
       last_error: { source: 'plaid', error_code: 'ITEM_LOGIN_REQUIRED' },
     });
+  });
+
+  it('polls each overdue Item once with two fetchers running side by side', async () => {
+    const second = await world.startFetcher(SETTINGS);
+    try {
+      const items = await Promise.all(
+        Array.from({ length: 6 }, () => world.item({ transactions_per_account: 10 })),
+      );
+      for (const { itemId } of items) await world.accepted(itemId, 365);
+      for (const { itemId } of items) await world.untilFetches(itemId, 1, 30_000);
+      await world.settled();
+      for (const { itemId } of items) {
+        const [fetched] = world.fetchEventsOf(itemId);
+        if (fetched?.type !== 'ReportFetched') throw new Error(`expected ReportFetched`);
+        expect(await getCalls(itemId)).toBe(1 + fetched.data.pages);
+        expect(world.fetchEventsOf(itemId)).toHaveLength(1);
+      }
+    } finally {
+      await second.app.close();
+    }
+  });
+
+  it('keeps the poll schedule in PostgreSQL: a fetcher started after another stopped makes the poll', async () => {
+    const { itemId } = await world.item({ transactions_per_account: 10 });
+    // Accepted now: the data Plaid has is older, so no poll can find it yet.
+    const requestId = await world.accepted(itemId, 365, new Date());
+    await fetcher.app.close();
+    const [row] = await world.db.query<{ due_at: Date | null }[]>(
+      'SELECT due_at FROM report_fetch_items WHERE item_id = $1',
+      [itemId],
+    );
+    expect(row?.due_at).toBeInstanceOf(Date);
+    // Plaid finishes the refresh while no fetcher runs; the webhook never comes.
+    const advanced = await world.sandbox.admin(
+      'POST',
+      `/items/${encodeURIComponent(itemId)}/advance`,
+      { generations: 1 },
+    );
+    expect(advanced.status).toBe(200);
+    fetcher = await world.startFetcher(SETTINGS);
+    const [fetched] = await world.untilFetches(itemId, 1, 30_000);
+    if (fetched?.type !== 'ReportFetched') throw new Error(`expected ReportFetched`);
+    expect(fetched.data.refresh_request_ids).toEqual([requestId]);
+    const [found] = outcomesOf(itemId);
+    expect(found).toMatchObject({ type: 'ReportReady', data: { found_by: 'polling' } });
   });
 });
