@@ -225,12 +225,15 @@ export function dueFetch(state: ItemFetches, now: number): FetchPlan | null {
   return state.wanted && state.dueAt !== null && state.dueAt <= now ? state.wanted : null;
 }
 
-/** Rule 9: when the Item is due for a poll; null while a fetch is wanted or under way. */
+/**
+ * Rule 9: when the Item is due for a poll (an acceptance is overdue and the backoff since the
+ * last poll has passed); null while a fetch is wanted or under way.
+ */
 export function pollDueAt(state: ItemFetches, policy: PollPolicy): number | null {
   if (state.wanted || state.running) return null;
   const waiting = unplanned(state);
   if (waiting.length === 0) return null;
-  return state.polling?.nextAt ?? firstOverdueAt(waiting, policy);
+  return Math.max(state.polling?.nextAt ?? 0, firstOverdueAt(waiting, policy));
 }
 
 /** When the Item is next due for anything: its wanted fetch, or a poll. */

@@ -540,6 +540,24 @@ describe('the report fetcher, per Item (item-fetches)', () => {
       expect(duePoll(webhook, T0 + 1000 * S, policy)).toBeNull();
     });
 
+    it('given polling left waiting only for a refresh not overdue yet, then no poll is due before it is', () => {
+      const state = given(accepted('r-1', 0), accepted('r-2', 200));
+      const decision = decidePoll(
+        state,
+        duePoll(state, T0 + 60 * S, policy)!,
+        answered(10),
+        T0 + 60 * S,
+        policy,
+        'poll-1',
+      );
+      const fetched = fetchedNow(evolve(decision.state, claimed, T0 + 60 * S), 65);
+      expect(fetched.pending.map((a) => a.requestId)).toEqual(['r-2']);
+      // The backoff (70 s) passes long before r-2 is overdue (260 s): due then, not before,
+      // or the Item would be claimed again and again with nothing to do.
+      expect(nextDueAt(fetched, policy)).toBe(T0 + 260 * S);
+      expect(duePoll(fetched, T0 + 260 * S, policy)?.acceptances).toHaveLength(1);
+    });
+
     it('given two refreshes, when the poll holds only the first, then the second keeps waiting', () => {
       const state = given(accepted('r-1', 0), accepted('r-2', 30));
       const decision = decidePoll(
