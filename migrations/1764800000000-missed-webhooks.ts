@@ -52,6 +52,11 @@ export class MissedWebhooks1764800000000 implements MigrationInterface {
         ADD CONSTRAINT refresh_requests_status_check
             CHECK (status IN ('requested', 'accepted', 'failed', 'ready', 'report_failed', 'overdue')),
         ADD COLUMN overdue_at timestamptz`);
+    // A report still completes an overdue request: the projector loads those a batch's reports
+    // answer.
+    await q.query(
+      `CREATE INDEX refresh_requests_overdue ON refresh_requests (item_id, accepted_at) WHERE status = 'overdue'`,
+    );
     await q.query(`
       ALTER TABLE item_refresh_state
         DROP CONSTRAINT item_refresh_state_status_check,
@@ -73,6 +78,7 @@ export class MissedWebhooks1764800000000 implements MigrationInterface {
     await q.query('ALTER TABLE item_reports DROP COLUMN found_by');
     await q.query(`UPDATE item_refresh_state SET status = 'refreshing' WHERE status = 'overdue'`);
     await q.query(`UPDATE refresh_requests SET status = 'accepted' WHERE status = 'overdue'`);
+    await q.query('DROP INDEX refresh_requests_overdue');
     await q.query(`
       ALTER TABLE item_refresh_state
         DROP CONSTRAINT item_refresh_state_status_check,

@@ -86,6 +86,29 @@ describe('projector', () => {
       expect(reports).toEqual([{ found_by: 'polling' }]);
     });
 
+    it("lets a later request's report complete an overdue older request, as the fold does", async () => {
+      const { itemId, e } = newItem();
+      const [r1, r2] = [`${itemId}-r1`, `${itemId}-r2`];
+      await world.publish(e.requested(r1), e.accepted(r1, '2026-11-24T10:00:02Z'));
+      await world.publish(e.overdue(`${itemId}-o1`, '2026-11-24T16:00:02Z', [r1]));
+      await untilItem(itemId, (r) => r.status === 'overdue');
+      // Asked again: the new request's report answers the old one too, by time.
+      await world.publish(e.requested(r2), e.accepted(r2, '2026-11-24T17:00:00Z'));
+      await untilItem(itemId, (r) => r.status === 'refreshing' && r.latest_request_id === r2);
+      await world.publish(e.ready(`${itemId}-x2`, '2026-11-24T17:01:00Z'));
+      await untilItem(itemId, (r) => r.status === 'ready');
+      const requests = await requestsOf(itemId);
+      expect(requests.map((r) => [r.request_id, r.status])).toEqual([
+        [r1, 'ready'],
+        [r2, 'ready'],
+      ]);
+      const [item] = await world.rows(
+        'SELECT refreshes FROM item_refresh_state WHERE item_id = $1',
+        [itemId],
+      );
+      expect(item!.refreshes).toBe(2);
+    });
+
     it('keeps found_by polling when the fetch of a polled report is projected before the report', async () => {
       const { itemId, e } = newItem();
       const r1 = `${itemId}-r1`;

@@ -224,8 +224,9 @@ export class ProjectionStore {
 
   /**
    * The requests `evolve` may change: those the events name, each Item's latest, every accepted
-   * one (a report completes them), and those completed by a report received after one in the
-   * batch that answers them too (it takes them over).
+   * one (a report completes them), the overdue ones a report in the batch answers (it completes
+   * them too, rule 13), and those completed by a report received after one in the batch that
+   * answers them too (it takes them over).
    */
   private async loadRequests(
     m: EntityManager,
@@ -262,7 +263,12 @@ export class ProjectionStore {
          FROM jsonb_to_recordset($3::jsonb) AS q(item_id text, since timestamptz, until timestamptz)
          JOIN ${this.t.requests} r ON r.item_id = q.item_id
         WHERE r.report_event_id IS NOT NULL AND r.accepted_at <= q.until
-          AND coalesce(r.ready_at, r.failed_at) >= q.since`,
+          AND coalesce(r.ready_at, r.failed_at) >= q.since
+       UNION
+       SELECT ${columns}
+         FROM jsonb_to_recordset($3::jsonb) AS q(item_id text, since timestamptz, until timestamptz)
+         JOIN ${this.t.requests} r ON r.item_id = q.item_id
+        WHERE r.status = 'overdue' AND r.accepted_at <= q.until`,
       [JSON.stringify(wanted), [...byItem.keys()], JSON.stringify(reported)],
     );
     return groupByItem(rows.map(rowToRequest), (r) => r.requestId);
