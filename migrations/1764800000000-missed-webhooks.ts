@@ -71,6 +71,11 @@ export class MissedWebhooks1764800000000 implements MigrationInterface {
       COMMENT ON COLUMN item_reports.found_by IS
         'webhook: Plaid''s CASHFLOW_REPORT_READY; polling: the report fetcher found the data when no webhook came.';
     `);
+    // Acceptances already waiting for a report get their first poll scheduled: the fetcher
+    // claims such an Item at once and, releasing it, sets its real due time.
+    await q.query(`
+      UPDATE report_fetch_items SET due_at = now()
+       WHERE due_at IS NULL AND jsonb_array_length(state->'pending') > 0`);
     await grantPolls(q);
   }
 

@@ -48,13 +48,20 @@
  *    those accepted `giveUpAfterMs` ago or more are dropped with ReportOverdue; an answer that
  *    cannot change without the Item's user (an Item error) drops them at once. Polling stops as
  *    soon as no acceptance waits (a webhook came). A webhook after a poll found the data is a
- *    repeat (rule 2): the found report was received first.
+ *    repeat (rule 2): the found report was received first. A report that comes after an
+ *    acceptance was given up (the latest OVERDUE_KEPT are remembered) still wants a fetch for
+ *    it, as the projection counts it answered; if that fetch does not bring its data either, it
+ *    is dropped without a second ReportOverdue, and the same RefreshAccepted read again is not
+ *    taken up again.
  */
 import type { FetchFailure } from '@cashflow/contracts';
 import { dataHolds, reportAnswers, receivedBefore } from '@cashflow/projection';
 
 /** days_requested of a fetch that answers no known request: Plaid's default for a refresh. */
 export const DEFAULT_DAYS = 365;
+
+/** Acceptances given up (rule 9) remembered per Item, newest kept. */
+export const OVERDUE_KEPT = 20;
 
 /** A ReportReady as far as fetching goes. */
 export interface ReportRef {
@@ -67,6 +74,8 @@ export interface Acceptance {
   readonly requestId: string;
   readonly days: number;
   readonly acceptedAt: string;
+  /** Rule 9: given up before, back because a late report answers it; never polled again. */
+  readonly gaveUp?: boolean;
 }
 
 /** A fetch to make: the report it follows, its window, and the requests whose data it brings. */
@@ -104,6 +113,8 @@ export interface ItemFetches {
   readonly dueAt: number | null;
   /** Rule 9: polls made for acceptances no report came for, and when to poll next. */
   readonly polling?: Polling | null;
+  /** Rule 9: acceptances given up with ReportOverdue (the latest OVERDUE_KEPT). */
+  readonly overdue?: readonly Acceptance[];
 }
 
 /** Rule 9: how polling for acceptances no report came for goes. */
@@ -191,7 +202,7 @@ export function initialItemFetches(itemId: string): ItemFetches {
 export function evolve(state: ItemFetches, input: FetchInput, now: number): ItemFetches {
   const next = apply(state, input, now);
   // Rule 9: polling ends once no acceptance waits for a report.
-  return next.polling && unplanned(next).length === 0 ? { ...next, polling: null } : next;
+  return next.polling && awaiting(next).length === 0 ? { ...next, polling: null } : next;
 }
 
 function apply(state: ItemFetches, input: FetchInput, now: number): ItemFetches {
@@ -231,7 +242,7 @@ export function dueFetch(state: ItemFetches, now: number): FetchPlan | null {
  */
 export function pollDueAt(state: ItemFetches, policy: PollPolicy): number | null {
   if (state.wanted || state.running) return null;
-  const waiting = unplanned(state);
+  const waiting = awaiting(state);
   if (waiting.length === 0) return null;
   return Math.max(state.polling?.nextAt ?? 0, firstOverdueAt(waiting, policy));
 }
@@ -247,7 +258,7 @@ export function nextDueAt(state: ItemFetches, policy: PollPolicy): number | null
 export function duePoll(state: ItemFetches, now: number, policy: PollPolicy): PollPlan | null {
   const at = pollDueAt(state, policy);
   if (at === null || at > now) return null;
-  const overdue = unplanned(state).filter((a) => overdueAt(a, policy) <= now);
+  const overdue = awaiting(state).filter((a) => overdueAt(a, policy) <= now);
   if (overdue.length === 0) return null;
   return { acceptances: overdue, days: Math.max(...overdue.map((a) => a.days)) };
 }
@@ -265,7 +276,7 @@ export function decidePoll(
   reportId: string,
 ): PollDecision {
   const polls = (state.polling?.polls ?? 0) + 1;
-  const waiting = unplanned(state);
+  const waiting = awaiting(state);
   let next: ItemFetches = state;
   let found: PollDecision['found'] = null;
   if (answer.kind === 'answered') {
@@ -291,7 +302,7 @@ export function decidePoll(
         : (state.polling?.lastSuccessfulUpdateTime ?? null),
     lastError: answer.kind === 'failed' ? answer.error : null,
   };
-  const stillWaiting = unplanned(next);
+  const stillWaiting = awaiting(next);
   const planned = new Set(plan.acceptances.map((a) => a.requestId));
   const givenUp = stillWaiting.filter(
     (a) =>
@@ -303,8 +314,9 @@ export function decidePoll(
     ...next,
     pending: next.pending.filter((a) => !dropped.has(a.requestId)),
     polling,
+    overdue: [...(next.overdue ?? []), ...givenUp].slice(-OVERDUE_KEPT),
   };
-  if (unplanned(next).length === 0) next = { ...next, polling: null };
+  if (awaiting(next).length === 0) next = { ...next, polling: null };
   return {
     state: next,
     polls,
@@ -345,6 +357,7 @@ export function latestReport(state: ItemFetches): ReportRef | null {
 function onAccepted(state: ItemFetches, acceptance: Acceptance, now: number): ItemFetches {
   const known =
     state.pending.some((a) => a.requestId === acceptance.requestId) ||
+    (state.overdue ?? []).some((a) => a.requestId === acceptance.requestId) ||
     inPlan(state.wanted, acceptance.requestId) ||
     inPlan(state.running, acceptance.requestId);
   if (known) return state;
@@ -379,6 +392,7 @@ function onAccepted(state: ItemFetches, acceptance: Acceptance, now: number): It
 
 /** Rules 2 and 3. */
 function onReportReady(state: ItemFetches, report: ReportRef, now: number): ItemFetches {
+  state = revive(state, report);
   const answered = unplanned(state).filter((a) => reportAnswers(report.receivedAt, a.acceptedAt));
   const neverFetched = !state.last && !state.gaveUp && !state.running && !state.wanted;
   if (answered.length === 0 && !neverFetched) {
@@ -386,6 +400,18 @@ function onReportReady(state: ItemFetches, report: ReportRef, now: number): Item
     return unused && !receivedBefore(unused, report) ? state : { ...state, unused: report };
   }
   return want(state, planFor(report, answered), now);
+}
+
+/** Rule 9: acceptances given up that a late report answers wait for its fetch after all. */
+function revive(state: ItemFetches, report: ReportRef): ItemFetches {
+  const overdue = state.overdue ?? [];
+  const back = overdue.filter((a) => reportAnswers(report.receivedAt, a.acceptedAt));
+  if (back.length === 0) return state;
+  return {
+    ...state,
+    overdue: overdue.filter((a) => !back.includes(a)),
+    pending: [...state.pending, ...back.map((a) => ({ ...a, gaveUp: true }))],
+  };
 }
 
 /** Rule 6. */
@@ -428,7 +454,11 @@ function brings(
 
 /** Rules 1, 4 and 5 after a fetch is stored. */
 function onFetched(state: ItemFetches, fetch: StoredFetch, now: number): ItemFetches {
-  const pending = state.pending.filter((a) => !brings(fetch, a));
+  // An acceptance given up before (rule 9) is dropped once a fetch of a report answering it is
+  // stored, whether or not it brought its data: it was answered ReportOverdue already.
+  const pending = state.pending.filter(
+    (a) => !brings(fetch, a) && !(a.gaveUp && reportAnswers(fetch.report.receivedAt, a.acceptedAt)),
+  );
   const next: ItemFetches = {
     ...state,
     pending,
@@ -508,6 +538,11 @@ function unplanned(state: ItemFetches): Acceptance[] {
   return state.pending.filter(
     (a) => !inPlan(state.wanted, a.requestId) && !inPlan(state.running, a.requestId),
   );
+}
+
+/** Rule 9: pending acceptances no report is bringing that polling waits for. */
+function awaiting(state: ItemFetches): Acceptance[] {
+  return unplanned(state).filter((a) => !a.gaveUp);
 }
 
 function inPlan(plan: FetchPlan | null, requestId: string): boolean {

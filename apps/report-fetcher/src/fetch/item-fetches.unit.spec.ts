@@ -483,6 +483,49 @@ describe('the report fetcher, per Item (item-fetches)', () => {
       expect(nextDueAt(state, policy)).toBeNull();
     });
 
+    const givenUpOne = () => {
+      const error = {
+        source: 'fetcher' as const,
+        error_code: 'UNKNOWN_ITEM',
+        error_message: 'no token',
+      };
+      const state = waitingOne();
+      return decidePoll(
+        state,
+        duePoll(state, T0 + 60 * S, policy)!,
+        { kind: 'failed', error, permanent: true },
+        T0 + 60 * S,
+        policy,
+        'poll-1',
+      ).state;
+    };
+
+    it('given an acceptance given up, when the same RefreshAccepted is read again, then nothing changes', () => {
+      const state = givenUpOne();
+      expect(state.overdue?.map((a) => a.requestId)).toEqual(['r-1']);
+      expect(evolve(state, accepted('r-1', 0, 90), T0 + 100 * S)).toBe(state);
+    });
+
+    it('given an acceptance given up, when a late webhook answers it, then its fetch brings it', () => {
+      const late = evolve(givenUpOne(), ready('late-1', 300), T0 + 300 * S);
+      expect(dueFetch(late, T0 + 300 * S)?.requestIds).toEqual(['r-1']);
+      const running = evolve(late, claimed, T0 + 300 * S);
+      expect(broughtBy(running, storedRunning(running))).toEqual(['r-1']);
+      const fetched = fetchedNow(running, 310);
+      expect(fetched.pending).toEqual([]);
+      expect(fetched.overdue).toEqual([]);
+    });
+
+    it('given an acceptance given up, when the late report shows older data, then it is dropped and not polled again', () => {
+      const late = evolve(givenUpOne(), ready('late-1', 300), T0 + 300 * S);
+      const running = evolve(late, claimed, T0 + 300 * S);
+      const older: StoredFetch = { ...storedRunning(running), lastSuccessfulUpdateTime: at(-10) };
+      expect(broughtBy(running, older)).toEqual([]);
+      const fetched = evolve(running, { kind: 'fetched', fetch: older }, T0 + 310 * S);
+      expect(fetched.pending).toEqual([]);
+      expect(nextDueAt(fetched, policy)).toBeNull();
+    });
+
     it('given an Item error on the poll, then the acceptance is overdue at once', () => {
       const state = waitingOne();
       const error = {
