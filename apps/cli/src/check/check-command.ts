@@ -158,6 +158,19 @@ async function recordedPolls(db: DataSource): Promise<Map<string, PollAnswerReco
   );
 }
 
+/** The give-ups the report fetcher recorded (ReportOverdue), by event id. */
+async function recordedOverdue(
+  db: DataSource,
+): Promise<Map<string, { itemId: string; requestIds: string[] }>> {
+  const rows = await queryRows<{ poll_id: string; item_id: string; refresh_request_ids: string[] }>(
+    db,
+    `SELECT poll_id, item_id, refresh_request_ids FROM report_polls WHERE outcome = 'overdue'`,
+  );
+  return new Map(
+    rows.map((r) => [r.poll_id, { itemId: r.item_id, requestIds: r.refresh_request_ids }]),
+  );
+}
+
 /** The sandbox's /cashflow_report/get answers; refuses a log that has forgotten some. */
 async function sandboxGetAnswers(url: string): Promise<Map<string, PollAnswerRecord>> {
   const response = await fetch(new URL('/sandbox/get_answers', url));
@@ -322,6 +335,7 @@ async function checkPromises(env: CheckEnv, kafka: Kafka, db: DataSource, option
       ingressSource: INGRESS_SOURCE,
       fetcherSource: FETCHER_SOURCE,
       recordedPolls: await recordedPolls(db),
+      recordedOverdue: await recordedOverdue(db),
       knownItems: await knownItems(db, records),
       ...(options.sandbox && deliveriesBeforeLog
         ? {

@@ -229,6 +229,8 @@ export interface ReportOptions {
   readonly recordedPolls: ReadonlyMap<string, PollAnswerRecord>;
   /** The sandbox's /cashflow_report/get answers, by Plaid request id. */
   readonly sandboxGetAnswers?: ReadonlyMap<string, PollAnswerRecord>;
+  /** The fetcher's recorded give-ups (report_polls, outcome overdue): Item and requests by id. */
+  readonly recordedOverdue?: ReadonlyMap<string, { itemId: string; requestIds: string[] }>;
   /** Items the system knows: registered tokens and Items on the requested topic. */
   readonly knownItems: ReadonlySet<string>;
   /** The sandbox's delivery log, read after the log: every report must match one of these. */
@@ -263,8 +265,24 @@ export function checkReports(records: readonly LogRecord[], options: ReportOptio
   for (const delivery of options.sandboxDeliveries ?? []) {
     for (const a of delivery.attempts) attempts.set(a.jwtSha256, delivery);
   }
+  const accepted = new Map<string, string>();
+  for (const r of records) {
+    if (r.event?.type === 'RefreshAccepted') {
+      accepted.set(r.event.data.refresh_request_id, r.event.data.item_id);
+    }
+  }
+  const overdueSeen = new Set<string>();
   for (const r of records) {
     const event = r.event;
+    if (event?.type === 'ReportOverdue') {
+      if (overdueSeen.has(event.metadata.id)) {
+        copies += 1;
+        continue;
+      }
+      overdueSeen.add(event.metadata.id);
+      checkOverdue(event, r, options, accepted, unbacked);
+      continue;
+    }
     if (!event || !isReport(event)) continue;
     if (seen.has(event.metadata.id)) {
       copies += 1;
@@ -318,6 +336,7 @@ export function checkReports(records: readonly LogRecord[], options: ReportOptio
     counts: {
       reports: seen.size,
       'found by polling': polled,
+      'given up (ReportOverdue)': overdueSeen.size,
       'duplicates absorbed': copies,
       ...(options.sandboxDeliveries
         ? { 'sandbox deliveries acknowledged': acknowledged, 'acknowledged but lost': lost.count }
@@ -383,6 +402,31 @@ function checkPolled(
   if (options.sandboxGetAnswers && !matches(options.sandboxGetAnswers.get(poll.plaid_request_id))) {
     out.notFromPlaid.add(
       `ReportReady ${event.metadata.id} (${data.item_id}) found by polling: the sandbox served no answer ${poll.plaid_request_id} with that data`,
+    );
+  }
+}
+
+/**
+ * A ReportOverdue: published by the report fetcher, backed by the give-up it recorded (same Item
+ * and requests), about requests accepted for that Item.
+ */
+function checkOverdue(
+  event: EventOfType<'ReportOverdue'>,
+  r: LogRecord,
+  options: ReportOptions,
+  accepted: ReadonlyMap<string, string>,
+  unbacked: Examples,
+): void {
+  const { data } = event;
+  const recorded = options.recordedOverdue?.get(event.metadata.id);
+  const sameRequests =
+    recorded !== undefined &&
+    recorded.itemId === data.item_id &&
+    [...recorded.requestIds].sort().join() === [...data.refresh_request_ids].sort().join();
+  const allAccepted = data.refresh_request_ids.every((id) => accepted.get(id) === data.item_id);
+  if (event.metadata.source !== options.fetcherSource || !sameRequests || !allAccepted) {
+    unbacked.add(
+      `ReportOverdue ${event.metadata.id} (${where(r)}, ${data.item_id}) is not a give-up the report fetcher recorded about requests accepted for that item`,
     );
   }
 }

@@ -291,6 +291,37 @@ describe('checkReports', () => {
     });
   });
 
+  describe('reports given up (ReportOverdue)', () => {
+    const accepted = a.accepted('r1', '2026-11-24T10:00:02Z');
+    const overdue = a.overdue('o1', '2026-11-24T16:00:02Z', ['r1']);
+    const recordedOverdue = new Map([['o1', { itemId: 'item-a', requestIds: ['r1'] }]]);
+
+    it('accepts one the fetcher recorded, about requests accepted for its Item', () => {
+      const finding = checkReports(log([accepted, overdue]), {
+        ...sources,
+        recordedOverdue,
+        knownItems: known,
+      });
+      expect(finding.holds).toBe(true);
+      expect(finding.counts).toMatchObject({ 'given up (ReportOverdue)': 1 });
+    });
+
+    it('finds one not recorded, one from elsewhere and one about a request never accepted', () => {
+      expect(
+        checkReports(log([accepted, overdue]), { ...sources, knownItems: known }).counts,
+      ).toMatchObject({ 'polls not recorded': 1, violations: 1 });
+      const forged = { ...overdue, metadata: { ...overdue.metadata, source: 'urn:someone' } };
+      expect(
+        checkReports(log([accepted, forged]), { ...sources, recordedOverdue, knownItems: known })
+          .counts.violations,
+      ).toBe(1);
+      expect(
+        checkReports(log([overdue]), { ...sources, recordedOverdue, knownItems: known }).counts
+          .violations,
+      ).toBe(1);
+    });
+  });
+
   it('does not call a webhook lost that was acknowledged after the log was read', () => {
     const later: SandboxDelivery = {
       deliveryId: 'd2',

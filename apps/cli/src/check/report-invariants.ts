@@ -6,7 +6,9 @@
  *    ReportFetchFailed that gave up) of a report that answers the Item's latest acceptance
  *    answered by a ReportReady, whose data holds that acceptance (`dataHolds`: Plaid updated it
  *    no earlier); any fetch when the Item has no acceptance. A newer report the fetcher still
- *    owes is pending up to --max-pending.
+ *    owes is pending up to --max-pending (from when it was published: a report found by polling
+ *    is received at its data's time, which may be long before). An acceptance the fetcher gave
+ *    up on (named by a ReportOverdue) needs no snapshot: its data never came.
  * 5b. No ReportFetched names a request its data predates (accepted after the data's
  *    last_successful_update_time): such a request's data was never stored.
  * 6. With --sandbox: each Item's stored transactions equal what the sandbox serves for the last
@@ -48,6 +50,9 @@ export function checkFetchedReports(
   const latestReady = new Map<string, string>();
   const readyTimes = new Map<string, string[]>();
   const acceptances = new Map<string, { at: string; requestId: string }[]>();
+  /** Per Item, when its newest ReportReady was published (polled_at for one found by polling). */
+  const publishedAt = new Map<string, string>();
+  const overdue = new Set<string>();
   /** Per Item, its fetches: the report's received_at, and the data's time (null: given up). */
   const fetches = new Map<string, { reportAt: string; dataAt: string | null }[]>();
   let fetchEvents = 0;
@@ -59,6 +64,12 @@ export function checkFetchedReports(
       const at = new Date(e.data.received_at).toISOString();
       if (!latestReady.has(item) || latestReady.get(item)! < at) latestReady.set(item, at);
       readyTimes.set(item, [...(readyTimes.get(item) ?? []), at]);
+      const published = new Date(e.data.poll?.polled_at ?? e.data.received_at).toISOString();
+      if (!publishedAt.has(item) || publishedAt.get(item)! < published) {
+        publishedAt.set(item, published);
+      }
+    } else if (e.type === 'ReportOverdue') {
+      for (const id of e.data.refresh_request_ids) overdue.add(id);
     } else if (e.type === 'RefreshAccepted') {
       const at = new Date(e.data.accepted_at).toISOString();
       acceptances.set(item, [
@@ -91,7 +102,7 @@ export function checkFetchedReports(
     const readies = readyTimes.get(item) ?? [];
     // The newest acceptance some ReportReady answers: the data the Item must have stored.
     const answered = (acceptances.get(item) ?? [])
-      .filter((a) => readies.some((at) => reportAnswers(at, a.at)))
+      .filter((a) => !overdue.has(a.requestId) && readies.some((at) => reportAnswers(at, a.at)))
       .sort((a, b) => (a.at < b.at ? 1 : -1))[0];
     const fetched = (fetches.get(item) ?? []).some(
       (f) =>
@@ -100,7 +111,7 @@ export function checkFetchedReports(
           (f.dataAt === null || dataHolds(f.dataAt, answered.at))),
     );
     if (fetched) continue;
-    if (options.now - Date.parse(latest) < options.maxPendingMs) {
+    if (options.now - Date.parse(publishedAt.get(item) ?? latest) < options.maxPendingMs) {
       pending += 1;
       continue;
     }

@@ -59,6 +59,52 @@ function fetched(
 }
 
 describe('checkFetchedReports (rule 5)', () => {
+  it('needs no snapshot for an acceptance the fetcher gave up on (ReportOverdue)', () => {
+    const a = accepted('item-o', NOW - 300 * MIN);
+    if (a.type !== 'RefreshAccepted') throw new Error('sample');
+    // An old-data report answers it by time; its own data never came.
+    const old = ready('item-o', NOW - 299 * MIN);
+    const oldFetch = fetched('item-o', NOW - 299 * MIN, NOW - 400 * MIN);
+    const opts = { now: NOW, maxPendingMs: 60 * MIN };
+    expect(checkFetchedReports(log([a, old, oldFetch]), opts).holds).toBe(false);
+    const overdue = sampleEvent('ReportOverdue', 'item-o');
+    if (overdue.type !== 'ReportOverdue') throw new Error('sample');
+    const given = createEvent(
+      'ReportOverdue',
+      { ...overdue.data, refresh_request_ids: [a.data.refresh_request_id] },
+      overdue.metadata,
+    );
+    expect(checkFetchedReports(log([a, old, oldFetch, given]), opts).holds).toBe(true);
+  });
+
+  it('counts a report found by polling as pending from when it was published, not its data time', () => {
+    const a = accepted('item-p', NOW - 200 * MIN);
+    const e = ready('item-p', NOW - 190 * MIN);
+    if (e.type !== 'ReportReady') throw new Error('sample');
+    const polled = createEvent(
+      'ReportReady',
+      {
+        ...e.data,
+        found_by: 'polling',
+        poll: {
+          poll_id: e.metadata.id,
+          plaid_request_id: 'req-1',
+          last_successful_update_time: iso(NOW - 190 * MIN),
+          refresh_request_ids: ['r'],
+          polled_at: iso(NOW - 5 * MIN),
+        },
+      },
+      e.metadata,
+    );
+    // A fetch event of another Item: a report fetcher has run, so rule 5 is checked.
+    const other = fetched('item-other', NOW - 10 * MIN);
+    const finding = checkFetchedReports(log([a, polled, other]), {
+      now: NOW,
+      maxPendingMs: 60 * MIN,
+    });
+    expect(finding).toMatchObject({ holds: true, counts: { pending: 1 } });
+  });
+
   const options = { now: NOW, maxPendingMs: 10 * MIN };
 
   it('holds when the latest ready report of each Item was fetched', () => {
