@@ -15,9 +15,10 @@ import { waitFor } from './wait-for';
 /**
  * The whole system, each app its own process (built dist/), on the real broker and PostgreSQL:
  * the Plaid sandbox, the refresh worker, the webhook ingress and the projector, wired as
- * `npm start` wires them, on topics and a database of the test's own.
+ * `npm start` wires them, on topics and a database of the test's own. With `fetcher` (its
+ * settings), the report fetcher too.
  */
-export async function startSystem() {
+export async function startSystem(options: { fetcher?: Record<string, string> } = {}) {
   const prefix = uniqueTopicPrefix();
   await ensureTopics(testKafka(prefix), { prefix, partitions: 3, replicationFactor: 1 });
   const db = await createTestDatabase();
@@ -33,6 +34,7 @@ export async function startSystem() {
     ingress: await freePort(),
     ingressAdmin: await freePort(),
     projector: await freePort(),
+    fetcher: await freePort(),
   };
   const common = {
     KAFKA_BROKERS: KAFKA_BROKERS.join(','),
@@ -96,6 +98,20 @@ export async function startSystem() {
       },
       `http://127.0.0.1:${port.projector}/health/ready`,
     );
+    if (options.fetcher) {
+      await start(
+        'report-fetcher',
+        {
+          DATABASE_URL: db.url,
+          REPORT_FETCHER_PORT: String(port.fetcher),
+          TOKEN_ENCRYPTION_KEYS: tokenKeys,
+          ADMIN_API_TOKENS: `tests:${adminToken}`,
+          REPORT_FETCH_POLL_MS: '100',
+          ...options.fetcher,
+        },
+        `http://127.0.0.1:${port.fetcher}/health/ready`,
+      );
+    }
   } catch (error) {
     await Promise.all(apps.map((a) => a.stop('SIGKILL')));
     throw error;
@@ -145,7 +161,7 @@ export async function startSystem() {
       );
     },
     logs: () => apps.map((a) => a.stdout()).join('\n'),
-    /** An app's process (plaid-sandbox, refresh-worker, webhook-ingress, projector). */
+    /** An app's process (plaid-sandbox, refresh-worker, webhook-ingress, projector, report-fetcher). */
     app: (name: string) => byName.get(name)!,
     ingressUrl: `http://127.0.0.1:${port.ingress}`,
     ingressAdminUrl: `http://127.0.0.1:${port.ingressAdmin}`,
