@@ -143,6 +143,7 @@ export class ProjectorModule {
               groupId: config.groupId,
               topicPrefix: config.kafka.topicPrefix,
               consumerName: PROJECTOR_CONSUMER,
+              sessionTimeoutMs: config.sessionTimeoutMs,
               logger: log,
             }),
           inject: [KAFKA, ProjectionStore, EventPublisher, ProjectorMetrics, LOGGER],

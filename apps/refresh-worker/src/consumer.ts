@@ -15,6 +15,7 @@ export function connectConsumer(
     publisher: app.get(EventPublisher),
     topicPrefix: config.kafka.topicPrefix,
     groupId: config.groupId,
+    sessionTimeoutMs: config.sessionTimeoutMs,
     maxInFlight: config.refresh.maxInFlight,
     shutdownGraceMs: config.refresh.shutdownGraceMs,
     logger: logger.child({ component: 'consumer' }),

@@ -15,6 +15,7 @@ export function connectConsumer(
     publisher: app.get(EventPublisher),
     topicPrefix: config.kafka.topicPrefix,
     groupId: config.groupId,
+    sessionTimeoutMs: config.sessionTimeoutMs,
     maxInFlight: 64,
     shutdownGraceMs: config.fetch.shutdownGraceMs,
     logger: logger.child({ component: 'consumer' }),

@@ -63,6 +63,12 @@ export const kafkaVariables = {
     .string()
     .regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only')
     .default(''),
+  /**
+   * How long a consumer may go without a heartbeat before its group hands its partitions to
+   * others: a process killed without leaving holds them this long. Within the broker's
+   * group.min/max.session.timeout.ms (6 s to 30 min by default).
+   */
+  KAFKA_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6000).max(1_800_000).default(30_000),
 };
 
 export const topicAdminVariables = {
@@ -379,6 +385,7 @@ export function consumerAppSettings(
       topicPrefix: env.KAFKA_TOPIC_PREFIX,
     },
     groupId: `${env.KAFKA_TOPIC_PREFIX}cashflow-${service}`,
+    sessionTimeoutMs: env.KAFKA_SESSION_TIMEOUT_MS,
     database: { url: env.DATABASE_URL, applicationName: `cashflow-${service}` },
   };
 }

@@ -29,6 +29,7 @@ describe('decideWebhook', () => {
       received_at: '2026-11-24T10:00:00.000Z',
       delivery_id: delivery.deliveryId,
       webhook: { ...ready, new_field: { x: 1 } },
+      found_by: 'webhook',
     });
     expect(() => encodeEvent(event)).not.toThrow();
   });

@@ -19,6 +19,8 @@ export interface ProjectorConsumerOptions {
   readonly deadLetter?: boolean;
   /** Partitions whose batches are applied at once. */
   readonly concurrency?: number;
+  /** KAFKA_SESSION_TIMEOUT_MS (default 30 s). */
+  readonly sessionTimeoutMs?: number;
   readonly logger: Logger;
 }
 
@@ -45,7 +47,7 @@ export class ProjectorConsumer {
   ) {
     this.consumer = kafka.consumer({
       groupId: options.groupId,
-      sessionTimeout: 30_000,
+      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
       heartbeatInterval: 3000,
       maxWaitTimeInMs: 250,
       // Large fetches make large batches: one transaction applies thousands of events.
