@@ -23,6 +23,15 @@ const ROOTS = [
   'WebhookVerificationKeyGetResponse',
   'JWKPublicKey',
   'PlaidError',
+  // Item webhooks the sandbox can fire.
+  'ItemErrorWebhook',
+  'PendingExpirationWebhook',
+  'PendingDisconnectWebhook',
+  'UserPermissionRevokedWebhook',
+  'UserAccountRevokedWebhook',
+  'ItemLoginRepairedWebhook',
+  'NewAccountsAvailableWebhook',
+  'WebhookUpdateAcknowledgedWebhook',
 ];
 
 const [specPath] = process.argv.slice(2);

@@ -40,6 +40,7 @@ import { WebhookKeyRing } from './webhooks/key-ring';
 import { plaidRetryPolicy } from './webhooks/retry-schedule';
 import { WebhookSender } from './webhooks/webhook-sender';
 import { GetAnswerLog } from './plaid-api/get-answer-log';
+import type { ItemWebhookRequest } from './webhooks/item-webhooks';
 
 export const SANDBOX_CONFIG = Symbol('SANDBOX_CONFIG');
 
@@ -256,6 +257,45 @@ export class SandboxService implements OnModuleInit, OnApplicationShutdown {
     return this.webhooks.send(item.item_id, item.webhook, body);
   }
 
+  /**
+   * Sends an Item webhook (webhook_type ITEM) for the Item now, signed like every other, with
+   * the fields Plaid's schema for its code requires. Undefined when the Item has no webhook URL.
+   */
+  fireItemWebhook(item: SandboxItem, request: ItemWebhookRequest) {
+    const base = {
+      webhook_type: 'ITEM',
+      webhook_code: request.webhook_code,
+      item_id: item.item_id,
+      environment: 'sandbox',
+    };
+    const body: Record<string, unknown> = (() => {
+      switch (request.webhook_code) {
+        case 'ERROR':
+          return { ...base, error: plaidErrorBody(request.error_code, newRequestId()) };
+        case 'PENDING_EXPIRATION':
+          return { ...base, consent_expiration_time: request.at };
+        case 'PENDING_DISCONNECT':
+          return { ...base, reason: request.reason, disconnect_time: request.at };
+        case 'USER_ACCOUNT_REVOKED':
+          return { ...base, account_id: item.accounts[0]!.account_id };
+        case 'WEBHOOK_UPDATE_ACKNOWLEDGED':
+          return { ...base, new_webhook_url: item.webhook, error: null };
+        case 'USER_PERMISSION_REVOKED':
+        case 'NEW_ACCOUNTS_AVAILABLE':
+          return { ...base, error: null };
+        case 'LOGIN_REPAIRED':
+          return base;
+        default:
+          return assertNever(request);
+      }
+    })();
+    if (!item.webhook) {
+      this.logger.info({ item_id: item.item_id }, 'no webhook URL for item; webhook not sent');
+      return undefined;
+    }
+    return this.webhooks.send(item.item_id, item.webhook, body);
+  }
+
   /** POST /cashflow_report/get: a page, a scripted error, or a rate limit; see GetBehaviour. */
   get(caller: Caller, body: unknown) {
     return this.counted('cashflow_report/get', () => this.answerGet(caller, body));
@@ -414,4 +454,8 @@ function admitWithin(
   }
   perClient?.admit(caller.clientId, now);
   perItem?.admit(item.item_id, now);
+}
+
+function assertNever(value: never): never {
+  throw new Error(`unhandled: ${JSON.stringify(value)}`);
 }

@@ -264,3 +264,98 @@ describe('Plaid sandbox delivery log', () => {
     }
   });
 });
+
+describe('Plaid sandbox Item webhooks', () => {
+  let sandbox: Sandbox;
+  let receiver: Awaited<ReturnType<typeof webhookReceiver>>;
+
+  beforeAll(async () => {
+    receiver = await webhookReceiver();
+    sandbox = await startSandbox({
+      PLAID_SANDBOX_WEBHOOK_URL: receiver.url,
+      PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: '100',
+      PLAID_SANDBOX_WEBHOOK_TIMEOUT_MS: '5000',
+    });
+  });
+  afterAll(async () => {
+    await sandbox.close();
+    await receiver.close();
+  });
+
+  const nextWebhook = (after: number) => waitFor('a webhook', () => receiver.received[after]);
+
+  const SCHEMAS = {
+    ERROR: 'ItemErrorWebhook',
+    PENDING_EXPIRATION: 'PendingExpirationWebhook',
+    PENDING_DISCONNECT: 'PendingDisconnectWebhook',
+    USER_PERMISSION_REVOKED: 'UserPermissionRevokedWebhook',
+    USER_ACCOUNT_REVOKED: 'UserAccountRevokedWebhook',
+    LOGIN_REPAIRED: 'ItemLoginRepairedWebhook',
+    NEW_ACCOUNTS_AVAILABLE: 'NewAccountsAvailableWebhook',
+    WEBHOOK_UPDATE_ACKNOWLEDGED: 'WebhookUpdateAcknowledgedWebhook',
+  } as const;
+
+  it.each(Object.keys(SCHEMAS) as (keyof typeof SCHEMAS)[])(
+    "fires %s signed, as Plaid's schema for it says",
+    async (code) => {
+      const item = await sandbox.createItem();
+      const seen = receiver.received.length;
+      const fired = await sandbox.admin('POST', `/items/${item.item_id}/item_webhook`, {
+        webhook_code: code,
+      });
+      // A delivery made, as with fire_webhook.
+      expect(fired.status).toBe(201);
+      const webhook = await nextWebhook(seen);
+      await verifyDelivery(sandbox, webhook);
+      const body = JSON.parse(webhook.raw.toString()) as Record<string, unknown>;
+      expect(body).toMatchObject({
+        webhook_type: 'ITEM',
+        webhook_code: code,
+        item_id: item.item_id,
+      });
+      expect(nonConformities(SCHEMAS[code], body)).toEqual([]);
+    },
+  );
+
+  it('fires ERROR with the error asked for, and refuses an unknown code', async () => {
+    const item = await sandbox.createItem();
+    const seen = receiver.received.length;
+    await sandbox.admin('POST', `/items/${item.item_id}/item_webhook`, {
+      webhook_code: 'ERROR',
+      error_code: 'INSTITUTION_NOT_RESPONDING',
+    });
+    const body = JSON.parse((await nextWebhook(seen)).raw.toString()) as {
+      error: { error_code: string };
+    };
+    expect(body.error.error_code).toBe('INSTITUTION_NOT_RESPONDING');
+    const refused = await sandbox.admin('POST', `/items/${item.item_id}/item_webhook`, {
+      webhook_code: 'SOMETHING_ELSE',
+    });
+    expect(refused.status).toBe(400);
+  });
+
+  it("breaks an Item's login (refreshes fail, ERROR sent) and repairs it (LOGIN_REPAIRED sent)", async () => {
+    const item = await sandbox.createItem();
+    let seen = receiver.received.length;
+    expect((await sandbox.admin('POST', `/items/${item.item_id}/break_login`)).status).toBe(200);
+    const broken = JSON.parse((await nextWebhook(seen)).raw.toString()) as {
+      webhook_code: string;
+      error: { error_code: string };
+    };
+    expect(broken).toMatchObject({
+      webhook_code: 'ERROR',
+      error: { error_code: 'ITEM_LOGIN_REQUIRED' },
+    });
+    const refused = await refresh(sandbox, item.access_token);
+    expect(refused.status).toBe(400);
+    expect(refused.body.error_code).toBe('ITEM_LOGIN_REQUIRED');
+
+    seen = receiver.received.length;
+    expect((await sandbox.admin('POST', `/items/${item.item_id}/repair_login`)).status).toBe(200);
+    expect(JSON.parse((await nextWebhook(seen)).raw.toString())).toMatchObject({
+      webhook_type: 'ITEM',
+      webhook_code: 'LOGIN_REPAIRED',
+    });
+    expect((await refresh(sandbox, item.access_token)).status).toBe(200);
+  });
+});

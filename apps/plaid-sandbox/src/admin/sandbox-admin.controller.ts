@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { FaultsError, FaultsUpdate, describeFaults, updateFaults } from '../faults';
 import { GetBehaviour } from '../items/get-behaviour';
 import { Behaviour } from '../items/item';
+import { ItemWebhookRequest } from '../webhooks/item-webhooks';
 import { ItemConflictError } from '../items/item-store';
 import { PLAID_ERROR_CODES, type PlaidErrorCode } from '../plaid-api/plaid-errors';
 import { SandboxService } from '../sandbox.service';
@@ -124,6 +125,47 @@ export class SandboxAdminController {
     const delivery = this.sandbox.fireWebhook(item, parsed.data.error_code ?? null);
     if (!delivery) throw adminError(409, 'NO_WEBHOOK', `item ${itemId} has no webhook URL`);
     return { delivery };
+  }
+
+  /**
+   * Sends an Item webhook now (ERROR, PENDING_EXPIRATION, PENDING_DISCONNECT,
+   * USER_PERMISSION_REVOKED, USER_ACCOUNT_REVOKED, LOGIN_REPAIRED, NEW_ACCOUNTS_AVAILABLE,
+   * WEBHOOK_UPDATE_ACKNOWLEDGED), signed like every webhook; see ItemWebhookRequest.
+   */
+  @Post('items/:itemId/item_webhook')
+  itemWebhook(@Param('itemId') itemId: string, @Req() req: Request) {
+    const item = this.item(itemId);
+    const parsed = ItemWebhookRequest.safeParse(jsonBody(req) ?? {});
+    if (!parsed.success) throw invalid(parsed.error);
+    const delivery = this.sandbox.fireItemWebhook(item, parsed.data);
+    if (!delivery) throw adminError(409, 'NO_WEBHOOK', `item ${itemId} has no webhook URL`);
+    return { delivery };
+  }
+
+  /**
+   * The Item's login breaks: refresh calls answer ITEM_LOGIN_REQUIRED from now on and the Item
+   * webhook ERROR (ITEM_LOGIN_REQUIRED) is sent, as Plaid does.
+   */
+  @Post('items/:itemId/break_login')
+  @HttpCode(200)
+  breakLogin(@Param('itemId') itemId: string) {
+    const item = this.item(itemId);
+    item.behaviour = { kind: 'item_login_required' };
+    const delivery = this.sandbox.fireItemWebhook(item, {
+      webhook_code: 'ERROR',
+      error_code: 'ITEM_LOGIN_REQUIRED',
+    });
+    return { item: this.sandbox.describe(item), delivery: delivery ?? null };
+  }
+
+  /** The Item's login works again: refresh calls succeed and LOGIN_REPAIRED is sent. */
+  @Post('items/:itemId/repair_login')
+  @HttpCode(200)
+  repairLogin(@Param('itemId') itemId: string) {
+    const item = this.item(itemId);
+    item.behaviour = { kind: 'success' };
+    const delivery = this.sandbox.fireItemWebhook(item, { webhook_code: 'LOGIN_REPAIRED' });
+    return { item: this.sandbox.describe(item), delivery: delivery ?? null };
   }
 
   @Get('faults')
