@@ -1,0 +1,156 @@
+import {
+  HEALTHY,
+  decide,
+  initialItemHealth,
+  refusal,
+  type HealthFact,
+  type ItemHealth,
+} from './item-health';
+
+const T0 = Date.parse('2026-12-01T10:00:00.000Z');
+const at = (seconds: number) => new Date(T0 + seconds * 1000).toISOString();
+
+const webhook = (
+  code: string,
+  seconds: number,
+  extra: { error?: { error_type: string; error_code: string }; until?: string } = {},
+): HealthFact => ({
+  kind: 'item_webhook',
+  code,
+  error: extra.error ?? null,
+  until: extra.until ?? null,
+  at: at(seconds),
+});
+const loginRequired = { error_type: 'ITEM_ERROR', error_code: 'ITEM_LOGIN_REQUIRED' };
+const institutionDown = { error_type: 'INSTITUTION_ERROR', error_code: 'INSTITUTION_DOWN' };
+
+/** Applies facts in order; returns the state and every change published. */
+function given(...facts: HealthFact[]): { state: ItemHealth; changes: string[] } {
+  let state = initialItemHealth('item-1');
+  const changes: string[] = [];
+  for (const fact of facts) {
+    const decided = decide(state, fact);
+    state = decided.state;
+    if (decided.change) changes.push(decided.change);
+  }
+  return { state, changes };
+}
+
+describe('Item health (item-health)', () => {
+  it('given a healthy Item, when ERROR ITEM_LOGIN_REQUIRED comes, then it needs its user and refreshes are refused', () => {
+    const { state, changes } = given(webhook('ERROR', 0, { error: loginRequired }));
+    expect(state.health).toEqual({ status: 'needs_user_action', reason: 'ITEM_LOGIN_REQUIRED' });
+    expect(changes).toEqual(['needs_attention']);
+    expect(refusal(state)).toEqual({ code: 'ITEM_LOGIN_REQUIRED' });
+  });
+
+  it('given an Item needing login, when LOGIN_REPAIRED comes, then it is healthy again, once', () => {
+    const { state, changes } = given(
+      webhook('ERROR', 0, { error: loginRequired }),
+      webhook('LOGIN_REPAIRED', 10),
+      webhook('LOGIN_REPAIRED', 20),
+    );
+    expect(state.health).toEqual(HEALTHY);
+    expect(changes).toEqual(['needs_attention', 'restored']);
+    expect(refusal(state)).toBeNull();
+  });
+
+  it('given an Item needing login, when a refresh fails the same way, then nothing is published again', () => {
+    const { changes } = given(webhook('ERROR', 0, { error: loginRequired }), {
+      kind: 'refresh_failed',
+      error: loginRequired,
+      at: at(5),
+    });
+    expect(changes).toEqual(['needs_attention']);
+  });
+
+  it('given a refresh that fails with ITEM_LOGIN_REQUIRED, then the Item needs its user; a refresh Plaid accepts (forced) restores it', () => {
+    const failed = given({ kind: 'refresh_failed', error: loginRequired, at: at(0) });
+    expect(failed.state.health.status).toBe('needs_user_action');
+    const { state, changes } = given(
+      { kind: 'refresh_failed', error: loginRequired, at: at(0) },
+      { kind: 'refresh_accepted', at: at(30) },
+    );
+    expect(state.health).toEqual(HEALTHY);
+    expect(changes).toEqual(['needs_attention', 'restored']);
+  });
+
+  it('given errors that pass by themselves, then the Item stays healthy', () => {
+    const { state, changes } = given(
+      webhook('ERROR', 0, { error: institutionDown }),
+      { kind: 'refresh_failed', error: institutionDown, at: at(1) },
+      webhook('NEW_ACCOUNTS_AVAILABLE', 2),
+      webhook('WEBHOOK_UPDATE_ACKNOWLEDGED', 3),
+      webhook('SOMETHING_PLAID_ADDS_LATER', 4),
+    );
+    expect(state.health).toEqual(HEALTHY);
+    expect(changes).toEqual([]);
+  });
+
+  it('given PENDING_EXPIRATION, then the consent is expiring with its date and refreshes still go', () => {
+    const { state, changes } = given(
+      webhook('PENDING_EXPIRATION', 0, { until: '2026-12-08T00:00:00Z' }),
+    );
+    expect(state.health).toEqual({
+      status: 'consent_expiring',
+      expiresAt: '2026-12-08T00:00:00.000Z',
+    });
+    expect(changes).toEqual(['needs_attention']);
+    expect(refusal(state)).toBeNull();
+  });
+
+  it('given PENDING_DISCONNECT, then the consent is expiring at the disconnect time', () => {
+    const { state } = given(webhook('PENDING_DISCONNECT', 0, { until: '2026-12-09T00:00:00Z' }));
+    expect(state.health).toEqual({
+      status: 'consent_expiring',
+      expiresAt: '2026-12-09T00:00:00.000Z',
+    });
+  });
+
+  it('given USER_PERMISSION_REVOKED, then the Item is revoked; only a token registered again restores it', () => {
+    const revoked = given(
+      webhook('USER_PERMISSION_REVOKED', 0),
+      webhook('LOGIN_REPAIRED', 5),
+      { kind: 'refresh_accepted', at: at(6) },
+      webhook('PENDING_EXPIRATION', 7, { until: '2026-12-08T00:00:00Z' }),
+    );
+    expect(revoked.state.health).toEqual({ status: 'revoked', reason: 'USER_PERMISSION_REVOKED' });
+    expect(refusal(revoked.state)).toEqual({ code: 'USER_PERMISSION_REVOKED' });
+    const { state, changes } = given(webhook('USER_ACCOUNT_REVOKED', 0), {
+      kind: 'token_registered',
+      at: at(60),
+    });
+    expect(state.health).toEqual(HEALTHY);
+    expect(changes).toEqual(['needs_attention', 'restored']);
+  });
+
+  it('given an expiring consent, when the login breaks, then the worse wins and a later expiry notice does not hide it', () => {
+    const { state, changes } = given(
+      webhook('PENDING_EXPIRATION', 0, { until: '2026-12-08T00:00:00Z' }),
+      webhook('ERROR', 1, { error: loginRequired }),
+      webhook('PENDING_EXPIRATION', 2, { until: '2026-12-08T00:00:00Z' }),
+    );
+    expect(state.health.status).toBe('needs_user_action');
+    expect(changes).toEqual(['needs_attention', 'needs_attention']);
+  });
+
+  it('given LOGIN_REPAIRED read before an older ERROR, then the older ERROR changes nothing', () => {
+    const { state, changes } = given(
+      webhook('ERROR', 0, { error: loginRequired }),
+      webhook('LOGIN_REPAIRED', 20),
+      webhook('ERROR', 10, { error: loginRequired }),
+    );
+    expect(state.health).toEqual(HEALTHY);
+    expect(changes).toEqual(['needs_attention', 'restored']);
+  });
+
+  it('given LOGIN_REPAIRED, when the Item needs its user for another reason, then it still does', () => {
+    const { state } = given(
+      webhook('ERROR', 0, {
+        error: { error_type: 'ITEM_ERROR', error_code: 'ACCESS_NOT_GRANTED' },
+      }),
+      webhook('LOGIN_REPAIRED', 5),
+    );
+    expect(state.health).toEqual({ status: 'needs_user_action', reason: 'ACCESS_NOT_GRANTED' });
+  });
+});
