@@ -3,21 +3,8 @@ import { EventPublisher } from '@cashflow/kafka';
 import { randomUUID } from 'node:crypto';
 import { testKafka } from '../support/kafka';
 import { startSystem, type System } from '../support/system';
+import { steps } from '../support/cli';
 import { waitFor } from '../support/wait-for';
-
-interface Step {
-  step: string;
-  request_id: string;
-  detail?: unknown;
-  [key: string]: unknown;
-}
-
-const steps = (stdout: string): Step[] =>
-  stdout
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as Step);
 
 /**
  * The full story with every app as its own process: an upstream team asks for a refresh with

@@ -2,19 +2,8 @@ import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { steps } from '../support/cli';
 import { startSystem, type System } from '../support/system';
-
-interface Step {
-  step: string;
-  detail?: Record<string, unknown>;
-}
-
-const steps = (stdout: string): Step[] =>
-  stdout
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as Step);
 
 /**
  * A webhook that never comes, with every app its own process: the refresh still ends ready

@@ -16,3 +16,19 @@ export function cli(args: string[], env: Record<string, string>, stdin = '') {
     child.stdin.end(stdin);
   });
 }
+
+/** One step `refresh --wait --json` printed. */
+export interface Step {
+  step: string;
+  request_id: string;
+  detail?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/** The steps of `refresh --wait --json`'s output, one JSON line each. */
+export const steps = (stdout: string): Step[] =>
+  stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Step);

@@ -46,6 +46,20 @@ function outcomesOf(itemId: string): Outcome[] {
   });
 }
 
+/** The Item's ReportOverdue, once it is on the topic. */
+async function untilOverdue(itemId: string): Promise<ReportOverdue> {
+  const overdueOf = (r: { message: Parameters<typeof decodeEvent>[0] }) => {
+    const decoded = decodeEvent(r.message);
+    return decoded.ok &&
+      decoded.value.type === 'ReportOverdue' &&
+      decoded.value.data.item_id === itemId
+      ? decoded.value
+      : undefined;
+  };
+  const [record] = await outcomes.until(1, (r) => overdueOf(r) !== undefined, 30_000);
+  return overdueOf(record!)!;
+}
+
 async function getCalls(itemId: string): Promise<number> {
   const { body } = await world.sandbox.admin('GET', `/items/${encodeURIComponent(itemId)}`);
   return (body.item as { get_calls: number }).get_calls;
@@ -113,40 +127,26 @@ describe('report fetcher: a webhook that never comes', () => {
     const { itemId } = await world.item({ transactions_per_account: 5 });
     // Accepted now, after the sandbox's data: Plaid never finishes this refresh.
     const requestId = await world.accepted(itemId, 90, new Date());
-    const overdue = await outcomes.until(
-      1,
-      (r) => {
-        const decoded = decodeEvent(r.message);
-        return (
-          decoded.ok &&
-          decoded.value.type === 'ReportOverdue' &&
-          decoded.value.data.item_id === itemId
-        );
-      },
-      30_000,
-    );
-    const event = decodeEvent(overdue[0]!.message);
-    if (!event.ok || event.value.type !== 'ReportOverdue')
-      throw new Error('expected ReportOverdue');
-    expect(event.value.data).toMatchObject({
+    const overdue = await untilOverdue(itemId);
+    expect(overdue.data).toMatchObject({
       refresh_request_ids: [requestId],
       last_error: null,
     });
     const item = (await world.sandbox.admin('GET', `/items/${encodeURIComponent(itemId)}`)).body
       .item as { last_successful_update_time: string };
-    expect(event.value.data.last_successful_update_time).toBe(
+    expect(overdue.data.last_successful_update_time).toBe(
       new Date(item.last_successful_update_time).toISOString(),
     );
     // 1.5 s to overdue, then 300, 600, 1000, 1000... ms apart until 6 s after the acceptance:
     // at most 7 polls (fewer on a slow machine), where the runner's 100 ms tick would make 45.
-    expect(event.value.data.polls).toBeGreaterThanOrEqual(1);
-    expect(event.value.data.polls).toBeLessThanOrEqual(8);
-    expect(await getCalls(itemId)).toBe(event.value.data.polls);
+    expect(overdue.data.polls).toBeGreaterThanOrEqual(1);
+    expect(overdue.data.polls).toBeLessThanOrEqual(8);
+    expect(await getCalls(itemId)).toBe(overdue.data.polls);
 
     await world.settled();
     await sleep(1500);
     // Given up: no more polls, nothing fetched.
-    expect(await getCalls(itemId)).toBe(event.value.data.polls);
+    expect(await getCalls(itemId)).toBe(overdue.data.polls);
     expect(world.fetchEventsOf(itemId)).toEqual([]);
     expect(outcomesOf(itemId).map((e) => e.type)).toEqual(['ReportOverdue']);
   });
@@ -173,22 +173,8 @@ describe('report fetcher: a webhook that never comes', () => {
       get_behaviour: { errors: { error_code: 'ITEM_LOGIN_REQUIRED', count: 100 } },
     });
     const requestId = await world.accepted(itemId, 90, new Date());
-    const overdue = await outcomes.until(
-      1,
-      (r) => {
-        const decoded = decodeEvent(r.message);
-        return (
-          decoded.ok &&
-          decoded.value.type === 'ReportOverdue' &&
-          decoded.value.data.item_id === itemId
-        );
-      },
-      30_000,
-    );
-    const event = decodeEvent(overdue[0]!.message);
-    if (!event.ok || event.value.type !== 'ReportOverdue')
-      throw new Error('expected ReportOverdue');
-    expect(event.value.data).toMatchObject({
+    const overdue = await untilOverdue(itemId);
+    expect(overdue.data).toMatchObject({
       refresh_request_ids: [requestId],
       polls: 1,
       last_error: { source: 'plaid', error_code: 'ITEM_LOGIN_REQUIRED' },
