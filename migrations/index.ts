@@ -10,6 +10,7 @@ import { RefreshRequestsByItem1764500000002 } from './1764500000002-refresh-requ
 import { ReportStore1764600000000, grantAnalytics } from './1764600000000-report-store';
 import { ReportFetchProjection1764700000000 } from './1764700000000-report-fetch-projection';
 import { MissedWebhooks1764800000000, grantPolls } from './1764800000000-missed-webhooks';
+import { ItemHealth1764900000000, grantItemHealth } from './1764900000000-item-health';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in `migrations`. */
 export const MIGRATIONS = [
@@ -25,6 +26,7 @@ export const MIGRATIONS = [
   ReportStore1764600000000,
   ReportFetchProjection1764700000000,
   MissedWebhooks1764800000000,
+  ItemHealth1764900000000,
 ];
 
 /**
@@ -32,4 +34,4 @@ export const MIGRATIONS = [
  * after the migration that would have granted it (no CREATEROLE then) gets its tables on the
  * next `migrate`. Each grants only if its role exists.
  */
-export const ROLE_GRANTS = [grantReadOnly, grantAnalytics, grantPolls];
+export const ROLE_GRANTS = [grantReadOnly, grantAnalytics, grantPolls, grantItemHealth];

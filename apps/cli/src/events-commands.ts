@@ -36,7 +36,7 @@ function summary(event: CashflowEvent): string {
     case 'RefreshAccepted':
       return `request=${event.data.refresh_request_id} plaid_request_id=${event.data.plaid_request_id}`;
     case 'RefreshFailed':
-      return `request=${event.data.refresh_request_id} error=${event.data.error.error_code}`;
+      return `request=${event.data.refresh_request_id} error=${event.data.error.error_code}${event.data.item_health ? ` refused=${event.data.item_health.status}` : ''}`;
     case 'ReportReady':
       return event.data.poll
         ? `received_at=${event.data.received_at} found_by=polling requests=${event.data.poll.refresh_request_ids.join(',')}`
@@ -51,6 +51,12 @@ function summary(event: CashflowEvent): string {
       return `fetch=${event.data.fetch_id} days=${event.data.days_requested} transactions=${event.data.transactions} added=${event.data.added} modified=${event.data.modified} removed=${event.data.removed}`;
     case 'ReportFetchFailed':
       return `fetch=${event.data.fetch_id} error=${event.data.error.error_code}`;
+    case 'ItemNeedsAttention': {
+      const { status, reason, consent_expires_at } = event.data.health;
+      return `health=${status} ${reason ? `reason=${reason}` : `until=${consent_expires_at}`} cause=${event.data.cause.kind}`;
+    }
+    case 'ItemHealthRestored':
+      return `health=healthy was=${event.data.previous.status} cause=${event.data.cause.kind}`;
   }
 }
 

@@ -54,6 +54,7 @@ interface RefreshOptions {
   readonly until?: string;
   readonly timeout: string;
   readonly requestedBy: string;
+  readonly force?: boolean;
   readonly json?: boolean;
 }
 
@@ -71,6 +72,10 @@ function addRefreshCommand(program: Command): void {
     )
     .option('--timeout <seconds>', 'with --wait: give up after this long', '600')
     .option('--requested-by <name>', 'who is asking, for ops', 'cashflow-refresh cli')
+    .option(
+      '--force',
+      'call Plaid even if the Item needs its user (needs_user_action, revoked); otherwise such a request fails at once without a Plaid call',
+    )
     .option('--json', 'print JSON lines')
     .action(async (rawItemId: string, opts: RefreshOptions) => {
       const event = refreshRequested(rawItemId, opts);
@@ -98,6 +103,7 @@ function addRefreshCommand(program: Command): void {
         detail: {
           item_id: event.data.item_id,
           days_requested: event.data.days_requested ?? DEFAULT_DAYS_REQUESTED,
+          ...(event.data.force ? { force: true } : {}),
           ...(until ? { until } : {}),
         },
       });
@@ -128,6 +134,7 @@ function refreshRequested(rawItemId: string, opts: RefreshOptions): RefreshReque
       item_id: ItemId.parse(rawItemId),
       ...(days === undefined ? {} : { days_requested: days }),
       requested_by: opts.requestedBy,
+      ...(opts.force ? { force: true } : {}),
     },
     { id: randomUUID(), source: CLI_SOURCE, time: new Date().toISOString() },
   );
@@ -163,7 +170,8 @@ function addStatusCommand(program: Command): void {
 function statusText(state: Row, refreshes: Row[]): string {
   const error = state.last_error as Row | null;
   const lines = [
-    `${String(state.item_id)}: ${String(state.status)}${state.stuck ? ' (stuck)' : ''}`,
+    `${String(state.item_id)}: ${String(state.status ?? 'never refreshed')}${state.stuck ? ' (stuck)' : ''}`,
+    `  health ${healthText(state.health as Row)}`,
     `  latest request ${String(state.latest_request_id)}, ${String(state.days_requested)} days, ${String(state.refreshes)} refreshes ready`,
     `  requested ${String(state.requested_at)}  accepted ${String(state.accepted_at)}  ready ${String(state.ready_at)}  failed ${String(state.failed_at)}`,
   ];
@@ -198,13 +206,33 @@ function statusText(state: Row, refreshes: Row[]): string {
   return lines.join('\n');
 }
 
+/** `healthy`, or the health with its reason or date and since when. */
+function healthText(health: Row): string {
+  if (health.status === 'healthy') {
+    return health.changed_at ? `healthy (since ${String(health.changed_at)})` : 'healthy';
+  }
+  const why =
+    health.status === 'consent_expiring'
+      ? `consent expires ${String(health.consent_expires_at)}`
+      : String(health.reason);
+  const refused =
+    health.status === 'consent_expiring' ? '' : '; refreshes are refused unless forced (--force)';
+  return `${String(health.status)}: ${why}, since ${String(health.changed_at)}${refused}`;
+}
+
 function addListCommand(program: Command): void {
   program
     .command('list')
-    .description('Items by status, last error code or stuck (PROJECTOR_URL, PROJECTOR_API_TOKEN).')
-    .option('--status <status>', 'requested, refreshing, ready or failed')
+    .description(
+      'Items by status, last error code, stuck or health (PROJECTOR_URL, PROJECTOR_API_TOKEN).',
+    )
+    .option('--status <status>', 'requested, refreshing, ready, failed or overdue')
     .option('--error-code <code>', 'Items whose last error has this code')
     .option('--stuck', 'only Items accepted long ago with no webhook since')
+    .option(
+      '--needs-attention',
+      'only Items whose health is not healthy (needs_user_action, revoked, consent_expiring)',
+    )
     .option('--limit <n>', 'at most this many', '50')
     .option('--json', 'print JSON')
     .action(
@@ -212,6 +240,7 @@ function addListCommand(program: Command): void {
         status?: string;
         errorCode?: string;
         stuck?: boolean;
+        needsAttention?: boolean;
         limit: string;
         json?: boolean;
       }) => {
@@ -219,10 +248,14 @@ function addListCommand(program: Command): void {
         if (opts.status) query.set('status', opts.status);
         if (opts.errorCode) query.set('error_code', opts.errorCode);
         if (opts.stuck) query.set('stuck', 'true');
+        if (opts.needsAttention) query.set('needs_attention', 'true');
         const page = (await projectorApi(`/items?${query.toString()}`)) as { items: Row[] };
         const rows = page.items.map((i) => ({
           ...i,
           last_error_code: (i.last_error as Row | null)?.code ?? null,
+          health: (i.health as Row).status,
+          health_reason:
+            (i.health as Row).reason ?? (i.health as Row).consent_expires_at ?? null,
         }));
         print(Boolean(opts.json), page, () =>
           textTable(rows, [
@@ -232,6 +265,8 @@ function addListCommand(program: Command): void {
             'accepted_at',
             'ready_at',
             'last_error_code',
+            'health',
+            'health_reason',
           ]),
         );
       },

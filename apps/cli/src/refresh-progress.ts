@@ -53,6 +53,8 @@ export function progressOf(
       error_code: data.error.error_code,
       retryable: data.retryable,
       message: data.error.error_message,
+      // Refused without a Plaid call: the Item needs its user.
+      ...(data.item_health ? { health: data.item_health.status } : {}),
     };
     return { steps: [{ step: 'failed', at: data.failed_at, detail }], final: 'failed' };
   }

@@ -18,6 +18,7 @@ const ACTIONS: Record<TopicKey, 'receive' | 'send'> = {
   reportOutcomes: 'send',
   reportFetches: 'send',
   plaidWebhooks: 'send',
+  itemHealth: 'send',
   transactions: 'send',
   deadLetter: 'send',
 };

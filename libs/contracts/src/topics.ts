@@ -12,6 +12,7 @@ export type TopicKey =
   | 'reportOutcomes'
   | 'reportFetches'
   | 'plaidWebhooks'
+  | 'itemHealth'
   | 'transactions'
   | 'deadLetter';
 
@@ -80,6 +81,15 @@ export const TOPICS: Readonly<Record<TopicKey, TopicDefinition>> = {
       'Every other verified Plaid webhook about an Item (any webhook_code but CASHFLOW_REPORT_READY), as Plaid sent it, for other consumers.',
     records: 'events',
     events: ['PlaidWebhookReceived'],
+    configs: KEEP_FOREVER,
+  },
+  itemHealth: {
+    key: 'itemHealth',
+    name: 'cashflow-refresh.item-health.v1',
+    description:
+      "The refresh worker's view of each Item's health, from Plaid's Item webhooks and its own refresh answers: ItemNeedsAttention when it turns bad, ItemHealthRestored when it recovers, once per change.",
+    records: 'events',
+    events: ['ItemNeedsAttention', 'ItemHealthRestored'],
     configs: KEEP_FOREVER,
   },
   transactions: {

@@ -7,6 +7,7 @@ export const PROJECTED_TOPICS: readonly TopicKey[] = [
   'reportOutcomes',
   'reportFetches',
   'plaidWebhooks',
+  'itemHealth',
 ];
 
 /** The live projector's name in consumer_checkpoints and dead-letter records. */

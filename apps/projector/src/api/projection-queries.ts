@@ -22,7 +22,8 @@ const ITEM_SELECT = `
          failed_at, plaid_request_id, attempts, refreshes, last_error_source, last_error_type,
          last_error_code, last_error_message, last_error_at, fetched_at,
          last_successful_update_time, transaction_count, fetch_failed_at, fetch_error_code,
-         fetch_error_message, updated_at,
+         fetch_error_message, health_status, health_reason, consent_expires_at,
+         health_changed_at, updated_at,
          (status = 'refreshing' AND accepted_at < now() - make_interval(mins => $1)) AS stuck
     FROM item_refresh_state`;
 
@@ -45,6 +46,12 @@ function toItem(row: Record<string, unknown>): Item {
     item_id: row.item_id as string,
     status: row.status as Item['status'],
     stuck: row.stuck === true,
+    health: {
+      status: row.health_status as Item['health']['status'],
+      reason: row.health_reason as string | null,
+      consent_expires_at: iso(row.consent_expires_at),
+      changed_at: iso(row.health_changed_at),
+    },
     latest_request_id: row.latest_request_id as string | null,
     days_requested: row.days_requested as number | null,
     requested_at: iso(row.requested_at),
@@ -123,6 +130,9 @@ export class ProjectionQueries {
     if (query.stuck === 'false') {
       where.push(`NOT (status = 'refreshing' AND accepted_at < now() - make_interval(mins => $1))`);
     }
+    if (query.health) where.push(`health_status = ${param(query.health)}`);
+    if (query.needs_attention === 'true') where.push(`health_status <> 'healthy'`);
+    if (query.needs_attention === 'false') where.push(`health_status = 'healthy'`);
     if (query.cursor) where.push(`item_id > ${param(decodeCursor(query.cursor, ItemCursor)[0])}`);
     const rows = await queryRows<Record<string, unknown>>(
       this.db,

@@ -3,6 +3,7 @@
  * type is inferred from it and its JSON Schema is emitted from it, so the three cannot disagree.
  */
 import type { z } from 'zod';
+import { ItemHealthRestoredData, ItemNeedsAttentionData } from './item-health';
 import { PlaidWebhookReceivedData } from './plaid-webhook-received';
 import { RefreshAcceptedData } from './refresh-accepted';
 import { RefreshFailedData } from './refresh-failed';
@@ -13,6 +14,7 @@ import { ReportOverdueData } from './report-overdue';
 import { ReportReadyData } from './report-ready';
 
 export * from './common';
+export * from './item-health';
 export * from './plaid-webhook-received';
 export * from './refresh-accepted';
 export * from './refresh-failed';
@@ -51,6 +53,8 @@ export type ReportOverdue = Event<'ReportOverdue', ReportOverdueData>;
 export type PlaidWebhookReceived = Event<'PlaidWebhookReceived', PlaidWebhookReceivedData>;
 export type ReportFetched = Event<'ReportFetched', ReportFetchedData>;
 export type ReportFetchFailed = Event<'ReportFetchFailed', ReportFetchFailedData>;
+export type ItemNeedsAttention = Event<'ItemNeedsAttention', ItemNeedsAttentionData>;
+export type ItemHealthRestored = Event<'ItemHealthRestored', ItemHealthRestoredData>;
 
 export type CashflowEvent =
   | RefreshRequested
@@ -61,7 +65,9 @@ export type CashflowEvent =
   | ReportOverdue
   | PlaidWebhookReceived
   | ReportFetched
-  | ReportFetchFailed;
+  | ReportFetchFailed
+  | ItemNeedsAttention
+  | ItemHealthRestored;
 export type EventType = CashflowEvent['type'];
 export type EventOfType<T extends EventType> = Extract<CashflowEvent, { type: T }>;
 export type EventData<T extends EventType> = EventOfType<T>['data'];
@@ -88,6 +94,8 @@ export const EVENTS: { readonly [T in EventType]: EventDefinition<T> } = {
   PlaidWebhookReceived: define('PlaidWebhookReceived', PlaidWebhookReceivedData),
   ReportFetched: define('ReportFetched', ReportFetchedData),
   ReportFetchFailed: define('ReportFetchFailed', ReportFetchFailedData),
+  ItemNeedsAttention: define('ItemNeedsAttention', ItemNeedsAttentionData),
+  ItemHealthRestored: define('ItemHealthRestored', ItemHealthRestoredData),
 };
 
 export const EVENT_TYPES = Object.keys(EVENTS) as EventType[];

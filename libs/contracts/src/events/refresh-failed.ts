@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Attempts, EventId, ItemId, Timestamp } from './common';
+import { ItemHealthState } from './item-health';
 
 /** A failure Plaid reported, as Plaid named it. */
 export const PlaidCallFailure = z.object({
@@ -15,7 +16,9 @@ export const PlaidCallFailure = z.object({
 /**
  * A failure before or around Plaid: the request was invalid, the Item unknown, or Plaid did not
  * answer. Known codes: INVALID_DAYS_REQUESTED, UNKNOWN_ITEM, TOKEN_UNREADABLE,
- * PLAID_TIMEOUT, PLAID_UNREACHABLE, PLAID_INVALID_RESPONSE.
+ * PLAID_TIMEOUT, PLAID_UNREACHABLE, PLAID_INVALID_RESPONSE; and, for a request refused because
+ * the Item needs its user (see `item_health`), the Item's own error: ITEM_LOGIN_REQUIRED and the
+ * like, USER_PERMISSION_REVOKED, USER_ACCOUNT_REVOKED.
  */
 export const WorkerFailure = z.object({
   source: z.literal('worker'),
@@ -44,6 +47,9 @@ export const RefreshFailedData = z
     failed_at: Timestamp,
     coalesced_into: EventId.optional().describe(
       'Present when this request shared the Plaid call made for another RefreshRequested: that request’s event id.',
+    ),
+    item_health: ItemHealthState.optional().describe(
+      'Present when the request was refused without a Plaid call because the Item needs its user (needs_user_action or revoked; attempts is 0): its health then. Refreshes go to Plaid again after LOGIN_REPAIRED, a new access token, or a request with force: true.',
     ),
   })
   .meta({ title: 'RefreshFailed v1 data' })

@@ -16,6 +16,12 @@ export const RefreshRequestedData = z
       .max(200)
       .optional()
       .describe('Free text naming the upstream service or person asking, for ops.'),
+    force: z
+      .boolean()
+      .optional()
+      .describe(
+        'Call Plaid even when the Item is known to need its user (needs_user_action or revoked), which is otherwise refused at once without a Plaid call; false when absent. A call Plaid accepts makes the Item healthy again.',
+      ),
   })
   .meta({ title: 'RefreshRequested v1 data' })
   .describe('Asks for a fresh Cashflow Report for one Item.');

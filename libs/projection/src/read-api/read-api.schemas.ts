@@ -15,13 +15,35 @@ export const ErrorSummary = z.object({
   at: z.iso.datetime({ offset: true }),
 });
 
+export const HEALTH_STATUSES = [
+  'healthy',
+  'consent_expiring',
+  'needs_user_action',
+  'revoked',
+] as const;
+
+export const ItemHealthView = z
+  .object({
+    status: z
+      .enum(HEALTH_STATUSES)
+      .describe(
+        'healthy; consent_expiring (access ends at consent_expires_at; refreshes still go to Plaid); needs_user_action (reason: the Plaid error, e.g. ITEM_LOGIN_REQUIRED) or revoked (reason: the webhook code): the user must act, and refreshes are refused without a Plaid call unless forced.',
+      ),
+    reason: z.string().nullable(),
+    consent_expires_at: Time,
+    changed_at: Time.describe('When the fact behind the latest change happened; null: never changed.'),
+  })
+  .describe("The Item's health, as the refresh worker's ItemNeedsAttention / ItemHealthRestored tell it.");
+
 export const ItemRefreshState = z.object({
   item_id: z.string(),
   status: z
     .enum(ITEM_STATUSES)
+    .nullable()
     .describe(
-      'requested (no answer yet), refreshing (Plaid accepted, no webhook yet), ready, failed, overdue (accepted, but no webhook came and polling Plaid until REPORT_GIVE_UP_AFTER_MS found no new data).',
+      'requested (no answer yet), refreshing (Plaid accepted, no webhook yet), ready, failed, overdue (accepted, but no webhook came and polling Plaid until REPORT_GIVE_UP_AFTER_MS found no new data); null for an Item known only from its health (no refresh or report yet).',
     ),
+  health: ItemHealthView,
   stuck: z
     .boolean()
     .describe('Refreshing for longer than PROJECTOR_STUCK_AFTER_MINUTES with no webhook.'),
@@ -106,6 +128,11 @@ export const ItemListQuery = z.object({
     .enum(['true', 'false'])
     .optional()
     .describe('true: only Items refreshing longer than PROJECTOR_STUCK_AFTER_MINUTES.'),
+  health: z.enum(HEALTH_STATUSES).optional().describe('Only Items with this health.'),
+  needs_attention: z
+    .enum(['true', 'false'])
+    .optional()
+    .describe('true: only Items whose health is not healthy; false: only healthy ones.'),
   limit: PageLimit,
   cursor: PageCursor,
 });

@@ -64,11 +64,21 @@
  *    waited), whichever of the two is read first: the request ends `ready` or `report_failed`
  *    with `overdueAt` kept. A ReportReady found by polling is a report like any other; its
  *    `foundBy` is kept with it.
+ * 14. **The Item's health** is the refresh worker's newest health change (ItemNeedsAttention or
+ *    ItemHealthRestored, on a sixth topic) by changed_at, then event id: `health` holds its status,
+ *    reason, consent expiry and time. An Item never named by one is healthy (`health` null). It
+ *    changes nothing else: a refresh refused for the Item's health is an ordinary RefreshFailed.
  *
  * `lastEvent` records the last event applied and so depends on arrival order; it is the only
  * field that does.
  */
-import type { CashflowEvent, EventOfType, FoundBy, RefreshFailure } from '@cashflow/contracts';
+import type {
+  CashflowEvent,
+  EventOfType,
+  FoundBy,
+  ItemHealthStatus,
+  RefreshFailure,
+} from '@cashflow/contracts';
 import {
   answeringReport,
   receivedBefore,
@@ -156,6 +166,15 @@ export interface FetchFailureFacts {
   readonly message: string;
 }
 
+/** Rule 14: the Item's newest health change. */
+export interface HealthFacts {
+  readonly status: ItemHealthStatus;
+  readonly reason: string | null;
+  readonly consentExpiresAt: string | null;
+  readonly changedAt: string;
+  readonly eventId: string;
+}
+
 export interface ItemState {
   readonly itemId: string;
   readonly status: ItemStatus | null;
@@ -171,6 +190,8 @@ export interface ItemState {
   readonly refreshes: number;
   readonly lastFetch: FetchFacts | null;
   readonly lastFetchFailure: FetchFailureFacts | null;
+  /** Rule 14: null while no health change named the Item (healthy). */
+  readonly health: HealthFacts | null;
   readonly lastEvent: (Position & { readonly eventId: string }) | null;
 }
 
@@ -202,6 +223,7 @@ export function initialItem(itemId: string): ItemProjection {
       refreshes: 0,
       lastFetch: null,
       lastFetchFailure: null,
+      health: null,
       lastEvent: null,
     },
     requests: new Map(),
@@ -292,6 +314,10 @@ export function evolve(
       break;
     case 'ReportOverdue':
       next = onOverdue(state, event);
+      break;
+    case 'ItemNeedsAttention':
+    case 'ItemHealthRestored':
+      next = onHealth(state, event);
       break;
     case 'PlaidWebhookReceived':
       return state;
@@ -456,6 +482,27 @@ function waiting(request: RequestState): RequestState {
   return request.status === 'accepted' && request.overdueAt !== null
     ? { ...request, status: 'overdue' }
     : request;
+}
+
+/** Rule 14: the Item's newest health change. */
+function onHealth(
+  state: ItemProjection,
+  event: EventOfType<'ItemNeedsAttention'> | EventOfType<'ItemHealthRestored'>,
+): ItemProjection {
+  const data = event.data;
+  const now = event.type === 'ItemNeedsAttention' ? event.data.health : null;
+  const health: HealthFacts = {
+    status: now?.status ?? 'healthy',
+    reason: now?.reason ?? null,
+    consentExpiresAt: now?.consent_expires_at ?? null,
+    changedAt: data.changed_at,
+    eventId: event.metadata.id,
+  };
+  const current = state.item.health;
+  if (current && !newer(health.changedAt, health.eventId, current.changedAt, current.eventId)) {
+    return state;
+  }
+  return { ...state, item: { ...state.item, health } };
 }
 
 /** Rule 11: the Item's newest fetch failure. */

@@ -1,4 +1,10 @@
-import type { ErrorFacts, ItemState, ReportFacts, RequestState } from '../rules/refresh-projection';
+import type {
+  ErrorFacts,
+  HealthFacts,
+  ItemState,
+  ReportFacts,
+  RequestState,
+} from '../rules/refresh-projection';
 
 /**
  * How the projection's state maps to the rows of its tables, both ways: the store writes with
@@ -30,6 +36,11 @@ export const ITEM_COLUMNS = [
   'failed_fetch_id',
   'fetch_error_code',
   'fetch_error_message',
+  'health_status',
+  'health_reason',
+  'consent_expires_at',
+  'health_changed_at',
+  'health_event_id',
   'last_event_id',
   'last_event_topic',
   'last_event_partition',
@@ -141,6 +152,11 @@ export function itemToRow(item: ItemState): ItemRow {
     failed_fetch_id: item.lastFetchFailure?.fetchId ?? null,
     fetch_error_code: item.lastFetchFailure?.code ?? null,
     fetch_error_message: item.lastFetchFailure?.message ?? null,
+    health_status: item.health?.status ?? 'healthy',
+    health_reason: item.health?.reason ?? null,
+    consent_expires_at: item.health?.consentExpiresAt ?? null,
+    health_changed_at: item.health?.changedAt ?? null,
+    health_event_id: item.health?.eventId ?? null,
     last_event_id: item.lastEvent?.eventId ?? null,
     last_event_topic: item.lastEvent?.topic ?? null,
     last_event_partition: item.lastEvent?.partition ?? null,
@@ -179,6 +195,16 @@ export function rowToItem(row: ItemRow): ItemState {
             failedAt: iso(row.fetch_failed_at)!,
             code: row.fetch_error_code as string,
             message: row.fetch_error_message as string,
+          },
+    health:
+      row.health_event_id === null
+        ? null
+        : {
+            status: row.health_status as HealthFacts['status'],
+            reason: row.health_reason as string | null,
+            consentExpiresAt: iso(row.consent_expires_at),
+            changedAt: iso(row.health_changed_at)!,
+            eventId: row.health_event_id as string,
           },
     lastEvent:
       row.last_event_id === null
