@@ -174,7 +174,11 @@ export function sampleEvent(type: EventType, itemId = `item-${randomUUID()}`): C
         type,
         {
           item_id: itemId,
-          health: { status: 'needs_user_action', reason: 'ITEM_LOGIN_REQUIRED', consent_expires_at: null },
+          health: {
+            status: 'needs_user_action',
+            reason: 'ITEM_LOGIN_REQUIRED',
+            consent_expires_at: null,
+          },
           previous: { status: 'healthy', reason: null, consent_expires_at: null },
           cause: { kind: 'item_webhook', code: 'ITEM_LOGIN_REQUIRED', event_id: randomUUID() },
           changed_at: time,
@@ -186,7 +190,11 @@ export function sampleEvent(type: EventType, itemId = `item-${randomUUID()}`): C
         type,
         {
           item_id: itemId,
-          previous: { status: 'needs_user_action', reason: 'ITEM_LOGIN_REQUIRED', consent_expires_at: null },
+          previous: {
+            status: 'needs_user_action',
+            reason: 'ITEM_LOGIN_REQUIRED',
+            consent_expires_at: null,
+          },
           cause: { kind: 'item_webhook', code: 'LOGIN_REPAIRED', event_id: randomUUID() },
           changed_at: time,
         },

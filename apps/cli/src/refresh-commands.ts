@@ -170,7 +170,7 @@ function addStatusCommand(program: Command): void {
 function statusText(state: Row, refreshes: Row[]): string {
   const error = state.last_error as Row | null;
   const lines = [
-    `${String(state.item_id)}: ${String(state.status ?? 'never refreshed')}${state.stuck ? ' (stuck)' : ''}`,
+    `${String(state.item_id)}: ${typeof state.status === 'string' ? state.status : 'never refreshed'}${state.stuck ? ' (stuck)' : ''}`,
     `  health ${healthText(state.health as Row)}`,
     `  latest request ${String(state.latest_request_id)}, ${String(state.days_requested)} days, ${String(state.refreshes)} refreshes ready`,
     `  requested ${String(state.requested_at)}  accepted ${String(state.accepted_at)}  ready ${String(state.ready_at)}  failed ${String(state.failed_at)}`,
@@ -209,7 +209,9 @@ function statusText(state: Row, refreshes: Row[]): string {
 /** `healthy`, or the health with its reason or date and since when. */
 function healthText(health: Row): string {
   if (health.status === 'healthy') {
-    return health.changed_at ? `healthy (since ${String(health.changed_at)})` : 'healthy';
+    return typeof health.changed_at === 'string'
+      ? `healthy (since ${health.changed_at})`
+      : 'healthy';
   }
   const why =
     health.status === 'consent_expiring'
@@ -254,8 +256,7 @@ function addListCommand(program: Command): void {
           ...i,
           last_error_code: (i.last_error as Row | null)?.code ?? null,
           health: (i.health as Row).status,
-          health_reason:
-            (i.health as Row).reason ?? (i.health as Row).consent_expires_at ?? null,
+          health_reason: (i.health as Row).reason ?? (i.health as Row).consent_expires_at ?? null,
         }));
         print(Boolean(opts.json), page, () =>
           textTable(rows, [

@@ -61,6 +61,7 @@ const RefreshWorkerEnv = z
       },
       retryPollMs: env.REFRESH_RETRY_POLL_MS,
       shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+      refuseItemsNeedingUser: env.ITEM_HEALTH_REFUSALS,
     },
   }));
 

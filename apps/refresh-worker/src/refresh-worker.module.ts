@@ -27,6 +27,9 @@ import { PlaidAttempt } from './refresh/plaid-attempt';
 import { ClientRateLimiter } from '@cashflow/plaid-client';
 import { RetryRunner } from './refresh/retry-runner';
 import { ClaimKeeper } from './refresh/claim-keeper';
+import { HealthStore } from './health/health-store';
+import { ItemHealthHandler } from './health/item-health.handler';
+import { ItemHealthService } from './health/item-health.service';
 
 export const WORKER_CONFIG = Symbol('WORKER_CONFIG');
 const WORKER_LOGGER = Symbol('WORKER_LOGGER');
@@ -78,10 +81,12 @@ class RefreshLifecycle
     private readonly keeper: ClaimKeeper,
     private readonly refresh: RefreshService,
     private readonly plaid: PlaidClient,
+    private readonly health: ItemHealthService,
   ) {}
 
   onApplicationBootstrap(): void {
     this.outcomes.startRelay(5000, 10_000);
+    this.health.startRelay(5000, 10_000);
     this.keeper.start();
     this.retries.start();
     this.sweeper = setInterval(() => this.refresh.sweep(), 10_000);
@@ -95,6 +100,7 @@ class RefreshLifecycle
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.sweeper);
     this.outcomes.stopRelay();
+    this.health.stopRelay();
     await Promise.all([
       this.consumer.stop(),
       this.retries.stop(this.config.refresh.shutdownGraceMs),
@@ -114,7 +120,11 @@ class RefreshLifecycle
   }
 }
 
-/** The refresh worker: RefreshRequested -> Plaid /cashflow_report/refresh -> outcome event. */
+/**
+ * The refresh worker: RefreshRequested -> Plaid /cashflow_report/refresh -> outcome event; and
+ * each Item's health, from Plaid's Item webhooks and its own outcomes (refusing refreshes of
+ * Items that need their user).
+ */
 @Module({})
 export class RefreshWorkerModule {
   static forRoot(config: RefreshWorkerConfig, logger: Logger): DynamicModule {
@@ -133,7 +143,7 @@ export class RefreshWorkerModule {
           readiness: [KafkaReadiness, DatabaseReadiness, WorkerConsumer],
         }),
       ],
-      controllers: [RefreshRequestedHandler, AccessTokensController],
+      controllers: [RefreshRequestedHandler, ItemHealthHandler, AccessTokensController],
       providers: [
         { provide: WORKER_CONFIG, useValue: config },
         { provide: WORKER_LOGGER, useValue: logger },
@@ -161,6 +171,22 @@ export class RefreshWorkerModule {
           provide: RefreshStore,
           useFactory: (db: DataSource) => new RefreshStore(db),
           inject: [DataSource],
+        },
+        {
+          provide: HealthStore,
+          useFactory: (db: DataSource) => new HealthStore(db),
+          inject: [DataSource],
+        },
+        {
+          provide: ItemHealthService,
+          useFactory: (store: HealthStore, publisher: EventPublisher, registry: Registry) =>
+            new ItemHealthService(
+              store,
+              publisher,
+              logger.child({ component: 'item-health' }),
+              registry,
+            ),
+          inject: [HealthStore, EventPublisher, METRICS_REGISTRY],
         },
         {
           provide: RefreshMetrics,
@@ -198,6 +224,7 @@ export class RefreshWorkerModule {
               keeper,
               outcomes,
               config.refresh.perItem,
+              config.refresh.refuseItemsNeedingUser,
               clock,
               logger,
               metrics,

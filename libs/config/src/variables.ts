@@ -208,6 +208,14 @@ export const refreshWorkerVariables = {
   REFRESH_RETRY_POLL_MS: z.coerce.number().int().min(10).default(500),
   /** How long SIGTERM waits for in-flight Plaid calls before stopping anyway. */
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
+  /**
+   * Refuse a refresh of an Item known to need its user (needs_user_action, revoked) at once,
+   * without a Plaid call, unless the request says force. Health is kept either way.
+   */
+  ITEM_HEALTH_REFUSALS: z
+    .enum(['true', 'false'], { message: 'must be true or false' })
+    .default('true')
+    .transform((v) => v === 'true'),
 };
 
 export const webhookIngressVariables = {

@@ -17,6 +17,8 @@ import type { Request } from 'express';
 import { z } from 'zod';
 import { BearerAuthGuard, PRINCIPAL } from '@cashflow/observability';
 import { ACCESS_TOKEN_PATTERN, TokenVault } from '@cashflow/access-tokens';
+import { tokenFact } from '../health/health-events';
+import { ItemHealthService } from '../health/item-health.service';
 
 const PutToken = z.strictObject({
   access_token: z
@@ -35,6 +37,7 @@ const ItemId = z.string().min(1).max(256);
 export class AccessTokensController {
   constructor(
     private readonly vault: TokenVault,
+    private readonly health: ItemHealthService,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
@@ -57,11 +60,17 @@ export class AccessTokensController {
         },
       });
     }
+    // null: a token is there but unreadable (its key is gone); replacing it is a rotation too.
+    const before = await this.vault.reveal(id).catch(() => null);
     const record = await this.vault.put(id, parsed.data.access_token, req[PRINCIPAL] ?? 'unknown');
+    const rotated = before !== undefined && before !== parsed.data.access_token;
     this.logger.info(
-      { item_id: id, registered_by: record.registered_by, key_id: record.key_id },
+      { item_id: id, registered_by: record.registered_by, key_id: record.key_id, rotated },
       'access token registered',
     );
+    // Another token for a known Item: its user re-linked it, so it is healthy again. (The same
+    // token registered again, a retried PUT, says nothing new.)
+    if (rotated) await this.health.record(tokenFact(id, new Date()));
     return record;
   }
 

@@ -13,7 +13,9 @@
  *    (dead-lettered, REQUEST_ID_CONFLICT); CloudEvents ids are unique per source only. A request
  *    whose outcome is recorded is **answered again** with that outcome and never called (a
  *    redelivery, a request handed over by another worker).
- * 3. **Refuse** days_requested outside 1..730, before any call.
+ * 3. **Refuse** days_requested outside 1..730, before any call; then refuse a request for an Item
+ *    known to need its user (item health, health/item-health.ts), unless the request is forced
+ *    or refusals are off: the shell says so in `KnownFacts.needsUser`.
  * 4. **Join the parked call**: while the Item has a call parked for a retry (in PostgreSQL), every
  *    new request joins it; a request already in it is done.
  * 5. **Join the running call**: while the Item's call runs and Plaid has not answered it, a request
@@ -108,6 +110,8 @@ export interface KnownFacts {
   readonly recorded: boolean;
   /** Request ids in the Item's parked call, when it has one. */
   readonly parked?: readonly string[];
+  /** The Item needs its user and this request is not forced (rule 3): its error code. */
+  readonly needsUser?: string;
 }
 
 export type RetryLater = Extract<PlaidAnswer, { kind: 'retry' }>;
@@ -148,6 +152,7 @@ export type ItemDecision =
   | { readonly type: 'AnswerAgain'; readonly ticket: number }
   | { readonly type: 'AlreadyParked'; readonly ticket: number }
   | { readonly type: 'Refuse'; readonly ticket: number; readonly days: number }
+  | { readonly type: 'RefuseNeedsUser'; readonly ticket: number; readonly days: number }
   | { readonly type: 'JoinParked'; readonly member: Member }
   | { readonly type: 'JoinRunning'; readonly callId: number; readonly member: Member }
   /** The waiting call with the member added (a new waiting call if there was none). */
@@ -292,6 +297,7 @@ function decideRequest(
   if (!Number.isInteger(request.days) || request.days < MIN_DAYS || request.days > MAX_DAYS) {
     return { type: 'Refuse', ticket, days: request.days }; // rule 3
   }
+  if (known.needsUser !== undefined) return { type: 'RefuseNeedsUser', ticket, days: request.days };
   const member: Member = { ticket, requestId: request.requestId, days: request.days };
   if (known.parked) return { type: 'JoinParked', member }; // rule 4
 
@@ -361,6 +367,7 @@ export function evolve(state: ItemCalls, decision: ItemDecision): ItemCalls {
     case 'AnswerAgain':
     case 'AlreadyParked':
     case 'Refuse':
+    case 'RefuseNeedsUser':
     case 'JoinParked':
     case 'AnswerFromLast':
     case 'Ignore':

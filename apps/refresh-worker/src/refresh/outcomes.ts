@@ -4,8 +4,11 @@ import {
   type RefreshAccepted,
   type RefreshFailed,
   type RefreshFailure,
+  type ItemHealthState,
   type RefreshRequested,
 } from '@cashflow/contracts';
+import { healthState } from '../health/health-events';
+import type { ItemHealth } from '../health/item-health';
 import { failureFacts, type PlaidCallError } from '@cashflow/plaid-client';
 import { v5 as uuidv5 } from 'uuid';
 
@@ -115,12 +118,34 @@ export function outcomeEvent(
   );
 }
 
+/**
+ * RefreshFailed for a request refused without a Plaid call because its Item needs its user:
+ * the Item's own error, and its health, so the refusal says why and what lifts it.
+ */
+export function refusedForHealth(
+  request: RefreshRequested,
+  days: number,
+  item: ItemHealth,
+  now: Date,
+): RefreshFailed {
+  const health = healthState(item.health);
+  const reason = health.reason ?? health.status;
+  const since = item.asOf ? ` since ${item.asOf}` : '';
+  const error: RefreshFailure = {
+    source: 'worker',
+    error_code: reason,
+    error_message: `not sent to Plaid: the Item needs its user (${health.status}: ${reason}${since}); refreshes go to Plaid again after LOGIN_REPAIRED, a new access token, or a request with force: true`,
+  };
+  return refusedEvent(request, days, error, now, health);
+}
+
 /** RefreshFailed for a request refused before any Plaid call (invalid days, unknown Item). */
 export function refusedEvent(
   request: RefreshRequested,
   days: number | null,
   error: RefreshFailure,
   now: Date,
+  itemHealth?: ItemHealthState,
 ): RefreshFailed {
   return createEvent(
     'RefreshFailed',
@@ -132,6 +157,7 @@ export function refusedEvent(
       retryable: false,
       attempts: 0,
       failed_at: now.toISOString(),
+      ...(itemHealth ? { item_health: itemHealth } : {}),
     },
     {
       id: outcomeEventId(request.metadata.id),

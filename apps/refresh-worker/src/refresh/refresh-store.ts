@@ -3,6 +3,7 @@ import type { RefreshAccepted, RefreshFailed, RefreshFailure } from '@cashflow/c
 import type { DataSource, EntityManager } from 'typeorm';
 import { Batched } from './batched';
 import type { Member } from './outcomes';
+import type { HealthRow } from '../health/health-store';
 
 export type OutcomeEvent = RefreshAccepted | RefreshFailed;
 
@@ -81,6 +82,8 @@ export interface Known {
    * Plaid. `claimToken` says whose it is while it is claimed.
    */
   readonly parked?: ParkedCall & { readonly claimToken: string | null };
+  /** The Item's item_health row, if it has one (none: healthy). */
+  readonly health?: HealthRow;
 }
 
 /** The request's id is being claimed right now by another request: try again. */
@@ -120,6 +123,7 @@ export class RefreshStore {
       outcome: OutcomeEvent | null;
       published: boolean | null;
       parked: RetryRow | null;
+      health: HealthRow | null;
     }>(
       this.db,
       `WITH input AS (
@@ -138,7 +142,8 @@ export class RefreshStore {
                  FROM refresh_request_ids x WHERE x.request_id = i.request_id) AS owner,
               f.item_id AS first_item, f.source AS first_source,
               o.event AS outcome, o.published_at IS NOT NULL AS published,
-              (SELECT row_to_json(r) FROM refresh_retries r WHERE r.item_id = i.item_id) AS parked
+              (SELECT row_to_json(r) FROM refresh_retries r WHERE r.item_id = i.item_id) AS parked,
+              (SELECT row_to_json(h) FROM item_health h WHERE h.item_id = i.item_id) AS health
          FROM input i
          JOIN firsts f ON f.request_id = i.request_id
          LEFT JOIN refresh_outcomes o ON o.request_id = i.request_id
@@ -176,6 +181,7 @@ export class RefreshStore {
         ...(row.parked
           ? { parked: { ...toParked(row.parked), claimToken: row.parked.claim_token } }
           : {}),
+        ...(row.health ? { health: row.health } : {}),
       };
     });
   });

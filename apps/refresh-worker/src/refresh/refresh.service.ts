@@ -18,9 +18,12 @@ import {
   type PerItemLimit,
 } from './item-calls';
 import type { OutcomePublisher } from './outcome-publisher';
+import { healthOf } from '../health/health-store';
+import { refusal } from '../health/item-health';
 import {
   outcomeEvent,
   refusedEvent,
+  refusedForHealth,
   workerFailure,
   type Member as Stored,
   type Outcome,
@@ -94,6 +97,8 @@ export class RefreshService {
     private readonly keeper: ClaimKeeper,
     private readonly outcomes: OutcomePublisher,
     private readonly limits: PerItemLimit,
+    /** ITEM_HEALTH_REFUSALS: refuse requests for Items that need their user (rule 3). */
+    private readonly refuseNeedsUser: boolean,
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly metrics?: RefreshMetrics,
@@ -171,6 +176,10 @@ export class RefreshService {
         ? Math.min(delivery.reachedKafkaAt, this.clock.now())
         : this.clock.now(),
     };
+    const needsUser =
+      this.refuseNeedsUser && request.data.force !== true
+        ? refusal(healthOf(itemId, known.health))?.code
+        : undefined;
     // The row of this process's own call at Plaid is the running call the decider knows.
     const ownCall = known.parked?.claimToken != null && this.ownCalls.has(known.parked.claimToken);
     let parked = ownCall ? undefined : known.parked?.members.map((m) => m.requestId);
@@ -182,6 +191,7 @@ export class RefreshService {
           idTaken: known.idTakenBy !== undefined,
           recorded: known.recorded !== undefined,
           ...(parked ? { parked } : {}),
+          ...(needsUser !== undefined ? { needsUser } : {}),
         },
       });
       if (decision.type !== 'JoinParked') {
@@ -240,6 +250,17 @@ export class RefreshService {
           arrival!.request,
           decision.days,
           error,
+          new Date(this.clock.now()),
+        );
+        void this.settle([decision.ticket], this.outcomes.recordAndSend([event]));
+        return;
+      }
+      case 'RefuseNeedsUser': {
+        const { request, known } = arrival!;
+        const event = refusedForHealth(
+          request,
+          decision.days,
+          healthOf(itemId, known.health),
           new Date(this.clock.now()),
         );
         void this.settle([decision.ticket], this.outcomes.recordAndSend([event]));

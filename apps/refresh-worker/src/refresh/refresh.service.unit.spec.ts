@@ -58,6 +58,7 @@ const serviceWith = (store: RefreshStore, attempt: PlaidAttempt, limiter: Client
     keeper,
     outcomes,
     { limit: 2, windowMs: 61_000 },
+    true,
     clock,
     pino({ level: 'silent' }),
   );

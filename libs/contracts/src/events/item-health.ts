@@ -48,7 +48,9 @@ export const HealthCause = z
     event_id: z
       .string()
       .nullable()
-      .describe('Id of the event that carried it (PlaidWebhookReceived, RefreshAccepted / RefreshFailed); null for a token registered.'),
+      .describe(
+        'Id of the event that carried it (PlaidWebhookReceived, RefreshAccepted / RefreshFailed); null for a token registered.',
+      ),
   })
   .describe("What changed the Item's health.");
 export type HealthCause = z.infer<typeof HealthCause>;

@@ -31,9 +31,13 @@ export const ItemHealthView = z
       ),
     reason: z.string().nullable(),
     consent_expires_at: Time,
-    changed_at: Time.describe('When the fact behind the latest change happened; null: never changed.'),
+    changed_at: Time.describe(
+      'When the fact behind the latest change happened; null: never changed.',
+    ),
   })
-  .describe("The Item's health, as the refresh worker's ItemNeedsAttention / ItemHealthRestored tell it.");
+  .describe(
+    "The Item's health, as the refresh worker's ItemNeedsAttention / ItemHealthRestored tell it.",
+  );
 
 export const ItemRefreshState = z.object({
   item_id: z.string(),

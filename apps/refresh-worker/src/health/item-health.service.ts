@@ -1,0 +1,87 @@
+import type { EventPublisher } from '@cashflow/kafka';
+import type { Logger } from '@cashflow/observability';
+import { Counter, type Registry } from 'prom-client';
+import type { ItemFact } from './health-events';
+import type { HealthEvent, HealthStore } from './health-store';
+
+/**
+ * Folds facts about Items into their health (HealthStore) and publishes each change, once:
+ * through the outbox (item_health_events), then Kafka, then stamped. A change whose publish
+ * failed is republished by the relay; the fact itself is not folded twice (folding it again
+ * changes nothing).
+ */
+export class ItemHealthService {
+  private readonly changes: Counter<'type' | 'status'>;
+  private relayTimer: NodeJS.Timeout | undefined;
+  private relaying: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: HealthStore,
+    private readonly publisher: EventPublisher,
+    private readonly logger: Logger,
+    registry: Registry,
+  ) {
+    this.changes = new Counter({
+      name: 'item_health_changes_total',
+      help: 'Item health changes published: ItemNeedsAttention (by the new status) and ItemHealthRestored.',
+      labelNames: ['type', 'status'],
+      registers: [registry],
+    });
+  }
+
+  /** Resolves once the change `fact` makes, if any, is on Kafka (or left to the relay). */
+  async record(fact: ItemFact | null): Promise<void> {
+    if (!fact) return;
+    const events = await this.store.apply(fact);
+    if (events.length === 0) return;
+    for (const event of events) {
+      this.changes.inc({
+        type: event.type,
+        status: event.type === 'ItemNeedsAttention' ? event.data.health.status : 'healthy',
+      });
+      this.logger.info(
+        {
+          item_id: event.data.item_id,
+          event: event.type,
+          health: event.type === 'ItemNeedsAttention' ? event.data.health : { status: 'healthy' },
+          cause: event.data.cause,
+        },
+        'item health changed',
+      );
+    }
+    await this.send(events);
+  }
+
+  private async send(events: readonly HealthEvent[]): Promise<void> {
+    await this.publisher.publish(...events);
+    await this.store
+      .markPublished(events.map((e) => e.metadata.id))
+      .catch((error: unknown) =>
+        this.logger.warn({ err: error }, 'stamping health events failed; the relay will republish'),
+      );
+  }
+
+  /** Every `everyMs`, republishes changes written over `graceMs` ago and never stamped. */
+  startRelay(everyMs: number, graceMs: number): void {
+    this.relayTimer = setInterval(() => {
+      this.relaying ??= this.relayOnce(graceMs).finally(() => {
+        this.relaying = undefined;
+      });
+    }, everyMs);
+  }
+
+  stopRelay(): void {
+    clearInterval(this.relayTimer);
+  }
+
+  private async relayOnce(graceMs: number): Promise<void> {
+    try {
+      const events = await this.store.unpublished(graceMs, 500);
+      if (events.length === 0) return;
+      this.logger.info({ count: events.length }, 'republishing unpublished health changes');
+      await this.send(events);
+    } catch (error) {
+      this.logger.warn({ err: error }, 'health outbox relay failed; will retry');
+    }
+  }
+}
