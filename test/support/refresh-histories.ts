@@ -464,6 +464,34 @@ export function eventsFor(itemId: string) {
         },
         meta(id, receivedAt),
       ),
+    /** The worker's ItemNeedsAttention: needs_user_action for `reason`, changed at `changedAt`. */
+    needsAttention: (id: string, changedAt: string, reason = 'ITEM_LOGIN_REQUIRED') =>
+      createEvent(
+        'ItemNeedsAttention',
+        {
+          item_id: itemId,
+          health: { status: 'needs_user_action', reason, consent_expires_at: null },
+          previous: { status: 'healthy', reason: null, consent_expires_at: null },
+          cause: { kind: 'item_webhook', code: reason, event_id: `webhook-${id}` },
+          changed_at: changedAt,
+        },
+        { ...meta(id, changedAt), source: 'urn:cashflow-refresh:refresh-worker' },
+      ),
+    restored: (id: string, changedAt: string) =>
+      createEvent(
+        'ItemHealthRestored',
+        {
+          item_id: itemId,
+          previous: {
+            status: 'needs_user_action',
+            reason: 'ITEM_LOGIN_REQUIRED',
+            consent_expires_at: null,
+          },
+          cause: { kind: 'item_webhook', code: 'LOGIN_REPAIRED', event_id: `webhook-${id}` },
+          changed_at: changedAt,
+        },
+        { ...meta(id, changedAt), source: 'urn:cashflow-refresh:refresh-worker' },
+      ),
     otherWebhook: (id: string, receivedAt: string) =>
       createEvent(
         'PlaidWebhookReceived',

@@ -93,6 +93,27 @@ describe('item calls: a request arrives', () => {
     expect(given().when(request('r1', days), 0).decision).toMatchObject({ type: 'Refuse', days });
   });
 
+  it('given an Item that needs its user, refuses a request at once, before joining any call', () => {
+    const needsUser: KnownFacts = {
+      recorded: false,
+      parked: ['r9'],
+      needsUser: 'ITEM_LOGIN_REQUIRED',
+    };
+    const { decision, state } = given(...afterOneCall()).when(
+      request('r2', 30, 0, needsUser),
+      3 * S,
+    );
+    expect(decision).toMatchObject({ type: 'RefuseNeedsUser', days: 30 });
+    expect(state.next).toBeUndefined();
+  });
+
+  it('given an Item that needs its user, answers a recorded request again and refuses bad days first', () => {
+    const recorded = { recorded: true, needsUser: 'ITEM_LOGIN_REQUIRED' };
+    expect(given().when(request('r1', 365, 0, recorded), 0).decision.type).toBe('AnswerAgain');
+    const badDays = { recorded: false, needsUser: 'ITEM_LOGIN_REQUIRED' };
+    expect(given().when(request('r1', 0, 0, badDays), 0).decision.type).toBe('Refuse');
+  });
+
   it('joins the parked call when the Item has one', () => {
     const { decision, state } = given().when(
       request('r2', 30, 0, { recorded: false, parked: ['r1'] }),

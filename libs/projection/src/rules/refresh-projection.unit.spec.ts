@@ -38,6 +38,8 @@ const {
   fetchFailed,
   readyByPolling,
   overdue,
+  needsAttention,
+  restored,
 } = eventsFor(item);
 
 function run(...events: CashflowEvent[]): ItemProjection {
@@ -295,6 +297,47 @@ describe('refresh projection rules', () => {
     const before = run(requested('r1'));
     const other = otherWebhook('w1', '2026-11-24T10:00:05Z');
     expect(evolve(before, other, at('webhooks'))).toBe(before);
+  });
+
+  describe('Item health (rule 14)', () => {
+    const broke = needsAttention('h1', '2026-11-24T10:00:10.000Z');
+    const repaired = restored('h2', '2026-11-24T10:00:20.000Z');
+
+    it.each([
+      ['in order', [broke, repaired]],
+      ['the restoration read first', [repaired, broke]],
+    ])('keeps the newest change, %s', (_, events) => {
+      const state = run(requested('r1'), ...events);
+      expect(state.item.health).toEqual({
+        status: 'healthy',
+        reason: null,
+        consentExpiresAt: null,
+        changedAt: '2026-11-24T10:00:20.000Z',
+        eventId: 'h2',
+      });
+      expect(state.item.status).toBe('requested');
+    });
+
+    it('shows an Item that needs its user, and leaves its refresh state alone', () => {
+      const before = run(requested('r1'), accepted('r1', '2026-11-24T10:00:02.000Z'));
+      const after = evolve(before, broke, at('health'));
+      expect(after.item.health).toMatchObject({
+        status: 'needs_user_action',
+        reason: 'ITEM_LOGIN_REQUIRED',
+      });
+      expect({ ...after.item, health: null, lastEvent: null }).toEqual({
+        ...before.item,
+        health: null,
+        lastEvent: null,
+      });
+      expect(after.requests).toEqual(before.requests);
+    });
+
+    it('knows an Item from its health alone, with no refresh status', () => {
+      const state = run(broke);
+      expect(state.item.status).toBeNull();
+      expect(state.item.health?.status).toBe('needs_user_action');
+    });
   });
 
   describe('report fetches', () => {
