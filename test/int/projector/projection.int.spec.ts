@@ -333,6 +333,7 @@ describe('projector', () => {
           'ops_failures_by_code',
           'ops_refresh_latency',
           'ops_items_needing_action',
+          'ops_item_health',
           'item_refresh_state',
           'refresh_requests',
           'projection_events',
@@ -463,6 +464,55 @@ describe('projector', () => {
       expect(bad).toMatchObject({ status: 400, body: { error: { code: 'INVALID_PARAMETER' } } });
       expect(bad.body.error.message).toMatch(/^status/);
       expect((await projector.get('/items?cursor=garbage')).status).toBe(400);
+    });
+
+    it("shows each Item's health from the worker's changes, newest first whatever their order, and lists those needing attention", async () => {
+      const broken = newItem();
+      const r1 = `${broken.itemId}-r1`;
+      await world.publish(broken.e.requested(r1), broken.e.accepted(r1, '2026-11-24T10:00:02Z'));
+      // The restoration is read before the change it follows: the newer one still wins.
+      await world.publish(
+        broken.e.restored(`${broken.itemId}-h2`, '2026-11-24T10:05:00Z'),
+        broken.e.needsAttention(`${broken.itemId}-h1`, '2026-11-24T10:04:00Z'),
+      );
+      // Known from its health alone: no refresh status.
+      const unheard = newItem();
+      await world.publish(
+        unheard.e.needsAttention(
+          `${unheard.itemId}-h1`,
+          '2026-11-24T11:00:00Z',
+          'ACCESS_NOT_GRANTED',
+        ),
+      );
+      const [row] = await untilItem(
+        broken.itemId,
+        (r) => r.health_event_id === `${broken.itemId}-h2`,
+      );
+      expect(row).toMatchObject({ status: 'refreshing', health_status: 'healthy' });
+      const [alone] = await untilItem(unheard.itemId, (r) => r.health_status !== 'healthy');
+      expect(alone).toMatchObject({
+        status: null,
+        health_status: 'needs_user_action',
+        health_reason: 'ACCESS_NOT_GRANTED',
+      });
+
+      const state = await projector.get(`/items/${unheard.itemId}/refresh-state`);
+      expect(state.body).toMatchObject({
+        status: null,
+        health: {
+          status: 'needs_user_action',
+          reason: 'ACCESS_NOT_GRANTED',
+          consent_expires_at: null,
+          changed_at: '2026-11-24T11:00:00.000Z',
+        },
+      });
+      const needing = await projector.get('/items?needs_attention=true&limit=500');
+      const ids = needing.body.items.map((i: { item_id: string }) => i.item_id);
+      expect(ids).toContain(unheard.itemId);
+      expect(ids).not.toContain(broken.itemId);
+      const view = await world.rows('SELECT item_id FROM ops_item_health');
+      expect(view.map((r) => r.item_id)).toContain(unheard.itemId);
+      expect(view.map((r) => r.item_id)).not.toContain(broken.itemId);
     });
   });
 });

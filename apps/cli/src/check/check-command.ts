@@ -40,6 +40,7 @@ import { read } from '../log-reader';
 import { outcome } from '../refresh-commands';
 import { changelogAgainstStore, storedAgainstSandbox } from './report-checks';
 import { checkFetchedReports, checkFetchedRequests } from './report-invariants';
+import { checkItemHealth } from './health-invariants';
 import {
   checkOutcomes,
   checkProjection,
@@ -349,6 +350,7 @@ async function checkPromises(env: CheckEnv, kafka: Kafka, db: DataSource, option
     checkSecrets(searchables(), secrets, notes),
     checkFetchedReports(records, { now: Date.now(), maxPendingMs: options.maxPendingMs }),
     checkFetchedRequests(records),
+    checkItemHealth(records),
     await changelogAgainstStore(kafka, db, prefix, records),
     ...(options.sandbox ? [await storedAgainstSandbox(db, options.sandbox)] : []),
   ];

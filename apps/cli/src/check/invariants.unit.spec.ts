@@ -1,6 +1,7 @@
 import {
   FETCHER_SOURCE,
   INGRESS_SOURCE,
+  WORKER_SOURCE,
   topicKeyForEvent,
   type CashflowEvent,
 } from '@cashflow/contracts';
@@ -18,6 +19,7 @@ import {
   type ProjectionSnapshot,
   type SandboxDelivery,
 } from './invariants';
+import { checkItemHealth } from './health-invariants';
 
 const NOW = Date.parse('2026-11-24T12:00:00.000Z');
 const HOUR = 3_600_000;
@@ -470,5 +472,58 @@ describe('checkSecrets', () => {
       { name: 'short', value: 'item' },
     ]);
     expect(finding.holds).toBe(true);
+  });
+});
+
+describe('checkItemHealth', () => {
+  const h = eventsFor('item-h');
+  const fromWorker = <T extends CashflowEvent>(event: T): T => ({
+    ...event,
+    metadata: { ...event.metadata, source: WORKER_SOURCE },
+  });
+  const refused = (id: string, failedAt: string, reason = 'ITEM_LOGIN_REQUIRED') => {
+    const failed = h.failed(id, failedAt, reason);
+    return fromWorker({
+      ...failed,
+      data: {
+        ...failed.data,
+        attempts: 0,
+        error: {
+          source: 'worker' as const,
+          error_code: reason,
+          error_message: 'not sent to Plaid',
+        },
+        item_health: { status: 'needs_user_action' as const, reason, consent_expires_at: null },
+      },
+    });
+  };
+
+  it('holds for changes that follow each other, read in any order and twice, and a refusal after its change', () => {
+    const broke = fromWorker(h.needsAttention('h1', '2026-11-24T10:00:00Z'));
+    const repaired = fromWorker(h.restored('h2', '2026-11-24T10:10:00Z'));
+    const finding = checkItemHealth(
+      log([repaired, broke, broke, refused('r1', '2026-11-24T10:05:00Z')]),
+    );
+    expect(finding.examples).toEqual([]);
+    expect(finding).toMatchObject({
+      holds: true,
+      counts: { 'health changes': 2, items: 1, 'refused for health': 1, violations: 0 },
+    });
+  });
+
+  it('finds a change published twice, a change from elsewhere, and a refusal no change stood behind', () => {
+    const broke = fromWorker(h.needsAttention('h1', '2026-11-24T10:00:00Z'));
+    const again = fromWorker(h.needsAttention('h2', '2026-11-24T10:01:00Z'));
+    const restored = h.restored('h3', '2026-11-24T10:02:00Z');
+    const forged = { ...restored, metadata: { ...restored.metadata, source: 'urn:elsewhere' } };
+    const early = refused('r1', '2026-11-24T09:59:00Z');
+    const finding = checkItemHealth(log([broke, again, forged, early]));
+    expect(finding.holds).toBe(false);
+    expect(finding.counts.violations).toBe(3);
+    expect(finding.examples.join('\n')).toMatch(
+      /h2 \(item-h\) starts from healthy, but the Item was needs_user_action/,
+    );
+    expect(finding.examples.join('\n')).toMatch(/not the refresh worker/);
+    expect(finding.examples.join('\n')).toMatch(/which no earlier ItemNeedsAttention/);
   });
 });
