@@ -89,6 +89,40 @@ describe('the whole system', () => {
     expect(action).toHaveLength(1);
   });
 
+  it('an Item whose login broke: its health shows, refreshes are refused without a Plaid call, and LOGIN_REPAIRED lets them through again', async () => {
+    const item = await system.item();
+    const refreshCalls = async () =>
+      (await system.sandbox.admin('GET', `/items/${item.item_id}`)).body.item
+        .refresh_calls as number;
+    // The sandbox breaks the login and tells the ingress (ERROR, ITEM_LOGIN_REQUIRED).
+    await system.sandbox.admin('POST', `/items/${item.item_id}/break_login`);
+    await system.itemState(item.item_id, (r) => r.health_status === 'needs_user_action');
+
+    const status = await system.cli(['status', item.item_id]);
+    expect(status.stdout).toMatch(/health needs_user_action: ITEM_LOGIN_REQUIRED, since /);
+    const listed = await system.cli(['list', '--needs-attention', '--json']);
+    const needing = (JSON.parse(listed.stdout) as { items: { item_id: string }[] }).items;
+    expect(needing.map((i) => i.item_id)).toContain(item.item_id);
+
+    const calls = await refreshCalls();
+    const refused = await system.cli(['refresh', item.item_id, '--wait', '--json']);
+    expect(refused.code).toBe(3);
+    expect(steps(refused.stdout).at(-1)).toMatchObject({
+      step: 'failed',
+      detail: { error_code: 'ITEM_LOGIN_REQUIRED', health: 'needs_user_action' },
+    });
+    expect(await refreshCalls()).toBe(calls);
+
+    await system.sandbox.admin('POST', `/items/${item.item_id}/repair_login`);
+    await system.itemState(
+      item.item_id,
+      (r) => r.health_status === 'healthy' && r.health_changed_at !== null,
+    );
+    const again = await system.cli(['refresh', item.item_id, '--wait', '--json']);
+    expect(again.code).toBe(0);
+    expect(await refreshCalls()).toBe(calls + 1);
+  });
+
   it('500 twice, then success: ready after three Plaid calls', async () => {
     const item = await system.item({
       behaviour: { kind: 'transient', error_code: 'INTERNAL_SERVER_ERROR', failures: 2 },

@@ -27,6 +27,7 @@ describe('migrations against the real PostgreSQL', () => {
       'ReportStore1764600000000',
       'ReportFetchProjection1764700000000',
       'MissedWebhooks1764800000000',
+      'ItemHealth1764900000000',
     ]);
 
     const client = new Client({ connectionString: db.url });
@@ -39,6 +40,8 @@ describe('migrations against the real PostgreSQL', () => {
       expect(tables.rows.map((r) => r.table_name)).toEqual([
         'consumer_checkpoints',
         'item_access_tokens',
+        'item_health',
+        'item_health_events',
         'item_refresh_state',
         'item_reports',
         'migrations',

@@ -8,7 +8,7 @@
  *    first) and ends somewhere else. Copies of one event (same id) count once.
  * 8b. A refresh refused for the Item's health (RefreshFailed with item_health) was refused for a
  *    health the Item had been given before it: an ItemNeedsAttention of that Item, with that
- *    health, changed no later than the refusal.
+ *    health, changed no later than the refusal (give or take a few seconds of clock skew).
  */
 import { WORKER_SOURCE, type EventOfType, type ItemHealthState } from '@cashflow/contracts';
 import type { Finding, LogRecord } from './invariants';
@@ -16,6 +16,12 @@ import type { Finding, LogRecord } from './invariants';
 const MAX_EXAMPLES = 5;
 
 type Change = EventOfType<'ItemNeedsAttention'> | EventOfType<'ItemHealthRestored'>;
+
+/**
+ * Rule 8b compares a webhook's received_at (the ingress's clock) with a refusal's failed_at (the
+ * worker's): hosts' clocks may differ this much.
+ */
+const CLOCK_TOLERANCE_MS = 5_000;
 
 const HEALTHY: ItemHealthState = { status: 'healthy', reason: null, consent_expires_at: null };
 
@@ -96,7 +102,8 @@ export function checkItemHealth(records: readonly LogRecord[]): Finding {
       ({ change }) =>
         change.type === 'ItemNeedsAttention' &&
         same(change.data.health, refusedFor) &&
-        Date.parse(change.data.changed_at) <= Date.parse(refusal.data.failed_at),
+        Date.parse(change.data.changed_at) <=
+          Date.parse(refusal.data.failed_at) + CLOCK_TOLERANCE_MS,
     );
     if (!given) {
       violation(

@@ -516,7 +516,7 @@ describe('checkItemHealth', () => {
     const again = fromWorker(h.needsAttention('h2', '2026-11-24T10:01:00Z'));
     const restored = h.restored('h3', '2026-11-24T10:02:00Z');
     const forged = { ...restored, metadata: { ...restored.metadata, source: 'urn:elsewhere' } };
-    const early = refused('r1', '2026-11-24T09:59:00Z');
+    const early = refused('r1', '2026-11-24T09:58:00Z');
     const finding = checkItemHealth(log([broke, again, forged, early]));
     expect(finding.holds).toBe(false);
     expect(finding.counts.violations).toBe(3);
