@@ -24,7 +24,8 @@ export class ItemHealth1764900000000 implements MigrationInterface {
                            CHECK (status IN ('healthy', 'consent_expiring', 'needs_user_action', 'revoked')),
         reason             text,
         consent_expires_at timestamptz,
-        as_of              timestamptz,
+        facts              jsonb       NOT NULL,
+        sequence           integer     NOT NULL DEFAULT 0,
         updated_at         timestamptz NOT NULL DEFAULT now()
       )`);
     await q.query(`
@@ -41,8 +42,10 @@ export class ItemHealth1764900000000 implements MigrationInterface {
     await q.query(`
       COMMENT ON TABLE item_health IS
         'The refresh worker''s view of each Item''s health (from Item webhooks and its own refresh answers); refreshes of needs_user_action and revoked Items are refused without a Plaid call.';
-      COMMENT ON COLUMN item_health.as_of IS
-        'When the fact the health rests on happened; an older fact changes nothing.';
+      COMMENT ON COLUMN item_health.facts IS
+        'The latest fact of each kind (user error, revocation, expiring consent, accepted refresh, LOGIN_REPAIRED, token registered): the health is a function of these, whatever order they were read in.';
+      COMMENT ON COLUMN item_health.sequence IS
+        'Health changes published so far (the sequence of the latest ItemNeedsAttention / ItemHealthRestored).';
       COMMENT ON TABLE item_health_events IS
         'Outbox of health changes (ItemNeedsAttention, ItemHealthRestored); published_at is null until Kafka has the event.';
     `);
@@ -57,6 +60,7 @@ export class ItemHealth1764900000000 implements MigrationInterface {
         ADD COLUMN health_reason      text,
         ADD COLUMN consent_expires_at timestamptz,
         ADD COLUMN health_changed_at  timestamptz,
+        ADD COLUMN health_sequence    integer,
         ADD COLUMN health_event_id    text`);
     await q.query(
       `CREATE INDEX item_refresh_state_unhealthy ON item_refresh_state (health_status) WHERE health_status <> 'healthy'`,
@@ -91,6 +95,7 @@ export class ItemHealth1764900000000 implements MigrationInterface {
         DROP COLUMN health_reason,
         DROP COLUMN consent_expires_at,
         DROP COLUMN health_changed_at,
+        DROP COLUMN health_sequence,
         DROP COLUMN health_event_id`);
     await q.query('DROP TABLE item_health_events');
     await q.query('DROP TABLE item_health');

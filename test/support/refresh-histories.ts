@@ -464,12 +464,17 @@ export function eventsFor(itemId: string) {
         },
         meta(id, receivedAt),
       ),
-    /** The worker's ItemNeedsAttention: needs_user_action for `reason`, changed at `changedAt`. */
-    needsAttention: (id: string, changedAt: string, reason = 'ITEM_LOGIN_REQUIRED') =>
+    /**
+     * The worker's `sequence`-th health change, ItemNeedsAttention: needs_user_action for
+     * `reason`, changed (and decided) at `changedAt`.
+     */
+    needsAttention: (id: string, changedAt: string, reason = 'ITEM_LOGIN_REQUIRED', sequence = 1) =>
       createEvent(
         'ItemNeedsAttention',
         {
           item_id: itemId,
+          sequence,
+          decided_at: changedAt,
           health: { status: 'needs_user_action', reason, consent_expires_at: null },
           previous: { status: 'healthy', reason: null, consent_expires_at: null },
           cause: { kind: 'item_webhook', code: reason, event_id: `webhook-${id}` },
@@ -477,11 +482,13 @@ export function eventsFor(itemId: string) {
         },
         { ...meta(id, changedAt), source: 'urn:cashflow-refresh:refresh-worker' },
       ),
-    restored: (id: string, changedAt: string) =>
+    restored: (id: string, changedAt: string, sequence = 2) =>
       createEvent(
         'ItemHealthRestored',
         {
           item_id: itemId,
+          sequence,
+          decided_at: changedAt,
           previous: {
             status: 'needs_user_action',
             reason: 'ITEM_LOGIN_REQUIRED',

@@ -182,6 +182,8 @@ export function sampleEvent(type: EventType, itemId = `item-${randomUUID()}`): C
           previous: { status: 'healthy', reason: null, consent_expires_at: null },
           cause: { kind: 'item_webhook', code: 'ITEM_LOGIN_REQUIRED', event_id: randomUUID() },
           changed_at: time,
+          sequence: 1,
+          decided_at: time,
         },
         meta,
       );
@@ -197,6 +199,8 @@ export function sampleEvent(type: EventType, itemId = `item-${randomUUID()}`): C
           },
           cause: { kind: 'item_webhook', code: 'LOGIN_REPAIRED', event_id: randomUUID() },
           changed_at: time,
+          sequence: 2,
+          decided_at: time,
         },
         meta,
       );

@@ -484,11 +484,20 @@ describe('projector', () => {
           'ACCESS_NOT_GRANTED',
         ),
       );
-      const [row] = await untilItem(
-        broken.itemId,
-        (r) => r.health_event_id === `${broken.itemId}-h2`,
+      // Both applied (their copies are kept in the same transaction as the rows they change).
+      await world.until(
+        'both health changes applied',
+        'SELECT event_id FROM projection_events WHERE item_id = $1',
+        [broken.itemId],
+        (rows) => rows.length === 4,
       );
-      expect(row).toMatchObject({ status: 'refreshing', health_status: 'healthy' });
+      const [row] = await untilItem(broken.itemId, () => true);
+      expect(row).toMatchObject({
+        status: 'refreshing',
+        health_status: 'healthy',
+        health_sequence: 2,
+        health_event_id: `${broken.itemId}-h2`,
+      });
       const [alone] = await untilItem(unheard.itemId, (r) => r.health_status !== 'healthy');
       expect(alone).toMatchObject({
         status: null,
@@ -506,6 +515,12 @@ describe('projector', () => {
           changed_at: '2026-11-24T11:00:00.000Z',
         },
       });
+      await world.until(
+        'the Item known from its health applied',
+        'SELECT event_id FROM projection_events WHERE item_id = $1',
+        [unheard.itemId],
+        (rows) => rows.length === 1,
+      );
       const needing = await projector.get('/items?needs_attention=true&limit=500');
       const ids = needing.body.items.map((i: { item_id: string }) => i.item_id);
       expect(ids).toContain(unheard.itemId);

@@ -152,6 +152,14 @@ async function sandboxPost(itemId: string, action: 'break_login' | 'repair_login
   if (status !== 200) throw new Error(`${action}: ${status}`);
 }
 
+async function factsOf(itemId: string): Promise<unknown> {
+  const { rows } = await sql.query<{ facts: unknown }>(
+    'SELECT facts FROM item_health WHERE item_id = $1',
+    [itemId],
+  );
+  return rows[0]?.facts;
+}
+
 async function healthRow(itemId: string) {
   const { rows } = await sql.query<{ status: string; reason: string | null }>(
     'SELECT status, reason FROM item_health WHERE item_id = $1',
@@ -170,12 +178,15 @@ describe('refresh worker: Item health', () => {
       metadata: { source: 'urn:cashflow-refresh:refresh-worker' },
       data: {
         item_id: itemId,
+        sequence: 1,
         health: { status: 'needs_user_action', reason: 'ITEM_LOGIN_REQUIRED' },
         previous: { status: 'healthy' },
         cause: { kind: 'item_webhook', code: 'ITEM_LOGIN_REQUIRED' },
       },
     });
 
+    await workerCaughtUp();
+    const factsBefore = await factsOf(itemId);
     const callsBefore = await world.plaidCalls(itemId);
     const refused = await world.request(itemId, { days_requested: 90 });
     const outcome = (await world.outcomeOf(refused.metadata.id)) as RefreshFailed;
@@ -184,12 +195,13 @@ describe('refresh worker: Item health', () => {
       attempts: 0,
       retryable: false,
       error: { source: 'worker', error_code: 'ITEM_LOGIN_REQUIRED' },
-      item_health: { status: 'needs_user_action', reason: 'ITEM_LOGIN_REQUIRED' },
+      item_health: { status: 'needs_user_action', reason: 'ITEM_LOGIN_REQUIRED', sequence: 1 },
     });
     expect(outcome.data.error.error_message).toMatch(/not sent to Plaid/);
-    // The refusal is no new fact: folded, it publishes nothing.
+    // The refusal is no fact about the Item: read by the worker, it changes nothing stored.
     await workerCaughtUp();
     expect(await world.plaidCalls(itemId)).toBe(callsBefore);
+    expect(await factsOf(itemId)).toEqual(factsBefore);
     expect(changesOf(itemId)).toHaveLength(1);
 
     await sandboxPost(itemId, 'repair_login');
@@ -197,6 +209,7 @@ describe('refresh worker: Item health', () => {
     expect(repaired).toMatchObject({
       type: 'ItemHealthRestored',
       data: {
+        sequence: 2,
         previous: { status: 'needs_user_action', reason: 'ITEM_LOGIN_REQUIRED' },
         cause: { kind: 'item_webhook', code: 'LOGIN_REPAIRED' },
       },
@@ -242,12 +255,27 @@ describe('refresh worker: Item health', () => {
     expect((await world.outcomeOf(through.metadata.id)).type).toBe('RefreshAccepted');
     expect(await world.plaidCalls(itemId)).toBe(calls + 1);
 
+    // A disconnect notice with its own date: the newer notice's date.
+    const disconnect = '2027-01-05T00:00:00.000Z';
+    await itemWebhook(itemId, {
+      webhook_code: 'PENDING_DISCONNECT',
+      reason: 'INSTITUTION_TOKEN_EXPIRATION',
+      at: disconnect,
+    });
+    const [, disconnecting] = await untilChanges(itemId, 2);
+    expect(disconnecting?.data).toMatchObject({
+      sequence: 2,
+      health: { status: 'consent_expiring', consent_expires_at: disconnect },
+      cause: { kind: 'item_webhook', code: 'PENDING_DISCONNECT' },
+    });
+
     // Revoked is worse: refused.
     await itemWebhook(itemId, { webhook_code: 'USER_PERMISSION_REVOKED' });
-    const [, revoked] = await untilChanges(itemId, 2);
+    const [, , revoked] = await untilChanges(itemId, 3);
     expect(revoked?.data).toMatchObject({
+      sequence: 3,
       health: { status: 'revoked', reason: 'USER_PERMISSION_REVOKED' },
-      previous: { status: 'consent_expiring', consent_expires_at: until },
+      previous: { status: 'consent_expiring', consent_expires_at: disconnect },
     });
     const refused = await world.request(itemId, {});
     expect((await world.outcomeOf(refused.metadata.id)).data).toMatchObject({
@@ -301,6 +329,27 @@ describe('refresh worker: Item health', () => {
     });
     await workerCaughtUp();
     expect(changesOf(itemId)).toHaveLength(2);
+  });
+
+  it('learns a broken login from a report Plaid failed after accepting the refresh', async () => {
+    const created = await world.sandbox.createItem({
+      webhook: ingress.url,
+      behaviour: { kind: 'webhook_error', error_code: 'ITEM_LOGIN_REQUIRED' },
+    });
+    const itemId = created.item_id;
+    await worker.registerToken(itemId, created.access_token);
+    const first = await world.request(itemId, {});
+    const accepted = await world.outcomeOf(first.metadata.id);
+    expect(accepted.type).toBe('RefreshAccepted');
+    const [broke] = await untilChanges(itemId, 1);
+    expect(broke?.data).toMatchObject({
+      health: { status: 'needs_user_action', reason: 'ITEM_LOGIN_REQUIRED' },
+      cause: { kind: 'report_failed', code: 'ITEM_LOGIN_REQUIRED' },
+    });
+    const calls = await world.plaidCalls(itemId);
+    const refused = await world.request(itemId, {});
+    expect((await world.outcomeOf(refused.metadata.id)).data).toMatchObject({ attempts: 0 });
+    expect(await world.plaidCalls(itemId)).toBe(calls);
   });
 
   it('is healthy again when the Item gets another access token, and not when the same one is registered again', async () => {

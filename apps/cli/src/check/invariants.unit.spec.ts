@@ -481,7 +481,12 @@ describe('checkItemHealth', () => {
     ...event,
     metadata: { ...event.metadata, source: WORKER_SOURCE },
   });
-  const refused = (id: string, failedAt: string, reason = 'ITEM_LOGIN_REQUIRED') => {
+  const refused = (
+    id: string,
+    failedAt: string,
+    sequence: number,
+    reason = 'ITEM_LOGIN_REQUIRED',
+  ) => {
     const failed = h.failed(id, failedAt, reason);
     return fromWorker({
       ...failed,
@@ -493,16 +498,21 @@ describe('checkItemHealth', () => {
           error_code: reason,
           error_message: 'not sent to Plaid',
         },
-        item_health: { status: 'needs_user_action' as const, reason, consent_expires_at: null },
+        item_health: {
+          status: 'needs_user_action' as const,
+          reason,
+          consent_expires_at: null,
+          sequence,
+        },
       },
     });
   };
+  const broke = h.needsAttention('h1', '2026-11-24T10:00:00Z');
+  const repaired = h.restored('h2', '2026-11-24T10:10:00Z');
 
-  it('holds for changes that follow each other, read in any order and twice, and a refusal after its change', () => {
-    const broke = fromWorker(h.needsAttention('h1', '2026-11-24T10:00:00Z'));
-    const repaired = fromWorker(h.restored('h2', '2026-11-24T10:10:00Z'));
+  it('holds for numbered changes that follow each other, read in any order and twice, and a refusal between them', () => {
     const finding = checkItemHealth(
-      log([repaired, broke, broke, refused('r1', '2026-11-24T10:05:00Z')]),
+      log([repaired, broke, broke, refused('r1', '2026-11-24T10:05:00Z', 1)]),
     );
     expect(finding.examples).toEqual([]);
     expect(finding).toMatchObject({
@@ -511,19 +521,28 @@ describe('checkItemHealth', () => {
     });
   });
 
-  it('finds a change published twice, a change from elsewhere, and a refusal no change stood behind', () => {
-    const broke = fromWorker(h.needsAttention('h1', '2026-11-24T10:00:00Z'));
-    const again = fromWorker(h.needsAttention('h2', '2026-11-24T10:01:00Z'));
-    const restored = h.restored('h3', '2026-11-24T10:02:00Z');
+  it('finds a change missing, one that does not follow, and one from elsewhere', () => {
+    const third = h.needsAttention('h3', '2026-11-24T10:20:00Z', 'ITEM_LOGIN_REQUIRED', 3);
+    const restored = h.restored('h4', '2026-11-24T10:30:00Z', 4);
     const forged = { ...restored, metadata: { ...restored.metadata, source: 'urn:elsewhere' } };
-    const early = refused('r1', '2026-11-24T09:58:00Z');
-    const finding = checkItemHealth(log([broke, again, forged, early]));
+    const again = h.needsAttention('h5', '2026-11-24T10:40:00Z', 'ITEM_LOGIN_REQUIRED', 4);
+    const finding = checkItemHealth(log([broke, third, forged, again]));
     expect(finding.holds).toBe(false);
-    expect(finding.counts.violations).toBe(3);
-    expect(finding.examples.join('\n')).toMatch(
-      /h2 \(item-h\) starts from healthy, but the Item was needs_user_action/,
+    const lines = finding.examples.join('\n');
+    expect(lines).toMatch(/health change 2 of 4 is missing/);
+    expect(lines).toMatch(/h4 .* not the refresh worker/);
+    expect(lines).toMatch(
+      /h5 \(item-h, change 4\) starts from healthy, but change 3 left needs_user_action/,
     );
-    expect(finding.examples.join('\n')).toMatch(/not the refresh worker/);
-    expect(finding.examples.join('\n')).toMatch(/which no earlier ItemNeedsAttention/);
+  });
+
+  it('finds a refusal resting on no change, and one made long after the Item recovered', () => {
+    const unknown = refused('r1', '2026-11-24T10:05:00Z', 7);
+    const stale = refused('r2', '2026-11-24T10:30:00Z', 1);
+    const finding = checkItemHealth(log([broke, repaired, unknown, stale]));
+    expect(finding.counts.violations).toBe(2);
+    const lines = finding.examples.join('\n');
+    expect(lines).toMatch(/r1-failed .* as of change 7, which no ItemNeedsAttention gave/);
+    expect(lines).toMatch(/r2-failed .* but change 2 \(healthy\) was decided at/);
   });
 });

@@ -60,17 +60,19 @@ export class AccessTokensController {
         },
       });
     }
-    // null: a token is there but unreadable (its key is gone); replacing it is a rotation too.
-    const before = await this.vault.reveal(id).catch(() => null);
-    const record = await this.vault.put(id, parsed.data.access_token, req[PRINCIPAL] ?? 'unknown');
-    const rotated = before !== undefined && before !== parsed.data.access_token;
+    const token = parsed.data.access_token;
+    // Another token than the one held (or none held): the Item was linked again, so whatever
+    // its user had to do is done. Folded before the token is stored, so a retried PUT after a
+    // failure here still counts; the same token registered again says nothing new.
+    const held = await this.vault.describe(id);
+    const before = held ? await this.vault.reveal(id).catch(() => null) : undefined;
+    const relinked = before !== token;
+    if (relinked) await this.health.record(tokenFact(id, new Date()));
+    const record = await this.vault.put(id, token, req[PRINCIPAL] ?? 'unknown');
     this.logger.info(
-      { item_id: id, registered_by: record.registered_by, key_id: record.key_id, rotated },
+      { item_id: id, registered_by: record.registered_by, key_id: record.key_id, relinked },
       'access token registered',
     );
-    // Another token for a known Item: its user re-linked it, so it is healthy again. (The same
-    // token registered again, a retried PUT, says nothing new.)
-    if (rotated) await this.health.record(tokenFact(id, new Date()));
     return record;
   }
 

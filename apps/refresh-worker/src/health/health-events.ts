@@ -4,6 +4,7 @@
  * and the ItemNeedsAttention / ItemHealthRestored a change is published as. Pure.
  */
 import {
+  INGRESS_SOURCE,
   PlaidError,
   WORKER_SOURCE,
   createEvent,
@@ -14,6 +15,7 @@ import {
   type PlaidWebhookReceived,
   type RefreshAccepted,
   type RefreshFailed,
+  type ReportFailed,
 } from '@cashflow/contracts';
 import { randomUUID } from 'node:crypto';
 import type { Health, HealthChange, HealthFact } from './item-health';
@@ -77,6 +79,25 @@ export function outcomeFact(event: RefreshAccepted | RefreshFailed): ItemFact | 
   };
 }
 
+/**
+ * The fact in a ReportFailed: Plaid accepted the refresh but failed its report, e.g. with
+ * ITEM_LOGIN_REQUIRED (an error the user must clear; others change nothing). Only the
+ * ingress's: a report from a verified webhook.
+ */
+export function reportFact(event: ReportFailed): ItemFact | null {
+  if (event.metadata.source !== INGRESS_SOURCE) return null;
+  const { error } = event.data;
+  return {
+    itemId: event.data.item_id,
+    fact: {
+      kind: 'report_failed',
+      error: { error_type: error.error_type, error_code: error.error_code },
+      at: event.data.received_at,
+    },
+    cause: { kind: 'report_failed', code: error.error_code, event_id: event.metadata.id },
+  };
+}
+
 /** The Item's access token was registered again with another token: the user re-linked it. */
 export function tokenFact(itemId: string, at: Date): ItemFact {
   return {
@@ -99,24 +120,31 @@ export function healthState(health: Health): ItemHealthState {
   }
 }
 
-/** The event publishing a change from `before` to `after`, caused by `fact`. */
+/**
+ * The event publishing the Item's `sequence`-th change, from `before` to `after`, caused by
+ * `fact`, decided at `decidedAt`.
+ */
 export function changeEvent(
   change: HealthChange,
   fact: ItemFact,
   before: Health,
   after: Health,
+  sequence: number,
+  decidedAt: Date,
 ): ItemNeedsAttention | ItemHealthRestored {
   const metadata = {
     id: randomUUID(),
     source: WORKER_SOURCE,
-    time: fact.fact.at,
+    time: decidedAt.toISOString(),
     ...(fact.cause.event_id ? { causationId: fact.cause.event_id } : {}),
   };
   const common = {
     item_id: fact.itemId,
+    sequence,
     previous: healthState(before),
     cause: fact.cause,
-    changed_at: fact.fact.at,
+    changed_at: new Date(fact.fact.at).toISOString(),
+    decided_at: decidedAt.toISOString(),
   };
   return change === 'needs_attention'
     ? createEvent('ItemNeedsAttention', { ...common, health: healthState(after) }, metadata)

@@ -1,11 +1,12 @@
 import {
+  INGRESS_SOURCE,
   WORKER_SOURCE,
   createEvent,
   encodeEvent,
   type PlaidWebhookReceived,
   type RefreshFailed,
 } from '@cashflow/contracts';
-import { changeEvent, outcomeFact, tokenFact, webhookFact } from './health-events';
+import { changeEvent, outcomeFact, reportFact, tokenFact, webhookFact } from './health-events';
 
 const at = '2026-12-01T10:00:00.000Z';
 
@@ -136,6 +137,40 @@ describe('Item health facts (health-events)', () => {
     ).toBeNull();
   });
 
+  it("reads a ReportFailed's error from the ingress, and none from elsewhere", () => {
+    const error = {
+      error_type: 'ITEM_ERROR',
+      error_code: 'ITEM_LOGIN_REQUIRED',
+      error_message: 'login details changed',
+    };
+    const report = createEvent(
+      'ReportFailed',
+      {
+        item_id: 'item-1',
+        webhook_type: 'CASHFLOW_REPORT',
+        webhook_code: 'CASHFLOW_REPORT_READY',
+        environment: 'sandbox',
+        received_at: at,
+        delivery_id: 'd-2',
+        webhook: { item_id: 'item-1', error },
+        error,
+      },
+      { id: 'x-1', source: INGRESS_SOURCE, time: at },
+    );
+    expect(reportFact(report)).toEqual({
+      itemId: 'item-1',
+      fact: {
+        kind: 'report_failed',
+        error: { error_type: 'ITEM_ERROR', error_code: 'ITEM_LOGIN_REQUIRED' },
+        at,
+      },
+      cause: { kind: 'report_failed', code: 'ITEM_LOGIN_REQUIRED', event_id: 'x-1' },
+    });
+    expect(
+      reportFact({ ...report, metadata: { ...report.metadata, source: 'urn:elsewhere' } }),
+    ).toBeNull();
+  });
+
   it('publishes a change as a valid ItemNeedsAttention or ItemHealthRestored naming its cause', () => {
     const fact = tokenFact('item-1', new Date(at));
     const bad = changeEvent(
@@ -143,6 +178,8 @@ describe('Item health facts (health-events)', () => {
       fact,
       { status: 'healthy' },
       { status: 'revoked', reason: 'USER_PERMISSION_REVOKED' },
+      1,
+      new Date(at),
     );
     expect(bad.type).toBe('ItemNeedsAttention');
     expect(bad.data).toMatchObject({
@@ -157,6 +194,8 @@ describe('Item health facts (health-events)', () => {
       fact,
       { status: 'needs_user_action', reason: 'ITEM_LOCKED' },
       { status: 'healthy' },
+      2,
+      new Date(at),
     );
     expect(good.type).toBe('ItemHealthRestored');
     // Both encode: the contract's schema accepts them.

@@ -3,7 +3,14 @@ import { queryRows } from '@cashflow/persistence';
 import type { DataSource } from 'typeorm';
 import { Batched } from '../refresh/batched';
 import { changeEvent, type ItemFact } from './health-events';
-import { decide, initialItemHealth, type Health, type ItemHealth } from './item-health';
+import {
+  decide,
+  healthOf,
+  initialItemHealth,
+  type Health,
+  type HealthFacts,
+  type ItemHealth,
+} from './item-health';
 
 export type HealthEvent = ItemNeedsAttention | ItemHealthRestored;
 
@@ -13,34 +20,25 @@ export interface HealthRow {
   status: Health['status'];
   reason: string | null;
   consent_expires_at: Date | string | null;
-  as_of: Date | string | null;
+  facts: HealthFacts;
+  sequence: number;
 }
-
-const iso = (value: Date | string | null) =>
-  value === null ? null : new Date(value).toISOString();
 
 /** The decider's state from an item_health row (the initial state without one). */
-export function healthOf(itemId: string, row: HealthRow | null | undefined): ItemHealth {
-  if (!row) return initialItemHealth(itemId);
-  const health: Health =
-    row.status === 'healthy'
-      ? { status: 'healthy' }
-      : row.status === 'consent_expiring'
-        ? { status: 'consent_expiring', expiresAt: iso(row.consent_expires_at)! }
-        : row.status === 'revoked'
-          ? { status: 'revoked', reason: row.reason as 'USER_PERMISSION_REVOKED' }
-          : { status: 'needs_user_action', reason: row.reason ?? 'UNKNOWN' };
-  return { itemId, health, asOf: iso(row.as_of) };
+export function stateOf(itemId: string, row: HealthRow | null | undefined): ItemHealth {
+  return row ? { itemId, facts: row.facts, sequence: row.sequence } : initialItemHealth(itemId);
 }
 
+/** The row of `state`: its facts, and its health spelled out for whoever reads the table. */
 function rowOf(state: ItemHealth): HealthRow {
-  const h = state.health;
+  const h = healthOf(state);
   return {
     item_id: state.itemId,
     status: h.status,
     reason: h.status === 'needs_user_action' || h.status === 'revoked' ? h.reason : null,
     consent_expires_at: h.status === 'consent_expiring' ? h.expiresAt : null,
-    as_of: state.asOf,
+    facts: state.facts,
+    sequence: state.sequence,
   };
 }
 
@@ -52,7 +50,10 @@ function rowOf(state: ItemHealth): HealthRow {
  * writes the new state with the events of its changes in one transaction.
  */
 export class HealthStore {
-  constructor(private readonly db: DataSource) {}
+  constructor(
+    private readonly db: DataSource,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
 
   /** Folds `fact` into its Item's health; resolves with the change events it wrote (0 or 1). */
   apply(fact: ItemFact): Promise<HealthEvent[]> {
@@ -70,32 +71,46 @@ export class HealthStore {
         );
         const rows = await queryRows<HealthRow>(
           manager,
-          'SELECT item_id, status, reason, consent_expires_at, as_of FROM item_health WHERE item_id = ANY($1)',
+          'SELECT item_id, status, reason, consent_expires_at, facts, sequence FROM item_health WHERE item_id = ANY($1)',
           [itemIds],
         );
-        const states = new Map(itemIds.map((id) => [id, healthOf(id, undefined)]));
-        for (const row of rows) states.set(row.item_id, healthOf(row.item_id, row));
-        const changed = new Set<string>();
+        const states = new Map(itemIds.map((id) => [id, stateOf(id, undefined)]));
+        for (const row of rows) states.set(row.item_id, stateOf(row.item_id, row));
+        const decidedAt = this.now();
+        // Items whose facts moved on: written even when their health did not change, so a fact
+        // read later is weighed against them (rule 1 of item-health.ts).
+        const moved = new Set<string>();
         const events = facts.map((fact) => {
           const before = states.get(fact.itemId)!;
           const decided = decide(before, fact.fact);
-          if (!decided.change) return [];
+          if (decided.state === before) return [];
           states.set(fact.itemId, decided.state);
-          changed.add(fact.itemId);
-          return [changeEvent(decided.change, fact, before.health, decided.state.health)];
+          moved.add(fact.itemId);
+          if (!decided.change) return [];
+          return [
+            changeEvent(
+              decided.change,
+              fact,
+              healthOf(before),
+              healthOf(decided.state),
+              decided.state.sequence,
+              decidedAt,
+            ),
+          ];
         });
-        if (changed.size === 0) return events;
+        if (moved.size === 0) return events;
         await manager.query(
-          `INSERT INTO item_health (item_id, status, reason, consent_expires_at, as_of)
-           SELECT item_id, status, reason, consent_expires_at, as_of
+          `INSERT INTO item_health (item_id, status, reason, consent_expires_at, facts, sequence)
+           SELECT item_id, status, reason, consent_expires_at, facts, sequence
              FROM jsonb_to_recordset($1::jsonb) AS h(item_id text, status text, reason text,
-                  consent_expires_at timestamptz, as_of timestamptz)
+                  consent_expires_at timestamptz, facts jsonb, sequence integer)
            ON CONFLICT (item_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason,
-             consent_expires_at = EXCLUDED.consent_expires_at, as_of = EXCLUDED.as_of,
-             updated_at = now()`,
-          [JSON.stringify([...changed].map((id) => rowOf(states.get(id)!)))],
+             consent_expires_at = EXCLUDED.consent_expires_at, facts = EXCLUDED.facts,
+             sequence = EXCLUDED.sequence, updated_at = now()`,
+          [JSON.stringify([...moved].map((id) => rowOf(states.get(id)!)))],
         );
         const written = events.flat();
+        if (written.length === 0) return events;
         await manager.query(
           `INSERT INTO item_health_events (event_id, item_id, event)
            SELECT (e->'metadata'->>'id')::uuid, e->'data'->>'item_id', e

@@ -29,7 +29,10 @@ export class ItemHealthService {
     });
   }
 
-  /** Resolves once the change `fact` makes, if any, is on Kafka (or left to the relay). */
+  /**
+   * Folds `fact`; resolves once the change it makes, if any, is stored with its event (in the
+   * outbox) and, unless Kafka is away, published. Rejects only when the fold could not be stored.
+   */
   async record(fact: ItemFact | null): Promise<void> {
     if (!fact) return;
     const events = await this.store.apply(fact);
@@ -49,7 +52,10 @@ export class ItemHealthService {
         'item health changed',
       );
     }
-    await this.send(events);
+    // Stored: the relay publishes what cannot be published now.
+    await this.send(events).catch((error: unknown) =>
+      this.logger.warn({ err: error }, 'publishing health changes failed; the relay will'),
+    );
   }
 
   private async send(events: readonly HealthEvent[]): Promise<void> {

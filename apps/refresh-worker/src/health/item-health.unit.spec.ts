@@ -1,6 +1,8 @@
+import fc from 'fast-check';
 import {
   HEALTHY,
   decide,
+  healthOf,
   initialItemHealth,
   refusal,
   type HealthFact,
@@ -39,7 +41,7 @@ function given(...facts: HealthFact[]): { state: ItemHealth; changes: string[] }
 describe('Item health (item-health)', () => {
   it('given a healthy Item, when ERROR ITEM_LOGIN_REQUIRED comes, then it needs its user and refreshes are refused', () => {
     const { state, changes } = given(webhook('ERROR', 0, { error: loginRequired }));
-    expect(state.health).toEqual({ status: 'needs_user_action', reason: 'ITEM_LOGIN_REQUIRED' });
+    expect(healthOf(state)).toEqual({ status: 'needs_user_action', reason: 'ITEM_LOGIN_REQUIRED' });
     expect(changes).toEqual(['needs_attention']);
     expect(refusal(state)).toEqual({ code: 'ITEM_LOGIN_REQUIRED' });
   });
@@ -50,7 +52,7 @@ describe('Item health (item-health)', () => {
       webhook('LOGIN_REPAIRED', 10),
       webhook('LOGIN_REPAIRED', 20),
     );
-    expect(state.health).toEqual(HEALTHY);
+    expect(healthOf(state)).toEqual(HEALTHY);
     expect(changes).toEqual(['needs_attention', 'restored']);
     expect(refusal(state)).toBeNull();
   });
@@ -66,12 +68,12 @@ describe('Item health (item-health)', () => {
 
   it('given a refresh that fails with ITEM_LOGIN_REQUIRED, then the Item needs its user; a refresh Plaid accepts (forced) restores it', () => {
     const failed = given({ kind: 'refresh_failed', error: loginRequired, at: at(0) });
-    expect(failed.state.health.status).toBe('needs_user_action');
+    expect(healthOf(failed.state).status).toBe('needs_user_action');
     const { state, changes } = given(
       { kind: 'refresh_failed', error: loginRequired, at: at(0) },
       { kind: 'refresh_accepted', at: at(30) },
     );
-    expect(state.health).toEqual(HEALTHY);
+    expect(healthOf(state)).toEqual(HEALTHY);
     expect(changes).toEqual(['needs_attention', 'restored']);
   });
 
@@ -83,7 +85,7 @@ describe('Item health (item-health)', () => {
       webhook('WEBHOOK_UPDATE_ACKNOWLEDGED', 3),
       webhook('SOMETHING_PLAID_ADDS_LATER', 4),
     );
-    expect(state.health).toEqual(HEALTHY);
+    expect(healthOf(state)).toEqual(HEALTHY);
     expect(changes).toEqual([]);
   });
 
@@ -91,7 +93,7 @@ describe('Item health (item-health)', () => {
     const { state, changes } = given(
       webhook('PENDING_EXPIRATION', 0, { until: '2026-12-08T00:00:00Z' }),
     );
-    expect(state.health).toEqual({
+    expect(healthOf(state)).toEqual({
       status: 'consent_expiring',
       expiresAt: '2026-12-08T00:00:00.000Z',
     });
@@ -101,26 +103,33 @@ describe('Item health (item-health)', () => {
 
   it('given PENDING_DISCONNECT, then the consent is expiring at the disconnect time', () => {
     const { state } = given(webhook('PENDING_DISCONNECT', 0, { until: '2026-12-09T00:00:00Z' }));
-    expect(state.health).toEqual({
+    expect(healthOf(state)).toEqual({
       status: 'consent_expiring',
       expiresAt: '2026-12-09T00:00:00.000Z',
     });
   });
 
-  it('given USER_PERMISSION_REVOKED, then the Item is revoked; only a token registered again restores it', () => {
+  it('given USER_PERMISSION_REVOKED, then the Item is revoked; LOGIN_REPAIRED does not restore it, an accepted refresh or a token registered again does', () => {
     const revoked = given(
       webhook('USER_PERMISSION_REVOKED', 0),
       webhook('LOGIN_REPAIRED', 5),
-      { kind: 'refresh_accepted', at: at(6) },
       webhook('PENDING_EXPIRATION', 7, { until: '2026-12-08T00:00:00Z' }),
     );
-    expect(revoked.state.health).toEqual({ status: 'revoked', reason: 'USER_PERMISSION_REVOKED' });
+    expect(healthOf(revoked.state)).toEqual({
+      status: 'revoked',
+      reason: 'USER_PERMISSION_REVOKED',
+    });
     expect(refusal(revoked.state)).toEqual({ code: 'USER_PERMISSION_REVOKED' });
+    const accepted = given(webhook('USER_PERMISSION_REVOKED', 0), {
+      kind: 'refresh_accepted',
+      at: at(6),
+    });
+    expect(healthOf(accepted.state)).toEqual(HEALTHY);
     const { state, changes } = given(webhook('USER_ACCOUNT_REVOKED', 0), {
       kind: 'token_registered',
       at: at(60),
     });
-    expect(state.health).toEqual(HEALTHY);
+    expect(healthOf(state)).toEqual(HEALTHY);
     expect(changes).toEqual(['needs_attention', 'restored']);
   });
 
@@ -130,7 +139,7 @@ describe('Item health (item-health)', () => {
       webhook('ERROR', 1, { error: loginRequired }),
       webhook('PENDING_EXPIRATION', 2, { until: '2026-12-08T00:00:00Z' }),
     );
-    expect(state.health.status).toBe('needs_user_action');
+    expect(healthOf(state).status).toBe('needs_user_action');
     expect(changes).toEqual(['needs_attention', 'needs_attention']);
   });
 
@@ -140,7 +149,7 @@ describe('Item health (item-health)', () => {
       webhook('LOGIN_REPAIRED', 20),
       webhook('ERROR', 10, { error: loginRequired }),
     );
-    expect(state.health).toEqual(HEALTHY);
+    expect(healthOf(state)).toEqual(HEALTHY);
     expect(changes).toEqual(['needs_attention', 'restored']);
   });
 
@@ -151,6 +160,96 @@ describe('Item health (item-health)', () => {
       }),
       webhook('LOGIN_REPAIRED', 5),
     );
-    expect(state.health).toEqual({ status: 'needs_user_action', reason: 'ACCESS_NOT_GRANTED' });
+    expect(healthOf(state)).toEqual({ status: 'needs_user_action', reason: 'ACCESS_NOT_GRANTED' });
+  });
+
+  it('given an expiring consent, when the login breaks and is repaired, then the consent is still expiring', () => {
+    const { state, changes } = given(
+      webhook('PENDING_EXPIRATION', 0, { until: '2026-12-08T00:00:00Z' }),
+      webhook('ERROR', 1, { error: loginRequired }),
+      webhook('LOGIN_REPAIRED', 2),
+    );
+    expect(healthOf(state)).toEqual({
+      status: 'consent_expiring',
+      expiresAt: '2026-12-08T00:00:00.000Z',
+    });
+    expect(changes).toEqual(['needs_attention', 'needs_attention', 'needs_attention']);
+  });
+
+  it('given an expiring consent, an accepted refresh after the expiry date clears it, one before does not', () => {
+    const until = at(100);
+    const before = given(webhook('PENDING_EXPIRATION', 0, { until }), {
+      kind: 'refresh_accepted',
+      at: at(50),
+    });
+    expect(healthOf(before.state).status).toBe('consent_expiring');
+    const after = given(webhook('PENDING_EXPIRATION', 0, { until }), {
+      kind: 'refresh_accepted',
+      at: at(150),
+    });
+    expect(healthOf(after.state)).toEqual(HEALTHY);
+  });
+
+  it('given a report Plaid failed with ITEM_LOGIN_REQUIRED after it accepted the refresh, then the Item needs its user', () => {
+    const { state } = given(
+      { kind: 'refresh_accepted', at: at(0) },
+      { kind: 'report_failed', error: loginRequired, at: at(60) },
+    );
+    expect(healthOf(state)).toEqual({ status: 'needs_user_action', reason: 'ITEM_LOGIN_REQUIRED' });
+  });
+
+  it('given a catch-up that reads the accepted refreshes before the older ERROR, then the Item is healthy', () => {
+    const { state, changes } = given(
+      { kind: 'refresh_accepted', at: at(100) },
+      { kind: 'refresh_accepted', at: at(200) },
+      webhook('ERROR', 10, { error: loginRequired }),
+    );
+    expect(healthOf(state)).toEqual(HEALTHY);
+    expect(changes).toEqual([]);
+  });
+
+  it('numbers each change, and a fact read twice changes nothing', () => {
+    const broke = webhook('ERROR', 0, { error: loginRequired });
+    const { state, changes } = given(broke, broke, webhook('LOGIN_REPAIRED', 5), broke);
+    expect(changes).toEqual(['needs_attention', 'restored']);
+    expect(state.sequence).toBe(2);
+  });
+
+  it('reaches the same health whatever order the same facts are read in', () => {
+    const facts: HealthFact[] = [
+      webhook('ERROR', 0, { error: loginRequired }),
+      webhook('ERROR', 3, {
+        error: { error_type: 'ITEM_ERROR', error_code: 'ACCESS_NOT_GRANTED' },
+      }),
+      webhook('PENDING_EXPIRATION', 1, { until: at(500) }),
+      webhook('PENDING_DISCONNECT', 4, { until: at(400) }),
+      webhook('USER_PERMISSION_REVOKED', 2),
+      webhook('LOGIN_REPAIRED', 5),
+      webhook('NEW_ACCOUNTS_AVAILABLE', 6),
+      { kind: 'refresh_failed', error: loginRequired, at: at(7) },
+      { kind: 'report_failed', error: loginRequired, at: at(9) },
+      { kind: 'refresh_accepted', at: at(8) },
+      { kind: 'refresh_accepted', at: at(450) },
+      { kind: 'token_registered', at: at(3) },
+    ];
+    fc.assert(
+      fc.property(
+        fc.subarray(facts, { minLength: 1 }),
+        fc.infiniteStream(fc.nat()),
+        (chosen, randomness) => {
+          const shuffled = [...chosen];
+          for (let i = shuffled.length - 1; i > 0; i--) {
+            const j = randomness.next().value % (i + 1);
+            [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
+          }
+          // Read twice, in another order: the same health.
+          const once = given(...chosen).state;
+          const twice = given(...shuffled, ...chosen).state;
+          expect(healthOf(twice)).toEqual(healthOf(once));
+          expect(twice.facts).toEqual(once.facts);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });

@@ -4,11 +4,11 @@ import {
   type RefreshAccepted,
   type RefreshFailed,
   type RefreshFailure,
-  type ItemHealthState,
+  type RefusedFor,
   type RefreshRequested,
 } from '@cashflow/contracts';
 import { healthState } from '../health/health-events';
-import type { ItemHealth } from '../health/item-health';
+import { healthOf, type ItemHealth } from '../health/item-health';
 import { failureFacts, type PlaidCallError } from '@cashflow/plaid-client';
 import { v5 as uuidv5 } from 'uuid';
 
@@ -128,15 +128,14 @@ export function refusedForHealth(
   item: ItemHealth,
   now: Date,
 ): RefreshFailed {
-  const health = healthState(item.health);
+  const health = healthState(healthOf(item));
   const reason = health.reason ?? health.status;
-  const since = item.asOf ? ` since ${item.asOf}` : '';
   const error: RefreshFailure = {
     source: 'worker',
     error_code: reason,
-    error_message: `not sent to Plaid: the Item needs its user (${health.status}: ${reason}${since}); refreshes go to Plaid again after LOGIN_REPAIRED, a new access token, or a request with force: true`,
+    error_message: `not sent to Plaid: the Item needs its user (${health.status}: ${reason}); refreshes go to Plaid again after LOGIN_REPAIRED, a new access token, or a request with force: true`,
   };
-  return refusedEvent(request, days, error, now, health);
+  return refusedEvent(request, days, error, now, { ...health, sequence: item.sequence });
 }
 
 /** RefreshFailed for a request refused before any Plaid call (invalid days, unknown Item). */
@@ -145,7 +144,7 @@ export function refusedEvent(
   days: number | null,
   error: RefreshFailure,
   now: Date,
-  itemHealth?: ItemHealthState,
+  itemHealth?: RefusedFor,
 ): RefreshFailed {
   return createEvent(
     'RefreshFailed',

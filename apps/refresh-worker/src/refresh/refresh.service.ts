@@ -18,7 +18,7 @@ import {
   type PerItemLimit,
 } from './item-calls';
 import type { OutcomePublisher } from './outcome-publisher';
-import { healthOf } from '../health/health-store';
+import { stateOf } from '../health/health-store';
 import { refusal } from '../health/item-health';
 import {
   outcomeEvent,
@@ -178,7 +178,7 @@ export class RefreshService {
     };
     const needsUser =
       this.refuseNeedsUser && request.data.force !== true
-        ? refusal(healthOf(itemId, known.health))?.code
+        ? refusal(stateOf(itemId, known.health))?.code
         : undefined;
     // The row of this process's own call at Plaid is the running call the decider knows.
     const ownCall = known.parked?.claimToken != null && this.ownCalls.has(known.parked.claimToken);
@@ -260,7 +260,7 @@ export class RefreshService {
         const event = refusedForHealth(
           request,
           decision.days,
-          healthOf(itemId, known.health),
+          stateOf(itemId, known.health),
           new Date(this.clock.now()),
         );
         void this.settle([decision.ticket], this.outcomes.recordAndSend([event]));

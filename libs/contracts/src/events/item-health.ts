@@ -35,15 +35,21 @@ export type ItemHealthState = z.infer<typeof ItemHealthState>;
 export const HealthCause = z
   .object({
     kind: z
-      .enum(['item_webhook', 'refresh_failed', 'refresh_accepted', 'token_registered'])
+      .enum([
+        'item_webhook',
+        'refresh_failed',
+        'report_failed',
+        'refresh_accepted',
+        'token_registered',
+      ])
       .describe(
-        "A verified Item webhook, a refresh Plaid refused or accepted, or the Item's access token registered again.",
+        "A verified Item webhook, a refresh Plaid refused or accepted, a report Plaid failed (ReportFailed), or the Item's access token registered again.",
       ),
     code: z
       .string()
       .nullable()
       .describe(
-        'The webhook_code (item_webhook) or the Plaid error_code (refresh_failed, and an ERROR webhook: its error code); null otherwise.',
+        'The webhook_code (item_webhook) or the Plaid error_code (refresh_failed, report_failed, and an ERROR webhook: its error code); null otherwise.',
       ),
     event_id: z
       .string()
@@ -55,12 +61,25 @@ export const HealthCause = z
   .describe("What changed the Item's health.");
 export type HealthCause = z.infer<typeof HealthCause>;
 
+/** The n-th health change of an Item. */
+export const HealthSequence = z
+  .number()
+  .int()
+  .min(1)
+  .describe(
+    "The Item's n-th health change (1, 2, ...): the one with the highest number is the Item's health now, whatever order the events are read in.",
+  );
+
 const HealthChange = {
   item_id: ItemId,
+  sequence: HealthSequence,
   previous: ItemHealthState.describe('The health before this change.'),
   cause: HealthCause,
   changed_at: Timestamp.describe(
     'When the fact behind the change happened (webhook received, refresh answered, token registered).',
+  ),
+  decided_at: Timestamp.describe(
+    'When the refresh worker made the change (refusals from then on rest on it).',
   ),
 };
 
@@ -82,3 +101,9 @@ export const ItemHealthRestoredData = z
     'The Item is healthy again (LOGIN_REPAIRED, a refresh Plaid accepted, or its access token registered again): refreshes go to Plaid. Published once per change.',
   );
 export type ItemHealthRestoredData = z.infer<typeof ItemHealthRestoredData>;
+
+/** The health a refresh was refused for, and the change that gave it. */
+export const RefusedFor = ItemHealthState.extend({ sequence: HealthSequence }).describe(
+  "The Item's health the refusal rested on, and the sequence of the ItemNeedsAttention that gave it.",
+);
+export type RefusedFor = z.infer<typeof RefusedFor>;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Attempts, EventId, ItemId, Timestamp } from './common';
-import { ItemHealthState } from './item-health';
+import { RefusedFor } from './item-health';
 
 /** A failure Plaid reported, as Plaid named it. */
 export const PlaidCallFailure = z.object({
@@ -48,8 +48,8 @@ export const RefreshFailedData = z
     coalesced_into: EventId.optional().describe(
       'Present when this request shared the Plaid call made for another RefreshRequested: that request’s event id.',
     ),
-    item_health: ItemHealthState.optional().describe(
-      'Present when the request was refused without a Plaid call because the Item needs its user (needs_user_action or revoked; attempts is 0): its health then. Refreshes go to Plaid again after LOGIN_REPAIRED, a new access token, or a request with force: true.',
+    item_health: RefusedFor.optional().describe(
+      'Present when the request was refused without a Plaid call because the Item needs its user (needs_user_action or revoked; attempts is 0): its health then, with the sequence of the change that gave it. Refreshes go to Plaid again after LOGIN_REPAIRED, a new access token, or a request with force: true.',
     ),
   })
   .meta({ title: 'RefreshFailed v1 data' })

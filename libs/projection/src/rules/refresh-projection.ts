@@ -64,9 +64,10 @@
  *    waited), whichever of the two is read first: the request ends `ready` or `report_failed`
  *    with `overdueAt` kept. A ReportReady found by polling is a report like any other; its
  *    `foundBy` is kept with it.
- * 14. **The Item's health** is the refresh worker's newest health change (ItemNeedsAttention or
- *    ItemHealthRestored, on a sixth topic) by changed_at, then event id: `health` holds its status,
- *    reason, consent expiry and time. An Item never named by one is healthy (`health` null). It
+ * 14. **The Item's health** is the refresh worker's latest health change (ItemNeedsAttention or
+ *    ItemHealthRestored, on a sixth topic): the one with the highest `sequence` (the worker
+ *    numbers each Item's changes), whatever order they are read in. `health` holds its status,
+ *    reason, consent expiry, changed_at and sequence. An Item never named by one is healthy (`health` null). It
  *    changes nothing else: a refresh refused for the Item's health is an ordinary RefreshFailed.
  *
  * `lastEvent` records the last event applied and so depends on arrival order; it is the only
@@ -172,6 +173,7 @@ export interface HealthFacts {
   readonly reason: string | null;
   readonly consentExpiresAt: string | null;
   readonly changedAt: string;
+  readonly sequence: number;
   readonly eventId: string;
 }
 
@@ -496,10 +498,15 @@ function onHealth(
     reason: now?.reason ?? null,
     consentExpiresAt: now?.consent_expires_at ?? null,
     changedAt: data.changed_at,
+    sequence: data.sequence,
     eventId: event.metadata.id,
   };
   const current = state.item.health;
-  if (current && !newer(health.changedAt, health.eventId, current.changedAt, current.eventId)) {
+  if (
+    current &&
+    (health.sequence < current.sequence ||
+      (health.sequence === current.sequence && health.eventId <= current.eventId))
+  ) {
     return state;
   }
   return { ...state, item: { ...state.item, health } };

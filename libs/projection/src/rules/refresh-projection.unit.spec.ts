@@ -313,6 +313,7 @@ describe('refresh projection rules', () => {
         reason: null,
         consentExpiresAt: null,
         changedAt: '2026-11-24T10:00:20.000Z',
+        sequence: 2,
         eventId: 'h2',
       });
       expect(state.item.status).toBe('requested');
@@ -331,6 +332,21 @@ describe('refresh projection rules', () => {
         lastEvent: null,
       });
       expect(after.requests).toEqual(before.requests);
+    });
+
+    it('keeps the change with the highest sequence, even when a lower one happened later', () => {
+      const third = needsAttention('h3', '2026-11-24T10:00:00.000Z', 'ACCESS_NOT_GRANTED', 3);
+      const second = restored('h2', '2026-11-24T10:05:00.000Z', 2);
+      for (const events of [
+        [third, second],
+        [second, third],
+      ]) {
+        expect(run(...events).item.health).toMatchObject({
+          status: 'needs_user_action',
+          reason: 'ACCESS_NOT_GRANTED',
+          sequence: 3,
+        });
+      }
     });
 
     it('knows an Item from its health alone, with no refresh status', () => {

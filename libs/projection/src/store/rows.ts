@@ -40,6 +40,7 @@ export const ITEM_COLUMNS = [
   'health_reason',
   'consent_expires_at',
   'health_changed_at',
+  'health_sequence',
   'health_event_id',
   'last_event_id',
   'last_event_topic',
@@ -156,6 +157,7 @@ export function itemToRow(item: ItemState): ItemRow {
     health_reason: item.health?.reason ?? null,
     consent_expires_at: item.health?.consentExpiresAt ?? null,
     health_changed_at: item.health?.changedAt ?? null,
+    health_sequence: item.health?.sequence ?? null,
     health_event_id: item.health?.eventId ?? null,
     last_event_id: item.lastEvent?.eventId ?? null,
     last_event_topic: item.lastEvent?.topic ?? null,
@@ -204,6 +206,7 @@ export function rowToItem(row: ItemRow): ItemState {
             reason: row.health_reason as string | null,
             consentExpiresAt: iso(row.consent_expires_at),
             changedAt: iso(row.health_changed_at)!,
+            sequence: row.health_sequence as number,
             eventId: row.health_event_id as string,
           },
     lastEvent:
