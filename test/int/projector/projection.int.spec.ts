@@ -525,6 +525,10 @@ describe('projector', () => {
       const ids = needing.body.items.map((i: { item_id: string }) => i.item_id);
       expect(ids).toContain(unheard.itemId);
       expect(ids).not.toContain(broken.itemId);
+      const notStuck = await projector.get('/items?stuck=false&needs_attention=true&limit=500');
+      expect(notStuck.body.items.map((i: { item_id: string }) => i.item_id)).toContain(
+        unheard.itemId,
+      );
       const view = await world.rows('SELECT item_id FROM ops_item_health');
       expect(view.map((r) => r.item_id)).toContain(unheard.itemId);
       expect(view.map((r) => r.item_id)).not.toContain(broken.itemId);

@@ -240,7 +240,15 @@ describe('refresh worker: Item health', () => {
     await delivered(itemId);
     await workerCaughtUp();
     expect(changesOf(itemId)).toEqual([]);
-    expect(await healthRow(itemId)).toBeUndefined();
+    // Only the token's registration is stored: none of those is a fact about the Item's health.
+    expect(await factsOf(itemId)).toEqual({
+      userError: null,
+      revoked: null,
+      expiring: null,
+      acceptedAt: null,
+      loginRepairedAt: null,
+      tokenRegisteredAt: expect.any(String),
+    });
 
     // Consent expiring: a date, and refreshes still go to Plaid.
     const until = '2027-01-10T00:00:00.000Z';

@@ -128,7 +128,10 @@ export class ProjectionQueries {
       where.push(`status = 'refreshing' AND accepted_at < now() - make_interval(mins => $1)`);
     }
     if (query.stuck === 'false') {
-      where.push(`NOT (status = 'refreshing' AND accepted_at < now() - make_interval(mins => $1))`);
+      // An Item without a refresh status (known from its health alone) is not stuck either.
+      where.push(
+        `NOT coalesce(status = 'refreshing' AND accepted_at < now() - make_interval(mins => $1), false)`,
+      );
     }
     if (query.health) where.push(`health_status = ${param(query.health)}`);
     if (query.needs_attention === 'true') where.push(`health_status <> 'healthy'`);
