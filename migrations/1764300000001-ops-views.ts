@@ -137,3 +137,17 @@ export async function grantReadOnly(q: { query(sql: string): Promise<unknown> })
       END IF;
     END $$`);
 }
+
+/** Grants the read-only role SELECT on `relations`, if the role exists. Safe to run again. */
+export async function grantSelectToReadOnly(
+  q: { query(sql: string): Promise<unknown> },
+  relations: readonly string[],
+): Promise<void> {
+  await q.query(`
+    DO $$
+    BEGIN
+      IF EXISTS (SELECT FROM pg_roles WHERE rolname = '${READ_ONLY_ROLE}') THEN
+        EXECUTE 'GRANT SELECT ON ${relations.join(', ')} TO ${READ_ONLY_ROLE}';
+      END IF;
+    END $$`);
+}

@@ -1,5 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { READ_ONLY_ROLE } from './1764300000001-ops-views';
+import { grantSelectToReadOnly } from './1764300000001-ops-views';
 
 /**
  * Recovery when Plaid's webhook never comes (rule 9 of
@@ -100,12 +100,6 @@ export class MissedWebhooks1764800000000 implements MigrationInterface {
 }
 
 /** Grants the read-only (ops) role report_polls, if the role exists. Safe to run again. */
-export async function grantPolls(q: { query(sql: string): Promise<unknown> }): Promise<void> {
-  await q.query(`
-    DO $$
-    BEGIN
-      IF EXISTS (SELECT FROM pg_roles WHERE rolname = '${READ_ONLY_ROLE}') THEN
-        EXECUTE 'GRANT SELECT ON report_polls TO ${READ_ONLY_ROLE}';
-      END IF;
-    END $$`);
+export function grantPolls(q: { query(sql: string): Promise<unknown> }): Promise<void> {
+  return grantSelectToReadOnly(q, ['report_polls']);
 }

@@ -1,5 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { READ_ONLY_ROLE } from './1764300000001-ops-views';
+import { grantSelectToReadOnly } from './1764300000001-ops-views';
 
 /**
  * Item health (apps/refresh-worker/src/health/item-health.ts; rule 14 of
@@ -103,12 +103,6 @@ export class ItemHealth1764900000000 implements MigrationInterface {
 }
 
 /** Grants the read-only (ops) role ops_item_health, if the role exists. Safe to run again. */
-export async function grantItemHealth(q: { query(sql: string): Promise<unknown> }): Promise<void> {
-  await q.query(`
-    DO $$
-    BEGIN
-      IF EXISTS (SELECT FROM pg_roles WHERE rolname = '${READ_ONLY_ROLE}') THEN
-        EXECUTE 'GRANT SELECT ON ops_item_health TO ${READ_ONLY_ROLE}';
-      END IF;
-    END $$`);
+export function grantItemHealth(q: { query(sql: string): Promise<unknown> }): Promise<void> {
+  return grantSelectToReadOnly(q, ['ops_item_health']);
 }

@@ -10,8 +10,8 @@ import {
   type ReportFetched,
   type TopicKey,
 } from '@cashflow/contracts';
-import { partitionKey, readEndOffsets } from '@cashflow/kafka';
-import { collect } from '../support/kafka';
+import { readEndOffsets } from '@cashflow/kafka';
+import { collect, uncommitted } from '../support/kafka';
 import { waitFor } from '../support/wait-for';
 import type { FaultSystem } from './fault-system';
 import { inParallel } from './load';
@@ -73,15 +73,7 @@ async function fetcherOutstanding(system: FaultSystem): Promise<string | undefin
   const admin = system.kafka.admin();
   await admin.connect();
   try {
-    const committed = await admin.fetchOffsets({ groupId: system.fetcherGroup, topics });
-    let behind = 0n;
-    for (const { topic, partitions } of committed) {
-      for (const p of partitions) {
-        const end = ends.get(partitionKey(topic, p.partition))?.high ?? 0n;
-        const at = BigInt(p.offset === '-1' ? '0' : p.offset);
-        if (at < end) behind += end - at;
-      }
-    }
+    const behind = await uncommitted(admin, system.fetcherGroup, ends);
     if (behind > 0n) return `${behind} records not yet consumed`;
   } finally {
     await admin.disconnect();

@@ -1,6 +1,6 @@
 import { createKafka, partitionKey, readEndOffsets } from '@cashflow/kafka';
 import { createLogger } from '@cashflow/observability';
-import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import { KAFKA_BROKERS, uniqueSuffix } from './infra';
 import { waitFor } from './wait-for';
 
@@ -71,4 +71,27 @@ export async function collect(kafka: Kafka, topics: string[]) {
     },
     stop: () => consumer.disconnect(),
   };
+}
+
+/**
+ * Records that consumer group `groupId` has not committed yet, counted up to `ends` (read with
+ * readEndOffsets before the wait: what was written by then); 0n once it has them all. `admin`
+ * is connected by the caller, who may ask many times.
+ */
+export async function uncommitted(
+  admin: Admin,
+  groupId: string,
+  ends: Awaited<ReturnType<typeof readEndOffsets>>,
+): Promise<bigint> {
+  const topics = [...new Set([...ends.keys()].map((key) => key.slice(0, key.lastIndexOf(':'))))];
+  const committed = await admin.fetchOffsets({ groupId, topics });
+  let behind = 0n;
+  for (const { topic, partitions } of committed) {
+    for (const p of partitions) {
+      const end = ends.get(partitionKey(topic, p.partition))?.high ?? 0n;
+      const at = BigInt(p.offset === '-1' ? '0' : p.offset);
+      if (at < end) behind += end - at;
+    }
+  }
+  return behind;
 }

@@ -17,7 +17,7 @@ import { loadReportFetcherConfig } from '../../apps/report-fetcher/src/config';
 import { startReportFetcher } from '../../apps/report-fetcher/src/start-report-fetcher';
 import type { ItemInput } from '../../apps/plaid-sandbox/src/items/item';
 import { KAFKA_BROKERS, createTestDatabase, uniqueTopicPrefix } from './infra';
-import { collect, testKafka } from './kafka';
+import { collect, testKafka, uncommitted } from './kafka';
 import { startSandbox } from './plaid-sandbox';
 import { freePort } from './ports';
 import { waitFor } from './wait-for';
@@ -64,16 +64,8 @@ export async function fetcherWorld(sandboxEnv: Record<string, string> = {}) {
       await waitFor(
         idle ? 'the fetcher consumed everything and has nothing due' : 'the fetcher consumed',
         async () => {
-          const committed = await admin.fetchOffsets({
-            groupId: `${prefix}cashflow-report-fetcher`,
-            topics,
-          });
-          for (const { topic, partitions } of committed) {
-            for (const p of partitions) {
-              const end = ends.get(`${topic}:${p.partition}`)?.high ?? 0n;
-              if (BigInt(p.offset === '-1' ? '0' : p.offset) < end) return undefined;
-            }
-          }
+          const group = `${prefix}cashflow-report-fetcher`;
+          if ((await uncommitted(admin, group, ends)) > 0n) return undefined;
           if (!idle) return true;
           // A poll due later (REPORT_OVERDUE_AFTER_MS) is not work left now.
           const busy: { n: number }[] = await db.query(

@@ -7,7 +7,7 @@ import {
 } from '@cashflow/contracts';
 import { readEndOffsets } from '@cashflow/kafka';
 import { Client } from 'pg';
-import { collect } from '../../support/kafka';
+import { collect, uncommitted } from '../../support/kafka';
 import {
   startWorker,
   workerWorld,
@@ -87,29 +87,18 @@ async function untilChanges(itemId: string, count: number): Promise<HealthEvent[
  * as they are now: every fact written so far has been folded. Counting after this is sound.
  */
 async function workerCaughtUp(): Promise<void> {
-  const topics = [
+  const ends = await readEndOffsets(world.kafka, [
     topicName('plaidWebhooks', world.prefix),
     topicName('refreshOutcomes', world.prefix),
-  ];
-  const ends = await readEndOffsets(world.kafka, topics);
+    topicName('reportOutcomes', world.prefix),
+  ]);
+  const group = `${world.prefix}cashflow-refresh-worker`;
   const admin = world.kafka.admin();
   await admin.connect();
   try {
     await waitFor(
-      'the worker folded every webhook and outcome',
-      async () => {
-        const committed = await admin.fetchOffsets({
-          groupId: `${world.prefix}cashflow-refresh-worker`,
-          topics,
-        });
-        for (const { topic, partitions } of committed) {
-          for (const p of partitions) {
-            const end = ends.get(`${topic}:${p.partition}`)?.high ?? 0n;
-            if (BigInt(p.offset === '-1' ? '0' : p.offset) < end) return undefined;
-          }
-        }
-        return true;
-      },
+      'the worker folded every webhook, outcome and report',
+      async () => ((await uncommitted(admin, group, ends)) === 0n ? true : undefined),
       30_000,
     );
   } finally {

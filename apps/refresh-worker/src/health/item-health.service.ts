@@ -1,6 +1,7 @@
 import type { EventPublisher } from '@cashflow/kafka';
 import type { Logger } from '@cashflow/observability';
 import { Counter, type Registry } from 'prom-client';
+import { OutboxRelay } from '../outbox-relay';
 import type { ItemFact } from './health-events';
 import type { HealthEvent, HealthStore } from './health-store';
 
@@ -12,8 +13,7 @@ import type { HealthEvent, HealthStore } from './health-store';
  */
 export class ItemHealthService {
   private readonly changes: Counter<'type' | 'status'>;
-  private relayTimer: NodeJS.Timeout | undefined;
-  private relaying: Promise<void> | undefined;
+  private readonly relay = new OutboxRelay();
 
   constructor(
     private readonly store: HealthStore,
@@ -69,15 +69,11 @@ export class ItemHealthService {
 
   /** Every `everyMs`, republishes changes written over `graceMs` ago and never stamped. */
   startRelay(everyMs: number, graceMs: number): void {
-    this.relayTimer = setInterval(() => {
-      this.relaying ??= this.relayOnce(graceMs).finally(() => {
-        this.relaying = undefined;
-      });
-    }, everyMs);
+    this.relay.start(everyMs, () => this.relayOnce(graceMs));
   }
 
   stopRelay(): void {
-    clearInterval(this.relayTimer);
+    this.relay.stop();
   }
 
   private async relayOnce(graceMs: number): Promise<void> {

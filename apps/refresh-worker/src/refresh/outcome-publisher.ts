@@ -1,5 +1,6 @@
 import type { EventPublisher } from '@cashflow/kafka';
 import type { Logger } from '@cashflow/observability';
+import { OutboxRelay } from '../outbox-relay';
 import type { RefreshMetrics } from './refresh-metrics';
 import type { OutcomeEvent, RefreshStore } from './refresh-store';
 
@@ -17,9 +18,7 @@ export class OutcomePublisher {
     fail: (e: unknown) => void;
   }[] = [];
   private flushing = false;
-  private relayTimer: NodeJS.Timeout | undefined;
-  /** The relay's round under way: a Kafka outage must not pile up rounds of the same rows. */
-  private relaying: Promise<void> | undefined;
+  private readonly relay = new OutboxRelay();
 
   constructor(
     private readonly store: RefreshStore,
@@ -87,11 +86,7 @@ export class OutcomePublisher {
    * round at a time: while Kafka is away, a round waits and no other starts.
    */
   startRelay(everyMs: number, graceMs: number): void {
-    this.relayTimer = setInterval(() => {
-      this.relaying ??= this.relayOnce(graceMs).finally(() => {
-        this.relaying = undefined;
-      });
-    }, everyMs);
+    this.relay.start(everyMs, () => this.relayOnce(graceMs));
   }
 
   private async relayOnce(graceMs: number): Promise<void> {
@@ -106,6 +101,6 @@ export class OutcomePublisher {
   }
 
   stopRelay(): void {
-    clearInterval(this.relayTimer);
+    this.relay.stop();
   }
 }
