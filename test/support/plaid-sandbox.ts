@@ -85,6 +85,10 @@ export async function startSandbox(env: Record<string, string> = {}) {
     PLAID_SANDBOX_TIME_SCALE: '0.001',
     PLAID_SANDBOX_REFRESH_LATENCY: 'fixed:0',
     PLAID_SANDBOX_EXTRACTION_DELAY_MS: '0',
+    // Plaid's 10 s answer time-out scaled by 0.001 would be 10 ms: a loaded machine's receiver
+    // (an ingress storing to Kafka) often takes longer, and a retry is a second delivery. Tests
+    // of the time-out itself set their own.
+    PLAID_SANDBOX_WEBHOOK_TIMEOUT_MS: '5000',
     LOG_LEVEL: 'error',
     ...env,
   });
