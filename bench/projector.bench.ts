@@ -145,7 +145,7 @@ async function ceiling(url: string, events: CashflowEvent[], prefix: string) {
     const started = process.hrtime.bigint();
     await pg.query('BEGIN');
     await plainUpsert(pg, 'ceiling.projection_events', 'topic, partition, kafka_offset', copies);
-    await plainUpsert(pg, 'ceiling.refresh_requests', 'request_id', requestRows);
+    await plainUpsert(pg, 'ceiling.refresh_requests', 'item_id, request_id', requestRows);
     await plainUpsert(pg, 'ceiling.item_refresh_state', 'item_id', itemRows);
     await pg.query('COMMIT');
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
