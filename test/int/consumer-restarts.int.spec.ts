@@ -1,7 +1,7 @@
 import { restartWhenGivenUp } from '@cashflow/kafka';
 import { KafkaJSNonRetriableError, type Kafka } from 'kafkajs';
 import { uniqueSuffix } from '../support/infra';
-import { quietLogger, testKafka } from '../support/kafka';
+import { quietLogger, testKafka, topicOfNumbers } from '../support/kafka';
 import { waitFor } from '../support/wait-for';
 
 /**
@@ -16,17 +16,7 @@ describe('a consumer kafkajs gives up, against the real broker', () => {
 
   beforeAll(async () => {
     kafka = testKafka('');
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
-    await admin.disconnect();
-    const producer = kafka.producer();
-    await producer.connect();
-    await producer.send({
-      topic,
-      messages: Array.from({ length: 10 }, (_, i) => ({ key: `k${i}`, value: String(i) })),
-    });
-    await producer.disconnect();
+    await topicOfNumbers(kafka, topic, 10);
   });
 
   it('is connected and run again, and reads on from where it was committed', async () => {

@@ -1,7 +1,7 @@
 import { ParallelConsumer, type ConsumedMessage } from '@cashflow/kafka';
 import type { Kafka } from 'kafkajs';
 import { uniqueSuffix } from '../support/infra';
-import { quietLogger, testKafka } from '../support/kafka';
+import { quietLogger, testKafka, topicOfNumbers } from '../support/kafka';
 import { waitFor } from '../support/wait-for';
 
 describe('ParallelConsumer against the real broker', () => {
@@ -10,17 +10,7 @@ describe('ParallelConsumer against the real broker', () => {
 
   beforeAll(async () => {
     kafka = testKafka('');
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
-    await admin.disconnect();
-    const producer = kafka.producer();
-    await producer.connect();
-    await producer.send({
-      topic,
-      messages: Array.from({ length: 40 }, (_, i) => ({ key: `k${i}`, value: String(i) })),
-    });
-    await producer.disconnect();
+    await topicOfNumbers(kafka, topic, 40);
   });
 
   async function committedOffset(groupId: string): Promise<string> {

@@ -95,3 +95,18 @@ export async function uncommitted(
   }
   return behind;
 }
+
+/** A topic of one partition holding `count` records keyed k0.. with values "0".. */
+export async function topicOfNumbers(kafka: Kafka, topic: string, count: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
+  await admin.disconnect();
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({
+    topic,
+    messages: Array.from({ length: count }, (_, i) => ({ key: `k${i}`, value: String(i) })),
+  });
+  await producer.disconnect();
+}

@@ -1,9 +1,9 @@
+import { connectConsumer } from '@cashflow/kafka';
 import type { Logger } from '@cashflow/observability';
 import { listenHttpApp } from '@cashflow/observability';
 import type { INestApplication } from '@nestjs/common';
 import type { RefreshWorkerConfig } from './config';
-import { connectConsumer } from './consumer';
-import { RefreshWorkerModule } from './refresh-worker.module';
+import { WorkerConsumer, RefreshWorkerModule } from './refresh-worker.module';
 
 /**
  * The refresh worker, built and started from its configuration: the HTTP app (health, metrics,
@@ -18,7 +18,17 @@ export async function startRefreshWorker(
     module: RefreshWorkerModule.forRoot(config, logger),
     logger,
     ...config.http,
-    configure: (a) => connectConsumer(a, config, logger),
+    configure: (a) =>
+      connectConsumer(
+        a,
+        config,
+        {
+          maxInFlight: config.refresh.maxInFlight,
+          shutdownGraceMs: config.refresh.shutdownGraceMs,
+          readiness: WorkerConsumer,
+        },
+        logger,
+      ),
   });
   await app.startAllMicroservices();
   return app;

@@ -1,8 +1,8 @@
+import { connectConsumer } from '@cashflow/kafka';
 import { listenHttpApp, type Logger } from '@cashflow/observability';
 import type { INestApplication } from '@nestjs/common';
 import type { ReportFetcherConfig } from './config';
-import { connectConsumer } from './consumer';
-import { ReportFetcherModule } from './report-fetcher.module';
+import { FetcherConsumer, ReportFetcherModule } from './report-fetcher.module';
 
 /**
  * The report fetcher, built and started from its configuration: the HTTP app (health, metrics)
@@ -17,7 +17,17 @@ export async function startReportFetcher(
     module: ReportFetcherModule.forRoot(config, logger),
     logger,
     ...config.http,
-    configure: (a) => connectConsumer(a, config, logger),
+    configure: (a) =>
+      connectConsumer(
+        a,
+        config,
+        {
+          maxInFlight: 64,
+          shutdownGraceMs: config.fetch.shutdownGraceMs,
+          readiness: FetcherConsumer,
+        },
+        logger,
+      ),
   });
   await app.startAllMicroservices();
   return app;

@@ -12,3 +12,4 @@ export * from './topic-admin';
 export * from './consumer-readiness';
 export * from './consumer-restarts';
 export * from './murmur2-partitioner';
+export * from './connect-consumer';

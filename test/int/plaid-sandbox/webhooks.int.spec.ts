@@ -40,19 +40,27 @@ async function verifyDelivery(
 const refresh = (sandbox: Sandbox, token: string) =>
   sandbox.plaid('/cashflow_report/refresh', { access_token: token, days_requested: 30 });
 
+/**
+ * A sandbox sending its webhooks to a receiver of the test's. Its answer time-out is not the
+ * scaled 10 ms: a loaded machine's first connection takes longer, and these tests expect first
+ * attempts to be delivered (the retry policy's own tests scale it).
+ */
+async function sandboxWithReceiver() {
+  const receiver = await webhookReceiver();
+  const sandbox = await startSandbox({
+    PLAID_SANDBOX_WEBHOOK_URL: receiver.url,
+    PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: '100',
+    PLAID_SANDBOX_WEBHOOK_TIMEOUT_MS: '5000',
+  });
+  return { sandbox, receiver };
+}
+
 describe('Plaid sandbox webhooks', () => {
   let sandbox: Sandbox;
   let receiver: Awaited<ReturnType<typeof webhookReceiver>>;
 
   beforeAll(async () => {
-    receiver = await webhookReceiver();
-    sandbox = await startSandbox({
-      PLAID_SANDBOX_WEBHOOK_URL: receiver.url,
-      PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: '100',
-      // Not the scaled 10 ms: a loaded machine's first connection takes longer, and these tests
-      // expect first attempts to be delivered (the retry policy's own tests scale it).
-      PLAID_SANDBOX_WEBHOOK_TIMEOUT_MS: '5000',
-    });
+    ({ sandbox, receiver } = await sandboxWithReceiver());
   });
   afterAll(async () => {
     await sandbox.close();
@@ -280,12 +288,7 @@ describe('Plaid sandbox Item webhooks', () => {
   let receiver: Awaited<ReturnType<typeof webhookReceiver>>;
 
   beforeAll(async () => {
-    receiver = await webhookReceiver();
-    sandbox = await startSandbox({
-      PLAID_SANDBOX_WEBHOOK_URL: receiver.url,
-      PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: '100',
-      PLAID_SANDBOX_WEBHOOK_TIMEOUT_MS: '5000',
-    });
+    ({ sandbox, receiver } = await sandboxWithReceiver());
   });
   afterAll(async () => {
     await sandbox.close();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { projectorWorld, type ProjectorWorld } from '../../support/projector';
 import {
+  CHECKING,
   plaidTransaction as transaction,
   storeFetch,
   storeReport,
@@ -72,21 +73,7 @@ describe('projector read API: reports and transactions', () => {
             mask: null,
             balances: null,
           },
-          {
-            account_id: 'acc-checking',
-            name: 'Plaid Checking',
-            official_name: null,
-            type: 'depository',
-            subtype: 'checking',
-            mask: '0000',
-            balances: {
-              available: 4200,
-              current: 4200,
-              limit: null,
-              iso_currency_code: 'USD',
-              unofficial_currency_code: null,
-            },
-          },
+          CHECKING,
         ],
         transactions: {
           current: 4,
