@@ -11,6 +11,7 @@ import { ReportStore1764600000000, grantAnalytics } from './1764600000000-report
 import { ReportFetchProjection1764700000000 } from './1764700000000-report-fetch-projection';
 import { MissedWebhooks1764800000000, grantPolls } from './1764800000000-missed-webhooks';
 import { ItemHealth1764900000000, grantItemHealth } from './1764900000000-item-health';
+import { PlaidCallBudget1765000000000 } from './1765000000000-plaid-call-budget';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in `migrations`. */
 export const MIGRATIONS = [
@@ -27,6 +28,7 @@ export const MIGRATIONS = [
   ReportFetchProjection1764700000000,
   MissedWebhooks1764800000000,
   ItemHealth1764900000000,
+  PlaidCallBudget1765000000000,
 ];
 
 /**

@@ -28,6 +28,7 @@ describe('migrations against the real PostgreSQL', () => {
       'ReportFetchProjection1764700000000',
       'MissedWebhooks1764800000000',
       'ItemHealth1764900000000',
+      'PlaidCallBudget1765000000000',
     ]);
 
     const client = new Client({ connectionString: db.url });
@@ -45,6 +46,7 @@ describe('migrations against the real PostgreSQL', () => {
         'item_refresh_state',
         'item_reports',
         'migrations',
+        'plaid_call_turns',
         'projection_events',
         'refresh_outcomes',
         'refresh_request_ids',

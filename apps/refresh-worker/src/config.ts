@@ -59,6 +59,7 @@ const RefreshWorkerEnv = z
         limit: env.PLAID_RATE_LIMIT_PER_CLIENT,
         windowMs: env.PLAID_RATE_LIMIT_WINDOW_MS,
       },
+      perClientScope: env.PLAID_RATE_LIMIT_SCOPE,
       retryPollMs: env.REFRESH_RETRY_POLL_MS,
       shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
       refuseItemsNeedingUser: env.ITEM_HEALTH_REFUSALS,

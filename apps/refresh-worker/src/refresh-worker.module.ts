@@ -24,7 +24,7 @@ import { RefreshStore } from './refresh/refresh-store';
 import { RefreshService } from './refresh/refresh.service';
 import { systemClock } from './refresh/clock';
 import { PlaidAttempt } from './refresh/plaid-attempt';
-import { ClientRateLimiter } from '@cashflow/plaid-client';
+import { PlaidCallBudget, callBudget } from '@cashflow/plaid-client';
 import { RetryRunner } from './refresh/retry-runner';
 import { ClaimKeeper } from './refresh/claim-keeper';
 import { HealthStore } from './health/health-store';
@@ -47,7 +47,7 @@ export class WorkerConsumer extends ConsumerReadiness {}
 const CALL_PARTS = [
   RefreshStore,
   PlaidAttempt,
-  ClientRateLimiter,
+  PlaidCallBudget,
   OutcomePublisher,
   RefreshMetrics,
   ClaimKeeper,
@@ -55,7 +55,7 @@ const CALL_PARTS = [
 type CallParts = [
   RefreshStore,
   PlaidAttempt,
-  ClientRateLimiter,
+  PlaidCallBudget,
   OutcomePublisher,
   RefreshMetrics,
   ClaimKeeper,
@@ -157,15 +157,7 @@ export class RefreshWorkerModule {
         },
         {
           provide: PlaidClient,
-          useValue: new PlaidClient({
-            baseUrl: config.plaid.baseUrl,
-            clientId: config.plaid.clientId,
-            secret: config.plaid.secret,
-            connectTimeoutMs: config.plaid.connectTimeoutMs,
-            headersTimeoutMs: config.plaid.responseTimeoutMs,
-            bodyTimeoutMs: config.plaid.responseTimeoutMs,
-            connections: config.refresh.maxInFlight,
-          }),
+          useValue: PlaidClient.fromSettings(config.plaid, config.refresh.maxInFlight),
         },
         {
           provide: RefreshStore,
@@ -205,8 +197,18 @@ export class RefreshWorkerModule {
           inject: [RefreshStore, EventPublisher, RefreshMetrics],
         },
         {
-          provide: ClientRateLimiter,
-          useValue: new ClientRateLimiter(config.refresh.perClient, () => clock.now()),
+          provide: PlaidCallBudget,
+          useFactory: (db: DataSource) =>
+            callBudget({
+              scope: config.refresh.perClientScope,
+              db,
+              name: 'cashflow_report/refresh',
+              rate: config.refresh.perClient,
+              now: () => clock.now(),
+              onError: (error) =>
+                logger.warn({ err: error }, 'the shared Plaid budget could not be asked; retrying'),
+            }),
+          inject: [DataSource],
         },
         {
           provide: PlaidAttempt,

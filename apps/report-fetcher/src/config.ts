@@ -30,6 +30,7 @@ const ReportFetcherEnv = z
     PLAID_RATE_LIMIT_PER_ITEM: refreshWorkerVariables.PLAID_RATE_LIMIT_PER_ITEM,
     PLAID_RATE_LIMIT_PER_CLIENT: refreshWorkerVariables.PLAID_RATE_LIMIT_PER_CLIENT,
     PLAID_RATE_LIMIT_WINDOW_MS: refreshWorkerVariables.PLAID_RATE_LIMIT_WINDOW_MS,
+    PLAID_RATE_LIMIT_SCOPE: refreshWorkerVariables.PLAID_RATE_LIMIT_SCOPE,
     ...reportFetcherVariables,
     REPORT_FETCHER_PORT: ports.REPORT_FETCHER_PORT,
     PLAID_SANDBOX_PORT: ports.PLAID_SANDBOX_PORT,
@@ -76,11 +77,12 @@ const ReportFetcherEnv = z
       giveUpAfterMs: env.REPORT_GIVE_UP_AFTER_MS,
       backoff: pollBackoff(env),
     },
-    /** The per-client budget polls share (the fetcher's own, as each worker keeps its own). */
+    /** The per-client budget of polls (/cashflow_report/get), shared by every fetcher replica. */
     pollRateLimit: {
       limit: env.PLAID_RATE_LIMIT_PER_CLIENT,
       windowMs: env.PLAID_RATE_LIMIT_WINDOW_MS,
     },
+    pollRateLimitScope: env.PLAID_RATE_LIMIT_SCOPE,
   }));
 
 /** One Item is never polled more often than its Plaid budget allows. */

@@ -8,7 +8,7 @@ import {
   type Logger,
 } from '@cashflow/observability';
 import { DatabaseReadiness, PersistenceModule } from '@cashflow/persistence';
-import { ClientRateLimiter, PlaidClient } from '@cashflow/plaid-client';
+import { PlaidClient, callBudget } from '@cashflow/plaid-client';
 import {
   Global,
   Inject,
@@ -103,15 +103,7 @@ export class ReportFetcherModule {
         },
         {
           provide: PlaidClient,
-          useValue: new PlaidClient({
-            baseUrl: config.plaid.baseUrl,
-            clientId: config.plaid.clientId,
-            secret: config.plaid.secret,
-            connectTimeoutMs: config.plaid.connectTimeoutMs,
-            headersTimeoutMs: config.plaid.responseTimeoutMs,
-            bodyTimeoutMs: config.plaid.responseTimeoutMs,
-            connections: config.fetch.concurrency * 2,
-          }),
+          useValue: PlaidClient.fromSettings(config.plaid, config.fetch.concurrency * 2),
         },
         {
           provide: FetchStateStore,
@@ -136,7 +128,18 @@ export class ReportFetcherModule {
               db,
               states,
               plaid,
-              new ClientRateLimiter(config.pollRateLimit, now),
+              callBudget({
+                scope: config.pollRateLimitScope,
+                db,
+                name: 'cashflow_report/get',
+                rate: config.pollRateLimit,
+                now,
+                onError: (error) =>
+                  logger.warn(
+                    { err: error },
+                    'the shared Plaid budget could not be asked; retrying',
+                  ),
+              }),
               config.poll,
               now,
             ),

@@ -202,6 +202,12 @@ export const refreshWorkerVariables = {
   PLAID_RESPONSE_TIMEOUT_MS: z.coerce.number().int().min(1).default(90_000),
   PLAID_RATE_LIMIT_PER_ITEM: z.coerce.number().int().min(1).default(2),
   PLAID_RATE_LIMIT_PER_CLIENT: z.coerce.number().int().min(1).default(100),
+  /**
+   * Who PLAID_RATE_LIMIT_PER_CLIENT counts for: `deployment`, every replica together (turns
+   * taken from one window in PostgreSQL), or `process`, each replica alone (N replicas then get
+   * N times the limit).
+   */
+  PLAID_RATE_LIMIT_SCOPE: z.enum(['deployment', 'process']).default('deployment'),
   /** Plaid's minute plus a second: calls counted here arrive at Plaid a little later. */
   PLAID_RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1).default(61_000),
   /** How often parked retries are looked for. */

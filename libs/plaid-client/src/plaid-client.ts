@@ -15,6 +15,16 @@ export interface PlaidClientOptions {
   readonly connections?: number;
 }
 
+/** An app's Plaid settings as its configuration resolves them (PLAID_* variables). */
+export interface PlaidSettings {
+  readonly baseUrl: string;
+  readonly clientId: string;
+  readonly secret: string;
+  readonly connectTimeoutMs: number;
+  /** Both the wait for the answer's headers and for its body. */
+  readonly responseTimeoutMs: number;
+}
+
 /** The API version this client speaks (Plaid-Version header). */
 export const PLAID_API_VERSION = '2020-09-14';
 
@@ -88,6 +98,19 @@ export class PlaidClient {
       headersTimeout: options.headersTimeoutMs ?? 90_000,
       bodyTimeout: options.bodyTimeoutMs ?? 90_000,
       connections: options.connections ?? 128,
+    });
+  }
+
+  /** A client for an app's settings, with as many connections as it has calls out at once. */
+  static fromSettings(settings: PlaidSettings, connections: number): PlaidClient {
+    return new PlaidClient({
+      baseUrl: settings.baseUrl,
+      clientId: settings.clientId,
+      secret: settings.secret,
+      connectTimeoutMs: settings.connectTimeoutMs,
+      headersTimeoutMs: settings.responseTimeoutMs,
+      bodyTimeoutMs: settings.responseTimeoutMs,
+      connections,
     });
   }
 

@@ -31,8 +31,34 @@ export function freeAt(sent: readonly number[], now: number, rate: RateLimit): n
   return recent < rate.limit ? now : sent[sent.length - rate.limit]! + rate.windowMs;
 }
 
-/** The per-client limit, shared by every call of this process: callers queue in order. */
-export class ClientRateLimiter {
+/**
+ * Where a Plaid call gets its turn under the per-client limit: this process's own count
+ * (ClientRateLimiter) or the deployment's, shared by every replica (SharedCallBudget).
+ */
+export abstract class PlaidCallBudget {
+  /** Resolves with the turn taken when a call may go to Plaid (and counts it). */
+  abstract take(): Promise<number>;
+
+  /** A turn taken and not used: it no longer counts against the limit. */
+  abstract giveBack(turn: number): void;
+
+  /** Calls that could leave right now without waiting behind anyone (as far as is known). */
+  abstract room(now: number): number;
+
+  /** Resolves when a call may go to Plaid (and counts it). */
+  async acquire(): Promise<void> {
+    await this.take();
+  }
+
+  /** Waits for a turn, resolving with the function that gives it back unused. */
+  async turn(): Promise<() => void> {
+    const turn = await this.take();
+    return () => this.giveBack(turn);
+  }
+}
+
+/** The per-client limit, counted by this process alone: callers queue in order. */
+export class ClientRateLimiter extends PlaidCallBudget {
   private sent: number[] = [];
   private waiting = 0;
   private tail: Promise<void> = Promise.resolve();
@@ -40,14 +66,10 @@ export class ClientRateLimiter {
   constructor(
     private readonly rate: RateLimit,
     private readonly now: () => number = Date.now,
-  ) {}
-
-  /** Resolves when this call may go to Plaid (and counts it). */
-  async acquire(): Promise<void> {
-    await this.take();
+  ) {
+    super();
   }
 
-  /** As acquire, resolving with the turn taken, which `giveBack` returns unused. */
   take(): Promise<number> {
     this.waiting += 1;
     const turn = this.tail.then(async () => {
@@ -66,12 +88,6 @@ export class ClientRateLimiter {
     return turn;
   }
 
-  /** Waits for a turn, resolving with the function that gives it back unused. */
-  async turn(): Promise<() => void> {
-    const turn = await this.take();
-    return () => this.giveBack(turn);
-  }
-
   /** Counts a call sent at `now`, forgetting those that left the window (amortised O(1)). */
   private record(now: number): void {
     const first = firstInWindow(this.sent, now, this.rate);
@@ -79,13 +95,11 @@ export class ClientRateLimiter {
     this.sent.push(now);
   }
 
-  /** A turn taken and not used: it no longer counts against the limit. */
   giveBack(turn: number): void {
     const index = this.sent.lastIndexOf(turn);
     if (index >= 0) this.sent = this.sent.filter((_, i) => i !== index);
   }
 
-  /** Calls that could leave right now without waiting behind anyone. */
   room(now: number): number {
     const recent = this.sent.length - firstInWindow(this.sent, now, this.rate);
     return Math.max(0, this.rate.limit - recent - this.waiting);

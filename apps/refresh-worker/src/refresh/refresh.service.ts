@@ -29,7 +29,7 @@ import {
   type Outcome,
 } from './outcomes';
 import type { PlaidAttempt } from './plaid-attempt';
-import type { ClientRateLimiter } from '@cashflow/plaid-client';
+import type { PlaidCallBudget } from '@cashflow/plaid-client';
 import type { RefreshMetrics } from './refresh-metrics';
 import type { ClaimKeeper } from './claim-keeper';
 import type { Claim, Known, Recorded, RefreshStore, StartedCall } from './refresh-store';
@@ -93,7 +93,7 @@ export class RefreshService {
   constructor(
     private readonly store: RefreshStore,
     private readonly attempt: PlaidAttempt,
-    private readonly limiter: ClientRateLimiter,
+    private readonly limiter: PlaidCallBudget,
     private readonly keeper: ClaimKeeper,
     private readonly outcomes: OutcomePublisher,
     private readonly limits: PerItemLimit,

@@ -6,7 +6,7 @@ import { assertNever } from './item-calls';
 import type { OutcomePublisher } from './outcome-publisher';
 import { outcomeEvent } from './outcomes';
 import type { PlaidAttempt } from './plaid-attempt';
-import type { ClientRateLimiter } from '@cashflow/plaid-client';
+import type { PlaidCallBudget } from '@cashflow/plaid-client';
 import type { RefreshMetrics } from './refresh-metrics';
 import type { Claim, RefreshStore } from './refresh-store';
 
@@ -41,7 +41,7 @@ export class RetryRunner {
   constructor(
     private readonly store: RefreshStore,
     private readonly attempt: PlaidAttempt,
-    private readonly limiter: ClientRateLimiter,
+    private readonly limiter: PlaidCallBudget,
     private readonly keeper: ClaimKeeper,
     private readonly outcomes: OutcomePublisher,
     private readonly options: RetryRunnerOptions,

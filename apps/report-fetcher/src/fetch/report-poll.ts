@@ -4,11 +4,7 @@ import {
   type ReportOverdue,
   type ReportReady,
 } from '@cashflow/contracts';
-import {
-  classifyPlaidError,
-  type ClientRateLimiter,
-  type PlaidClient,
-} from '@cashflow/plaid-client';
+import { classifyPlaidError, type PlaidCallBudget, type PlaidClient } from '@cashflow/plaid-client';
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { fetchFailureOf } from './fetch-failures';
@@ -36,7 +32,7 @@ export class ReportPoll {
     private readonly db: DataSource,
     private readonly states: FetchStateStore,
     private readonly plaid: PlaidClient,
-    private readonly limiter: ClientRateLimiter,
+    private readonly limiter: PlaidCallBudget,
     private readonly policy: PollPolicy,
     private readonly now: () => number,
   ) {}
