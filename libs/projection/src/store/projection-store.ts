@@ -234,43 +234,46 @@ export class ProjectionStore {
     items: ReadonlyMap<string, ItemState>,
   ): Promise<Map<string, Map<string, RequestState>>> {
     // A request is its Item's: another upstream may use the same id for another Item.
-    const wanted: { item_id: string; request_id: string }[] = [];
-    const reported: { item_id: string; since: string; until: string }[] = [];
+    const wanted = { itemIds: [] as string[], requestIds: [] as string[] };
+    const reported = { itemIds: [] as string[], since: [] as string[], until: [] as string[] };
     for (const [id, list] of byItem) {
       const events = list.map((c) => c.event);
       for (const r of requestIdsNeeded(items.get(id), events)) {
-        wanted.push({ item_id: id, request_id: r });
+        wanted.itemIds.push(id);
+        wanted.requestIds.push(r);
       }
       const received = reportsReceivedIn(events).map((at) => Date.parse(at));
       if (received.length === 0) continue;
-      reported.push({
-        item_id: id,
-        since: new Date(Math.min(...received)).toISOString(),
-        until: latestAnsweredAt(new Date(Math.max(...received)).toISOString()),
-      });
+      reported.itemIds.push(id);
+      reported.since.push(new Date(Math.min(...received)).toISOString());
+      reported.until.push(latestAnsweredAt(new Date(Math.max(...received)).toISOString()));
     }
+    // UNION ALL (a request found twice is the same row, kept once below): no sort of wide rows.
+    // The parts for reports are left out of a batch without reports, most batches of a topic.
     const columns = REQUEST_COLUMNS.map((c) => `r.${c}`).join(', ');
-    const rows = await queryRows<RequestRow>(
-      m,
+    const parts = [
       `SELECT ${columns}
-         FROM jsonb_to_recordset($1::jsonb) AS w(item_id text, request_id text)
-         JOIN ${this.t.requests} r ON r.item_id = w.item_id AND r.request_id = w.request_id
-       UNION
-       SELECT ${columns} FROM ${this.t.requests} r
-        WHERE r.item_id = ANY($2) AND r.status = 'accepted'
-       UNION
-       SELECT ${columns}
-         FROM jsonb_to_recordset($3::jsonb) AS q(item_id text, since timestamptz, until timestamptz)
-         JOIN ${this.t.requests} r ON r.item_id = q.item_id
-        WHERE r.report_event_id IS NOT NULL AND r.accepted_at <= q.until
-          AND coalesce(r.ready_at, r.failed_at) >= q.since
-       UNION
-       SELECT ${columns}
-         FROM jsonb_to_recordset($3::jsonb) AS q(item_id text, since timestamptz, until timestamptz)
-         JOIN ${this.t.requests} r ON r.item_id = q.item_id
-        WHERE r.status = 'overdue' AND r.accepted_at <= q.until`,
-      [JSON.stringify(wanted), [...byItem.keys()], JSON.stringify(reported)],
-    );
+         FROM unnest($1::text[], $2::text[]) AS w(item_id, request_id)
+         JOIN ${this.t.requests} r ON r.item_id = w.item_id AND r.request_id = w.request_id`,
+      `SELECT ${columns} FROM ${this.t.requests} r
+        WHERE r.item_id = ANY($3) AND r.status = 'accepted'`,
+    ];
+    const params: unknown[] = [wanted.itemIds, wanted.requestIds, [...byItem.keys()]];
+    if (reported.itemIds.length > 0) {
+      params.push(reported.itemIds, reported.since, reported.until);
+      const lookups = `unnest($4::text[], $5::timestamptz[], $6::timestamptz[])
+                         AS q(item_id, since, until)`;
+      parts.push(
+        `SELECT ${columns} FROM ${lookups}
+           JOIN ${this.t.requests} r ON r.item_id = q.item_id
+          WHERE r.report_event_id IS NOT NULL AND r.accepted_at <= q.until
+            AND coalesce(r.ready_at, r.failed_at) >= q.since`,
+        `SELECT ${columns} FROM ${lookups}
+           JOIN ${this.t.requests} r ON r.item_id = q.item_id
+          WHERE r.status = 'overdue' AND r.accepted_at <= q.until`,
+      );
+    }
+    const rows = await queryRows<RequestRow>(m, parts.join('\n UNION ALL\n'), params);
     return groupByItem(rows.map(rowToRequest), (r) => r.requestId);
   }
 
@@ -279,22 +282,23 @@ export class ProjectionStore {
     m: EntityManager,
     byItem: ReadonlyMap<string, readonly ConsumedEvent[]>,
   ): Promise<Map<string, Map<string, ReportFacts>>> {
-    const lookups = [...byItem].flatMap(([id, list]) =>
-      acceptancesIn(list.map((c) => c.event)).map((at) => ({
-        item_id: id,
-        since: earliestAnswerAt(at),
-      })),
-    );
-    if (lookups.length === 0) return new Map();
+    const lookups = { itemIds: [] as string[], since: [] as string[] };
+    for (const [id, list] of byItem) {
+      for (const at of acceptancesIn(list.map((c) => c.event))) {
+        lookups.itemIds.push(id);
+        lookups.since.push(earliestAnswerAt(at));
+      }
+    }
+    if (lookups.itemIds.length === 0) return new Map();
     const rows = await queryRows<ReportRow>(
       m,
-      `SELECT DISTINCT ${REPORT_COLUMNS.map((c) => `r.${c}`).join(', ')}
-         FROM jsonb_to_recordset($1::jsonb) AS q(item_id text, since timestamptz)
+      `SELECT ${REPORT_COLUMNS.map((c) => `r.${c}`).join(', ')}
+         FROM unnest($1::text[], $2::timestamptz[]) AS q(item_id, since)
          CROSS JOIN LATERAL (
            SELECT * FROM ${this.t.reports} r
             WHERE r.item_id = q.item_id AND r.received_at >= q.since
             ORDER BY r.received_at, r.event_id LIMIT 1) r`,
-      [JSON.stringify(lookups)],
+      [lookups.itemIds, lookups.since],
     );
     return groupByItem(rows.map(rowToReport), (r) => r.eventId);
   }
