@@ -64,11 +64,16 @@ interface Result {
   /** Plaid calls over requests: how much coalescing saved, and how much handing requests over cost. */
   readonly plaid_calls_per_request: number;
   /**
-   * Plaid calls over the requests that made a call of their own (not coalesced): 1 plus retries
-   * and calls made twice; unlike calls per request, it does not depend on how much a fault's
-   * backlog let coalesce.
+   * Plaid calls over the requests that made a call of their own (not coalesced, not refused for
+   * the Item's health): 1 plus retries and calls made again; unlike calls per request, it does
+   * not depend on how much a fault's backlog let coalesce.
    */
   readonly plaid_calls_per_own_call: number;
+  /**
+   * Plaid calls no outcome counts among its attempts: calls made again for a request another
+   * worker had already sent (a hand-over), or whose worker died before recording the answer.
+   */
+  readonly plaid_calls_made_again: number;
   readonly fault: Record<string, number | string | null>;
   readonly first_progress_s: number | null;
   readonly drained_s: number | null;
@@ -101,6 +106,21 @@ afterAll(() => {
     );
   }
 });
+
+/**
+ * The requests that made a Plaid call of their own (neither coalesced into another's call nor
+ * refused for the Item's health: those have 0 attempts), and the Plaid calls their outcomes
+ * count, retries included.
+ */
+async function ownCalls(system: FaultSystem): Promise<{ own: number; attempts: number }> {
+  const own = await system.count(
+    `SELECT count(*) AS n FROM refresh_requests WHERE coalesced_into IS NULL AND attempts > 0`,
+  );
+  const attempts = await system.count(
+    `SELECT coalesce(sum(attempts), 0) AS n FROM refresh_requests WHERE coalesced_into IS NULL`,
+  );
+  return { own: own ?? 0, attempts: attempts ?? 0 };
+}
 
 /**
  * Starts a system, creates the Items, runs the load with `fault` injected meanwhile, waits
@@ -149,6 +169,7 @@ async function scenario(
       'plaid_sandbox_refresh_answers_total',
     );
     const fetcher = await fetcherFindings(system);
+    const calls = await ownCalls(system);
     const result: Result = {
       scenario: name,
       requests: ids.length,
@@ -158,8 +179,8 @@ async function scenario(
       check_s: round((Date.now() - checkStarted) / 1000),
       plaid_calls: plaidCalls,
       plaid_calls_per_request: Math.round((plaidCalls / ids.length) * 1000) / 1000,
-      plaid_calls_per_own_call:
-        Math.round((plaidCalls / (ids.length - (outcomes.coalesced ?? 0))) * 1000) / 1000,
+      plaid_calls_per_own_call: Math.round((plaidCalls / calls.own) * 1000) / 1000,
+      plaid_calls_made_again: plaidCalls - calls.attempts,
       fault: figures,
       first_progress_s: timeline.progressAfter(injected.clearedAt),
       drained_s: timeline.drainedAfter(injected.clearedAt, ids.length),
@@ -831,6 +852,7 @@ function table(rows: readonly Result[]): string {
     'Plaid calls',
     'calls per request',
     'calls per own call',
+    'calls made again',
     'setup s',
     'seconds',
     'check s',
@@ -855,6 +877,7 @@ function table(rows: readonly Result[]): string {
     r.plaid_calls,
     r.plaid_calls_per_request,
     r.plaid_calls_per_own_call,
+    r.plaid_calls_made_again,
     r.setup_s,
     r.seconds,
     r.check_s,
