@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Real local infrastructure without Docker: one Apache Kafka broker (KRaft, combined
-# broker+controller) and one project-local PostgreSQL cluster, both on 127.0.0.1.
+# Real local infrastructure without Docker: Apache Kafka (KRaft; one combined broker+controller
+# node, or three replicating ones with LOCAL_KAFKA_NODES=3) and one project-local PostgreSQL
+# cluster, all on 127.0.0.1.
 # Idempotent: every subcommand can be run again; a second start is a no-op.
 set -euo pipefail
 
@@ -13,17 +14,27 @@ STATE_DIR=$(abspath "${CASHFLOW_LOCAL_DIR:-$REPO_ROOT/.local}")
 CACHE_DIR=$(abspath "${CASHFLOW_CACHE_DIR:-$REPO_ROOT/.cache}")
 
 KAFKA_VERSION=${KAFKA_VERSION:-4.3.1}
+KAFKA_NODES=${LOCAL_KAFKA_NODES:-1}
+[[ $KAFKA_NODES == 1 || $KAFKA_NODES == 3 ]] || { echo "[local-infra] LOCAL_KAFKA_NODES must be 1 or 3, not '$KAFKA_NODES'" >&2; exit 2; }
 KAFKA_PORT=${LOCAL_KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${LOCAL_KAFKA_CONTROLLER_PORT:-19093}
+# Node n's client and controller ports: LOCAL_KAFKA_PORTS / LOCAL_KAFKA_CONTROLLER_PORTS (comma
+# lists, one port a node) or, by default, the first node's ports + 2 for each next node
+# (19092/19093, 19094/19095, 19096/19097).
+KAFKA_PORTS=() KAFKA_CONTROLLER_PORTS=()
+IFS=, read -r -a KAFKA_PORTS <<<"${LOCAL_KAFKA_PORTS:-}"
+IFS=, read -r -a KAFKA_CONTROLLER_PORTS <<<"${LOCAL_KAFKA_CONTROLLER_PORTS:-}"
+for ((n = ${#KAFKA_PORTS[@]}; n < KAFKA_NODES; n++)); do KAFKA_PORTS[n]=$((KAFKA_PORT + 2 * n)); done
+for ((n = ${#KAFKA_CONTROLLER_PORTS[@]}; n < KAFKA_NODES; n++)); do
+  KAFKA_CONTROLLER_PORTS[n]=$((KAFKA_CONTROLLER_PORT + 2 * n))
+done
 KAFKA_LIBS=$CACHE_DIR/kafka-$KAFKA_VERSION/libs
 KAFKA_LIBS_MARKER=$KAFKA_LIBS/.complete
-KAFKA_STATE=$STATE_DIR/kafka
-KAFKA_DATA=$KAFKA_STATE/data
-KAFKA_PROPS=$KAFKA_STATE/server.properties
-KAFKA_LOG=$KAFKA_STATE/kafka.log
-KAFKA_PID=$KAFKA_STATE/kafka.pid
+# One node keeps the layout it always had; three live apart (their storage is formatted for a
+# three-voter quorum), a dir per node.
+if ((KAFKA_NODES == 1)); then KAFKA_STATE=$STATE_DIR/kafka; else KAFKA_STATE=$STATE_DIR/kafka-3; fi
 KAFKA_LOG4J=$SCRIPT_DIR/kafka/log4j2.properties
-KAFKA_READY_TIMEOUT=60
+KAFKA_READY_TIMEOUT=90
 
 PG_PORT=${LOCAL_PG_PORT:-15432}
 # Run as root, PostgreSQL runs as the postgres user, which must be able to enter its data dir.
@@ -45,21 +56,27 @@ is_root() { [[ $EUID -eq 0 ]]; }
 
 usage() {
   cat >&2 <<EOF
-usage: $(basename "$0") <command> [kafka|postgres]
+usage: $(basename "$0") <command> [kafka|kafka-N|postgres]
 
   install [kafka|postgres]  check prerequisites, fetch the Kafka jars / install PostgreSQL
-  start   [kafka|postgres]  start (default both); no-op when already running
-  stop    [kafka|postgres]  stop (default both)
-  status  [kafka|postgres]  one line per service; exit 0 if all run, 3 otherwise
+  start   [kafka|kafka-N|postgres]
+                            start (default all); no-op when already running
+  stop    [kafka|kafka-N|postgres]
+                            stop (default all)
+  kill    kafka-N           kill -9 one Kafka node (a crash, for fault tests)
+  status  [kafka|kafka-N|postgres]
+                            one line per service; exit 0 if all run, 3 otherwise
   logs                      last 200 lines of each log file
   env                       print exports: eval "\$($(basename "$0") env)"
   reset                     stop both and delete the state dir ($STATE_DIR)
 
-Kafka: 127.0.0.1:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT), version $KAFKA_VERSION
+Kafka: $KAFKA_NODES node(s), $(kafka_bootstrap) (controllers ${KAFKA_CONTROLLER_PORTS[*]}),
+       version $KAFKA_VERSION; kafka-N is node N alone (1..$KAFKA_NODES)
 PostgreSQL: 127.0.0.1:$PG_PORT, database/user/password $PG_APP_DB/$PG_APP_USER/$PG_APP_PASSWORD,
             data in $PG_DATA
-Environment: CASHFLOW_LOCAL_DIR CASHFLOW_CACHE_DIR KAFKA_VERSION LOCAL_KAFKA_PORT
-             LOCAL_KAFKA_CONTROLLER_PORT LOCAL_PG_PORT LOCAL_PG_BINDIR JAVA_HOME
+Environment: CASHFLOW_LOCAL_DIR CASHFLOW_CACHE_DIR KAFKA_VERSION LOCAL_KAFKA_NODES (1 or 3)
+             LOCAL_KAFKA_PORT LOCAL_KAFKA_CONTROLLER_PORT LOCAL_KAFKA_PORTS
+             LOCAL_KAFKA_CONTROLLER_PORTS LOCAL_PG_PORT LOCAL_PG_BINDIR JAVA_HOME
 EOF
   exit 2
 }
@@ -183,10 +200,24 @@ cmd_install() {
 
 # ---------------------------------------------------------------- kafka
 
+# Node n's paths and ports (n = 1..KAFKA_NODES).
+node_dir() { if ((KAFKA_NODES == 1)); then echo "$KAFKA_STATE"; else echo "$KAFKA_STATE/node-$1"; fi; }
+node_pidfile() { echo "$(node_dir "$1")/kafka.pid"; }
+node_log() { echo "$(node_dir "$1")/kafka.log"; }
+node_port() { echo "${KAFKA_PORTS[$1 - 1]}"; }
+node_controller_port() { echo "${KAFKA_CONTROLLER_PORTS[$1 - 1]}"; }
+node_name() { if ((KAFKA_NODES == 1)); then echo kafka; else echo "kafka-$1"; fi; }
+kafka_bootstrap() {
+  local n list=""
+  for ((n = 1; n <= KAFKA_NODES; n++)); do list+="${list:+,}127.0.0.1:$(node_port "$n")"; done
+  echo "$list"
+}
+
 kafka_pid() {
-  local pid
-  [[ -f $KAFKA_PID ]] || return 1
-  pid=$(<"$KAFKA_PID")
+  local pid file
+  file=$(node_pidfile "$1")
+  [[ -f $file ]] || return 1
+  pid=$(<"$file")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
   # Guard against a recycled pid.
@@ -204,29 +235,36 @@ kafka_java() {
 }
 
 write_kafka_props() {
-  cat >"$KAFKA_PROPS" <<EOF
+  local n=$1 voters="" v rf=1 isr=1
+  for ((v = 1; v <= KAFKA_NODES; v++)); do
+    voters+="${voters:+,}$v@127.0.0.1:$(node_controller_port "$v")"
+  done
+  if ((KAFKA_NODES == 3)); then rf=3 isr=2; fi
+  cat >"$(node_dir "$n")/server.properties" <<EOF
 # Generated by scripts/local-infra.sh on every start; edits are overwritten.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+node.id=$n
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$(node_port "$n"),CONTROLLER://127.0.0.1:$(node_controller_port "$n")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(node_port "$n")
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$KAFKA_DATA
+log.dirs=$(node_dir "$n")/data
 
-# Single node: every internal topic must have replication factor 1.
-offsets.topic.replication.factor=1
-# 50 partitions (the default) slow the first consumer-group join on one small node.
+# One node: every topic has one replica. Three: every topic, internal ones included, has three,
+# and a write acknowledged by all in-sync replicas (acks=all) is on at least two of them.
+offsets.topic.replication.factor=$rf
+# 50 partitions (the default) slow the first consumer-group join on small nodes.
 offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-default.replication.factor=1
-min.insync.replicas=1
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
+default.replication.factor=$rf
+min.insync.replicas=$isr
 num.partitions=1
+unclean.leader.election.enable=false
 
 # The project creates its topics (and their retention) with an admin client.
 auto.create.topics.enable=false
@@ -237,92 +275,114 @@ log.cleaner.dedupe.buffer.size=33554432
 EOF
 }
 
-kafka_format_once() {
-  [[ -f $KAFKA_DATA/meta.properties ]] && return 0
-  local id out
-  mkdir -p "$KAFKA_DATA"
-  out=$KAFKA_STATE/format.log
+# One cluster id for every node of the cluster, made once.
+kafka_cluster_id() {
+  local file=$KAFKA_STATE/cluster.id id out=$KAFKA_STATE/format.log
+  if [[ -f $file ]]; then
+    cat "$file"
+    return 0
+  fi
   id=$(kafka_java kafka.tools.StorageTool random-uuid 2>"$out") || { cat "$out" >&2; die "kafka: random-uuid failed"; }
   id=$(printf '%s\n' "$id" | tail -n 1)
   [[ $id =~ ^[A-Za-z0-9_-]{22}$ ]] || { cat "$out" >&2; die "kafka: unexpected cluster id '$id'"; }
-  if ! kafka_java kafka.tools.StorageTool format -t "$id" -c "$KAFKA_PROPS" >>"$out" 2>&1; then
-    cat "$out" >&2
-    die "kafka: storage format failed"
-  fi
-  log "kafka: formatted storage (cluster id $id)"
+  echo "$id" >"$file"
+  echo "$id"
 }
 
-# Launches the broker in the background and sets KAFKA_LAUNCHED=1;
-# kafka_wait_ready then checks it came up.
-KAFKA_LAUNCHED=0
+kafka_format_once() {
+  local n=$1 dir id out
+  dir=$(node_dir "$n")
+  [[ -f $dir/data/meta.properties ]] && return 0
+  mkdir -p "$dir/data"
+  id=$(kafka_cluster_id)
+  out=$KAFKA_STATE/format.log
+  # A static quorum (controller.quorum.voters) is formatted without --standalone.
+  if ! kafka_java kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" >>"$out" 2>&1; then
+    cat "$out" >&2
+    die "kafka: storage format of node $n failed"
+  fi
+  log "$(node_name "$n"): formatted storage (cluster id $id)"
+}
+
+# Launches node n in the background and adds it to KAFKA_LAUNCHED; kafka_wait_ready then
+# checks it came up.
+KAFKA_LAUNCHED=()
 kafka_launch() {
-  local pid port
-  if pid=$(kafka_pid); then
-    log "kafka: already running (pid $pid, 127.0.0.1:$KAFKA_PORT)"
+  local n=$1 pid port dir heap
+  dir=$(node_dir "$n")
+  if pid=$(kafka_pid "$n"); then
+    log "$(node_name "$n"): already running (pid $pid, 127.0.0.1:$(node_port "$n"))"
     return 0
   fi
-  rm -f "$KAFKA_PID"
-  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-    port_open "$port" && die "kafka: port $port is already in use by another process (set LOCAL_KAFKA_PORT / LOCAL_KAFKA_CONTROLLER_PORT)"
+  rm -f "$(node_pidfile "$n")"
+  for port in "$(node_port "$n")" "$(node_controller_port "$n")"; do
+    port_open "$port" && die "$(node_name "$n"): port $port is already in use by another process (set LOCAL_KAFKA_PORT / LOCAL_KAFKA_CONTROLLER_PORT, or LOCAL_KAFKA_PORTS / LOCAL_KAFKA_CONTROLLER_PORTS)"
   done
-  mkdir -p "$KAFKA_STATE"
-  write_kafka_props
-  kafka_format_once
-  echo "===== $(date -u +%FT%TZ) local-infra.sh: starting Kafka $KAFKA_VERSION =====" >>"$KAFKA_LOG"
+  mkdir -p "$dir"
+  write_kafka_props "$n"
+  kafka_format_once "$n"
+  # Three JVMs share the machine: a smaller heap each.
+  if ((KAFKA_NODES == 1)); then heap=(-Xms256m -Xmx512m); else heap=(-Xms128m -Xmx384m); fi
+  echo "===== $(date -u +%FT%TZ) local-infra.sh: starting Kafka $KAFKA_VERSION node $n =====" >>"$(node_log "$n")"
   # setsid: own session, so the broker outlives this script and its terminal.
   # nohup -> setsid -> java all exec in place, so $! is the broker's pid.
-  nohup setsid "$JAVA" -Xms256m -Xmx512m -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+  nohup setsid "$JAVA" "${heap[@]}" -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$KAFKA_LOG4J" -cp "$KAFKA_LIBS/*" \
-    kafka.Kafka "$KAFKA_PROPS" >>"$KAFKA_LOG" 2>&1 </dev/null 9>&- &
-  echo $! >"$KAFKA_PID"
-  KAFKA_LAUNCHED=1
-  log "kafka: starting (pid $!)..."
+    kafka.Kafka "$dir/server.properties" >>"$(node_log "$n")" 2>&1 </dev/null 9>&- &
+  echo $! >"$(node_pidfile "$n")"
+  KAFKA_LAUNCHED+=("$n")
+  log "$(node_name "$n"): starting (pid $!)..."
 }
 
+# A node is ready once it answers a metadata request on its own port. A node of three needs a
+# second voter up to elect a controller, so every node is launched before any is waited for.
 kafka_wait_ready() {
-  local deadline=$((SECONDS + KAFKA_READY_TIMEOUT)) pid
-  pid=$(<"$KAFKA_PID")
+  local n=$1 deadline=$((SECONDS + KAFKA_READY_TIMEOUT)) pid port
+  pid=$(<"$(node_pidfile "$n")")
+  port=$(node_port "$n")
   while ((SECONDS < deadline)); do
     if ! kill -0 "$pid" 2>/dev/null; then
-      log "kafka: broker exited during start-up; last 50 lines of $KAFKA_LOG:"
-      tail -n 50 "$KAFKA_LOG" >&2 || true
-      rm -f "$KAFKA_PID"
+      log "$(node_name "$n"): exited during start-up; last 50 lines of $(node_log "$n"):"
+      tail -n 50 "$(node_log "$n")" >&2 || true
+      rm -f "$(node_pidfile "$n")"
       exit 1
     fi
-    if port_open "$KAFKA_PORT" &&
+    if port_open "$port" &&
       timeout 20 "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
         -Dlog4j2.configurationFile="$KAFKA_LOG4J" -cp "$KAFKA_LIBS/*" \
-        org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list \
+        org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" --list \
         >/dev/null 2>&1; then
-      log "kafka: ready on 127.0.0.1:$KAFKA_PORT (pid $pid)"
+      log "$(node_name "$n"): ready on 127.0.0.1:$port (pid $pid)"
       return 0
     fi
     sleep 1
   done
-  log "kafka: not ready after ${KAFKA_READY_TIMEOUT}s; last 50 lines of $KAFKA_LOG:"
-  tail -n 50 "$KAFKA_LOG" >&2 || true
+  log "$(node_name "$n"): not ready after ${KAFKA_READY_TIMEOUT}s; last 50 lines of $(node_log "$n"):"
+  tail -n 50 "$(node_log "$n")" >&2 || true
   exit 1
 }
 
+# Stops node n: SIGTERM (a controlled shutdown, which hands its leaderships over first), SIGKILL
+# after 30 s; `kill` sends SIGKILL at once, as a crash would.
 kafka_stop() {
-  local pid i
-  if ! pid=$(kafka_pid); then
-    rm -f "$KAFKA_PID"
-    log "kafka: not running"
+  local n=$1 signal=${2:-TERM} pid i
+  if ! pid=$(kafka_pid "$n"); then
+    rm -f "$(node_pidfile "$n")"
+    log "$(node_name "$n"): not running"
     return 0
   fi
-  kill -TERM "$pid" 2>/dev/null || true
+  kill "-$signal" "$pid" 2>/dev/null || true
   for ((i = 0; i < 300; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   if kill -0 "$pid" 2>/dev/null; then
-    log "kafka: still running after 30 s, sending SIGKILL"
+    log "$(node_name "$n"): still running after 30 s, sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
     while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   fi
-  rm -f "$KAFKA_PID"
-  log "kafka: stopped"
+  rm -f "$(node_pidfile "$n")"
+  if [[ $signal == KILL ]]; then log "$(node_name "$n"): killed"; else log "$(node_name "$n"): stopped"; fi
 }
 
 # ---------------------------------------------------------------- postgres
@@ -461,34 +521,48 @@ pg_stop() {
 # ---------------------------------------------------------------- commands
 
 
+# The Kafka nodes a target names: every node for all/kafka, node N for kafka-N.
+target_nodes() {
+  case $1 in
+    all | kafka) seq 1 "$KAFKA_NODES" ;;
+    kafka-*) echo "${1#kafka-}" ;;
+  esac
+}
+
 cmd_start() {
-  local what=$1
+  local what=$1 n
   take_lock
-  cmd_install "$what"
-  # Postgres starts while the broker boots.
-  if [[ $what != postgres ]]; then kafka_launch; fi
-  if [[ $what != kafka ]]; then pg_start; fi
-  if ((KAFKA_LAUNCHED)); then kafka_wait_ready; fi
+  case $what in kafka-*) cmd_install kafka ;; *) cmd_install "$what" ;; esac
+  # Postgres starts while the brokers boot; every node is launched before any is waited for.
+  if [[ $what != postgres ]]; then
+    for n in $(target_nodes "$what"); do kafka_launch "$n"; done
+  fi
+  if [[ $what == all || $what == postgres ]]; then pg_start; fi
+  for n in "${KAFKA_LAUNCHED[@]}"; do kafka_wait_ready "$n"; done
 }
 
 cmd_stop() {
-  local what=$1
+  local what=$1 signal=${2:-TERM} n
   take_lock
-  if [[ $what != postgres ]]; then kafka_stop; fi
-  if [[ $what != kafka ]]; then pg_stop; fi
+  if [[ $what != postgres ]]; then
+    for n in $(target_nodes "$what"); do kafka_stop "$n" "$signal"; done
+  fi
+  if [[ $what == all || $what == postgres ]]; then pg_stop; fi
 }
 
 cmd_status() {
-  local what=$1 rc=0 pid
+  local what=$1 rc=0 pid n
   if [[ $what != postgres ]]; then
-    if pid=$(kafka_pid); then
-      echo "kafka: running on 127.0.0.1:$KAFKA_PORT (pid $pid)"
-    else
-      echo "kafka: stopped (port $KAFKA_PORT)"
-      rc=3
-    fi
+    for n in $(target_nodes "$what"); do
+      if pid=$(kafka_pid "$n"); then
+        echo "$(node_name "$n"): running on 127.0.0.1:$(node_port "$n") (pid $pid)"
+      else
+        echo "$(node_name "$n"): stopped (port $(node_port "$n"))"
+        rc=3
+      fi
+    done
   fi
-  if [[ $what != kafka ]]; then
+  if [[ $what == all || $what == postgres ]]; then
     if pg_bindir >/dev/null && pg_running; then
       echo "postgres: running on 127.0.0.1:$PG_PORT (pid $(pg_pid), data in $PG_DATA)"
     else
@@ -501,7 +575,9 @@ cmd_status() {
 
 cmd_logs() {
   local f found=0
-  for f in "$KAFKA_LOG" "$PG_LOG" "$KAFKA_STATE/format.log" "$PG_STATE/initdb.log"; do
+  local n logs=()
+  for ((n = 1; n <= KAFKA_NODES; n++)); do logs+=("$(node_log "$n")"); done
+  for f in "${logs[@]}" "$PG_LOG" "$KAFKA_STATE/format.log" "$PG_STATE/initdb.log"; do
     [[ -f $f ]] || continue
     found=1
     echo "===== $f (last 200 lines) ====="
@@ -511,7 +587,7 @@ cmd_logs() {
 }
 
 cmd_env() {
-  echo "export KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+  echo "export KAFKA_BROKERS=$(kafka_bootstrap)"
   echo "export DATABASE_URL=postgres://$PG_APP_USER:$PG_APP_PASSWORD@127.0.0.1:$PG_PORT/$PG_APP_DB"
 }
 
@@ -532,15 +608,23 @@ cmd_reset() {
 main() {
   local cmd=${1:-} target=${2:-all}
   case $cmd in
-    install | start | stop | status) (($# <= 2)) || usage ;;
+    install | start | stop | status | kill) (($# <= 2)) || usage ;;
     logs | env | reset) (($# == 1)) || usage ;;
     *) usage ;;
   esac
-  case $target in all | kafka | postgres) ;; *) usage ;; esac
+  case $target in
+    all | kafka | postgres) [[ $cmd != kill ]] || usage ;;
+    kafka-[1-9])
+      [[ $cmd != install ]] || usage
+      ((${target#kafka-} <= KAFKA_NODES)) || die "$target: there are $KAFKA_NODES Kafka node(s) (LOCAL_KAFKA_NODES)"
+      ;;
+    *) usage ;;
+  esac
   case $cmd in
     install) cmd_install "$target" ;;
     start) cmd_start "$target" ;;
     stop) cmd_stop "$target" ;;
+    kill) cmd_stop "$target" KILL ;;
     status) cmd_status "$target" || exit $? ;;
     logs) cmd_logs ;;
     env) cmd_env ;;
