@@ -249,28 +249,36 @@ export class ProjectionStore {
       reported.until.push(latestAnsweredAt(new Date(Math.max(...received)).toISOString()));
     }
     // UNION ALL (a request found twice is the same row, kept once below): no sort of wide rows.
-    // The parts for reports are left out of a batch without reports, most batches of a topic.
+    // Each lookup is a LATERAL index lookup: a table that grows fast (a catch-up from zero) has
+    // statistics far behind it, and the planner would hash whole tables. The parts for reports
+    // are left out of a batch without reports, most batches of a topic.
     const columns = REQUEST_COLUMNS.map((c) => `r.${c}`).join(', ');
+    const perLookup = (lookups: string, where: string) =>
+      `SELECT r.* FROM ${lookups}
+         CROSS JOIN LATERAL (SELECT ${columns} FROM ${this.t.requests} r WHERE ${where}) r`;
     const parts = [
-      `SELECT ${columns}
-         FROM unnest($1::text[], $2::text[]) AS w(item_id, request_id)
-         JOIN ${this.t.requests} r ON r.item_id = w.item_id AND r.request_id = w.request_id`,
+      perLookup(
+        'unnest($1::text[], $2::text[]) AS w(item_id, request_id)',
+        'r.item_id = w.item_id AND r.request_id = w.request_id',
+      ),
       `SELECT ${columns} FROM ${this.t.requests} r
         WHERE r.item_id = ANY($3) AND r.status = 'accepted'`,
     ];
     const params: unknown[] = [wanted.itemIds, wanted.requestIds, [...byItem.keys()]];
     if (reported.itemIds.length > 0) {
       params.push(reported.itemIds, reported.since, reported.until);
-      const lookups = `unnest($4::text[], $5::timestamptz[], $6::timestamptz[])
-                         AS q(item_id, since, until)`;
+      const lookups =
+        'unnest($4::text[], $5::timestamptz[], $6::timestamptz[]) AS q(item_id, since, until)';
       parts.push(
-        `SELECT ${columns} FROM ${lookups}
-           JOIN ${this.t.requests} r ON r.item_id = q.item_id
-          WHERE r.report_event_id IS NOT NULL AND r.accepted_at <= q.until
-            AND coalesce(r.ready_at, r.failed_at) >= q.since`,
-        `SELECT ${columns} FROM ${lookups}
-           JOIN ${this.t.requests} r ON r.item_id = q.item_id
-          WHERE r.status = 'overdue' AND r.accepted_at <= q.until`,
+        perLookup(
+          lookups,
+          `r.item_id = q.item_id AND r.report_event_id IS NOT NULL AND r.accepted_at <= q.until
+           AND coalesce(r.ready_at, r.failed_at) >= q.since`,
+        ),
+        perLookup(
+          lookups,
+          `r.item_id = q.item_id AND r.status = 'overdue' AND r.accepted_at <= q.until`,
+        ),
       );
     }
     const rows = await queryRows<RequestRow>(m, parts.join('\n UNION ALL\n'), params);
