@@ -46,7 +46,7 @@ describe('migrations against the real PostgreSQL', () => {
         'item_refresh_state',
         'item_reports',
         'migrations',
-        'plaid_call_turns',
+        'plaid_call_budget',
         'projection_events',
         'refresh_outcomes',
         'refresh_request_ids',

@@ -12,21 +12,21 @@ export interface SharedCallBudgetOptions {
   readonly retryMs?: number;
 }
 
-type TakeAnswer = { turn: string | null; retry_in_ms: number; taken: number };
+type TakeAnswer = { turn_bucket: string; granted: number; taken: number; retry_in_ms: number };
 
 /**
  * The per-client limit counted for the whole deployment: every replica takes its turns from one
- * sliding window in PostgreSQL (plaid_take_turn, migration PlaidCallBudget1765000000000), timed
+ * sliding window in PostgreSQL (plaid_take_turns, migration PlaidCallBudget1765000000000), timed
  * by the database's clock. A replica that dies holds nothing: its turns leave the window as any
- * other's do. Within a process, callers queue in order, and only the first of the queue asks the
- * database, once a turn is due.
+ * other's do. Within a process, callers queue in order and one request at a time asks for as
+ * many turns as are waiting, so a busy worker pays one round trip for many calls.
  *
- * A turn costs one round trip to PostgreSQL; Plaid's per-client limits (hundreds of calls a
- * minute) are far below what that can serve.
+ * A turn is the window's bucket it was taken in (giving it back takes one off that bucket).
  */
 export class SharedCallBudget extends PlaidCallBudget {
-  private tail: Promise<void> = Promise.resolve();
-  private waiting = 0;
+  private readonly queue: ((turn: number) => void)[] = [];
+  private readonly failures: ((error: Error) => void)[] = [];
+  private pumping = false;
   /** What the database said last: turns in the window then, and when. */
   private lastSeen = { taken: 0, at: 0 };
   private closed = false;
@@ -41,23 +41,12 @@ export class SharedCallBudget extends PlaidCallBudget {
   }
 
   take(): Promise<number> {
-    this.waiting += 1;
-    const turn = this.tail.then(async () => {
-      try {
-        for (;;) {
-          if (this.closed) throw new Error('the Plaid call budget is closed');
-          const answer = await this.ask();
-          if (answer.turn !== null) return Number(answer.turn);
-          await this.sleep(answer.retryInMs);
-        }
-      } finally {
-        this.waiting -= 1;
-      }
+    if (this.closed) return Promise.reject(new Error('the Plaid call budget is closed'));
+    const turn = new Promise<number>((resolve, reject) => {
+      this.queue.push(resolve);
+      this.failures.push(reject);
     });
-    this.tail = turn.then(
-      () => undefined,
-      () => undefined,
-    );
+    void this.pump();
     return turn;
   }
 
@@ -68,14 +57,73 @@ export class SharedCallBudget extends PlaidCallBudget {
   /** As giveBack, resolving once the turn is out of the window (failures go to onError). */
   async release(turn: number): Promise<void> {
     await this.db
-      .query('DELETE FROM plaid_call_turns WHERE id = $1', [turn])
+      .query(
+        `UPDATE plaid_call_budget SET turns = turns - 1
+          WHERE budget = $1 AND bucket = $2 AND turns > 0`,
+        [this.options.name, turn],
+      )
       .catch((error: unknown) => this.options.onError?.(error));
+  }
+
+  /**
+   * As far as this process knows: the count the database gave with the last grant, forgotten
+   * once a window has passed since. Other replicas may have taken turns meanwhile, so a take may
+   * still wait.
+   */
+  room(now: number): number {
+    const taken = now - this.lastSeen.at < this.options.rate.windowMs ? this.lastSeen.taken : 0;
+    return Math.max(0, this.options.rate.limit - taken - this.queue.length);
   }
 
   /** Takes still waiting fail; none is asked for again. */
   close(): void {
     this.closed = true;
     this.wake?.();
+  }
+
+  /** One asker at a time: grants go to the waiting takes in order. */
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0) {
+        if (this.closed) {
+          const error = new Error('the Plaid call budget is closed');
+          this.queue.length = 0;
+          for (const fail of this.failures.splice(0)) fail(error);
+          return;
+        }
+        const answer = await this.ask(this.queue.length);
+        for (let i = 0; i < answer.granted; i += 1) {
+          this.failures.shift();
+          this.queue.shift()!(answer.bucket);
+        }
+        if (this.queue.length > 0 && answer.granted === 0) await this.sleep(answer.retryInMs);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async ask(
+    wanted: number,
+  ): Promise<{ bucket: number; granted: number; retryInMs: number }> {
+    try {
+      const [answer] = await queryRows<TakeAnswer>(
+        this.db,
+        'SELECT turn_bucket, granted, taken, retry_in_ms FROM plaid_take_turns($1, $2, $3, $4)',
+        [this.options.name, this.options.rate.limit, this.options.rate.windowMs, wanted],
+      );
+      this.lastSeen = { taken: answer!.taken, at: this.now() };
+      return {
+        bucket: Number(answer!.turn_bucket),
+        granted: answer!.granted,
+        retryInMs: answer!.retry_in_ms,
+      };
+    } catch (error) {
+      this.options.onError?.(error);
+      return { bucket: 0, granted: 0, retryInMs: this.options.retryMs ?? 1000 };
+    }
   }
 
   /** Waits `ms` (cut short by close), without keeping the process alive. */
@@ -88,31 +136,6 @@ export class SharedCallBudget extends PlaidCallBudget {
         resolve();
       };
     });
-  }
-
-  /**
-   * As far as this process knows: the count the database gave with the last turn, forgotten
-   * once a window has passed since (then the next take asks). Other replicas may have taken
-   * turns meanwhile, so a take may still wait.
-   */
-  room(now: number): number {
-    const taken = now - this.lastSeen.at < this.options.rate.windowMs ? this.lastSeen.taken : 0;
-    return Math.max(0, this.options.rate.limit - taken - this.waiting);
-  }
-
-  private async ask(): Promise<{ turn: string | null; retryInMs: number }> {
-    try {
-      const [answer] = await queryRows<TakeAnswer>(
-        this.db,
-        'SELECT turn, retry_in_ms, taken FROM plaid_take_turn($1, $2, $3)',
-        [this.options.name, this.options.rate.limit, this.options.rate.windowMs],
-      );
-      this.lastSeen = { taken: answer!.taken, at: this.now() };
-      return { turn: answer!.turn, retryInMs: answer!.retry_in_ms };
-    } catch (error) {
-      this.options.onError?.(error);
-      return { turn: null, retryInMs: this.options.retryMs ?? 1000 };
-    }
   }
 }
 
