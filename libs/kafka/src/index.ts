@@ -13,3 +13,4 @@ export * from './consumer-readiness';
 export * from './consumer-restarts';
 export * from './murmur2-partitioner';
 export * from './connect-consumer';
+export * from './sticky-assigner';

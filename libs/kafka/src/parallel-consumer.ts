@@ -1,8 +1,15 @@
 import type { Logger } from 'pino';
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import {
+  PartitionAssigners,
+  type Consumer,
+  type EachBatchPayload,
+  type Kafka,
+  type KafkaMessage,
+} from 'kafkajs';
 import { restartWhenGivenUp } from './consumer-restarts';
 import { PartitionOffsets } from './partition-offsets';
 import { Slots } from './slots';
+import { Holdings, stickyAssigner, type TopicPartition } from './sticky-assigner';
 
 /**
  * A consumed message with where it came from. `signal` aborts when the message is no longer this
@@ -70,6 +77,8 @@ export class ParallelConsumer {
   private commitTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private joins = 0;
+  /** What this consumer holds, sent with its next join so the group's leader can keep it here. */
+  private readonly holdings = new Holdings();
 
   constructor(
     kafka: Kafka,
@@ -89,12 +98,20 @@ export class ParallelConsumer {
       maxBytesPerPartition: 64 * 1024,
       maxBytes: 256 * 1024,
       allowAutoTopicCreation: false,
+      // A rebalance moves only the partitions the balance needs (see stickyAssigner).
+      partitionAssigners: [stickyAssigner(this.holdings), PartitionAssigners.roundRobin],
     });
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
+      this.holdings.update(event.payload.memberAssignment);
       this.joins += 1;
       options.onGroupJoin?.();
       this.forgetRevoked(event.payload.memberAssignment);
     });
+  }
+
+  /** The partitions this consumer was assigned at its last join. */
+  get assigned(): readonly TopicPartition[] {
+    return this.holdings.owned;
   }
 
   /** Times this consumer joined its group: more than one means a rebalance happened. */

@@ -1,7 +1,13 @@
 import { TOPICS, decodeEvent, topicName, type TopicKey } from '@cashflow/contracts';
-import { restartWhenGivenUp, type EventPublisher } from '@cashflow/kafka';
+import { Holdings, restartWhenGivenUp, stickyAssigner, type EventPublisher } from '@cashflow/kafka';
 import type { Logger } from '@cashflow/observability';
-import type { Consumer, ConsumerEndBatchProcessEvent, EachBatchPayload, Kafka } from 'kafkajs';
+import {
+  PartitionAssigners,
+  type Consumer,
+  type ConsumerEndBatchProcessEvent,
+  type EachBatchPayload,
+  type Kafka,
+} from 'kafkajs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECTED_TOPICS } from '../projected-topics';
 import type { Batch, ConsumedEvent, ProjectionStore } from '../store/projection-store';
@@ -33,6 +39,8 @@ export interface ProjectorConsumerOptions {
  */
 export class ProjectorConsumer {
   private readonly consumer: Consumer;
+  /** What this consumer holds, sent with its next join so the group's leader can keep it here. */
+  private readonly holdings = new Holdings();
   private readonly topics: Map<string, TopicKey>;
   /** Per `topic:partition`, the work queued for it: batches and skipped records, in order. */
   private readonly partitionWork = new Map<string, Promise<void>>();
@@ -53,7 +61,12 @@ export class ProjectorConsumer {
       // Large fetches make large batches: one transaction applies thousands of events.
       maxBytesPerPartition: 4 * 1024 * 1024,
       maxBytes: 32 * 1024 * 1024,
+      // A rebalance moves only the partitions the balance needs (see stickyAssigner).
+      partitionAssigners: [stickyAssigner(this.holdings), PartitionAssigners.roundRobin],
     });
+    this.consumer.on(this.consumer.events.GROUP_JOIN, (event) =>
+      this.holdings.update(event.payload.memberAssignment),
+    );
     this.topics = new Map(
       PROJECTED_TOPICS.map((key) => [topicName(key, options.topicPrefix), key] as const),
     );
