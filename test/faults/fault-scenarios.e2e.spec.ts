@@ -4,6 +4,7 @@
  * `npm run faults` runs the full form (5,000 requests over 1,000 Items, 20 s outages) and writes
  * its figures to bench/results/.
  */
+import { TOPIC_KEYS, topicName } from '@cashflow/contracts';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,6 +132,8 @@ async function scenario(
   settings: SystemSettings & {
     readonly days?: readonly number[];
     readonly items?: ItemOptions;
+    /** The cluster to run on instead of the one-broker infra (three brokers). */
+    readonly infra?: DedicatedInfra;
   },
   fault: (
     system: FaultSystem,
@@ -140,7 +143,7 @@ async function scenario(
   ) => Promise<Fault>,
 ): Promise<Result> {
   const begun = Date.now();
-  const system = await faultSystem(infra, name, settings);
+  const system = await faultSystem(settings.infra ?? infra, name, settings);
   const timeline = answeredTimeline(system);
   try {
     const items = await createItems(system, PLAN.items, settings.items);
@@ -845,6 +848,76 @@ describe(`fault scenarios (${PLAN.form} form: ${PLAN.requests} requests over ${P
 });
 
 /** The results as a markdown table. */
+/**
+ * Three replicating brokers (RF 3, min.insync.replicas 2), two workers: Kafka as production runs
+ * it. The short form (in `npm test`) runs the broker kill only.
+ */
+describe(`fault scenarios on three brokers (${PLAN.form} form)`, () => {
+  let cluster: DedicatedInfra;
+
+  beforeAll(async () => {
+    cluster = await dedicatedInfra({ kafkaNodes: 3 });
+  }, 240_000);
+  afterAll(() => cluster?.remove());
+
+  it(
+    'kill -9 of the broker leading most event partitions, then its restart: leadership moves, nothing acknowledged is lost',
+    async () => {
+      const result = await scenario(
+        'broker_kill',
+        { workers: 2, infra: cluster },
+        async (system, _load, timeline) => {
+          await reach('a quarter answered', timeline.latest, PLAN.requests / 4);
+          const before = await leadership(system);
+          const [node, led] = [...before].sort((a, b) => b[1] - a[1])[0]!;
+          cluster.kill(`kafka-${node}`);
+          const killedAt = Date.now();
+          // The controllers fence the dead broker (broker.session.timeout.ms, 9 s) and move its
+          // leaderships to in-sync followers; the load runs on meanwhile.
+          await waitFor(
+            `the partitions broker ${node} led led by others`,
+            async () => (((await leadership(system)).get(node) ?? 0) === 0 ? true : undefined),
+            60_000,
+            500,
+          );
+          const movedAfter = round((Date.now() - killedAt) / 1000);
+          await sleep(PLAN.outageMs);
+          cluster.start(`kafka-${node}`);
+          return {
+            clearedAt: Date.now(),
+            figures: {
+              killed_node: node,
+              partitions_it_led: led,
+              leadership_moved_after_s: movedAfter,
+              down_s: round((Date.now() - killedAt) / 1000),
+            },
+          };
+        },
+      );
+      expect(result.fault.partitions_it_led).toBeGreaterThan(0);
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+});
+
+/** How many partitions of the system's topics each broker leads now. */
+async function leadership(system: FaultSystem): Promise<Map<number, number>> {
+  const admin = system.kafka.admin();
+  await admin.connect();
+  try {
+    const { topics } = await admin.fetchTopicMetadata({
+      topics: TOPIC_KEYS.map((key) => topicName(key, system.prefix)),
+    });
+    const counts = new Map<number, number>();
+    for (const topic of topics) {
+      for (const p of topic.partitions) counts.set(p.leader, (counts.get(p.leader) ?? 0) + 1);
+    }
+    return counts;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 function table(rows: readonly Result[]): string {
   const head = [
     'scenario',

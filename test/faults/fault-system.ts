@@ -14,28 +14,31 @@ import { REPO_ROOT, startApp, waitForHealthy, type AppProcess } from '../support
 import { webhookProxy } from './webhook-proxy';
 
 /**
- * A Kafka broker and a PostgreSQL cluster of the scenarios' own (scripts/local-infra.sh in a
- * private directory, on free ports), so a scenario can stop them mid-load without touching the
- * broker and database every other test uses.
+ * A Kafka cluster (one node, or three replicating ones) and a PostgreSQL cluster of the
+ * scenarios' own (scripts/local-infra.sh in a private directory, on free ports), so a scenario
+ * can stop them mid-load without touching the broker and database every other test uses.
  */
-export async function dedicatedInfra() {
+export async function dedicatedInfra(options: { kafkaNodes?: 1 | 3 } = {}) {
+  const nodes = options.kafkaNodes ?? 1;
   const dir = mkdtempSync(join(tmpdir(), 'cashflow-faults-'));
   // PostgreSQL runs as the postgres user, which must be able to enter the directory.
   chmodSync(dir, 0o755);
   const ports = {
-    kafka: await freePort(),
-    controller: await freePort(),
+    kafka: await Promise.all(Array.from({ length: nodes }, () => freePort())),
+    controller: await Promise.all(Array.from({ length: nodes }, () => freePort())),
     postgres: await freePort(),
   };
   const env = {
     ...process.env,
     CASHFLOW_LOCAL_DIR: dir,
     CASHFLOW_CACHE_DIR: process.env.CASHFLOW_CACHE_DIR ?? join(REPO_ROOT, '.cache'),
-    LOCAL_KAFKA_PORT: String(ports.kafka),
-    LOCAL_KAFKA_CONTROLLER_PORT: String(ports.controller),
+    LOCAL_KAFKA_NODES: String(nodes),
+    LOCAL_KAFKA_PORTS: ports.kafka.join(','),
+    LOCAL_KAFKA_CONTROLLER_PORTS: ports.controller.join(','),
     LOCAL_PG_PORT: String(ports.postgres),
   };
-  const infra = (command: 'start' | 'stop', service: 'kafka' | 'postgres') => {
+  /** `kafka` is every node; `kafka-N` node N alone; `kill` is SIGKILL (a crash). */
+  const infra = (command: 'start' | 'stop' | 'kill', service: string) => {
     const result = spawnSync(
       'bash',
       [join(REPO_ROOT, 'scripts/local-infra.sh'), command, service],
@@ -52,10 +55,13 @@ export async function dedicatedInfra() {
   infra('start', 'postgres');
   const databaseUrl = `postgres://cashflow:cashflow@127.0.0.1:${ports.postgres}/cashflow`;
   return {
-    brokers: [`127.0.0.1:${ports.kafka}`],
+    brokers: ports.kafka.map((port) => `127.0.0.1:${port}`),
+    /** Every topic's replicas: one per node (min.insync.replicas is then 2 with three). */
+    replicationFactor: nodes,
     databaseUrl,
-    start: (service: 'kafka' | 'postgres') => infra('start', service),
-    stop: (service: 'kafka' | 'postgres') => infra('stop', service),
+    start: (service: 'kafka' | 'postgres' | `kafka-${number}`) => infra('start', service),
+    stop: (service: 'kafka' | 'postgres' | `kafka-${number}`) => infra('stop', service),
+    kill: (service: `kafka-${number}`) => infra('kill', service),
     /** A fresh database on the dedicated cluster, migrated. */
     async database(name: string) {
       const admin = new Client({ connectionString: databaseUrl });
@@ -105,7 +111,7 @@ export const FETCHER = 'report-fetcher';
 export async function faultSystem(infra: DedicatedInfra, name: string, settings: SystemSettings) {
   const prefix = `${name}.`;
   const kafka = testKafka(prefix, infra.brokers);
-  await ensureTopics(kafka, { prefix, partitions: 6, replicationFactor: 1 });
+  await ensureTopics(kafka, { prefix, partitions: 6, replicationFactor: infra.replicationFactor });
   const databaseUrl = await infra.database(name.replace(/[^a-z0-9_]/g, '_'));
   const adminToken = randomBytes(24).toString('hex');
   const readToken = randomBytes(24).toString('hex');

@@ -23,6 +23,20 @@ export interface RestartOptions {
  *
  * Returns how many restarts were made so far (for metrics and tests).
  */
+/**
+ * Consumer retry settings that leave every restart to restartWhenGivenUp: kafkajs's own restart
+ * (for errors it deems retriable) runs `start` from a timer, and when that start fails too (the
+ * broker it needs still down) the rejection goes nowhere and the consumer stays stopped for good.
+ * Seen on three brokers: the report fetcher's group coordinator was killed, kafkajs restarted the
+ * consumer while the broker was still down, and the fetcher never consumed again.
+ */
+export const RESTARTS_LEFT_TO_US = {
+  initialRetryTime: 300,
+  maxRetryTime: 5000,
+  retries: 6,
+  restartOnFailure: () => Promise.resolve(false),
+};
+
 export function restartWhenGivenUp(consumer: Consumer, options: RestartOptions): () => number {
   const first = options.delayMs ?? 1000;
   const max = options.maxDelayMs ?? 30_000;

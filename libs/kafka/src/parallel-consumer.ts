@@ -6,7 +6,7 @@ import {
   type Kafka,
   type KafkaMessage,
 } from 'kafkajs';
-import { restartWhenGivenUp } from './consumer-restarts';
+import { RESTARTS_LEFT_TO_US, restartWhenGivenUp } from './consumer-restarts';
 import { PartitionOffsets } from './partition-offsets';
 import { Slots } from './slots';
 import { Holdings, stickyAssigner, type TopicPartition } from './sticky-assigner';
@@ -100,6 +100,8 @@ export class ParallelConsumer {
       allowAutoTopicCreation: false,
       // A rebalance moves only the partitions the balance needs (see stickyAssigner).
       partitionAssigners: [stickyAssigner(this.holdings), PartitionAssigners.roundRobin],
+      // kafkajs never restarts the consumer itself; restartWhenGivenUp does, failures included.
+      retry: RESTARTS_LEFT_TO_US,
     });
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
       this.holdings.update(event.payload.memberAssignment);

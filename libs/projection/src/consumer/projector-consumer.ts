@@ -1,5 +1,11 @@
 import { TOPICS, decodeEvent, topicName, type TopicKey } from '@cashflow/contracts';
-import { Holdings, restartWhenGivenUp, stickyAssigner, type EventPublisher } from '@cashflow/kafka';
+import {
+  Holdings,
+  RESTARTS_LEFT_TO_US,
+  restartWhenGivenUp,
+  stickyAssigner,
+  type EventPublisher,
+} from '@cashflow/kafka';
 import type { Logger } from '@cashflow/observability';
 import {
   PartitionAssigners,
@@ -63,6 +69,8 @@ export class ProjectorConsumer {
       maxBytes: 32 * 1024 * 1024,
       // A rebalance moves only the partitions the balance needs (see stickyAssigner).
       partitionAssigners: [stickyAssigner(this.holdings), PartitionAssigners.roundRobin],
+      // kafkajs never restarts the consumer itself; restartWhenGivenUp does, failures included.
+      retry: RESTARTS_LEFT_TO_US,
     });
     this.consumer.on(this.consumer.events.GROUP_JOIN, (event) =>
       this.holdings.update(event.payload.memberAssignment),
