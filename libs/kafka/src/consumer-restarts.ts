@@ -42,6 +42,11 @@ export function restartWhenGivenUp(consumer: Consumer, options: RestartOptions):
   const max = options.maxDelayMs ?? 30_000;
   let restarts = 0;
   let restarting = false;
+  /**
+   * A crash while a restart runs: kafkajs's runner catches a failed join itself and crashes the
+   * consumer from inside `run()`, which then resolves as if it had started.
+   */
+  let crashedWhileStarting = false;
 
   const restart = async (delay: number): Promise<void> => {
     // Unreferenced: a restart still waiting does not keep a stopping process alive.
@@ -50,9 +55,11 @@ export function restartWhenGivenUp(consumer: Consumer, options: RestartOptions):
       restarting = false;
       return;
     }
+    crashedWhileStarting = false;
     try {
       await consumer.connect();
       await options.run();
+      if (crashedWhileStarting) throw new Error('the consumer crashed again while starting');
       restarts += 1;
       restarting = false;
       options.logger.warn({ restarts }, 'consumer started again');
@@ -68,7 +75,11 @@ export function restartWhenGivenUp(consumer: Consumer, options: RestartOptions):
 
   consumer.on(consumer.events.CRASH, (event) => {
     const { error, restart: restartedByKafkajs } = event.payload;
-    if (restartedByKafkajs || options.stopping() || restarting) return;
+    if (restartedByKafkajs || options.stopping()) return;
+    if (restarting) {
+      crashedWhileStarting = true;
+      return;
+    }
     restarting = true;
     options.logger.error(
       { err: error, retry_in_ms: first },

@@ -112,4 +112,22 @@ describe('restartWhenGivenUp', () => {
     expect(consumer.connects).toBe(0);
     expect(run).not.toHaveBeenCalled();
   });
+  it('tries again when the consumer crashes while it is being started (kafkajs resolves run() all the same)', async () => {
+    const { consumer, run, restarts } = setUp();
+    // kafkajs's runner catches a failed join itself and crashes the consumer from inside run().
+    run.mockImplementationOnce(() => {
+      consumer.crash(false);
+      return Promise.resolve();
+    });
+    consumer.crash(false);
+    await jest.advanceTimersByTimeAsync(1000);
+    await settle();
+    expect(run).toHaveBeenCalledTimes(1);
+    expect(restarts()).toBe(0);
+    // The crash during that start is not lost: another start follows, with backoff.
+    await jest.advanceTimersByTimeAsync(2000);
+    await settle();
+    expect(run).toHaveBeenCalledTimes(2);
+    expect(restarts()).toBe(1);
+  });
 });
