@@ -51,7 +51,10 @@ export class SharedCallBudget extends PlaidCallBudget {
   }
 
   giveBack(turn: number): void {
-    void this.release(turn);
+    // The window has room again: this process's takes waiting for it ask now, not when the
+    // oldest bucket leaves.
+    this.lastSeen = { ...this.lastSeen, taken: Math.max(0, this.lastSeen.taken - 1) };
+    void this.release(turn).then(() => this.wake?.());
   }
 
   /** As giveBack, resolving once the turn is out of the window (failures go to onError). */
