@@ -362,16 +362,25 @@ kafka_wait_ready() {
   exit 1
 }
 
-# Stops node n: SIGTERM (a controlled shutdown, which hands its leaderships over first), SIGKILL
-# after 30 s; `kill` sends SIGKILL at once, as a crash would.
-kafka_stop() {
-  local n=$1 signal=${2:-TERM} pid i
+# Stopping node n: SIGTERM (a controlled shutdown, which hands its leaderships over first) or,
+# for `kill`, SIGKILL, as a crash would; kafka_await_stop then waits, and sends SIGKILL after
+# 30 s. Every node is signalled before any is waited for: a node that shuts down last, with the
+# controller quorum already gone, would otherwise wait out its controlled shutdown.
+kafka_signal() {
+  local n=$1 signal=$2 pid
   if ! pid=$(kafka_pid "$n"); then
     rm -f "$(node_pidfile "$n")"
     log "$(node_name "$n"): not running"
     return 0
   fi
   kill "-$signal" "$pid" 2>/dev/null || true
+}
+
+kafka_await_stop() {
+  local n=$1 signal=$2 pid i file
+  file=$(node_pidfile "$n")
+  [[ -f $file ]] || return 0
+  pid=$(<"$file")
   for ((i = 0; i < 300; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
@@ -381,8 +390,18 @@ kafka_stop() {
     kill -KILL "$pid" 2>/dev/null || true
     while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   fi
-  rm -f "$(node_pidfile "$n")"
+  rm -f "$file"
   if [[ $signal == KILL ]]; then log "$(node_name "$n"): killed"; else log "$(node_name "$n"): stopped"; fi
+}
+
+# The Kafka pid files of either layout (one node or three) under the state dir: reset stops
+# whatever runs there, whichever LOCAL_KAFKA_NODES it was started with.
+kafka_any_pidfiles() {
+  local f
+  for f in "$STATE_DIR"/kafka/kafka.pid "$STATE_DIR"/kafka-3/node-*/kafka.pid; do
+    [[ -f $f ]] && echo "$f"
+  done
+  return 0
 }
 
 # ---------------------------------------------------------------- postgres
@@ -545,7 +564,8 @@ cmd_stop() {
   local what=$1 signal=${2:-TERM} n
   take_lock
   if [[ $what != postgres ]]; then
-    for n in $(target_nodes "$what"); do kafka_stop "$n" "$signal"; done
+    for n in $(target_nodes "$what"); do kafka_signal "$n" "$signal"; done
+    for n in $(target_nodes "$what"); do kafka_await_stop "$n" "$signal"; done
   fi
   if [[ $what == all || $what == postgres ]]; then pg_stop; fi
 }
@@ -596,6 +616,17 @@ cmd_reset() {
     / | "$REPO_ROOT" | "$HOME" | "$CACHE_DIR") die "refusing to delete $STATE_DIR" ;;
   esac
   cmd_stop all
+  local f pid i
+  for f in $(kafka_any_pidfiles); do
+    pid=$(<"$f")
+    if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
+      [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *" kafka.Kafka "* ]]; then
+      log "kafka: stopping pid $pid ($f), started with another LOCAL_KAFKA_NODES"
+      kill -TERM "$pid" 2>/dev/null || true
+      for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
   rm -rf "$STATE_DIR"
   log "deleted $STATE_DIR"
   if [[ -d $PG_OUTSIDE_DIR ]]; then
