@@ -108,6 +108,11 @@ export class ParallelConsumer {
       this.joins += 1;
       options.onGroupJoin?.();
       this.forgetRevoked(event.payload.memberAssignment);
+      // Every offset is committed once more after a join. kafkajs's commitOffsets resolves
+      // without committing while its runner is stopped (between a crash and the restart), so
+      // what this consumer took for committed may never have reached the group; a partition
+      // that receives nothing new would otherwise stay behind until the next restart.
+      this.committed.clear();
     });
   }
 
