@@ -115,8 +115,9 @@ export function checkFetchedReports(
       pending += 1;
       continue;
     }
+    const newest = (fetches.get(item) ?? []).at(-1);
     missing.add(
-      `item ${item}: ReportReady received ${latest}${answered ? ` (request ${answered.requestId})` : ''}, no fetch of it`,
+      `item ${item}: ReportReady received ${latest}${answered ? ` (request ${answered.requestId}, accepted ${answered.at})` : ''}, no fetch of it${newest ? `; the last fetch followed the report received ${newest.reportAt}, with data of ${newest.dataAt ?? '(given up)'}` : ''}`,
     );
   }
   return {

@@ -148,7 +148,9 @@ describe('checkFetchedReports (rule 5)', () => {
     ];
     const finding = checkFetchedReports(log(events), options);
     expect(finding.holds).toBe(false);
-    expect(finding.examples[0]).toMatch(/^item a: ReportReady received .* no fetch of it$/);
+    expect(finding.examples[0]).toMatch(
+      /^item a: ReportReady received .* \(request .*, accepted .*\), no fetch of it; the last fetch followed the report received .*, with data of .*$/,
+    );
     const fetchedLater = checkFetchedReports(
       log([...events, fetched('a', NOW - 58 * MIN)]),
       options,
