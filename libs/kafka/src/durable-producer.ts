@@ -157,7 +157,7 @@ export class DurableProducer {
             { cause: error },
           );
           for (const p of batch) settle(p, reason);
-          await this.replaceProducer();
+          this.replaceProducer();
         } finally {
           this.inFlightRecords = 0;
         }
@@ -198,11 +198,17 @@ export class DurableProducer {
     return this.connected;
   }
 
-  private async replaceProducer(): Promise<void> {
+  /**
+   * Sends go on with a new producer at once; the old one disconnects in the background. kafkajs's
+   * disconnect waits for every request it still counts as pending, and after a broker died that
+   * can be forever: awaited here, it stopped every later send of the process (a worker's last
+   * outcomes were never published, its outbox relay waiting behind them).
+   */
+  private replaceProducer(): void {
     const old = this.producer;
     this.producer = this.newProducer();
     this.connected = undefined;
-    await old.disconnect().catch(() => undefined);
+    void old.disconnect().catch(() => undefined);
   }
 
   private newProducer(): Producer {

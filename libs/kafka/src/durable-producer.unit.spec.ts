@@ -7,6 +7,8 @@ class FakeProducer {
   private answers: { resolve: () => void; reject: (e: Error) => void }[] = [];
   connected = false;
   disconnected = false;
+  /** kafkajs's disconnect waits for requests it still counts as pending, which can be forever. */
+  disconnectHangs = false;
 
   connect() {
     this.connected = true;
@@ -14,7 +16,7 @@ class FakeProducer {
   }
   disconnect() {
     this.disconnected = true;
-    return Promise.resolve();
+    return this.disconnectHangs ? new Promise<void>(() => undefined) : Promise.resolve();
   }
   sendBatch(batch: ProducerBatch) {
     this.batches.push(batch);
@@ -111,6 +113,23 @@ describe('DurableProducer', () => {
     await flush();
     expect(producers).toHaveLength(2);
     expect(producers[1]!.connected).toBe(true);
+    expect(values(producers[1]!.batches[0])).toEqual([['a', ['next']]]);
+    producers[1]!.answer();
+    await next;
+  });
+
+  it('sends on with the new producer while the replaced one never finishes disconnecting', async () => {
+    const { kafka, producers } = fakeKafka();
+    const producer = new DurableProducer(kafka);
+    producers[0]!.disconnectHangs = true;
+    const lost = producer.send([record('a', 'lost')]);
+    await flush();
+    producers[0]!.answer(new Error('Connection error: connect ECONNREFUSED'));
+    await expect(lost).rejects.toBeInstanceOf(NotStoredError);
+
+    const next = producer.send([record('a', 'next')]);
+    await flush();
+    expect(producers).toHaveLength(2);
     expect(values(producers[1]!.batches[0])).toEqual([['a', ['next']]]);
     producers[1]!.answer();
     await next;
