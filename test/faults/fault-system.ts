@@ -135,11 +135,12 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
     'plaid-sandbox': {
       PLAID_SANDBOX_TIME_SCALE: String(TIME_SCALE),
       PLAID_SANDBOX_REFRESH_LATENCY: `uniform:${1000 / TIME_SCALE}-${4000 / TIME_SCALE}`,
-      // The data is ready 2 s (real) after Plaid answers a refresh. A worker stamps accepted_at
-      // when it reads the answer, and data older than that does not count as the refresh's
-      // (rule 1 of item-fetches): on a loaded machine 1 s was sometimes not enough, leaving a
-      // refresh pending for a report it had (real Plaid takes far longer to extract).
-      PLAID_SANDBOX_EXTRACTION_DELAY_MS: String(2000 / TIME_SCALE),
+      // The data is ready 1 s (real) after Plaid answers a refresh. The fetcher matches data to
+      // refreshes by time (rule 1 of item-fetches), so this delay decides two races: longer, and
+      // an earlier refresh's data can land after the next refresh was accepted and count for it
+      // (2 s did, in kafka_outage); shorter, and a worker that reads the answer late on a loaded
+      // machine stamps accepted_at after the data. Real Plaid extracts for far longer than both.
+      PLAID_SANDBOX_EXTRACTION_DELAY_MS: String(1000 / TIME_SCALE),
       PLAID_SANDBOX_WEBHOOK_TIMEOUT_MS: '5000',
       PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: '1000',
       PLAID_SANDBOX_RATE_LIMIT_PER_CLIENT: '1000000',
