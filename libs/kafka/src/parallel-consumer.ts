@@ -77,6 +77,8 @@ export class ParallelConsumer {
   private commitTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private joins = 0;
+  /** The member id of the last join (kafkajs gives a new one each time the consumer rejoins). */
+  private memberId: string | undefined;
   /** What this consumer holds, sent with its next join so the group's leader can keep it here. */
   private readonly holdings = new Holdings();
 
@@ -107,12 +109,13 @@ export class ParallelConsumer {
       this.holdings.update(event.payload.memberAssignment);
       this.joins += 1;
       options.onGroupJoin?.();
-      this.forgetRevoked(event.payload.memberAssignment);
-      // Every offset is committed once more after a join. kafkajs's commitOffsets resolves
-      // without committing while its runner is stopped (between a crash and the restart), so
-      // what this consumer took for committed may never have reached the group; a partition
-      // that receives nothing new would otherwise stay behind until the next restart.
-      this.committed.clear();
+      const { memberId, memberAssignment } = event.payload;
+      // A new member id: this consumer left the group (kafkajs crashed and restarted it, or its
+      // session ran out) and another member may have owned and committed its partitions since.
+      // Nothing it knew is its own any more: kafkajs delivers again from the group's offsets.
+      if (this.memberId !== undefined && memberId !== this.memberId) this.forgetAll();
+      else this.forgetRevoked(memberAssignment);
+      this.memberId = memberId;
     });
   }
 
@@ -295,6 +298,13 @@ export class ParallelConsumer {
     }
   }
 
+  /** After leaving the group: every offset and every message in hand is let go. */
+  private forgetAll(): void {
+    this.partitions.clear();
+    this.committed.clear();
+    for (const controllers of this.handling.values()) controllers.forEach((c) => c.abort());
+  }
+
   private async commit(): Promise<void> {
     const changes: { topic: string; partition: number; offset: string }[] = [];
     for (const [key, offsets] of this.partitions) {
@@ -304,8 +314,13 @@ export class ParallelConsumer {
       changes.push({ topic, partition: Number(partition), offset: next.toString() });
     }
     if (changes.length === 0) return;
+    // kafkajs's commitOffsets resolves without committing while its runner is stopped (between a
+    // crash and the restart), and a commit that was retrying then also ends so: what resolves
+    // after a join is not taken for committed (the forgetting above ran meanwhile).
+    const joins = this.joins;
     try {
       await this.consumer.commitOffsets(changes);
+      if (this.joins !== joins) return;
       for (const c of changes)
         this.committed.set(partitionKey(c.topic, c.partition), BigInt(c.offset));
     } catch (error) {
