@@ -987,7 +987,7 @@ describe(`fault scenarios on three brokers (${PLAN.form} form)`, () => {
 
 /**
  * The broker coordinating `group`: the leader of its partition of __consumer_offsets, which
- * Kafka picks as the group id's Java hashCode, made non-negative, modulo the partition count.
+ * Kafka picks as the absolute value of the group id's Java hashCode modulo the partition count.
  */
 async function coordinatorOf(system: FaultSystem, group: string): Promise<number> {
   let hash = 0;
@@ -996,7 +996,8 @@ async function coordinatorOf(system: FaultSystem, group: string): Promise<number
   await admin.connect();
   try {
     const [offsets] = (await admin.fetchTopicMetadata({ topics: ['__consumer_offsets'] })).topics;
-    const partition = (hash & 0x7fffffff) % offsets!.partitions.length;
+    // Kafka's Utils.abs: the absolute value, with the one int that has none taken as 0.
+    const partition = (hash === -0x80000000 ? 0 : Math.abs(hash)) % offsets!.partitions.length;
     return offsets!.partitions.find((p) => p.partitionId === partition)!.leader;
   } finally {
     await admin.disconnect();

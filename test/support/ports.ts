@@ -1,4 +1,7 @@
+import { mkdirSync, openSync, closeSync, statSync, utimesSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * Ports this process has handed out. The kernel often gives a port just closed to the next
@@ -7,13 +10,39 @@ import { createServer } from 'node:net';
  */
 const handedOut = new Set<number>();
 
+/**
+ * Ports handed out by any test process (jest runs two at once): a file per port, created
+ * exclusively. One older than RESERVED_FOR_MS is free to take again.
+ */
+const RESERVATIONS = join(tmpdir(), 'cashflow-test-ports');
+const RESERVED_FOR_MS = 30 * 60_000;
+
 /** A TCP port on 127.0.0.1 that was free a moment ago and that no earlier call returned. */
 export async function freePort(): Promise<number> {
+  mkdirSync(RESERVATIONS, { recursive: true });
   for (;;) {
     const port = await unusedPort();
-    if (handedOut.has(port)) continue;
+    if (handedOut.has(port) || !reserve(port)) continue;
     handedOut.add(port);
     return port;
+  }
+}
+
+/** True when no other test process handed `port` out lately; it is then this one's. */
+function reserve(port: number): boolean {
+  const file = join(RESERVATIONS, String(port));
+  try {
+    closeSync(openSync(file, 'wx'));
+    return true;
+  } catch {
+    try {
+      if (Date.now() - statSync(file).mtimeMs < RESERVED_FOR_MS) return false;
+      const now = new Date();
+      utimesSync(file, now, now);
+      return true;
+    } catch {
+      return false;
+    }
   }
 }
 
