@@ -55,7 +55,13 @@ else
     --json --outputFile=.cache/jest-results-2.json || status=$?
 fi
 
-# One closing line any CI reads: "tests: N passed, N failed".
+# One closing line any CI reads: "tests: N passed, N failed". A run that wrote no results (jest
+# itself failed) fails the suite whatever the other run says.
+if [ "$#" -eq 0 ]; then
+  for results in .cache/jest-results-1.json .cache/jest-results-2.json; do
+    [ -f "$results" ] || { echo "[test] a jest run wrote no $results" >&2; status=1; }
+  done
+fi
 if compgen -G ".cache/jest-results*.json" >/dev/null; then
   node -e '
     const runs = process.argv.slice(1).map((file) => require(file));

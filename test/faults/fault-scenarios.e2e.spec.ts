@@ -1004,13 +1004,16 @@ async function coordinatorOf(system: FaultSystem, group: string): Promise<number
   }
 }
 
-/** True once every partition of the system's topics has all its replicas in sync. */
+/**
+ * True once every partition of the system's topics, and of the consumer groups' offsets, has all
+ * its replicas in sync.
+ */
 async function replicated(system: FaultSystem): Promise<true | undefined> {
   const admin = system.kafka.admin();
   await admin.connect();
   try {
     const { topics } = await admin.fetchTopicMetadata({
-      topics: TOPIC_KEYS.map((key) => topicName(key, system.prefix)),
+      topics: [...TOPIC_KEYS.map((key) => topicName(key, system.prefix)), '__consumer_offsets'],
     });
     const lagging = topics
       .flatMap((t) => t.partitions)

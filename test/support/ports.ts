@@ -1,7 +1,4 @@
-import { mkdirSync, openSync, closeSync, statSync, utimesSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 /**
  * Ports this process has handed out. The kernel often gives a port just closed to the next
@@ -11,38 +8,19 @@ import { join } from 'node:path';
 const handedOut = new Set<number>();
 
 /**
- * Ports handed out by any test process (jest runs two at once): a file per port, created
- * exclusively. One older than RESERVED_FOR_MS is free to take again.
+ * Jest runs two test files at once (scripts/test.sh): each worker process takes only the ports
+ * of its own parity, so two processes are never told the same port either. (With more workers
+ * than two, those of one parity share their half again.)
  */
-const RESERVATIONS = join(tmpdir(), 'cashflow-test-ports');
-const RESERVED_FOR_MS = 30 * 60_000;
+const parity = Number(process.env.JEST_WORKER_ID ?? 1) % 2;
 
 /** A TCP port on 127.0.0.1 that was free a moment ago and that no earlier call returned. */
 export async function freePort(): Promise<number> {
-  mkdirSync(RESERVATIONS, { recursive: true });
   for (;;) {
     const port = await unusedPort();
-    if (handedOut.has(port) || !reserve(port)) continue;
+    if (port % 2 !== parity || handedOut.has(port)) continue;
     handedOut.add(port);
     return port;
-  }
-}
-
-/** True when no other test process handed `port` out lately; it is then this one's. */
-function reserve(port: number): boolean {
-  const file = join(RESERVATIONS, String(port));
-  try {
-    closeSync(openSync(file, 'wx'));
-    return true;
-  } catch {
-    try {
-      if (Date.now() - statSync(file).mtimeMs < RESERVED_FOR_MS) return false;
-      const now = new Date();
-      utimesSync(file, now, now);
-      return true;
-    } catch {
-      return false;
-    }
   }
 }
 
