@@ -7,18 +7,11 @@ import { createServer } from 'node:net';
  */
 const handedOut = new Set<number>();
 
-/**
- * Jest runs two test files at once (scripts/test.sh): each worker process takes only the ports
- * of its own parity, so two processes are never told the same port either. (With more workers
- * than two, those of one parity share their half again.)
- */
-const parity = Number(process.env.JEST_WORKER_ID ?? 1) % 2;
-
 /** A TCP port on 127.0.0.1 that was free a moment ago and that no earlier call returned. */
 export async function freePort(): Promise<number> {
   for (;;) {
     const port = await unusedPort();
-    if (port % 2 !== parity || handedOut.has(port)) continue;
+    if (handedOut.has(port)) continue;
     handedOut.add(port);
     return port;
   }
