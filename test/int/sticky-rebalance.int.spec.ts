@@ -1,7 +1,7 @@
 import { ParallelConsumer } from '@cashflow/kafka';
 import type { Kafka } from 'kafkajs';
 import { uniqueSuffix } from '../support/infra';
-import { quietLogger, testKafka } from '../support/kafka';
+import { createTopics, quietLogger, testKafka } from '../support/kafka';
 import { waitFor } from '../support/wait-for';
 
 /**
@@ -19,7 +19,7 @@ describe('sticky rebalances of ParallelConsumer, against the real broker', () =>
     kafka = testKafka('');
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 12 }] });
+    await createTopics(admin, [{ topic, numPartitions: 12 }]);
     await admin.disconnect();
   });
   afterAll(async () => {

@@ -4,6 +4,7 @@ import { createLogger } from '@cashflow/observability';
 import { ConfigResourceTypes, ConfigSource, type Kafka } from 'kafkajs';
 import { Writable } from 'node:stream';
 import { KAFKA_BROKERS, uniqueTopicPrefix } from '../support/infra';
+import { createTopics } from '../support/kafka';
 
 /** A Kafka client whose log lines (kafkajs's and the library's) the test can read. */
 function kafkaWithLog(prefix: string) {
@@ -81,20 +82,17 @@ describe('ensureTopics: min.insync.replicas', () => {
     const admin = kafka.admin();
     await admin.connect();
     try {
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: [
-          // One replica, yet two required: every acks=all write would be refused.
-          {
-            topic: odd,
-            numPartitions: 1,
-            replicationFactor: 1,
-            configEntries: [{ name: 'min.insync.replicas', value: '2' }],
-          },
-          // The broker's default (1 here) already is min(2, 1).
-          { topic: plain, numPartitions: 1, replicationFactor: 1 },
-        ],
-      });
+      await createTopics(admin, [
+        // One replica, yet two required: every acks=all write would be refused.
+        {
+          topic: odd,
+          numPartitions: 1,
+          replicationFactor: 1,
+          configEntries: [{ name: 'min.insync.replicas', value: '2' }],
+        },
+        // The broker's default (1 here) already is min(2, 1).
+        { topic: plain, numPartitions: 1, replicationFactor: 1 },
+      ]);
     } finally {
       await admin.disconnect();
     }
@@ -120,10 +118,7 @@ describe('ensureTopics: the configs the project sets', () => {
     const admin = kafka.admin();
     await admin.connect();
     try {
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: [{ topic: requested, numPartitions: 1 }],
-      });
+      await createTopics(admin, [{ topic: requested, numPartitions: 1 }]);
     } finally {
       await admin.disconnect();
     }

@@ -1,6 +1,6 @@
 import { createKafka, partitionKey, readEndOffsets } from '@cashflow/kafka';
 import { createLogger } from '@cashflow/observability';
-import type { Admin, Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, ITopicConfig, Kafka, KafkaMessage } from 'kafkajs';
 import { KAFKA_BROKERS, uniqueSuffix } from './infra';
 import { waitFor } from './wait-for';
 
@@ -96,11 +96,31 @@ export async function uncommitted(
   return behind;
 }
 
+/**
+ * Creates topics and waits until every partition has a leader. kafkajs's own wait
+ * (waitForLeaders) gives up with "does not host this topic-partition" when a busy broker has not
+ * yet put the new topic in its metadata (seen with two test files at once); this looks again.
+ */
+export async function createTopics(admin: Admin, topics: ITopicConfig[]): Promise<void> {
+  await admin.createTopics({ topics });
+  const names = topics.map((t) => t.topic);
+  await waitFor(
+    `leaders for ${names.join(', ')}`,
+    async () => {
+      const metadata = await admin.fetchTopicMetadata({ topics: names }).catch(() => undefined);
+      const led = metadata?.topics.every((t) => t.partitions.every((p) => p.leader >= 0));
+      return metadata && metadata.topics.length === names.length && led ? true : undefined;
+    },
+    30_000,
+    100,
+  );
+}
+
 /** A topic of one partition holding `count` records keyed k0.. with values "0".. */
 export async function topicOfNumbers(kafka: Kafka, topic: string, count: number): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
+  await createTopics(admin, [{ topic, numPartitions: 1 }]);
   await admin.disconnect();
   const producer = kafka.producer();
   await producer.connect();
