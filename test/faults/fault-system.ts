@@ -1,6 +1,6 @@
 import { ensureTopics } from '@cashflow/kafka';
 import { runMigrations } from '@cashflow/persistence';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,22 +37,32 @@ export async function dedicatedInfra(options: { kafkaNodes?: 1 | 3 } = {}) {
     LOCAL_KAFKA_CONTROLLER_PORTS: ports.controller.join(','),
     LOCAL_PG_PORT: String(ports.postgres),
   };
-  /** `kafka` is every node; `kafka-N` node N alone; `kill` is SIGKILL (a crash). */
-  const infra = (command: 'start' | 'stop' | 'kill', service: string) => {
-    const result = spawnSync(
-      'bash',
-      [join(REPO_ROOT, 'scripts/local-infra.sh'), command, service],
-      {
+  /**
+   * `kafka` is every node; `kafka-N` node N alone; `kill` is SIGKILL (a crash). Asynchronous on
+   * purpose: the apps log to pipes this process reads, and pino writes synchronously, so while
+   * this process sat in spawnSync (a broker's start takes seconds) a full pipe stalled every app's
+   * event loop: workers read Plaid's answers a second late, and the load stopped too.
+   */
+  const infra = (command: 'start' | 'stop' | 'kill', service: string) =>
+    new Promise<void>((resolve, reject) => {
+      const child = spawn('bash', [join(REPO_ROOT, 'scripts/local-infra.sh'), command, service], {
         env,
-        encoding: 'utf8',
-      },
-    );
-    if (result.status !== 0) {
-      throw new Error(`local-infra.sh ${command} ${service} failed: ${result.stderr}`);
-    }
-  };
-  infra('start', 'kafka');
-  infra('start', 'postgres');
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('error', reject);
+      child.on('close', (code) =>
+        code === 0
+          ? resolve()
+          : reject(new Error(`local-infra.sh ${command} ${service} failed: ${stderr}`)),
+      );
+    });
+  /** For the last clean-up, when no app is left to stall. */
+  const infraNow = (command: 'stop', service: string) =>
+    spawnSync('bash', [join(REPO_ROOT, 'scripts/local-infra.sh'), command, service], { env });
+  await infra('start', 'kafka');
+  await infra('start', 'postgres');
   const databaseUrl = `postgres://cashflow:cashflow@127.0.0.1:${ports.postgres}/cashflow`;
   return {
     brokers: ports.kafka.map((port) => `127.0.0.1:${port}`),
@@ -77,8 +87,8 @@ export async function dedicatedInfra(options: { kafkaNodes?: 1 | 3 } = {}) {
       return url.toString();
     },
     remove() {
-      infra('stop', 'kafka');
-      infra('stop', 'postgres');
+      infraNow('stop', 'kafka');
+      infraNow('stop', 'postgres');
       rmSync(dir, { recursive: true, force: true });
     },
   };
