@@ -36,7 +36,10 @@ const FULL = process.env.FAULTS_FORM === 'full';
 const PLAN = FULL
   ? { form: 'full', requests: 5000, items: 1000, perSecond: 150, outageMs: 20_000, restarts: 4 }
   : { form: 'short', requests: 600, items: 150, perSecond: 100, outageMs: 5000, restarts: 2 };
-const SCENARIO_TIMEOUT_MS = FULL ? 15 * 60_000 : 5 * 60_000;
+/** FAULTS_HOLD_MS: how long a scenario that did not settle keeps its system up to be looked at. */
+const HOLD_MS = Number(process.env.FAULTS_HOLD_MS ?? 0);
+const SCENARIO_MS = FULL ? 15 * 60_000 : 5 * 60_000;
+const SCENARIO_TIMEOUT_MS = SCENARIO_MS + HOLD_MS;
 /**
  * A scenario of the full form only. The short form (in `npm test`, which has to stay within 20
  * minutes) keeps one scenario per kind of process lost: a worker and the fetcher killed, Kafka
@@ -227,7 +230,7 @@ async function settled(name: string, system: FaultSystem, requests: number, time
     await waitFor(
       `all ${requests} requests answered (${timeline.latest()} so far)`,
       () => (timeline.latest() >= requests ? true : undefined),
-      SCENARIO_TIMEOUT_MS / 2,
+      SCENARIO_MS / 2,
       1000,
     );
     await waitFor(
@@ -238,7 +241,7 @@ async function settled(name: string, system: FaultSystem, requests: number, time
         )) === 0
           ? true
           : undefined,
-      SCENARIO_TIMEOUT_MS / 4,
+      SCENARIO_MS / 4,
       1000,
     );
     await waitFor(
@@ -250,10 +253,10 @@ async function settled(name: string, system: FaultSystem, requests: number, time
         );
         return pending.length === 0 ? true : undefined;
       },
-      SCENARIO_TIMEOUT_MS / 4,
+      SCENARIO_MS / 4,
       1000,
     );
-    await fetcherSettled(system, SCENARIO_TIMEOUT_MS / 4);
+    await fetcherSettled(system, SCENARIO_MS / 4);
   } catch (error) {
     // Leave what is needed to see why: the stuck Items and every app's output.
     const logs = system.writeLogs(mkdtempSync(join(tmpdir(), `cashflow-${name}-stuck-`)));
@@ -263,6 +266,14 @@ async function settled(name: string, system: FaultSystem, requests: number, time
       )
       .catch(() => []);
     console.error(`${name}: not settled; logs in ${logs}; stuck: ${JSON.stringify(stuck)}`);
+    // Held (FAULTS_HOLD_MS), what to look at is written next to the logs: jest shows console
+    // output only once a test ends.
+    if (HOLD_MS > 0) {
+      const { databaseUrl, prefix, workerNames, fetcherGroup } = system;
+      const about = { stuck, databaseUrl, prefix, workerNames, fetcherGroup };
+      writeFileSync(`${logs}.system.json`, JSON.stringify(about, null, 2));
+      await sleep(HOLD_MS);
+    }
     throw error;
   }
 }
