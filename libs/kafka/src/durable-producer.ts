@@ -1,4 +1,4 @@
-import type { Kafka, Message, Producer } from 'kafkajs';
+import type { Kafka, Message, PartitionerArgs, Producer, RecordMetadata } from 'kafkajs';
 import { partitioner } from './kafka-client';
 
 export type NotStoredKind = 'timeout' | 'kafka' | 'overloaded' | 'closed';
@@ -65,12 +65,22 @@ const DEFAULT_MAX_BATCH = 1000;
  * id, whose sequences start afresh, so that cannot happen. (With one request in flight, no other
  * send is using the old producer when it is replaced.)
  *
+ * kafkajs (2.2.4) can report a send done that it never made for some partitions. Its send keeps
+ * each broker's answer across its own retries and asks again only brokers without one; when a
+ * partition's leader dies and the partition moves to a broker that had already answered for
+ * others, the retry sends that partition nowhere and the send resolves (a broker kill lost 30
+ * outcomes so, stamped published in the outbox). So every partition kafkajs put a record on in
+ * its last attempt (seen through the partitioner) must be in the answer; a send missing one
+ * counts as failed, and the caller sends it all again (consumers drop the copies by event id).
+ *
  * A time-out answers the caller but cannot recall a request already sent: records reported as
  * not stored because Kafka was slow may still land. A record that times out before its turn is
  * never sent.
  */
 export class DurableProducer {
   private producer: Producer;
+  /** The partitions the current producer's send put records on, in kafkajs's latest attempt. */
+  private targeted = new TargetedPartitions();
   private connected: Promise<void> | undefined;
   private queue: Pending[] = [];
   private queuedRecords = 0;
@@ -84,7 +94,7 @@ export class DurableProducer {
     private readonly kafka: Kafka,
     private readonly options: DurableProducerOptions = {},
   ) {
-    this.producer = this.newProducer();
+    [this.producer, this.targeted] = this.newProducer();
   }
 
   /** Connects now, so start-up fails when Kafka cannot be reached (sends connect on demand). */
@@ -148,7 +158,14 @@ export class DurableProducer {
         this.inFlightRecords = batch.reduce((n, p) => n + p.records.length, 0);
         try {
           await this.ensureConnected();
-          await this.producer.sendBatch({ acks: -1, topicMessages: byTopic(batch) });
+          this.targeted.clear();
+          const stored = await this.producer.sendBatch({ acks: -1, topicMessages: byTopic(batch) });
+          const missing = this.targeted.missingFrom(stored);
+          if (missing.length > 0) {
+            throw new Error(
+              `kafkajs reported the send done without an answer for ${missing.join(', ')}`,
+            );
+          }
           for (const p of batch) settle(p);
         } catch (error) {
           const reason = new NotStoredError(
@@ -206,18 +223,55 @@ export class DurableProducer {
    */
   private replaceProducer(): void {
     const old = this.producer;
-    this.producer = this.newProducer();
+    [this.producer, this.targeted] = this.newProducer();
     this.connected = undefined;
     void old.disconnect().catch(() => undefined);
   }
 
-  private newProducer(): Producer {
-    return this.kafka.producer({
+  private newProducer(): [Producer, TargetedPartitions] {
+    const targeted = new TargetedPartitions();
+    const producer = this.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
-      createPartitioner: partitioner,
+      createPartitioner: () => {
+        const choose = partitioner();
+        return (args: PartitionerArgs) => {
+          const chosen = choose(args);
+          targeted.note(args.topic, chosen, args.message);
+          return chosen;
+        };
+      },
       allowAutoTopicCreation: false,
     });
+    return [producer, targeted];
+  }
+}
+
+/**
+ * The partitions one send's records were put on, as kafkajs's partitioner chose them. kafkajs
+ * chooses again for every record on each of its attempts, so a record seen a second time starts
+ * a new attempt (byTopic gives every record an object of its own); a keyless record may land
+ * elsewhere then.
+ */
+class TargetedPartitions {
+  private partitions = new Set<string>();
+  private seen = new WeakSet<Message>();
+
+  clear(): void {
+    this.partitions = new Set();
+    this.seen = new WeakSet();
+  }
+
+  note(topic: string, partition: number, message: Message): void {
+    if (this.seen.has(message)) this.clear();
+    this.seen.add(message);
+    this.partitions.add(`${topic}[${partition}]`);
+  }
+
+  /** The targeted partitions without an answer in `stored` (what kafkajs's send resolved with). */
+  missingFrom(stored: readonly RecordMetadata[] | undefined): string[] {
+    const answered = new Set((stored ?? []).map((m) => `${m.topicName}[${m.partition}]`));
+    return [...this.partitions].filter((p) => !answered.has(p));
   }
 }
 
@@ -226,7 +280,7 @@ function byTopic(batch: readonly Pending[]): { topic: string; messages: Message[
   for (const p of batch) {
     for (const { topic, message } of p.records) {
       const messages = topics.get(topic) ?? [];
-      messages.push(message);
+      messages.push({ ...message });
       topics.set(topic, messages);
     }
   }

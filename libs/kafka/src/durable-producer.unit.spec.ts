@@ -1,10 +1,33 @@
-import type { Kafka, Message, ProducerBatch } from 'kafkajs';
+import type {
+  Kafka,
+  Message,
+  PartitionerArgs,
+  ProducerBatch,
+  ProducerConfig,
+  RecordMetadata,
+} from 'kafkajs';
 import { DurableProducer, NotStoredError, type OutgoingRecord } from './durable-producer';
 
-/** A kafkajs producer whose sends wait until the test answers them. */
+const PARTITIONS = 6;
+
+/**
+ * A kafkajs producer whose sends wait until the test answers them. Like kafkajs, it puts each
+ * record on a partition with the producer's partitioner (over PARTITIONS partitions) and
+ * resolves with an answer per partition.
+ */
 class FakeProducer {
   readonly batches: ProducerBatch[] = [];
-  private answers: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private answers: {
+    resolve: (stored: RecordMetadata[]) => void;
+    reject: (e: Error) => void;
+    partitions: Set<string>;
+  }[] = [];
+  private readonly choose: (args: PartitionerArgs) => number;
+
+  constructor(config: ProducerConfig = {}) {
+    this.choose = config.createPartitioner!();
+  }
+
   connected = false;
   disconnected = false;
   /** kafkajs's disconnect waits for requests it still counts as pending, which can be forever. */
@@ -20,22 +43,63 @@ class FakeProducer {
   }
   sendBatch(batch: ProducerBatch) {
     this.batches.push(batch);
-    return new Promise<void>((resolve, reject) => this.answers.push({ resolve, reject }));
+    const partitions = this.attempt(batch);
+    return new Promise<RecordMetadata[]>((resolve, reject) =>
+      this.answers.push({ resolve, reject, partitions }),
+    );
   }
-  /** Answers the oldest unanswered send. */
-  answer(error?: Error) {
+  /** One of kafkajs's attempts at a send: where each record goes. */
+  attempt(batch: ProducerBatch): Set<string> {
+    const partitions = new Set<string>();
+    const partitionMetadata = Array.from({ length: PARTITIONS }, (_, partitionId) => ({
+      partitionId,
+      leader: partitionId % 3,
+      partitionErrorCode: 0,
+      replicas: [],
+      isr: [],
+    }));
+    for (const { topic, messages } of batch.topicMessages ?? []) {
+      for (const message of messages) {
+        partitions.add(`${topic}/${this.choose({ topic, partitionMetadata, message })}`);
+      }
+    }
+    return partitions;
+  }
+  /**
+   * Answers the oldest unanswered send: with `error`, or done with an answer for every partition
+   * it went to but those in `without` (kafkajs 2.2.4 after a leader moved during its retries).
+   */
+  answer(error?: Error, without: readonly string[] = []) {
     const next = this.answers.shift();
     if (!next) throw new Error('no send waiting for an answer');
-    if (error) next.reject(error);
-    else next.resolve();
+    if (error) {
+      next.reject(error);
+      return;
+    }
+    const answered = [...next.partitions].filter((p) => !without.includes(p));
+    next.resolve(
+      answered.map((p) => {
+        const [topicName, partition] = p.split('/') as [string, string];
+        return { topicName, partition: Number(partition), errorCode: 0 };
+      }),
+    );
+  }
+  /** kafkajs trying the oldest unanswered send again after an error of its own. */
+  retryWaiting(): void {
+    const waiting = this.answers[0]!;
+    waiting.partitions = this.attempt(this.batches[this.batches.length - this.answers.length]!);
+  }
+  /** The partitions the oldest unanswered send went to. */
+  get partitionsWaiting(): string[] {
+    return [...(this.answers[0]?.partitions ?? [])];
   }
 }
 
 function fakeKafka() {
   const producers: FakeProducer[] = [];
   const kafka = {
-    producer: () => {
-      const producer = new FakeProducer();
+    producer: (config: ProducerConfig) => {
+      const producer = new FakeProducer(config);
       producers.push(producer);
       return producer;
     },
@@ -213,6 +277,49 @@ describe('DurableProducer', () => {
     await closing;
     expect(producers[0]!.disconnected).toBe(true);
     await expect(producer.send([record('a', '3')])).rejects.toMatchObject({ kind: 'closed' });
+  });
+
+  it('takes a send kafkajs reports done without answering one of its partitions for not stored, and sends it all again with a new producer', async () => {
+    const { kafka, producers } = fakeKafka();
+    const producer = new DurableProducer(kafka);
+    const records = ['item-1', 'item-2', 'item-3', 'item-4'].map((key) => ({
+      topic: 'outcomes',
+      message: { key, value: key },
+    }));
+    const sent = producer.send(records).catch((e: Error) => e);
+    await flush();
+    const partitions = producers[0]!.partitionsWaiting;
+    expect(partitions.length).toBeGreaterThan(1);
+    producers[0]!.answer(undefined, [partitions[0]!]);
+    const error = await sent;
+    expect(error).toBeInstanceOf(NotStoredError);
+    expect(error).toMatchObject({ kind: 'kafka' });
+    expect((error as Error).message).toContain(
+      `without an answer for outcomes[${partitions[0]!.split('/')[1]}]`,
+    );
+    // Sent again whole, by a new producer (whose sequences start afresh).
+    const again = producer.send(records);
+    await flush();
+    expect(producers).toHaveLength(2);
+    expect(producers[1]!.partitionsWaiting).toEqual(partitions);
+    producers[1]!.answer();
+    await again;
+  });
+
+  it("counts the partitions of kafkajs's last attempt only: a keyless record may go elsewhere when it tries again", async () => {
+    const { kafka, producers } = fakeKafka();
+    const producer = new DurableProducer(kafka);
+    const sent = producer.send([
+      { topic: 'dead-letters', message: { key: null, value: 'a' } },
+      { topic: 'dead-letters', message: { key: null, value: 'b' } },
+    ]);
+    await flush();
+    const first = producers[0]!.partitionsWaiting;
+    // The round-robin moves both records on when kafkajs tries again.
+    producers[0]!.retryWaiting();
+    expect(producers[0]!.partitionsWaiting).not.toEqual(first);
+    producers[0]!.answer();
+    await sent;
   });
 
   it('resolves an empty send at once', async () => {
