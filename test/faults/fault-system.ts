@@ -144,13 +144,13 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
   const env: Record<string, Record<string, string>> = {
     'plaid-sandbox': {
       PLAID_SANDBOX_TIME_SCALE: String(TIME_SCALE),
-      PLAID_SANDBOX_REFRESH_LATENCY: `uniform:${1000 / TIME_SCALE}-${4000 / TIME_SCALE}`,
-      // The data is ready 1 s (real) after Plaid answers a refresh. The fetcher matches data to
-      // refreshes by time (rule 1 of item-fetches), so this delay decides two races: longer, and
-      // an earlier refresh's data can land after the next refresh was accepted and count for it
-      // (2 s did, in kafka_outage); shorter, and a worker that reads the answer late on a loaded
-      // machine stamps accepted_at after the data. Real Plaid extracts for far longer than both.
-      PLAID_SANDBOX_EXTRACTION_DELAY_MS: String(1000 / TIME_SCALE),
+      // The fetcher matches data to refreshes by time (rule 1 of item-fetches: data no older than
+      // the acceptance; README, "What matching by time cannot tell apart"). The data is ready 2 s
+      // (real) after Plaid answers, and every call takes at least 2.5 s: an Item's next refresh
+      // is accepted only after the previous refresh's data was made, and a worker would have to
+      // read an answer 2 s late (a stalled process) to stamp its acceptance after its data.
+      PLAID_SANDBOX_REFRESH_LATENCY: `uniform:${2500 / TIME_SCALE}-${5000 / TIME_SCALE}`,
+      PLAID_SANDBOX_EXTRACTION_DELAY_MS: String(2000 / TIME_SCALE),
       PLAID_SANDBOX_WEBHOOK_TIMEOUT_MS: '5000',
       PLAID_SANDBOX_RATE_LIMIT_PER_ITEM: '1000',
       PLAID_SANDBOX_RATE_LIMIT_PER_CLIENT: '1000000',
