@@ -42,8 +42,8 @@ const SCENARIO_MS = FULL ? 15 * 60_000 : 5 * 60_000;
 const SCENARIO_TIMEOUT_MS = SCENARIO_MS + HOLD_MS;
 /**
  * A scenario of the full form only. The short form (in `npm test`, which has to stay within 20
- * minutes) keeps one scenario per kind of process lost: a worker and the fetcher killed, Kafka
- * and PostgreSQL gone. Those left to `npm run faults` each have a narrower
+ * minutes) keeps one scenario per kind of process lost: a worker, the fetcher and one of three
+ * brokers killed, Kafka and PostgreSQL gone. Those left to `npm run faults` each have a narrower
  * test of the same promise in the integration tier: Plaid's errors (refresh-worker/retries,
  * report-fetcher/failures), slow Plaid (refresh-worker/slow-plaid), hand-overs between workers
  * (refresh-worker/handover), lost webhooks (report-fetcher/missed-webhooks) and reports
