@@ -11,7 +11,7 @@ import { testKafka } from '../support/kafka';
 import { sandboxClient } from '../support/plaid-sandbox';
 import { freePort } from '../support/ports';
 import { REPO_ROOT, startApp, waitForHealthy, type AppProcess } from '../support/processes';
-import { webhookProxy } from './webhook-proxy';
+import { webhookBalancer, webhookProxy } from './webhook-proxy';
 
 /**
  * A Kafka cluster (one node, or three replicating ones) and a PostgreSQL cluster of the
@@ -101,6 +101,12 @@ export interface SystemSettings {
   readonly sandbox?: Record<string, string>;
   readonly worker?: Record<string, string>;
   readonly workers?: number;
+  /** Processes of the other apps, each in its group (one by default); webhooks are balanced. */
+  readonly replicas?: {
+    readonly ingress?: number;
+    readonly projector?: number;
+    readonly fetcher?: number;
+  };
   readonly fetcher?: Record<string, string>;
   /** Webhooks reach the ingress through a proxy that can lose its answers (webhook-proxy.ts). */
   readonly webhookProxy?: boolean;
@@ -126,13 +132,15 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
   const adminToken = randomBytes(24).toString('hex');
   const readToken = randomBytes(24).toString('hex');
   const tokenKeys = `faults:${randomBytes(32).toString('base64')}`;
+  const ports = (count: number | undefined) =>
+    Promise.all(Array.from({ length: count ?? 1 }, () => freePort()));
   const port = {
     sandbox: await freePort(),
-    ingress: await freePort(),
-    ingressAdmin: await freePort(),
-    projector: await freePort(),
-    fetcher: await freePort(),
-    workers: await Promise.all(Array.from({ length: settings.workers ?? 1 }, () => freePort())),
+    ingress: await ports(settings.replicas?.ingress),
+    ingressAdmin: await ports(settings.replicas?.ingress),
+    projector: await ports(settings.replicas?.projector),
+    fetcher: await ports(settings.replicas?.fetcher),
+    workers: await ports(settings.workers),
   };
   const common = {
     KAFKA_BROKERS: infra.brokers.join(','),
@@ -171,13 +179,9 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
       SHUTDOWN_GRACE_MS: '5000',
       ...settings.worker,
     },
-    'webhook-ingress': {
-      WEBHOOK_INGRESS_PORT: String(port.ingress),
-      WEBHOOK_INGRESS_ADMIN_PORT: String(port.ingressAdmin),
-    },
+    'webhook-ingress': {},
     projector: {
       DATABASE_URL: databaseUrl,
-      PROJECTOR_PORT: String(port.projector),
       PROJECTOR_API_TOKENS: `faults:${readToken}`,
     },
     [FETCHER]: {
@@ -185,7 +189,6 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
       // The worker's keys: the fetcher reads the tokens the worker's vault holds.
       TOKEN_ENCRYPTION_KEYS: tokenKeys,
       ADMIN_API_TOKENS: `faults:${adminToken}`,
-      REPORT_FETCHER_PORT: String(port.fetcher),
       REPORT_FETCH_POLL_MS: '200',
       REPORT_FETCH_BACKOFF_BASE_MS: '200',
       REPORT_FETCH_BACKOFF_MAX_MS: '2000',
@@ -200,29 +203,59 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
 
   const incarnations: AppProcess[] = [];
   const running = new Map<string, AppProcess>();
-  const health = (instance: string) => {
-    if (instance === 'plaid-sandbox') return `http://127.0.0.1:${port.sandbox}/health/ready`;
-    if (instance === 'webhook-ingress') return `http://127.0.0.1:${port.ingressAdmin}/health/ready`;
-    if (instance === 'projector') return `http://127.0.0.1:${port.projector}/health/ready`;
-    if (instance === FETCHER) return `${fetcherUrl}/health/ready`;
-    return `${workerUrl(instance)}/health/ready`;
+  /** `refresh-worker#1` is the second worker; an app's first process may drop the `#0`. */
+  const indexOf = (instance: string) => Number(instance.split('#')[1] ?? 0);
+  const named = (app: string, count: number, plainFirst: boolean) =>
+    Array.from({ length: count }, (_, i) => (i === 0 && plainFirst ? app : `${app}#${i}`));
+  const workerUrl = (instance: string) => `http://127.0.0.1:${port.workers[indexOf(instance)]}`;
+  const workerNames = named('refresh-worker', port.workers.length, false);
+  const instances = {
+    ingress: named('webhook-ingress', port.ingress.length, true),
+    projector: named('projector', port.projector.length, true),
+    fetcher: named(FETCHER, port.fetcher.length, true),
   };
-  const workerUrl = (instance: string) =>
-    `http://127.0.0.1:${port.workers[Number(instance.split('#')[1] ?? 0)]}`;
-  const workerNames = port.workers.map((_, i) => `refresh-worker#${i}`);
-  const fetcherUrl = `http://127.0.0.1:${port.fetcher}`;
+  /** Each process's own ports, and where it answers readiness. */
+  const own = (instance: string): { env: Record<string, string>; ready: string } => {
+    const app = instance.split('#')[0]!;
+    const i = indexOf(instance);
+    const ready = (p: number) => `http://127.0.0.1:${p}/health/ready`;
+    switch (app) {
+      case 'plaid-sandbox':
+        return { env: {}, ready: ready(port.sandbox) };
+      case 'webhook-ingress':
+        return {
+          env: {
+            WEBHOOK_INGRESS_PORT: String(port.ingress[i]),
+            WEBHOOK_INGRESS_ADMIN_PORT: String(port.ingressAdmin[i]),
+          },
+          ready: ready(port.ingressAdmin[i]!),
+        };
+      case 'projector':
+        return {
+          env: { PROJECTOR_PORT: String(port.projector[i]) },
+          ready: ready(port.projector[i]!),
+        };
+      case FETCHER:
+        return {
+          env: { REPORT_FETCHER_PORT: String(port.fetcher[i]) },
+          ready: ready(port.fetcher[i]!),
+        };
+      default:
+        return {
+          env: { REFRESH_WORKER_PORT: String(port.workers[i]) },
+          ready: ready(port.workers[i]!),
+        };
+    }
+  };
 
   /** Starts an app (`refresh-worker#1` for the second worker) and waits until it is ready. */
   async function start(instance: string, timeoutMs = 60_000) {
     const app = instance.split('#')[0]!;
-    const extra: Record<string, string> =
-      app === 'refresh-worker'
-        ? { REFRESH_WORKER_PORT: String(port.workers[Number(instance.split('#')[1] ?? 0)]) }
-        : {};
-    const process_ = startApp(app, { ...common, ...env[app], ...extra });
+    const { env: ports_, ready } = own(instance);
+    const process_ = startApp(app, { ...common, ...env[app], ...ports_ });
     incarnations.push(process_);
     running.set(instance, process_);
-    await waitForHealthy(process_, health(instance), timeoutMs);
+    await waitForHealthy(process_, ready, timeoutMs);
     return process_;
   }
 
@@ -232,9 +265,7 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
     start('plaid-sandbox').then(async () => {
       for (const worker of workerNames) await start(worker);
     }),
-    start(FETCHER),
-    start('webhook-ingress'),
-    start('projector'),
+    ...[...instances.fetcher, ...instances.ingress, ...instances.projector].map((i) => start(i)),
   ]);
   const failed = (await started).find((r) => r.status === 'rejected');
   if (failed) {
@@ -242,8 +273,9 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
     throw failed.reason;
   }
 
-  const ingressUrl = `http://127.0.0.1:${port.ingress}/webhooks/plaid`;
-  const proxy = settings.webhookProxy ? await webhookProxy(ingressUrl) : undefined;
+  const ingressUrls = port.ingress.map((p) => `http://127.0.0.1:${p}/webhooks/plaid`);
+  const proxy = settings.webhookProxy ? await webhookProxy(ingressUrls[0]!) : undefined;
+  const balancer = ingressUrls.length > 1 ? await webhookBalancer(ingressUrls) : undefined;
 
   const cliEnv = {
     KAFKA_BROKERS: infra.brokers.join(','),
@@ -260,14 +292,16 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
     databaseUrl,
     sandbox: sandboxClient(`http://127.0.0.1:${port.sandbox}`),
     /** Where the sandbox's Items send their webhooks: the ingress, or the proxy before it. */
-    webhookUrl: proxy?.url ?? ingressUrl,
+    webhookUrl: proxy?.url ?? balancer?.url ?? ingressUrls[0]!,
     proxy,
     workerNames,
     workerUrl,
+    /** The other apps' processes by name, the first of each without a `#`. */
+    instances,
     /** The report fetcher's consumer group (as its config names it). */
     fetcherGroup: `${prefix}cashflow-${FETCHER}`,
     adminToken,
-    ingressMetricsUrl: `http://127.0.0.1:${port.ingressAdmin}/metrics`,
+    ingressMetricsUrl: `http://127.0.0.1:${port.ingressAdmin[0]}/metrics`,
     start,
     /** Stops an app with `signal` and waits for it to exit. */
     async stop(instance: string, signal: NodeJS.Signals = 'SIGTERM') {
@@ -324,6 +358,7 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
       await Promise.all([...running.values()].map((a) => a.stop('SIGTERM')));
       running.clear();
       await proxy?.close();
+      await balancer?.close();
     },
   };
 }

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** Request headers the ingress reads; the body goes through byte for byte (it is signed). */
@@ -13,39 +13,24 @@ const FORWARDED = ['content-type', 'plaid-verification'];
 export async function webhookProxy(target: string) {
   let losing = false;
   let lost = 0;
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const headers = Object.fromEntries(
-        FORWARDED.flatMap((name) => {
-          const value = req.headers[name];
-          return typeof value === 'string' ? [[name, value]] : [];
-        }),
-      );
-      fetch(target, { method: 'POST', headers, body: Buffer.concat(chunks) })
-        .then(async (upstream) => {
-          const body = Buffer.from(await upstream.arrayBuffer());
-          if (losing && upstream.status === 200) {
-            lost += 1;
-            res.writeHead(503, { 'content-type': 'application/json' });
-            res.end('{"error":"the answer was lost"}');
-            return;
-          }
-          res.writeHead(upstream.status, {
-            'content-type': upstream.headers.get('content-type') ?? 'application/json',
-          });
-          res.end(body);
-        })
-        .catch(() => {
-          res.writeHead(502);
-          res.end();
-        });
-    });
+  const server = await listen((req, body, res) => {
+    forward(target, req, body)
+      .then(async (upstream) => {
+        if (losing && upstream.status === 200) {
+          lost += 1;
+          res.writeHead(503, { 'content-type': 'application/json' });
+          res.end('{"error":"the answer was lost"}');
+          return;
+        }
+        await answer(res, upstream);
+      })
+      .catch(() => {
+        res.writeHead(502);
+        res.end();
+      });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/plaid`,
+    url: urlOf(server),
     /** Starts or stops losing the ingress's answers. */
     lose(on: boolean) {
       losing = on;
@@ -54,11 +39,72 @@ export async function webhookProxy(target: string) {
     get lost() {
       return lost;
     },
-    async close() {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    },
+    close: () => close(server),
   };
+}
+
+/**
+ * A load balancer in front of several ingress processes, as a deployment has: webhooks go to
+ * each in turn, and one that cannot be reached (killed, restarting) is passed over for the next.
+ */
+export async function webhookBalancer(targets: readonly string[]) {
+  let next = 0;
+  const server = await listen((req, body, res) => {
+    const first = next++;
+    const attempt = (tried: number): Promise<void> =>
+      forward(targets[(first + tried) % targets.length]!, req, body).then(
+        (upstream) => answer(res, upstream),
+        () => {
+          if (tried + 1 < targets.length) return attempt(tried + 1);
+          res.writeHead(502);
+          res.end();
+          return undefined;
+        },
+      );
+    attempt(0).catch(() => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
+    });
+  });
+  return { url: urlOf(server), close: () => close(server) };
+}
+
+type Handler = (req: IncomingMessage, body: Buffer, res: ServerResponse) => void;
+
+async function listen(handle: Handler): Promise<Server> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => handle(req, Buffer.concat(chunks), res));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+function forward(target: string, req: IncomingMessage, body: Buffer): Promise<Response> {
+  const headers = Object.fromEntries(
+    FORWARDED.flatMap((name) => {
+      const value = req.headers[name];
+      return typeof value === 'string' ? [[name, value]] : [];
+    }),
+  );
+  return fetch(target, { method: 'POST', headers, body });
+}
+
+async function answer(res: ServerResponse, upstream: Response): Promise<void> {
+  const body = Buffer.from(await upstream.arrayBuffer());
+  res.writeHead(upstream.status, {
+    'content-type': upstream.headers.get('content-type') ?? 'application/json',
+  });
+  res.end(body);
+}
+
+const urlOf = (server: Server) =>
+  `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/plaid`;
+
+async function close(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
 }
 
 export type WebhookProxy = Awaited<ReturnType<typeof webhookProxy>>;
