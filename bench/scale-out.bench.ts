@@ -10,6 +10,11 @@
  * Items of its own and waits for every outcome. On 2 cores the outcomes/s flatten once the CPU is
  * full (the brokers, PostgreSQL and the sandbox share it), so the CPU seconds the workers spent
  * per 1,000 outcomes are reported too: flat, that figure says replicas cost nothing extra.
+ *
+ * Then the webhook ingress as 1 and 2 processes on the same cluster, flat out: autocannon sends
+ * signed webhooks to each process (half the connections each with two, as a balancer would
+ * spread them), after a warm-up; webhooks/s answered 200, the ingress CPU seconds per 1,000, and
+ * any answered 200 but missing from the report topic.
  */
 import { dedicatedInfra } from '../test/faults/fault-system';
 import {
@@ -22,6 +27,15 @@ import {
   waitUntil,
   writeResults,
 } from './support';
+import {
+  keyServer,
+  load,
+  plaidKey,
+  sign,
+  start,
+  storedIds,
+  topics as webhookTopics,
+} from './webhook-setup';
 import { registerTokens, sandbox, topics, worker } from './worker-setup';
 
 const quick = process.argv.includes('--quick');
@@ -29,6 +43,10 @@ const REQUESTS = quick ? 3000 : 12_000;
 const PROCESSES = [1, 2, 3];
 /** Each worker's share of calls in flight: the throughput bench's 1,000 for one process. */
 const IN_FLIGHT = 1000;
+const INGRESS_PROCESSES = [1, 2];
+const INGRESS_SECONDS = quick ? 5 : 20;
+const WARMUP_SECONDS = quick ? 2 : 5;
+const CONNECTIONS = 64;
 
 async function run(brokers: string, dbUrl: string, plaidUrl: string, processes: number) {
   const t = await topics(brokers, 6, 3);
@@ -73,6 +91,49 @@ async function run(brokers: string, dbUrl: string, plaidUrl: string, processes: 
   };
 }
 
+async function ingress(
+  brokers: string,
+  plaidUrl: string,
+  key: ReturnType<typeof plaidKey>,
+  processes: number,
+) {
+  const prefix = await webhookTopics(brokers, 3);
+  const started = [];
+  for (let i = 0; i < processes; i++)
+    started.push(await start('ingress', brokers, prefix, plaidUrl));
+  const connections = CONNECTIONS / processes;
+  const perProcess = Math.ceil((quick ? 60_000 : 200_000) / processes);
+  await Promise.all(
+    started.map(({ url }) => load(url, sign(key, perProcess / 4), WARMUP_SECONDS, { connections })),
+  );
+  const warmIds = await storedIds(brokers, prefix);
+  const samplers = started.map(({ proc }) => processSampler(proc.child.pid!));
+  const pools = started.map(() => sign(key, perProcess));
+  const runs = await Promise.all(
+    started.map(({ url }, i) => load(url, pools[i]!, INGRESS_SECONDS, { connections })),
+  );
+  samplers.forEach((s) => s.stop());
+  await Promise.all(started.map(({ proc }) => proc.stop()));
+  const ids = await storedIds(brokers, prefix);
+  const ok = runs.reduce((sum, r) => sum + r.result['2xx'], 0);
+  const lost = runs.reduce(
+    (sum, r) => sum + [...r.answered].filter((id) => !ids.has(id) && !warmIds.has(id)).length,
+    0,
+  );
+  const cpu = samplers.reduce((sum, s) => sum + s.cpuSeconds, 0);
+  return {
+    processes,
+    webhooks_per_s: Math.round((ok / INGRESS_SECONDS) * 10) / 10,
+    answered_200: ok,
+    non_2xx: runs.reduce((sum, r) => sum + r.result.non2xx + r.result.errors, 0),
+    p99_ms: Math.max(...runs.map((r) => r.result.latency.p99)),
+    ingress_cpu_s: Math.round(cpu * 10) / 10,
+    cpu_s_per_1000_webhooks: ok > 0 ? Math.round((cpu / ok) * 1000 * 100) / 100 : null,
+    lost,
+    pool_exhausted: runs.some((r) => r.wrapped),
+  };
+}
+
 async function main() {
   const infra = await dedicatedInfra({ kafkaNodes: 3 });
   try {
@@ -88,8 +149,25 @@ async function main() {
     const runs = [];
     for (const processes of PROCESSES) runs.push(await run(brokers, dbUrl, box.url, processes));
     await box.proc.stop();
+    const key = plaidKey();
+    const keys = await keyServer(key);
+    const ingressRuns = [];
+    try {
+      for (const processes of INGRESS_PROCESSES) {
+        ingressRuns.push(await ingress(brokers, keys.url, key, processes));
+      }
+    } finally {
+      keys.server.close();
+    }
 
-    const result = { date: new Date().toISOString(), quick, machine: machine(), brokers: 3, runs };
+    const result = {
+      date: new Date().toISOString(),
+      quick,
+      machine: machine(),
+      brokers: 3,
+      runs,
+      ingress: ingressRuns,
+    };
     const rows: (string | number)[][] = [
       [
         'worker processes',
@@ -108,7 +186,25 @@ async function main() {
         r.peak_rss_mb_per_process,
       ]),
     ];
-    process.stdout.write(`\n${table(rows)}\n\n`);
+    const ingressRows: (string | number)[][] = [
+      [
+        'ingress processes',
+        'webhooks/s',
+        'p99 ms',
+        'ingress CPU s',
+        'CPU s per 1,000 webhooks',
+        'lost',
+      ],
+      ...ingressRuns.map((r) => [
+        r.processes,
+        r.webhooks_per_s,
+        r.p99_ms,
+        r.ingress_cpu_s,
+        r.cpu_s_per_1000_webhooks ?? '-',
+        r.lost,
+      ]),
+    ];
+    process.stdout.write(`\n${table(rows)}\n\n${table(ingressRows)}\n\n`);
     writeResults('scale-out', quick, result);
   } finally {
     await stopAll();

@@ -13,27 +13,27 @@
  * of its own and after a few seconds of the same load as warm-up; afterwards the events on the topic are counted against the 200s answered.
  * Plaid's verification keys come from a small key server in this process.
  */
-import { DEFAULT_PARTITIONS, topicName } from '@cashflow/contracts';
-import { createKafka, ensureTopics, readEndOffsets } from '@cashflow/kafka';
-import { createLogger } from '@cashflow/observability';
-import autocannon from 'autocannon';
-import { createHash, generateKeyPairSync, randomBytes, sign as signBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import {
   ensureInfra,
-  freePort,
   machine,
   processSampler,
-  run,
   stopAll,
   stopInfra,
   table,
-  waitUntil,
   writeResults,
   runBench,
-  type Proc,
 } from './support';
+import {
+  keyServer,
+  load,
+  plaidKey,
+  sign,
+  start,
+  storedIds,
+  topics,
+  type PlaidKey,
+  type Target,
+} from './webhook-setup';
 
 const quick = process.argv.includes('--quick');
 const DURATION_S = quick ? 5 : 30;
@@ -44,232 +44,22 @@ const FIXED_RATE = 500;
 const POOL = quick ? 60_000 : 400_000;
 const CONNECTIONS = 64;
 const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:19092';
-const PATH = '/webhooks/plaid';
-const logger = createLogger({ service: 'bench', level: 'error' });
-
-interface Signed {
-  readonly body: Buffer;
-  readonly jwt: string;
-}
-
-/** A P-256 signing key standing in for Plaid's, with the JWK Plaid would publish for it. */
-function plaidKey() {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const kid = randomBytes(16).toString('hex');
-  const { x, y } = publicKey.export({ format: 'jwk' });
-  const jwk = {
-    alg: 'ES256',
-    crv: 'P-256',
-    kid,
-    kty: 'EC',
-    use: 'sig',
-    x,
-    y,
-    created_at: 0,
-    expired_at: null,
-  };
-  return { privateKey, kid, jwk };
-}
-type PlaidKey = ReturnType<typeof plaidKey>;
-
-/** Plaid's /webhook_verification_key/get, answering for the one key. */
-async function keyServer(key: PlaidKey): Promise<{ url: string; server: Server }> {
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const { key_id } = JSON.parse(Buffer.concat(chunks).toString() || '{}') as {
-        key_id?: string;
-      };
-      const found = key_id === key.kid;
-      res.writeHead(found ? 200 : 400, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify(
-          found
-            ? { key: key.jwk, request_id: 'bench' }
-            : {
-                error_type: 'INVALID_REQUEST',
-                error_code: 'INVALID_FIELD',
-                error_message: 'no key',
-              },
-        ),
-      );
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
-}
-
-const b64url = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
-
-/**
- * A Plaid-Verification JWT (ES256) for `body`, signed with node:crypto directly: hundreds of
- * thousands are prepared per run, and jose's async WebCrypto path is several times slower.
- */
-function jwtFor(body: Buffer, key: PlaidKey, iat: number): string {
-  const input = `${b64url({ alg: 'ES256', kid: key.kid, typ: 'JWT' })}.${b64url({
-    iat,
-    request_body_sha256: createHash('sha256').update(body).digest('hex'),
-  })}`;
-  const signature = signBytes('sha256', Buffer.from(input), {
-    key: key.privateKey,
-    dsaEncoding: 'ieee-p1363',
-  });
-  return `${input}.${signature.toString('base64url')}`;
-}
-
-function sign(key: PlaidKey, count: number): Signed[] {
-  const run = randomBytes(4).toString('hex');
-  const iat = Math.floor(Date.now() / 1000);
-  const out: Signed[] = [];
-  for (let i = 0; i < count; i++) {
-    const body = Buffer.from(
-      `${JSON.stringify(
-        {
-          webhook_type: 'CASHFLOW_REPORT',
-          webhook_code: 'CASHFLOW_REPORT_READY',
-          item_id: `bench-${run}-${i}`,
-          error: null,
-          environment: 'sandbox',
-        },
-        null,
-        2,
-      )}\n`,
-    );
-    out.push({ body, jwt: jwtFor(body, key, iat) });
-  }
-  return out;
-}
-
-async function topics(): Promise<string> {
-  const prefix = `bench-${randomBytes(3).toString('hex')}.`;
-  const kafka = createKafka({
-    brokers: BROKERS.split(','),
-    clientId: 'bench',
-    topicPrefix: prefix,
-    logger,
-  });
-  await ensureTopics(kafka, { prefix, partitions: DEFAULT_PARTITIONS, replicationFactor: 1 });
-  return prefix;
-}
-
-/** The ids (ce_id) of every event on the report topic, read to its end offsets. */
-async function storedIds(prefix: string): Promise<Set<string>> {
-  const kafka = createKafka({
-    brokers: BROKERS.split(','),
-    clientId: 'bench',
-    topicPrefix: prefix,
-    logger,
-  });
-  const topic = topicName('reportOutcomes', prefix);
-  const ends = await readEndOffsets(kafka, [topic]);
-  const total = [...ends.values()].reduce((sum, p) => sum + Number(p.high), 0);
-  const ids = new Set<string>();
-  let read = 0;
-  const consumer = kafka.consumer({ groupId: `${prefix}counter` });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      for (const message of batch.messages) ids.add(String(message.headers?.ce_id));
-      read += batch.messages.length;
-      return Promise.resolve();
-    },
-  });
-  await waitUntil(
-    'the report topic read to its end',
-    () => (read >= total ? true : undefined),
-    120_000,
-  );
-  await consumer.disconnect();
-  return ids;
-}
-
-type Target = 'ingress' | 'bare';
-
-async function start(
-  target: Target,
-  prefix: string,
-  plaidUrl: string,
-): Promise<{ proc: Proc; url: string }> {
-  const port = await freePort();
-  const env = {
-    KAFKA_BROKERS: BROKERS,
-    KAFKA_TOPIC_PREFIX: prefix,
-    PLAID_ENV: 'local',
-    PLAID_SANDBOX_URL: plaidUrl,
-    WEBHOOK_INGRESS_PORT: String(port),
-    WEBHOOK_INGRESS_ADMIN_PORT: String(await freePort()),
-    LOG_LEVEL: 'warn',
-  };
-  const entry =
-    target === 'ingress' ? 'apps/webhook-ingress/src/main.js' : 'bench/bare-ingress/main.js';
-  const proc = run(entry, env);
-  const url = `http://127.0.0.1:${port}${PATH}`;
-  await waitUntil(
-    `${target} to answer`,
-    async () => {
-      if (proc.child.exitCode !== null) throw new Error(`${target} exited: ${proc.output()}`);
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: '{}',
-      }).catch(() => undefined);
-      return response?.status === 401 ? true : undefined;
-    },
-    60_000,
-  );
-  return { proc, url };
-}
-
-async function load(url: string, pool: Signed[], duration: number, rate?: number) {
-  let next = 0;
-  let wrapped = false;
-  const answered = new Set<string>();
-  const result = await autocannon({
-    url,
-    method: 'POST',
-    connections: rate ? 32 : CONNECTIONS,
-    duration,
-    ...(rate ? { overallRate: rate } : {}),
-    headers: { 'content-type': 'application/json' },
-    requests: [
-      {
-        setupRequest: (request) => {
-          if (next >= pool.length) {
-            next = 0;
-            wrapped = true;
-          }
-          const signed = pool[next++]!;
-          return {
-            ...request,
-            body: signed.body,
-            headers: { ...request.headers, 'plaid-verification': signed.jwt },
-          };
-        },
-        onResponse: (status, body) => {
-          if (status === 200) answered.add((JSON.parse(body) as { event_id: string }).event_id);
-        },
-      },
-    ],
-  });
-  return { result, answered, wrapped };
-}
 
 async function scenario(target: Target, key: PlaidKey, plaidUrl: string, rate?: number) {
   const warmup = sign(key, rate ? rate * WARMUP_S + 1_000 : POOL / 4);
   const pool = sign(key, rate ? rate * DURATION_S + 2_000 : POOL);
-  const prefix = await topics();
-  const { proc, url } = await start(target, prefix, plaidUrl);
+  const prefix = await topics(BROKERS);
+  const { proc, url } = await start(target, BROKERS, prefix, plaidUrl);
   // Warm-up: the same load for a few seconds first, so neither server is measured while its
   // code is still being compiled. Its events are left out of the counts below.
-  const warm = await load(url, warmup, WARMUP_S, rate);
+  const connections = rate ? 32 : CONNECTIONS;
+  const warm = await load(url, warmup, WARMUP_S, { rate, connections });
   const sampler = processSampler(proc.child.pid!);
-  const { result, answered, wrapped } = await load(url, pool, DURATION_S, rate);
+  const { result, answered, wrapped } = await load(url, pool, DURATION_S, { rate, connections });
   sampler.stop();
   await proc.stop();
   const ok = result['2xx'];
-  const ids = await storedIds(prefix);
+  const ids = await storedIds(BROKERS, prefix);
   for (const id of warm.answered) ids.delete(id);
   const lost = [...answered].filter((id) => !ids.has(id)).length;
   return {
