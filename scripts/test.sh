@@ -46,19 +46,25 @@ if [ "$#" -gt 0 ]; then
   # A chosen part of the suite: one jest run, as asked.
   npx jest --json --outputFile=.cache/jest-results.json "$@" || status=$?
 else
-  # The whole suite in two runs. Unit and integration tests, each on its own topics and
-  # database, run two files at once; end-to-end tests and the fault scenarios start whole
-  # systems, or stop the broker and the database, so they run one at a time after them.
+  # The whole suite in three runs. Unit and integration tests, each on its own topics and
+  # database, run two files at once; so do the end-to-end tests that start a system of their own
+  # on the shared broker and database. Those that start, stop or kill brokers and databases (the
+  # fault scenarios, the cluster, `npm start`, local-infra.sh itself) run one at a time, last.
   npx jest --selectProjects unit int --maxWorkers=2 \
     --json --outputFile=.cache/jest-results-1.json || status=$?
-  npx jest --selectProjects e2e --maxWorkers=1 \
+  exclusive=(test/faults/fault-scenarios.e2e.spec.ts test/e2e/kafka-cluster.e2e.spec.ts
+    test/e2e/npm-start.e2e.spec.ts test/e2e/local-infra.e2e.spec.ts)
+  mapfile -t shared < <(find test -name '*.e2e.spec.ts' | sort | grep -v -x -F "${exclusive[@]/#/-e}")
+  npx jest --selectProjects e2e --maxWorkers=2 --runTestsByPath "${shared[@]}" \
     --json --outputFile=.cache/jest-results-2.json || status=$?
+  npx jest --selectProjects e2e --maxWorkers=1 --runTestsByPath "${exclusive[@]}" \
+    --json --outputFile=.cache/jest-results-3.json || status=$?
 fi
 
 # One closing line any CI reads: "tests: N passed, N failed". A run that wrote no results (jest
 # itself failed) fails the suite whatever the other run says.
 if [ "$#" -eq 0 ]; then
-  for results in .cache/jest-results-1.json .cache/jest-results-2.json; do
+  for results in .cache/jest-results-{1,2,3}.json; do
     [ -f "$results" ] || { echo "[test] a jest run wrote no $results" >&2; status=1; }
   done
 fi
