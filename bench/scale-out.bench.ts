@@ -147,7 +147,10 @@ async function main() {
       PLAID_SANDBOX_RATE_LIMIT_PER_CLIENT: '1000000',
     });
     const runs = [];
-    for (const processes of PROCESSES) runs.push(await run(brokers, dbUrl, box.url, processes));
+    for (const processes of PROCESSES) {
+      runs.push(await run(brokers, dbUrl, box.url, processes));
+      process.stdout.write(`${JSON.stringify(runs.at(-1))}\n`);
+    }
     await box.proc.stop();
     const key = plaidKey();
     const keys = await keyServer(key);
@@ -155,6 +158,7 @@ async function main() {
     try {
       for (const processes of INGRESS_PROCESSES) {
         ingressRuns.push(await ingress(brokers, keys.url, key, processes));
+        process.stdout.write(`${JSON.stringify(ingressRuns.at(-1))}\n`);
       }
     } finally {
       keys.server.close();

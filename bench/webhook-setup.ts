@@ -134,7 +134,9 @@ export async function storedIds(brokers: string, prefix: string): Promise<Set<st
   const total = [...ends.values()].reduce((sum, p) => sum + Number(p.high), 0);
   const ids = new Set<string>();
   let read = 0;
-  const consumer = kafka.consumer({ groupId: `${prefix}counter` });
+  const consumer = kafka.consumer({
+    groupId: `${prefix}counter-${randomBytes(3).toString('hex')}`,
+  });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({

@@ -1,8 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { waitFor } from './wait-for';
 
-export const REPO_ROOT = join(__dirname, '../..');
+/** The checkout: two levels up from here, or three when compiled into dist/ (a bench using it). */
+const up = join(__dirname, '../..');
+export const REPO_ROOT = basename(up) === 'dist' ? dirname(up) : up;
 
 export interface AppProcess {
   readonly child: ChildProcess;
