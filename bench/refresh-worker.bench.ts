@@ -33,7 +33,7 @@ import {
   WORKER_NODE_FLAGS,
   registerTokens,
   sandbox,
-  sandboxAnswers,
+  allowedRateShare,
   topics,
   worker,
 } from './worker-setup';
@@ -147,27 +147,18 @@ async function rateLimited(dbUrl: string) {
     () => (t.arrived.size >= LIMITED.requests ? true : undefined),
     30 * 60_000,
   );
-  const leaders = [...t.arrived.values()]
-    .filter((a) => a.leader)
-    .map((a) => a.at)
-    .sort((a, b) => a - b);
-  const answers = await sandboxAnswers(box.url);
+  const share = await allowedRateShare(t.arrived, box.url, windowMs, 100);
   await proc.stop();
   await t.close();
   await box.proc.stop();
-  const calls = answers.none ?? 0;
-  const actual = leaders[leaders.length - 1]! - leaders[0]!;
-  // A perfect client makes `limit` calls at the start of each window.
-  const ideal = windowMs * (Math.ceil(calls / 100) - 1);
   return {
     requests: LIMITED.requests,
     items: LIMITED.items,
     window_ms: windowMs,
-    plaid_calls: calls,
-    coalesced: LIMITED.requests - leaders.length,
-    rate_limited_429: answers.RATE_LIMIT ?? 0,
-    // Within one window the limit is never reached: nothing to measure.
-    share_of_allowed_rate: ideal > 0 && actual > 0 ? Math.round((ideal / actual) * 1000) / 10 : 100,
+    plaid_calls: share.plaid_calls,
+    coalesced: LIMITED.requests - share.leaders,
+    rate_limited_429: share.rate_limited_429,
+    share_of_allowed_rate: share.share_of_allowed_rate,
   };
 }
 

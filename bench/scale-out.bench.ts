@@ -41,7 +41,7 @@ import {
   storedIds,
   topics as webhookTopics,
 } from './webhook-setup';
-import { registerTokens, sandbox, sandboxAnswers, topics, worker } from './worker-setup';
+import { allowedRateShare, registerTokens, sandbox, topics, worker } from './worker-setup';
 
 const quick = process.argv.includes('--quick');
 /** `--only=budget` runs just the shared-budget run. */
@@ -145,26 +145,18 @@ async function sharedBudget(brokers: string, dbUrl: string) {
     () => (t.arrived.size >= LIMITED.requests ? true : undefined),
     30 * 60_000,
   );
-  const leaders = [...t.arrived.values()]
-    .filter((a) => a.leader)
-    .map((a) => a.at)
-    .sort((a, b) => a - b);
-  const answers = await sandboxAnswers(box.url);
+  const share = await allowedRateShare(t.arrived, box.url, windowMs, 100);
   await Promise.all(procs.slice(0, noKill ? 3 : 2).map((p) => p.stop()));
   await t.close();
   await box.proc.stop();
-  const calls = answers.none ?? 0;
-  const actual = leaders[leaders.length - 1]! - leaders[0]!;
-  // A perfect client makes 100 calls at the start of each window.
-  const ideal = windowMs * (Math.ceil(calls / 100) - 1);
   return {
     workers: 3,
-    killed_after_s: noKill ? null : Math.round((killedAt - leaders[0]!) / 100) / 10,
+    killed_after_s: noKill ? null : Math.round((killedAt - share.firstLeaderAt) / 100) / 10,
     requests: LIMITED.requests,
     window_ms: windowMs,
-    plaid_calls: calls,
-    rate_limited_429: answers.RATE_LIMIT ?? 0,
-    share_of_allowed_rate: ideal > 0 && actual > 0 ? Math.round((ideal / actual) * 1000) / 10 : 100,
+    plaid_calls: share.plaid_calls,
+    rate_limited_429: share.rate_limited_429,
+    share_of_allowed_rate: share.share_of_allowed_rate,
   };
 }
 

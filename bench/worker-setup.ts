@@ -177,3 +177,33 @@ export async function topics(brokers: string, partitions: number, replicationFac
     },
   };
 }
+
+/**
+ * How close rate-limited calls came to the allowed rate: a perfect client makes `limit` calls at
+ * the start of each window, so the calls (those Plaid accepted) ideally span
+ * windowMs * (ceil(calls / limit) - 1); the share is that over the span of the leaders' outcomes
+ * (requests answered by a call of their own).
+ */
+export async function allowedRateShare(
+  arrived: ReadonlyMap<string, { at: number; leader: boolean }>,
+  sandboxUrl: string,
+  windowMs: number,
+  limit: number,
+) {
+  const leaders = [...arrived.values()]
+    .filter((a) => a.leader)
+    .map((a) => a.at)
+    .sort((a, b) => a - b);
+  const answers = await sandboxAnswers(sandboxUrl);
+  const calls = answers.none ?? 0;
+  const actual = leaders[leaders.length - 1]! - leaders[0]!;
+  const ideal = windowMs * (Math.ceil(calls / limit) - 1);
+  return {
+    firstLeaderAt: leaders[0]!,
+    plaid_calls: calls,
+    leaders: leaders.length,
+    rate_limited_429: answers.RATE_LIMIT ?? 0,
+    // Within one window the limit is never reached: nothing to measure.
+    share_of_allowed_rate: ideal > 0 && actual > 0 ? Math.round((ideal / actual) * 1000) / 10 : 100,
+  };
+}
