@@ -1,5 +1,5 @@
 # One image for every app; docker-compose.yml picks the entry point per service.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # npm install keeps the locked versions; npm ci rejects a lock without other platforms' optional packages.
@@ -10,7 +10,7 @@ COPY libs libs
 COPY migrations migrations
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/package.json ./

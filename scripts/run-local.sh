@@ -12,6 +12,8 @@ local_dir=${CASHFLOW_LOCAL_DIR:-$root/.local}
 case $local_dir in /*) ;; *) local_dir=$PWD/$local_dir ;; esac
 logs=$local_dir/logs
 say() { printf '[run-local] %s\n' "$*" >&2; }
+. scripts/require-node.sh
+require_node run-local start
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages"

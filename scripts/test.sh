@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 infra=scripts/local-infra.sh
+. scripts/require-node.sh
+require_node test test
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "[test] installing npm packages" >&2
