@@ -26,6 +26,17 @@ if ! command -v kcat >/dev/null 2>&1; then
   fi
 fi
 
+# promtool (Debian's prometheus package): the alert-rules test checks and unit-tests ops/prometheus.
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[test] installing promtool (the prometheus package) with apt-get (one-time)" >&2
+    { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; } >/dev/null
+  else
+    echo "[test] promtool is missing (sudo apt-get install -y prometheus); the alert-rules test will fail" >&2
+  fi
+fi
+
 started=()
 status=0
 cleanup() {

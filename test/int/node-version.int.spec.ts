@@ -60,7 +60,7 @@ describe('the supported Node.js versions', () => {
   });
 
   it('runs on the Node.js this suite runs on (22.19+ or 24)', () => {
-    const [major, minor] = process.versions.node.split('.').map(Number);
+    const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
     expect(major > 22 || (major === 22 && minor >= 19)).toBe(true);
   });
 });

@@ -16,9 +16,11 @@ import { waitFor } from './wait-for';
  * The whole system, each app its own process (built dist/), on the real broker and PostgreSQL:
  * the Plaid sandbox, the refresh worker, the webhook ingress and the projector, wired as
  * `npm start` wires them, on topics and a database of the test's own. With `fetcher` (its
- * settings), the report fetcher too.
+ * settings), the report fetcher too; `env` goes to every app (tracing settings, say).
  */
-export async function startSystem(options: { fetcher?: Record<string, string> } = {}) {
+export async function startSystem(
+  options: { fetcher?: Record<string, string>; env?: Record<string, string> } = {},
+) {
   const prefix = uniqueTopicPrefix();
   await ensureTopics(testKafka(prefix), { prefix, partitions: 3, replicationFactor: 1 });
   const db = await createTestDatabase();
@@ -42,6 +44,7 @@ export async function startSystem(options: { fetcher?: Record<string, string> } 
     LOG_LEVEL: 'info',
     PLAID_ENV: 'local',
     PLAID_SANDBOX_PORT: String(port.sandbox),
+    ...options.env,
   };
   const webhookUrl = `http://127.0.0.1:${port.ingress}/webhooks/plaid`;
   const apps: AppProcess[] = [];

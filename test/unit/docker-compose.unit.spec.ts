@@ -1,5 +1,5 @@
 import { ALL_VARIABLES } from '@cashflow/config';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadProjectorConfig } from '../../apps/projector/src/config';
@@ -11,8 +11,11 @@ import { loadWebhookIngressConfig } from '../../apps/webhook-ingress/src/config'
 interface Service {
   environment?: Record<string, string | number>;
   command?: string[];
+  profiles?: string[];
+  volumes?: string[];
 }
-const compose = parse(readFileSync(join(__dirname, '../../docker-compose.yml'), 'utf8'), {
+const root = join(__dirname, '../..');
+const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'), {
   merge: true,
 }) as { services: Record<string, Service> };
 
@@ -81,5 +84,73 @@ describe('docker-compose.yml', () => {
       PLAID_SECRET: 's',
     };
     expect(loadRefreshWorkerConfig(real).plaid.baseUrl).toBe('https://production.plaid.com');
+  });
+});
+
+describe('docker-compose.yml, observability profile', () => {
+  const observability = ['prometheus', 'grafana', 'jaeger'];
+
+  it('adds Prometheus, Grafana and Jaeger under the profile only', () => {
+    for (const [name, service] of Object.entries(compose.services)) {
+      const expected = observability.includes(name) ? ['observability'] : undefined;
+      expect({ name, profiles: service.profiles }).toEqual({ name, profiles: expected });
+    }
+    expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(observability));
+  });
+
+  it('mounts files that are in the repository', () => {
+    const mounts = observability.flatMap((name) =>
+      (compose.services[name]?.volumes ?? []).filter((v) => v.startsWith('./')),
+    );
+    expect(mounts.length).toBeGreaterThanOrEqual(3);
+    for (const mount of mounts) {
+      const host = mount.split(':')[0]!;
+      expect({ mount, exists: existsSync(join(root, host)) }).toEqual({ mount, exists: true });
+    }
+  });
+
+  it('has Prometheus scrape each app on the port its metrics answer on, by the job names the rules use', () => {
+    const config = parse(readFileSync(join(root, 'ops/prometheus/prometheus.yml'), 'utf8')) as {
+      rule_files: string[];
+      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+    };
+    const scraped = Object.fromEntries(
+      config.scrape_configs.map((c) => [c.job_name, c.static_configs.flatMap((s) => s.targets)]),
+    );
+    const metricsPort = {
+      'refresh-worker': loadRefreshWorkerConfig(environmentOf('refresh-worker')).http.port,
+      'webhook-ingress': loadWebhookIngressConfig(environmentOf('webhook-ingress')).adminHttp.port,
+      projector: loadProjectorConfig(environmentOf('projector')).http.port,
+      'report-fetcher': loadReportFetcherConfig(environmentOf('report-fetcher')).http.port,
+      'plaid-sandbox': loadPlaidSandboxConfig(environmentOf('plaid-sandbox')).http.port,
+    };
+    expect(scraped).toEqual(
+      Object.fromEntries(
+        Object.entries(metricsPort).map(([service, port]) => [service, [`${service}:${port}`]]),
+      ),
+    );
+    for (const file of config.rule_files) {
+      expect(existsSync(join(root, 'ops/prometheus', file))).toBe(true);
+    }
+  });
+
+  it('points Grafana at the Prometheus service and its dashboard provider at the mounted dashboard', () => {
+    const provisioning = join(root, 'ops/grafana/provisioning');
+    const datasources = parse(
+      readFileSync(join(provisioning, 'datasources/datasources.yaml'), 'utf8'),
+    ) as { datasources: { type: string; url: string }[] };
+    // Inside the compose network Prometheus answers on its own port, 9090.
+    expect(datasources.datasources.find((d) => d.type === 'prometheus')?.url).toBe(
+      'http://prometheus:9090',
+    );
+    const providers = parse(
+      readFileSync(join(provisioning, 'dashboards/cashflow-refresh.yaml'), 'utf8'),
+    ) as { providers: { options: { path: string } }[] };
+    const dashboardMount = (compose.services.grafana?.volumes ?? []).find((v) =>
+      v.startsWith('./ops/grafana/cashflow-refresh.json:'),
+    );
+    expect(dashboardMount?.split(':')[1]).toBe(
+      `${providers.providers[0]!.options.path}/cashflow-refresh.json`,
+    );
   });
 });

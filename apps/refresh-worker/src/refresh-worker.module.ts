@@ -182,13 +182,14 @@ export class RefreshWorkerModule {
         },
         {
           provide: RefreshMetrics,
-          useFactory: (registry: Registry) =>
+          useFactory: (registry: Registry, store: RefreshStore) =>
             new RefreshMetrics(
               registry,
               () => service?.inFlight ?? 0,
               () => service?.trackedItems ?? 0,
+              () => store.waiting(),
             ),
-          inject: [METRICS_REGISTRY],
+          inject: [METRICS_REGISTRY, RefreshStore],
         },
         {
           provide: OutcomePublisher,

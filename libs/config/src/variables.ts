@@ -319,6 +319,34 @@ export const cliVariables = {
   REPORT_FETCHER_URL: z.string().url().default('http://127.0.0.1:8084'),
 };
 
+export const TRACES_SAMPLERS = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+] as const;
+
+/**
+ * OpenTelemetry's standard variables, the subset the apps read. Tracing is off unless an OTLP
+ * endpoint is set; the exporter itself also reads OTEL_EXPORTER_OTLP_HEADERS and
+ * OTEL_EXPORTER_OTLP_TIMEOUT, and the resource OTEL_RESOURCE_ATTRIBUTES.
+ */
+export const tracingVariables = {
+  /** OTLP over HTTP (protobuf), e.g. http://127.0.0.1:4318; traces go to <endpoint>/v1/traces. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  /** The traces endpoint in full (used as given), overriding OTEL_EXPORTER_OTLP_ENDPOINT. */
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional(),
+  /** `true` turns tracing off even with an endpoint set. */
+  OTEL_SDK_DISABLED: z.enum(['true', 'false']).default('false'),
+  /** Overrides the service name (default: the app's, e.g. refresh-worker). */
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
+  OTEL_TRACES_SAMPLER: z.enum(TRACES_SAMPLERS).default('parentbased_always_on'),
+  /** The ratio for the *traceidratio samplers, 0 to 1. */
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).default(1),
+};
+
 export const ports = {
   REFRESH_WORKER_PORT: port(8081),
   WEBHOOK_INGRESS_PORT: port(8080),
@@ -342,6 +370,7 @@ export const ALL_VARIABLES = {
   ...webhookIngressVariables,
   ...projectorVariables,
   ...cliVariables,
+  ...tracingVariables,
   ...ports,
 };
 export type VariableName = keyof typeof ALL_VARIABLES;

@@ -41,6 +41,18 @@ export function headersJsonSchema(type: EventType): JsonSchema {
         description: 'Id of the RefreshRequested this event answers or follows from.',
       },
       [CE_HEADERS.causationid]: { ...id, description: 'Id of the event that caused this one.' },
+      [CE_HEADERS.traceparent]: {
+        type: 'string',
+        pattern: '^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$',
+        description:
+          'CloudEvents distributed-tracing extension: W3C traceparent of the span that produced the event. Optional; a RefreshRequested that carries one has its trace continued. An invalid value is ignored, never refused.',
+        examples: ['00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'],
+      },
+      [CE_HEADERS.tracestate]: {
+        type: 'string',
+        maxLength: 512,
+        description: 'W3C tracestate, travelling with ce_traceparent.',
+      },
       [CE_HEADERS.contentType]: { const: JSON_CONTENT_TYPE },
     },
   };

@@ -29,8 +29,30 @@ export const CE_HEADERS = {
   subject: 'ce_subject',
   correlationid: 'ce_correlationid',
   causationid: 'ce_causationid',
+  traceparent: 'ce_traceparent',
+  tracestate: 'ce_tracestate',
   contentType: 'content-type',
 } as const;
+
+/** W3C trace context `traceparent`, version 00: version-traceid-parentid-flags, ids not all zero. */
+const TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
+/** W3C `tracestate`: at most 32 list members, 512 characters kept here. */
+const TRACESTATE = /^[\x20-\x7e]{1,512}$/;
+
+/**
+ * The trace context an event carries, or nothing: a malformed `ce_traceparent` is dropped
+ * (a new trace starts), and `ce_tracestate` only travels with a valid `ce_traceparent`.
+ */
+function traceContext(
+  headers: Record<string, string>,
+): Pick<EventMetadata, 'traceparent' | 'tracestate'> {
+  const traceparent = headers[CE_HEADERS.traceparent];
+  if (traceparent === undefined || !TRACEPARENT.test(traceparent)) return {};
+  const tracestate = headers[CE_HEADERS.tracestate];
+  return tracestate !== undefined && TRACESTATE.test(tracestate)
+    ? { traceparent, tracestate }
+    : { traceparent };
+}
 
 export const JSON_CONTENT_TYPE = 'application/json';
 
@@ -100,6 +122,12 @@ export function encodeEvent(event: CashflowEvent): EncodedRecord {
   };
   if (meta.correlationId) headers[CE_HEADERS.correlationid] = meta.correlationId;
   if (meta.causationId) headers[CE_HEADERS.causationid] = meta.causationId;
+  const trace = traceContext({
+    ...(meta.traceparent ? { [CE_HEADERS.traceparent]: meta.traceparent } : {}),
+    ...(meta.tracestate ? { [CE_HEADERS.tracestate]: meta.tracestate } : {}),
+  });
+  if (trace.traceparent) headers[CE_HEADERS.traceparent] = trace.traceparent;
+  if (trace.tracestate) headers[CE_HEADERS.tracestate] = trace.tracestate;
   const headerCheck = Headers.safeParse(headers);
   if (!headerCheck.success) {
     const failure = fromZodIssues(headerCheck.error.issues);
@@ -116,7 +144,8 @@ export function decodeEvent(
   record: KafkaRecord,
   expected?: readonly EventType[],
 ): DecodeResult<CashflowEvent> {
-  const headers = Headers.safeParse(readHeaders(record.headers), { reportInput: true });
+  const raw = readHeaders(record.headers);
+  const headers = Headers.safeParse(raw, { reportInput: true });
   if (!headers.success) {
     const failure = fromZodIssues(headers.error.issues);
     const missing = headers.error.issues.some(
@@ -188,6 +217,7 @@ export function decodeEvent(
     time: h[CE_HEADERS.time],
     ...(h[CE_HEADERS.correlationid] ? { correlationId: h[CE_HEADERS.correlationid] } : {}),
     ...(h[CE_HEADERS.causationid] ? { causationId: h[CE_HEADERS.causationid] } : {}),
+    ...traceContext(raw),
   };
   return { ok: true, value: { type, data: data.data, metadata } as CashflowEvent };
 }

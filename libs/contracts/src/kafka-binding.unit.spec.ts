@@ -59,6 +59,68 @@ describe('CloudEvents binary mode over Kafka', () => {
     expect(encoded.headers[CE_HEADERS.causationid]).toBe(event.metadata.causationId);
   });
 
+  describe('the distributed-tracing extension (ce_traceparent, ce_tracestate)', () => {
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const withTrace = (headers: Record<string, string>): KafkaRecord => {
+      const consumed = asConsumed('RefreshRequested');
+      return {
+        ...consumed,
+        headers: {
+          ...consumed.headers,
+          ...Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Buffer.from(v)])),
+        },
+      };
+    };
+    const metadataOf = (record: KafkaRecord) => {
+      const decoded = decodeEvent(record);
+      if (!decoded.ok) throw new Error(decoded.error.message);
+      return decoded.value.metadata;
+    };
+
+    it('round-trips the trace context as ce_traceparent and ce_tracestate headers', () => {
+      const event = sampleEvent('RefreshAccepted');
+      const traced = {
+        ...event,
+        metadata: { ...event.metadata, traceparent, tracestate: 'vendor=abc' },
+      };
+      const encoded = encodeEvent(traced);
+      expect(encoded.headers).toMatchObject({
+        ce_traceparent: traceparent,
+        ce_tracestate: 'vendor=abc',
+      });
+      expect(decodeEvent({ ...encoded })).toEqual({ ok: true, value: traced });
+    });
+
+    it('sends no trace headers for an event without a trace', () => {
+      const encoded = encodeEvent(sampleEvent('RefreshAccepted'));
+      expect(Object.keys(encoded.headers)).not.toContain('ce_traceparent');
+      expect(Object.keys(encoded.headers)).not.toContain('ce_tracestate');
+    });
+
+    it('takes an upstream request traceparent, case-insensitive header names included', () => {
+      expect(metadataOf(withTrace({ CE_TRACEPARENT: traceparent })).traceparent).toBe(traceparent);
+    });
+
+    it.each([
+      ['not trace context', 'hello'],
+      ['upper-case hex', traceparent.toUpperCase()],
+      ['an all-zero trace id', '00-00000000000000000000000000000000-00f067aa0ba902b7-01'],
+      ['an all-zero span id', '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01'],
+    ])('ignores a traceparent that is %s rather than refusing the event', (_, value) => {
+      const metadata = metadataOf(withTrace({ ce_traceparent: value, ce_tracestate: 'a=b' }));
+      expect(metadata.traceparent).toBeUndefined();
+      expect(metadata.tracestate).toBeUndefined();
+    });
+
+    it('drops a tracestate that is not printable ASCII, keeping the traceparent', () => {
+      const metadata = metadataOf(
+        withTrace({ ce_traceparent: traceparent, ce_tracestate: 'a=\u0001' }),
+      );
+      expect(metadata).toMatchObject({ traceparent });
+      expect(metadata.tracestate).toBeUndefined();
+    });
+  });
+
   it('rejects data missing a required field, naming it', () => {
     const record = withData(asConsumed('RefreshRequested'), (d) => delete d.item_id);
     expectFailure(record, 'SCHEMA_VIOLATION', 'data.item_id');

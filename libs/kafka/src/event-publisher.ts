@@ -10,7 +10,10 @@ import {
   type RefusedRecord,
 } from '@cashflow/contracts';
 import type { Kafka } from 'kafkajs';
+import { recordFailure, tracer } from '@cashflow/observability';
+import { SpanKind } from '@opentelemetry/api';
 import { DurableProducer, type DurableProducerOptions } from './durable-producer';
+import { contextOf, eventAttributes } from './trace-context';
 
 /**
  * Publishes contract events (validated and encoded by the contracts library) and dead-letter
@@ -37,14 +40,37 @@ export class EventPublisher {
     return this.producer.disconnect();
   }
 
-  /** Publishes events together and in order (per topic); resolves once all are stored. */
-  publish(...events: CashflowEvent[]): Promise<void> {
-    return this.producer.send(
-      events.map((event) => ({
-        topic: topicName(topicKeyForEvent(event.type), this.topicPrefix),
-        message: encodeEvent(event),
-      })),
-    );
+  /**
+   * Publishes events together and in order (per topic); resolves once all are stored. Each
+   * traced event gets a `publish <topic>` span in its own trace, ended when Kafka has it.
+   */
+  async publish(...events: CashflowEvent[]): Promise<void> {
+    const records = events.map((event) => ({
+      topic: topicName(topicKeyForEvent(event.type), this.topicPrefix),
+      message: encodeEvent(event),
+    }));
+    const spans = records.flatMap(({ topic }, i) => {
+      const event = events[i]!;
+      if (!event.metadata.traceparent) return [];
+      return [
+        tracer().startSpan(
+          `publish ${topic}`,
+          {
+            kind: SpanKind.PRODUCER,
+            attributes: { ...eventAttributes(event, topic), 'messaging.operation.type': 'send' },
+          },
+          contextOf(event.metadata),
+        ),
+      ];
+    });
+    try {
+      await this.producer.send(records);
+    } catch (error) {
+      for (const span of spans) recordFailure(span, error);
+      throw error;
+    } finally {
+      for (const span of spans) span.end();
+    }
   }
 
   /** Publishes transactions changelog records together, in order; resolves once all are stored. */

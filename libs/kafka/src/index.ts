@@ -14,3 +14,4 @@ export * from './consumer-restarts';
 export * from './murmur2-partitioner';
 export * from './connect-consumer';
 export * from './sticky-assigner';
+export * from './trace-context';

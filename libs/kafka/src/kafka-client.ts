@@ -1,6 +1,10 @@
 import { Kafka, logLevel, type KafkaConfig, type LogEntry } from 'kafkajs';
 import type { Logger } from 'pino';
+import { patchKafkajsForNode } from './kafkajs-node-compat';
 import { murmur2Partitioner } from './murmur2-partitioner';
+
+// Before any connection: see kafkajs-node-compat.ts.
+patchKafkajsForNode();
 
 export interface KafkaOptions {
   readonly brokers: readonly string[];

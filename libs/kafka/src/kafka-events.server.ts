@@ -17,6 +17,7 @@ import { Catch, type RpcExceptionFilter } from '@nestjs/common';
 import type { EventPublisher } from './event-publisher';
 import { ParallelConsumer, type ConsumedMessage } from './parallel-consumer';
 import { assertTopicsExist } from './topic-admin';
+import { inConsumeSpan } from './trace-context';
 
 /**
  * Thrown by a handler for a record that decodes but must not be handled (e.g. a request id that
@@ -132,10 +133,12 @@ export class KafkaEventsServer extends Server implements CustomTransportStrategy
     const handler = this.getHandlerByPattern(event.type);
     if (!handler) throw new Error(`no handler for ${event.type}`);
     try {
-      await lastValueFrom(
-        this.transformToObservable(await handler(event, new KafkaEventContext([message]))),
-        { defaultValue: undefined },
-      );
+      await inConsumeSpan(event, message.topic, async (): Promise<void> => {
+        await lastValueFrom(
+          this.transformToObservable(await handler(event, new KafkaEventContext([message]))),
+          { defaultValue: undefined },
+        );
+      });
     } catch (error) {
       if (!(error instanceof UnusableRecord)) throw error;
       await this.deadLetter(message, {

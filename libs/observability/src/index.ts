@@ -5,3 +5,4 @@ export * from './observability.module';
 export * from './readiness';
 export * from './start-app';
 export * from './bearer-auth.guard';
+export * from './tracing';

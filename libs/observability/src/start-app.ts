@@ -6,6 +6,7 @@ import { createServer, type ServerOptions } from 'node:http';
 import type { Logger } from 'pino';
 import { createLogger } from './logger';
 import { PinoNestLogger } from './nest-logger';
+import { startTracing, type Tracing } from './tracing';
 
 /** Exit status for invalid configuration (sysexits EX_CONFIG). */
 export const EXIT_CONFIG = 78;
@@ -21,20 +22,25 @@ export interface Started {
  * SIGINT and SIGTERM close the app once, then exit 0; one that arrives while the app is still
  * starting closes it as soon as it has started (a worker still joining its consumer group then
  * leaves it, rather than linger in it until the session time-out). A second signal ends the
- * process at once.
+ * process at once. Tracing starts first when the environment configures it (see `startTracing`)
+ * and exports what it holds once the app has closed.
  */
 export function startApp(service: string, start: () => Promise<Started>): void {
   const fallbackLogger: Logger = createLogger({ service, level: 'info' });
   let started: Started | undefined;
+  let tracing: Tracing | undefined;
   let stopping = false;
   const close = (app: Started) =>
-    app.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        fallbackLogger.error({ err: error }, `${service} did not stop cleanly`);
-        process.exit(1);
-      },
-    );
+    app
+      .close()
+      .then(() => tracing?.shutdown())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          fallbackLogger.error({ err: error }, `${service} did not stop cleanly`);
+          process.exit(1);
+        },
+      );
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -43,20 +49,25 @@ export function startApp(service: string, start: () => Promise<Started>): void {
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
-  start().then(
-    (app) => {
-      started = app;
-      if (stopping) void close(app);
-    },
-    (error: unknown) => {
-      if (error instanceof ConfigError) {
-        process.stderr.write(`${error.message}\n`);
-        process.exit(EXIT_CONFIG);
-      }
-      fallbackLogger.fatal({ err: error }, `${service} failed to start`);
-      process.exit(1);
-    },
-  );
+  Promise.resolve()
+    .then(() => {
+      tracing = startTracing(service);
+      return start();
+    })
+    .then(
+      (app) => {
+        started = app;
+        if (stopping) void close(app);
+      },
+      (error: unknown) => {
+        if (error instanceof ConfigError) {
+          process.stderr.write(`${error.message}\n`);
+          process.exit(EXIT_CONFIG);
+        }
+        fallbackLogger.fatal({ err: error }, `${service} failed to start`);
+        process.exit(1);
+      },
+    );
 }
 
 export interface HttpAppOptions {

@@ -2,6 +2,8 @@ import { PlaidError } from '@cashflow/contracts';
 import { Agent, errors, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import type { PlaidCallError, PlaidResult } from './plaid-call-error';
+import { inSpan } from '@cashflow/observability';
+import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
 
 export interface PlaidClientOptions {
   readonly baseUrl: string;
@@ -92,7 +94,10 @@ export interface ReportPageRequest {
 export class PlaidClient {
   private readonly agent: Agent;
 
+  private readonly host: string;
+
   constructor(private readonly options: PlaidClientOptions) {
+    this.host = new URL(options.baseUrl).host;
     this.agent = new Agent({
       connect: { timeout: options.connectTimeoutMs ?? 10_000 },
       headersTimeout: options.headersTimeoutMs ?? 90_000,
@@ -152,8 +157,35 @@ export class PlaidClient {
     );
   }
 
-  /** Any Plaid endpoint: POST `path` with `body`, validating a 200 answer with `schema`. */
-  async call<T>(path: string, body: object, schema: z.ZodType<T>): Promise<PlaidResult<T>> {
+  /**
+   * Any Plaid endpoint: POST `path` with `body`, validating a 200 answer with `schema`. Traced as
+   * a client span `POST <path>` naming Plaid's `request_id` and error code, never the body (it
+   * holds the access token) nor the credentials.
+   */
+  call<T>(path: string, body: object, schema: z.ZodType<T>): Promise<PlaidResult<T>> {
+    return inSpan(
+      `POST ${path}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'http.request.method': 'POST',
+          'url.path': path,
+          'server.address': this.host,
+          'rpc.system': 'plaid',
+        },
+      },
+      async (span) => {
+        const result = await this.send(path, body, schema);
+        span.setAttributes(resultAttributes(result));
+        if (!result.ok) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: failureCode(result.error) });
+        }
+        return result;
+      },
+    );
+  }
+
+  private async send<T>(path: string, body: object, schema: z.ZodType<T>): Promise<PlaidResult<T>> {
     let response: Dispatcher.ResponseData;
     try {
       response = await request(new URL(path, this.options.baseUrl), {
@@ -225,4 +257,40 @@ function transportError(error: unknown): PlaidCallError {
   const code = (error as { code?: string }).code ?? 'UNKNOWN';
   // The message of a network error names host and port at most; never a credential.
   return { kind: 'network', code, message: (error as Error).message ?? String(error) };
+}
+
+/** What a call's span says of its result: status, Plaid's request id and error, nothing else. */
+function resultAttributes(result: PlaidResult<unknown>): Attributes {
+  if (result.ok) {
+    const requestId = (result.value as { request_id?: unknown }).request_id;
+    return {
+      'http.response.status_code': 200,
+      ...(typeof requestId === 'string' ? { 'plaid.request_id': requestId } : {}),
+    };
+  }
+  const error = result.error;
+  switch (error.kind) {
+    case 'plaid':
+      return {
+        'http.response.status_code': error.httpStatus,
+        'plaid.request_id': error.error.request_id ?? '',
+        'plaid.error_type': error.error.error_type,
+        'plaid.error_code': error.error.error_code,
+        'error.type': error.error.error_code,
+      };
+    case 'invalid_response':
+      return { 'http.response.status_code': error.httpStatus, 'error.type': 'invalid_response' };
+    case 'timeout':
+      return { 'error.type': `timeout_${error.phase}` };
+    case 'network':
+      return { 'error.type': error.code };
+    default: {
+      const unknown: never = error;
+      return unknown;
+    }
+  }
+}
+
+function failureCode(error: PlaidCallError): string {
+  return error.kind === 'plaid' ? error.error.error_code : error.kind;
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { projectorWorld, type ProjectorWorld } from '../../support/projector';
 import { eventsFor } from '../../support/refresh-histories';
+import { waitFor } from '../../support/wait-for';
 
 /** The projector over the real broker and PostgreSQL: events in, rows out. */
 describe('projector', () => {
@@ -29,10 +30,26 @@ describe('projector', () => {
     );
   const requestsOf = (itemId: string) =>
     world.rows('SELECT * FROM refresh_requests WHERE item_id = $1 ORDER BY request_id', [itemId]);
+  /** projector_refresh_seconds of a stage: how many requests it timed, and their total. */
+  const refreshSeconds = async (stage: 'to_accept' | 'to_ready') => {
+    const text = await (await fetch(`${projector.url}/metrics`)).text();
+    const read = (part: 'count' | 'sum') =>
+      Number(
+        new RegExp(
+          `^projector_refresh_seconds_${part}\\{[^}]*stage="${stage}"[^}]*\\} (\\S+)$`,
+          'm',
+        ).exec(text)?.[1] ?? 0,
+      );
+    return { count: read('count'), sum: read('sum') };
+  };
 
   describe('transitions', () => {
     it('requested -> refreshing -> ready, with durations and one refresh counted', async () => {
       const { itemId, e } = newItem();
+      const timedBefore = {
+        toAccept: await refreshSeconds('to_accept'),
+        toReady: await refreshSeconds('to_ready'),
+      };
       await world.publish(e.requested(`${itemId}-r1`, 90, '2026-11-24T10:00:00Z'));
       await untilItem(itemId, (r) => r.status === 'requested');
       await world.publish(e.accepted(`${itemId}-r1`, '2026-11-24T10:00:02Z'));
@@ -51,6 +68,19 @@ describe('projector', () => {
       expect(request).toMatchObject({ status: 'ready', requested_by: 'tests' });
       expect(Number(request!.seconds_to_accept)).toBe(2);
       expect(Number(request!.seconds_to_ready)).toBe(60);
+      // The same durations on /metrics, each request timed once (observed after the commit).
+      const toReady = await waitFor('the request timed on /metrics', async () => {
+        const now = await refreshSeconds('to_ready');
+        return now.count > timedBefore.toReady.count ? now : undefined;
+      });
+      expect(toReady).toEqual({
+        count: timedBefore.toReady.count + 1,
+        sum: timedBefore.toReady.sum + 60,
+      });
+      expect(await refreshSeconds('to_accept')).toEqual({
+        count: timedBefore.toAccept.count + 1,
+        sum: timedBefore.toAccept.sum + 2,
+      });
       const copies = await world.rows(
         'SELECT event_type FROM projection_events WHERE item_id = $1',
         [itemId],
@@ -393,6 +423,9 @@ describe('projector', () => {
       expect(metrics).toMatch(/projector_lag_events\{/);
       expect(metrics).toMatch(/projector_lag_seconds\{/);
       expect(metrics).toMatch(/projector_events_applied_total\{[^}]*type="RefreshAccepted"/);
+      expect(metrics).toMatch(
+        /kafka_consumer_group_joins_total\{[^}]*group="[^"]*cashflow-projector"[^}]*\} [1-9]/,
+      );
     });
   });
 

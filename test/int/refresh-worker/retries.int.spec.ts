@@ -66,6 +66,10 @@ describe('refresh worker: parked retries behind the client rate limit', () => {
     const requests = [];
     for (const itemId of items) requests.push(await world.request(itemId));
     await parked(client, items);
+    // What ops see of them (an alert watches it grow): read from PostgreSQL at each scrape.
+    await waitFor('the four parked calls on /metrics', async () =>
+      (await worker.metric('refresh_retries_waiting')) === 4 ? true : undefined,
+    );
 
     // A claim held while its call waits behind others outlives its lease under a backlog, and is
     // then claimed and called again. Here 4 retries are due at once and one call fits in 1.5 s.
@@ -97,6 +101,7 @@ describe('refresh worker: parked retries behind the client rate limit', () => {
     expect(mostClaimed).toBeLessThanOrEqual(1);
     const calls = await Promise.all(items.map((itemId) => world.plaidCalls(itemId)));
     expect(calls).toEqual([2, 2, 2, 2]);
+    expect(await worker.metric('refresh_retries_waiting')).toBe(0);
   }, 180_000);
 });
 

@@ -41,6 +41,7 @@ import { outcome } from '../refresh-commands';
 import { changelogAgainstStore, storedAgainstSandbox } from './report-checks';
 import { checkFetchedReports, checkFetchedRequests } from './report-invariants';
 import { checkItemHealth } from './health-invariants';
+import { spanSearchables } from './span-files';
 import {
   checkOutcomes,
   checkProjection,
@@ -245,6 +246,8 @@ function printFindings(findings: readonly Finding[]): void {
 
 interface CheckOptions {
   readonly logs: readonly string[];
+  /** OTLP/JSON trace files searched for secrets like the logs. */
+  readonly spans: readonly string[];
   readonly sandbox?: string;
   readonly maxPendingMs: number;
   readonly settleMs: number;
@@ -256,9 +259,13 @@ export function addCheckCommand(program: Command): void {
   program
     .command('check')
     .description(
-      'Check the running system against its promises, from what it wrote: every request has exactly one outcome, every report came from a verified webhook about a known Item, the projection equals a fresh fold of the log, and no secret appears in any topic or in the given logs. Exit 0 when all hold, 3 when one does not.',
+      'Check the running system against its promises, from what it wrote: every request has exactly one outcome, every report came from a verified webhook about a known Item, the projection equals a fresh fold of the log, and no secret appears in any topic, in the given logs or in the given spans. Exit 0 when all hold, 3 when one does not.',
     )
     .option('--logs <path...>', 'log files or directories to search for secrets too')
+    .option(
+      '--spans <path...>',
+      'trace files (OTLP/JSON, as an OpenTelemetry collector file exporter writes them) or directories: no span may carry a secret',
+    )
     .option(
       '--sandbox <url>',
       'the local Plaid sandbox: match every report to a webhook it sent, and every webhook it saw answered 200 to the log',
@@ -277,6 +284,7 @@ export function addCheckCommand(program: Command): void {
     .action(
       async (opts: {
         logs?: string[];
+        spans?: string[];
         sandbox?: string;
         maxPending: string;
         settle: string;
@@ -284,6 +292,7 @@ export function addCheckCommand(program: Command): void {
       }) => {
         const options: CheckOptions = {
           logs: opts.logs ?? [],
+          spans: opts.spans ?? [],
           ...(opts.sandbox ? { sandbox: opts.sandbox } : {}),
           maxPendingMs: z.coerce.number().min(0).parse(opts.maxPending) * 60_000,
           settleMs: z.coerce.number().min(0).parse(opts.settle) * 1000,
@@ -326,9 +335,13 @@ async function checkPromises(env: CheckEnv, kafka: Kafka, db: DataSource, option
   const secrets = await knownSecrets(env, db, notes);
   const logFiles = options.logs.flatMap(filesUnder);
   if (logFiles.length === 0) notes.push('no --logs given: only the topics were searched');
+  const spanFiles = options.spans.flatMap(filesUnder);
+  const spans = spanFiles.flatMap((file) => spanSearchables(file, readFileSync(file, 'utf8')));
+  if (spanFiles.length > 0) notes.push(`${spans.length} spans searched`);
   function* searchables(): Generator<Searchable> {
     for (const r of records) yield recordText(r);
     for (const file of logFiles) yield { where: file, text: readFileSync(file, 'utf8') };
+    yield* spans;
   }
   const findings = [
     checkOutcomes(records, { now: Date.now(), maxPendingMs: options.maxPendingMs }),

@@ -595,7 +595,7 @@ export function checkSecrets(
     }
   }
   return {
-    name: 'no secret in any topic or log',
+    name: 'no secret in any topic, log or span',
     holds: leaks.count === 0,
     counts: {
       searched,

@@ -43,7 +43,7 @@
  * 12. **When a call ends**, the waiting call joins the parked call if the ended call was parked;
  *    is answered by the ended call under rule 7's spacing; otherwise starts, or waits for the window.
  */
-import type { Member as Requested, Outcome, PlaidAnswer } from './outcomes';
+import { memberTrace, type Member as Requested, type Outcome, type PlaidAnswer } from './outcomes';
 import { freeAt, inWindow, type RateLimit } from '@cashflow/plaid-client';
 
 export const MIN_DAYS = 1;
@@ -101,6 +101,9 @@ export interface ArrivingRequest {
   readonly days: number;
   /** When the request reached Kafka (the record's broker timestamp), ms. */
   readonly reachedKafkaAt: number;
+  /** The trace context it is handled in; its member (and outcome) carries it. */
+  readonly traceparent?: string;
+  readonly tracestate?: string;
 }
 
 /** What PostgreSQL says of the request and its Item when it arrives. */
@@ -298,7 +301,12 @@ function decideRequest(
     return { type: 'Refuse', ticket, days: request.days }; // rule 3
   }
   if (known.needsUser !== undefined) return { type: 'RefuseNeedsUser', ticket, days: request.days };
-  const member: Member = { ticket, requestId: request.requestId, days: request.days };
+  const member: Member = {
+    ticket,
+    requestId: request.requestId,
+    days: request.days,
+    ...memberTrace(request),
+  };
   if (known.parked) return { type: 'JoinParked', member }; // rule 4
 
   const { running, next, last } = state;

@@ -23,10 +23,23 @@ export function outcomeEventId(requestId: string): string {
   return uuidv5(requestId, OUTCOME_NAMESPACE);
 }
 
-/** A request in a call: whose outcome it is and the days it asked for. */
+/**
+ * A request in a call: whose outcome it is and the days it asked for, and the trace context the
+ * worker handled it in (its outcome joins that trace; absent with tracing off).
+ */
 export interface Member {
   readonly requestId: string;
   readonly days: number;
+  readonly traceparent?: string;
+  readonly tracestate?: string;
+}
+
+/** The trace fields a member carries, for its outcome's metadata. */
+export function memberTrace(member: Member): Pick<Member, 'traceparent' | 'tracestate'> {
+  return {
+    ...(member.traceparent ? { traceparent: member.traceparent } : {}),
+    ...(member.traceparent && member.tracestate ? { tracestate: member.tracestate } : {}),
+  };
 }
 
 export type Outcome =
@@ -84,6 +97,7 @@ export function outcomeEvent(
     time: now.toISOString(),
     correlationId: member.requestId,
     causationId: member.requestId,
+    ...memberTrace(member),
   };
   const coalesced =
     member.requestId === leader.requestId ? {} : { coalesced_into: leader.requestId };
@@ -127,6 +141,7 @@ export function refusedForHealth(
   days: number,
   item: ItemHealth,
   now: Date,
+  trace: Pick<Member, 'traceparent' | 'tracestate'> = {},
 ): RefreshFailed {
   const health = healthState(healthOf(item));
   const reason = health.reason ?? health.status;
@@ -135,7 +150,7 @@ export function refusedForHealth(
     error_code: reason,
     error_message: `not sent to Plaid: the Item needs its user (${health.status}: ${reason}); refreshes go to Plaid again after LOGIN_REPAIRED, a new access token, or a request with force: true`,
   };
-  return refusedEvent(request, days, error, now, { ...health, sequence: item.sequence });
+  return refusedEvent(request, days, error, now, { ...health, sequence: item.sequence }, trace);
 }
 
 /** RefreshFailed for a request refused before any Plaid call (invalid days, unknown Item). */
@@ -145,6 +160,7 @@ export function refusedEvent(
   error: RefreshFailure,
   now: Date,
   itemHealth?: RefusedFor,
+  trace: Pick<Member, 'traceparent' | 'tracestate'> = {},
 ): RefreshFailed {
   return createEvent(
     'RefreshFailed',
@@ -164,6 +180,7 @@ export function refusedEvent(
       time: now.toISOString(),
       correlationId: request.metadata.id,
       causationId: request.metadata.id,
+      ...trace,
     },
   );
 }

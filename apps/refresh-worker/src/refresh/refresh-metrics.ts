@@ -8,7 +8,12 @@ export class RefreshMetrics {
   private readonly parked: Counter;
   private readonly plaidInFlight: Gauge;
 
-  constructor(registry: Registry, inFlight: () => number, trackedItems: () => number) {
+  constructor(
+    registry: Registry,
+    inFlight: () => number,
+    trackedItems: () => number,
+    waitingRetries: () => Promise<number>,
+  ) {
     this.outcomes = new Counter({
       name: 'refresh_outcomes_total',
       help: 'Outcome events published, by type, error_code and whether coalesced.',
@@ -46,6 +51,15 @@ export class RefreshMetrics {
       registers: [registry],
       collect() {
         this.set(trackedItems());
+      },
+    });
+    new Gauge({
+      name: 'refresh_retries_waiting',
+      help: 'Plaid calls parked in PostgreSQL waiting for their retry, across every worker (refresh_retries rows not claimed).',
+      registers: [registry],
+      async collect() {
+        // A scrape must not fail because the database is away: no value then.
+        this.set(await waitingRetries().catch(() => NaN));
       },
     });
   }

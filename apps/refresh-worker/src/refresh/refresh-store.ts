@@ -400,6 +400,16 @@ export class RefreshStore {
     return new Set(rows.map((r) => r.claim_token));
   }
 
+  /** Parked calls waiting for their retry: not claimed, or claimed by a process that died. */
+  async waiting(): Promise<number> {
+    const [row] = await queryRows<{ n: number }>(
+      this.db,
+      `SELECT count(*)::int AS n FROM refresh_retries
+        WHERE claimed_until IS NULL OR claimed_until < now()`,
+    );
+    return row?.n ?? 0;
+  }
+
   /** Gives up claims this process will not finish (it is stopping): due again at once. */
   async release(claims: readonly Claim[]): Promise<void> {
     if (claims.length === 0) return;

@@ -1,6 +1,7 @@
 import { DEFAULT_DAYS_REQUESTED, type RefreshRequested } from '@cashflow/contracts';
-import { UnusableRecord } from '@cashflow/kafka';
-import type { Logger } from '@cashflow/observability';
+import { UnusableRecord, contextOf, linksTo, traceFields } from '@cashflow/kafka';
+import { inSpan, type Logger } from '@cashflow/observability';
+import { parkedAttributes } from './retry-runner';
 import type { Clock } from './clock';
 import {
   assertNever,
@@ -22,6 +23,7 @@ import { stateOf } from '../health/health-store';
 import { refusal } from '../health/item-health';
 import {
   outcomeEvent,
+  memberTrace,
   refusedEvent,
   refusedForHealth,
   workerFailure,
@@ -170,6 +172,8 @@ export class RefreshService {
     const arriving = {
       ticket,
       requestId: request.metadata.id,
+      // The consume span's context (see KafkaEventsServer): the outcome continues this trace.
+      ...traceFields(),
       days: request.data.days_requested ?? DEFAULT_DAYS_REQUESTED,
       // A record stamped in the future (a producer's clock, with CreateTime) counts as now.
       reachedKafkaAt: Number.isFinite(delivery.reachedKafkaAt)
@@ -251,6 +255,8 @@ export class RefreshService {
           decision.days,
           error,
           new Date(this.clock.now()),
+          undefined,
+          traceFields(),
         );
         void this.settle([decision.ticket], this.outcomes.recordAndSend([event]));
         return;
@@ -262,6 +268,7 @@ export class RefreshService {
           decision.days,
           stateOf(itemId, known.health),
           new Date(this.clock.now()),
+          traceFields(),
         );
         void this.settle([decision.ticket], this.outcomes.recordAndSend([event]));
         return;
@@ -321,8 +328,24 @@ export class RefreshService {
     }
   }
 
-  /** Makes the Item's call and answers everyone in it (rules 9 to 12). */
-  private async run(itemId: string, call: Call): Promise<void> {
+  /**
+   * Makes the Item's call and answers everyone in it (rules 9 to 12), in a span of the leader's
+   * trace linked to the traces of the others it carries.
+   */
+  private run(itemId: string, call: Call): Promise<void> {
+    const [leader, ...others] = call.members;
+    return inSpan(
+      'refresh call',
+      {
+        parent: contextOf(leader ?? {}),
+        links: linksTo(others),
+        attributes: { 'cashflow.item_id': itemId, 'cashflow.call.requests': call.members.length },
+      },
+      () => this.runCall(itemId, call),
+    );
+  }
+
+  private async runCall(itemId: string, call: Call): Promise<void> {
     let claim: Claim | undefined;
     let days = call.days;
     try {
@@ -502,16 +525,18 @@ export class RefreshService {
       recorded,
     );
     const waiting = call.members.filter((m) => !recorded.has(m.requestId));
-    const parking = this.store
-      .reschedule(
-        claim,
-        { attempts: retry.attempts, lastError: retry.lastError, dueAt: new Date(retry.dueAt) },
-        new Set(recorded.keys()),
-        unique(waiting).map(stored),
-      )
-      .then((parked) => {
-        if (!parked) throw new ClaimLost(itemId);
-      });
+    const parking = inSpan('park refresh call', { attributes: parkedAttributes(retry) }, () =>
+      this.store
+        .reschedule(
+          claim,
+          { attempts: retry.attempts, lastError: retry.lastError, dueAt: new Date(retry.dueAt) },
+          new Set(recorded.keys()),
+          unique(waiting).map(stored),
+        )
+        .then((parked) => {
+          if (!parked) throw new ClaimLost(itemId);
+        }),
+    );
     await this.settle(
       waiting.map((m) => m.ticket),
       parking,
@@ -603,7 +628,7 @@ export class RefreshService {
 }
 
 /** A member as PostgreSQL keeps it: the ticket is this process's alone. */
-const stored = (m: Stored): Stored => ({ requestId: m.requestId, days: m.days });
+const stored = (m: Stored): Stored => ({ requestId: m.requestId, days: m.days, ...memberTrace(m) });
 
 const mostDays = (members: readonly Stored[]) => Math.max(...members.map((m) => m.days));
 

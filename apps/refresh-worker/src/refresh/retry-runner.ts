@@ -1,4 +1,5 @@
-import type { Logger } from '@cashflow/observability';
+import { inSpan, type Logger } from '@cashflow/observability';
+import { contextOf, linksTo } from '@cashflow/kafka';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClaimKeeper } from './claim-keeper';
 import type { Clock } from './clock';
@@ -121,7 +122,25 @@ export class RetryRunner {
     }
   }
 
-  private async retryHeld(claim: Claim, turn: number): Promise<void> {
+  /** A parked call's later run: a span of its leader's trace, linked to the others it carries. */
+  private retryHeld(claim: Claim, turn: number): Promise<void> {
+    const [leader, ...others] = claim.members;
+    return inSpan(
+      'refresh call retry',
+      {
+        parent: contextOf(leader ?? {}),
+        links: linksTo(others),
+        attributes: {
+          'cashflow.item_id': claim.itemId,
+          'cashflow.call.requests': claim.members.length,
+          'cashflow.retry.attempts': claim.attempts,
+        },
+      },
+      () => this.retryClaimed(claim, turn),
+    );
+  }
+
+  private async retryClaimed(claim: Claim, turn: number): Promise<void> {
     let answered = new Set<string>();
     let carried = claim.members;
     let turnHandedOver = false;
@@ -163,8 +182,10 @@ export class RetryRunner {
         return;
       case 'retry': {
         const { attempts, lastError, dueAt } = result;
-        await this.persist(claim, () =>
-          this.store.reschedule(claim, { attempts, lastError, dueAt: new Date(dueAt) }, answered),
+        await inSpan('park refresh call', { attributes: parkedAttributes(result) }, () =>
+          this.persist(claim, () =>
+            this.store.reschedule(claim, { attempts, lastError, dueAt: new Date(dueAt) }, answered),
+          ),
         );
         this.metrics?.retryParked();
         this.logger.info(
@@ -217,4 +238,17 @@ export class RetryRunner {
       }
     }
   }
+}
+
+/** What a `park refresh call` span says: attempts so far, when it is due, Plaid's last error. */
+export function parkedAttributes(retry: {
+  attempts: number;
+  dueAt: number;
+  lastError: { error_code: string };
+}) {
+  return {
+    'cashflow.retry.attempts': retry.attempts,
+    'cashflow.retry.due_at': new Date(retry.dueAt).toISOString(),
+    'cashflow.retry.last_error': retry.lastError.error_code,
+  };
 }

@@ -1,6 +1,7 @@
 import { TokenDecryptError, type TokenVault } from '@cashflow/access-tokens';
 import type { FetchFailure } from '@cashflow/contracts';
-import type { Logger } from '@cashflow/observability';
+import { inSpan, type Logger } from '@cashflow/observability';
+import { contextOf, linksTo } from '@cashflow/kafka';
 import {
   backoffDelay,
   backoffFor,
@@ -201,7 +202,32 @@ export class FetchRunner {
     return outcome;
   }
 
-  private async make(claim: FetchClaim, plan: FetchPlan): Promise<RunOutcome> {
+  /**
+   * A fetch, in a span of the report's trace (the ReportReady it follows) linked to the traces
+   * of the refreshes whose data it brings; its Plaid pages are child spans.
+   */
+  private make(claim: FetchClaim, plan: FetchPlan): Promise<RunOutcome> {
+    return inSpan(
+      'fetch report',
+      {
+        parent: contextOf(plan.report),
+        links: linksTo(claim.acceptanceTraces ?? []),
+        attributes: {
+          'cashflow.item_id': claim.itemId,
+          'cashflow.report_event_id': plan.report.eventId,
+          'cashflow.fetch.attempts': claim.attempts,
+          'cashflow.fetch.requests': plan.requestIds.length,
+        },
+      },
+      async (span) => {
+        const outcome = await this.makeFetch(claim, plan);
+        span.setAttribute('cashflow.fetch.outcome', outcome);
+        return outcome;
+      },
+    );
+  }
+
+  private async makeFetch(claim: FetchClaim, plan: FetchPlan): Promise<RunOutcome> {
     const fetchId = randomUUID();
     const startedAt = this.now();
     let accessToken: string | undefined;

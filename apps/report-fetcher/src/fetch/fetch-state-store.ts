@@ -1,3 +1,4 @@
+import type { TraceFields } from '@cashflow/kafka';
 import { queryRows } from '@cashflow/persistence';
 import type { DataSource } from 'typeorm';
 import {
@@ -22,6 +23,8 @@ export interface FetchClaim {
   readonly poll: PollPlan | null;
   /** Failed attempts at this fetch before this one. */
   readonly attempts: number;
+  /** The trace contexts of the acceptances the fetch brings data for (span links). */
+  readonly acceptanceTraces?: readonly TraceFields[];
 }
 
 /** A query runner or an entity manager in a transaction: what the SQL here runs on. */
@@ -89,6 +92,9 @@ export class FetchStateStore {
           plan: next.running,
           poll: next.running ? null : duePoll(next, now, this.policy),
           attempts: next.attempts,
+          acceptanceTraces: next.pending.filter((a) =>
+            next.running?.requestIds.includes(a.requestId),
+          ),
         });
       }
       return claims;

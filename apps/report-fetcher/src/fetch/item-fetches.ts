@@ -63,17 +63,21 @@ export const DEFAULT_DAYS = 365;
 /** Acceptances given up (rule 9) remembered per Item, newest kept. */
 export const OVERDUE_KEPT = 20;
 
-/** A ReportReady as far as fetching goes. */
+/** A ReportReady as far as fetching goes (with its trace context, when it has one). */
 export interface ReportRef {
   readonly eventId: string;
   readonly receivedAt: string;
+  readonly traceparent?: string;
+  readonly tracestate?: string;
 }
 
-/** A RefreshAccepted as far as fetching goes. */
+/** A RefreshAccepted as far as fetching goes (with its trace context, when it has one). */
 export interface Acceptance {
   readonly requestId: string;
   readonly days: number;
   readonly acceptedAt: string;
+  readonly traceparent?: string;
+  readonly tracestate?: string;
   /** Rule 9: given up before, back because a late report answers it; never polled again. */
   readonly gaveUp?: boolean;
 }

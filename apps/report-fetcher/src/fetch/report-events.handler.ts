@@ -5,7 +5,7 @@ import type {
   ReportOverdue,
   ReportReady,
 } from '@cashflow/contracts';
-import { KafkaHandlerErrors } from '@cashflow/kafka';
+import { KafkaHandlerErrors, type TraceFields } from '@cashflow/kafka';
 import { Controller, UseFilters } from '@nestjs/common';
 import { EventPattern, Payload } from '@nestjs/microservices';
 import { FetchStateStore } from './fetch-state-store';
@@ -33,6 +33,7 @@ export class ReportEventsHandler {
         requestId: event.data.refresh_request_id,
         days: event.data.days_requested,
         acceptedAt: new Date(event.data.accepted_at).toISOString(),
+        ...traceOf(event),
       },
     });
   }
@@ -47,7 +48,11 @@ export class ReportEventsHandler {
   ready(@Payload() event: ReportReady): Promise<void> {
     return this.apply(event.data.item_id, {
       kind: 'report_ready',
-      report: { eventId: event.metadata.id, receivedAt: iso(event.data.received_at) },
+      report: {
+        eventId: event.metadata.id,
+        receivedAt: iso(event.data.received_at),
+        ...traceOf(event),
+      },
     });
   }
 
@@ -68,6 +73,15 @@ export class ReportEventsHandler {
   private async apply(itemId: string, input: FetchInput): Promise<void> {
     if (await this.states.apply(itemId, input, Date.now())) this.runner.wake();
   }
+}
+
+/** The event's trace context, kept with the fetch state so a fetch can join and link it. */
+function traceOf(event: ReportReady | RefreshAccepted): TraceFields {
+  const { traceparent, tracestate } = event.metadata;
+  return {
+    ...(traceparent ? { traceparent } : {}),
+    ...(traceparent && tracestate ? { tracestate } : {}),
+  };
 }
 
 function iso(time: string): string {

@@ -6,6 +6,7 @@ import {
   type ReportFetched,
   type FetchFailure,
 } from '@cashflow/contracts';
+import { traceFields } from '@cashflow/kafka';
 import type { CashflowInsights, PlaidCallError, PlaidClient } from '@cashflow/plaid-client';
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { FetchClaim, FetchStateStore } from './fetch-state-store';
@@ -121,6 +122,7 @@ export class ReportFetch {
             time: at.toISOString(),
             correlationId: requestIds[0] ?? plan.report.eventId,
             causationId: plan.report.eventId,
+            ...traceFields(),
           },
         );
         await insertFetchRow(tx, event, claim.attempts + 1, startedAt, this.settings.changelog);
@@ -263,6 +265,7 @@ export async function recordGivenUp(
         time: at,
         correlationId: plan.requestIds[0] ?? plan.report.eventId,
         causationId: plan.report.eventId,
+        ...traceFields(),
       },
     );
     await insertFetchRow(tx, event, claim.attempts + 1, startedAt, false);

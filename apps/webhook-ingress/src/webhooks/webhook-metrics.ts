@@ -39,6 +39,8 @@ export class WebhookMetrics {
       labelNames: ['type'],
       registers: [registry],
     });
+    // Counted from 0, so the first dead letter shows as an increase (an alert watches it).
+    this.published.inc({ type: 'DeadLetter' }, 0);
     this.storeSeconds = new Histogram({
       name: 'webhook_store_seconds',
       help: 'Time from a verified webhook to Kafka acknowledging it (or giving up).',

@@ -1,5 +1,6 @@
-import { NotStoredError, type EventPublisher } from '@cashflow/kafka';
-import type { Logger } from '@cashflow/observability';
+import { NotStoredError, traceFields, type EventPublisher } from '@cashflow/kafka';
+import { inSpan, type Logger } from '@cashflow/observability';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { MAX_TOKEN_AGE_S, type WebhookVerifier } from '../verification/webhook-verifier';
 import type { DeliveryLedger } from './delivery-ledger';
 import { decideWebhook } from './webhook-events';
@@ -46,17 +47,44 @@ export class WebhookService {
     private readonly options: WebhookServiceOptions,
   ) {}
 
-  async receive(rawBody: Buffer, verification: string | undefined): Promise<WebhookResponse> {
-    const response = await this.handle(rawBody, verification);
-    this.metrics?.request(response.outcome);
-    return response;
+  /**
+   * Answers one webhook in a server span that starts a trace of its own: Plaid's webhook names no
+   * request, so the spans of the refreshes it completes are linked later, where a report is
+   * matched to them (the projection's apply span).
+   */
+  receive(rawBody: Buffer, verification: string | undefined): Promise<WebhookResponse> {
+    return inSpan(
+      `POST ${this.options.path}`,
+      {
+        kind: SpanKind.SERVER,
+        parent: ROOT_CONTEXT,
+        attributes: { 'http.request.method': 'POST', 'http.route': this.options.path },
+      },
+      async (span) => {
+        const response = await this.handle(rawBody, verification);
+        this.metrics?.request(response.outcome);
+        span.setAttributes({
+          'http.response.status_code': response.status,
+          'cashflow.webhook.outcome': response.outcome,
+        });
+        if (response.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+        return response;
+      },
+    );
   }
 
   private async handle(
     rawBody: Buffer,
     verification: string | undefined,
   ): Promise<WebhookResponse> {
-    const verified = await this.verifier.verify(rawBody, verification);
+    const verified = await inSpan('verify webhook', {}, async (span) => {
+      const result = await this.verifier.verify(rawBody, verification);
+      span.setAttributes({
+        'cashflow.verification.result': result.kind,
+        ...(result.kind === 'verified' ? {} : { 'cashflow.verification.reason': result.reason }),
+      });
+      return result;
+    });
     if (verified.kind === 'rejected') {
       this.metrics?.rejected(verified.reason);
       this.logger.warn({ reason: verified.reason }, 'webhook refused: verification failed');
@@ -91,7 +119,12 @@ export class WebhookService {
     const seconds = () => (performance.now() - started) / 1000;
     try {
       if (decision.kind === 'publish') {
-        await this.publisher.publish(decision.event);
+        // The event carries this webhook's trace, so its consumers' spans join it.
+        const event = {
+          ...decision.event,
+          metadata: { ...decision.event.metadata, ...traceFields() },
+        };
+        await this.publisher.publish(event);
         this.metrics?.stored(decision.event.type, seconds());
         this.logger.info(
           {

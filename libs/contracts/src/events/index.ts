@@ -36,6 +36,13 @@ export interface EventMetadata {
   readonly correlationId?: string;
   /** ce_causationid: id of the event that directly caused this one. */
   readonly causationId?: string;
+  /**
+   * ce_traceparent / ce_tracestate: the CloudEvents distributed-tracing extension, W3C trace
+   * context of the span that produced the event. Optional; an invalid value is ignored (as W3C
+   * trace context asks), never a reason to refuse the event.
+   */
+  readonly traceparent?: string;
+  readonly tracestate?: string;
 }
 
 interface Event<Type extends string, Data> {

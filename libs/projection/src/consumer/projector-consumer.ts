@@ -3,10 +3,14 @@ import {
   Holdings,
   RESTARTS_LEFT_TO_US,
   restartWhenGivenUp,
+  contextOf,
+  eventAttributes,
+  linksTo,
   stickyAssigner,
   type EventPublisher,
 } from '@cashflow/kafka';
-import type { Logger } from '@cashflow/observability';
+import { tracer, type Logger } from '@cashflow/observability';
+import { SpanKind } from '@opentelemetry/api';
 import {
   PartitionAssigners,
   type Consumer,
@@ -16,7 +20,9 @@ import {
 } from 'kafkajs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECTED_TOPICS } from '../projected-topics';
-import type { Batch, ConsumedEvent, ProjectionStore } from '../store/projection-store';
+import type { Batch, BatchResult, ConsumedEvent, ProjectionStore } from '../store/projection-store';
+
+type Applied = Extract<BatchResult, { kind: 'applied' }>;
 import type { ProjectorMetrics } from './projector-metrics';
 
 export interface ProjectorConsumerOptions {
@@ -72,12 +78,15 @@ export class ProjectorConsumer {
       // kafkajs never restarts the consumer itself; restartWhenGivenUp does, failures included.
       retry: RESTARTS_LEFT_TO_US,
     });
-    this.consumer.on(this.consumer.events.GROUP_JOIN, (event) =>
-      this.holdings.update(event.payload.memberAssignment),
-    );
+    this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
+      this.holdings.update(event.payload.memberAssignment);
+      this.metrics.groupJoins.inc({ group: options.groupId });
+    });
     this.topics = new Map(
       PROJECTED_TOPICS.map((key) => [topicName(key, options.topicPrefix), key] as const),
     );
+    // Every topic's count exists from the start, so the first dead letter shows as an increase.
+    for (const topic of this.topics.keys()) metrics.deadLetters.inc({ topic }, 0);
   }
 
   async start(): Promise<void> {
@@ -198,9 +207,11 @@ export class ProjectorConsumer {
     for (let attempt = 0; ; attempt++) {
       if (!run.isRunning() || this.stopping) return false;
       const timer = this.metrics.batchSeconds.startTimer();
+      const startedAt = Date.now();
       try {
         const result = await this.store.apply(batch);
         timer();
+        if (result.kind === 'applied') this.traceApplied(result, batch.topic, startedAt);
         if (result.kind === 'seek') {
           this.metrics.batches.inc({ result: 'seek' });
           this.options.logger.info(
@@ -216,6 +227,12 @@ export class ProjectorConsumer {
         }
         this.metrics.batches.inc({ result: result.applied.length > 0 ? 'applied' : 'skipped' });
         for (const { event } of result.applied) this.metrics.applied.inc({ type: event.type });
+        for (const s of result.timings.toAccept) {
+          this.metrics.refreshSeconds.observe({ stage: 'to_accept' }, s);
+        }
+        for (const s of result.timings.toReady) {
+          this.metrics.refreshSeconds.observe({ stage: 'to_ready' }, s);
+        }
         this.recordLag(
           batch.topic,
           batch.partition,
@@ -234,6 +251,52 @@ export class ProjectorConsumer {
         await run.heartbeat().catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * One `project <type>` span per traced event applied, in the event's own trace, timed as its
+   * batch. A report's span also links the spans of the requests it completed, so the report's
+   * trace and each refresh's trace lead to one another. Best effort: a failed look-up only
+   * leaves the links out, and nothing here delays the consumer.
+   */
+  private traceApplied(result: Applied, topic: string, startedAt: number): void {
+    const spans = result.applied
+      .filter(({ event }) => event.metadata.traceparent)
+      .map(({ event }) => ({
+        event,
+        span: tracer().startSpan(
+          `project ${event.type}`,
+          {
+            kind: SpanKind.CONSUMER,
+            startTime: startedAt,
+            attributes: { ...eventAttributes(event, topic), 'messaging.operation.type': 'process' },
+          },
+          contextOf(event.metadata),
+        ),
+      }));
+    const endedAt = Date.now();
+    const end = () => spans.forEach(({ span }) => span.end(endedAt));
+    const reports = new Set(
+      spans.filter(({ span }) => span.isRecording()).map(({ event }) => event.metadata.id),
+    );
+    const completed = result.completed.filter((c) => reports.has(c.reportEventId));
+    if (completed.length === 0) return end();
+    this.store
+      .requestTraces(completed)
+      .then((traces) => {
+        for (const { event, span } of spans) {
+          const mine = completed.filter((c) => c.reportEventId === event.metadata.id);
+          if (mine.length === 0) continue;
+          span.setAttribute('cashflow.completed_requests', mine.length);
+          span.addLinks(
+            linksTo(mine.flatMap((c) => traces.get(`${c.itemId}/${c.requestId}`) ?? [])),
+          );
+        }
+      })
+      .catch((error: unknown) =>
+        this.options.logger.debug({ err: error }, 'request traces not found; links left out'),
+      )
+      .finally(end);
   }
 
   private recordLag(

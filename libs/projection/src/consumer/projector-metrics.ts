@@ -8,6 +8,8 @@ export class ProjectorMetrics {
   readonly lagEvents: Gauge<'topic' | 'partition'>;
   readonly lagSeconds: Gauge<'topic' | 'partition'>;
   readonly deadLetters: Counter<'topic'>;
+  readonly groupJoins: Counter<'group'>;
+  readonly refreshSeconds: Histogram<'stage'>;
 
   constructor(registry: Registry, stuckItems?: () => Promise<number>) {
     this.applied = new Counter({
@@ -44,6 +46,21 @@ export class ProjectorMetrics {
       name: 'projector_dead_letters_total',
       help: 'Records that could not be decoded, copied to the dead-letter topic.',
       labelNames: ['topic'],
+      registers: [registry],
+    });
+    // The same name and meaning as the worker's and the fetcher's (libs/kafka), so one query
+    // covers every consumer group.
+    this.groupJoins = new Counter({
+      name: 'kafka_consumer_group_joins_total',
+      help: 'Times the consumer joined its group: 1 after start, +1 for every rebalance.',
+      labelNames: ['group'],
+      registers: [registry],
+    });
+    this.refreshSeconds = new Histogram({
+      name: 'projector_refresh_seconds',
+      help: 'Per request, once: seconds from the request to its acceptance (stage to_accept) and from the acceptance to its report (stage to_ready), as refresh_requests.seconds_to_accept and seconds_to_ready.',
+      labelNames: ['stage'],
+      buckets: [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600],
       registers: [registry],
     });
     if (stuckItems) {

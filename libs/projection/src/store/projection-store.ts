@@ -13,6 +13,7 @@ import {
   type RequestState,
 } from '../rules/refresh-projection';
 import { earliestAnswerAt, latestAnsweredAt } from '../rules/report-answers';
+import { newTimings, type RequestTimings } from './request-timings';
 import {
   ITEM_COLUMNS,
   REPORT_COLUMNS,
@@ -43,18 +44,31 @@ export interface Batch {
   readonly events: readonly ConsumedEvent[];
 }
 
+/** A request completed by a report: which report, and whose request. */
+export interface Completion {
+  readonly itemId: string;
+  readonly requestId: string;
+  readonly reportEventId: string;
+}
+
 export type BatchResult =
   | {
       readonly kind: 'applied';
       /** Events applied; those below the checkpoint were already applied and are skipped. */
       readonly applied: readonly ConsumedEvent[];
       readonly nextOffset: string;
+      /** Steps of requests first timeable in this batch (none when nothing was applied). */
+      readonly timings: RequestTimings;
+      /** Requests a report in this batch completed (or took over), for the report's span links. */
+      readonly completed: readonly Completion[];
     }
   /**
    * The checkpoint is behind the batch (moved back by hand; a rebuild never moves it behind the
    * projector): read again from there.
    */
   | { readonly kind: 'seek'; readonly offset: string };
+
+const NO_TIMINGS: RequestTimings = { toAccept: [], toReady: [] };
 
 export interface StoreOptions {
   /** Schema holding the tables: `public`, or the rebuild's own. */
@@ -105,18 +119,24 @@ export class ProjectionStore {
       if (BigInt(stored) < BigInt(batch.firstOffset)) return { kind: 'seek', offset: stored };
       const nextOffset = (BigInt(batch.lastOffset) + 1n).toString();
       if (BigInt(stored) >= BigInt(nextOffset)) {
-        return { kind: 'applied', applied: [], nextOffset: stored };
+        return {
+          kind: 'applied',
+          applied: [],
+          nextOffset: stored,
+          timings: NO_TIMINGS,
+          completed: [],
+        };
       }
       const fresh = batch.events.filter((e) => BigInt(e.position.offset) >= BigInt(stored));
       await this.copyEvents(m, fresh);
-      await this.project(m, fresh);
+      const { timings, completed } = await this.project(m, fresh);
       await queryRows(
         m,
         `UPDATE consumer_checkpoints SET next_offset = $4, updated_at = now()
           WHERE consumer = $1 AND topic = $2 AND partition = $3`,
         [this.options.consumer, batch.topic, batch.partition, nextOffset],
       );
-      return { kind: 'applied', applied: fresh, nextOffset };
+      return { kind: 'applied', applied: fresh, nextOffset, timings, completed };
     });
   }
 
@@ -164,8 +184,14 @@ export class ProjectionStore {
     );
   }
 
-  /** Loads what the batch needs of its Items' slices, folds the events and writes what changed. */
-  private async project(m: EntityManager, events: readonly ConsumedEvent[]): Promise<void> {
+  /**
+   * Loads what the batch needs of its Items' slices, folds the events and writes what changed;
+   * returns the steps of requests the batch made timeable.
+   */
+  private async project(
+    m: EntityManager,
+    events: readonly ConsumedEvent[],
+  ): Promise<{ timings: RequestTimings; completed: Completion[] }> {
     const byItem = new Map<string, ConsumedEvent[]>();
     for (const consumed of events) {
       if (!changesRefreshState(consumed.event)) continue;
@@ -174,7 +200,7 @@ export class ProjectionStore {
       list.push(consumed);
       byItem.set(id, list);
     }
-    if (byItem.size === 0) return;
+    if (byItem.size === 0) return { timings: NO_TIMINGS, completed: [] };
     const itemIds = [...byItem.keys()];
     await m.query(
       `SELECT pg_advisory_xact_lock(${LOCK_NAMESPACE}, k)
@@ -196,6 +222,8 @@ export class ProjectionStore {
     const itemsOut: ItemRow[] = [];
     const requestsOut: RequestRow[] = [];
     const reportsOut: ReportRow[] = [];
+    const timings = { toAccept: [] as number[], toReady: [] as number[] };
+    const completed: Completion[] = [];
     for (const [id, list] of byItem) {
       const loadedRequests = requests.get(id) ?? new Map<string, RequestState>();
       const loadedReports = reports.get(id) ?? new Map<string, ReportFacts>();
@@ -209,8 +237,19 @@ export class ProjectionStore {
       );
       itemsOut.push(itemToRow(state.item));
       for (const request of state.requests.values()) {
-        if (loadedRequests.get(request.requestId) !== request) {
+        const before = loadedRequests.get(request.requestId);
+        if (before !== request) {
           requestsOut.push(requestToRow(request));
+          const { toAccept, toReady } = newTimings(before, request);
+          if (toAccept !== null) timings.toAccept.push(toAccept);
+          if (toReady !== null) timings.toReady.push(toReady);
+          if (request.reportEventId && request.reportEventId !== before?.reportEventId) {
+            completed.push({
+              itemId: id,
+              requestId: request.requestId,
+              reportEventId: request.reportEventId,
+            });
+          }
         }
       }
       for (const report of state.reports.values()) {
@@ -220,6 +259,38 @@ export class ProjectionStore {
     await upsert(m, this.t.requests, REQUEST_COLUMNS, ['item_id', 'request_id'], requestsOut);
     await upsert(m, this.t.items, ITEM_COLUMNS, ['item_id'], itemsOut);
     await insertReports(m, this.t.reports, reportsOut);
+    return { timings, completed };
+  }
+
+  /**
+   * The trace context each request was published with (its RefreshRequested's ce_traceparent, as
+   * copied into the events table), keyed `item_id/request_id`; requests without one are absent.
+   */
+  async requestTraces(
+    requests: readonly { itemId: string; requestId: string }[],
+  ): Promise<Map<string, { traceparent: string; tracestate?: string }>> {
+    if (requests.length === 0) return new Map();
+    const rows = await queryRows<{
+      item_id: string;
+      event_id: string;
+      traceparent: string;
+      tracestate: string | null;
+    }>(
+      this.db,
+      `SELECT DISTINCT ON (e.item_id, e.event_id) e.item_id, e.event_id,
+              e.metadata->>'traceparent' AS traceparent, e.metadata->>'tracestate' AS tracestate
+         FROM ${this.t.events} e
+         JOIN unnest($1::text[], $2::text[]) AS r(item_id, request_id)
+           ON e.event_id = r.request_id AND e.item_id = r.item_id
+        WHERE e.event_type = 'RefreshRequested' AND e.metadata ? 'traceparent'`,
+      [requests.map((r) => r.itemId), requests.map((r) => r.requestId)],
+    );
+    return new Map(
+      rows.map((r) => [
+        `${r.item_id}/${r.event_id}`,
+        { traceparent: r.traceparent, ...(r.tracestate ? { tracestate: r.tracestate } : {}) },
+      ]),
+    );
   }
 
   /**

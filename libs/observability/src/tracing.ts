@@ -1,0 +1,178 @@
+/**
+ * OpenTelemetry tracing for every app, off unless an OTLP endpoint is configured
+ * (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; see `tracingVariables`).
+ *
+ * Off, the apps call the OpenTelemetry API's no-op tracer: spans cost a function call and record
+ * nothing. On, spans go through a batching processor to the OTLP/HTTP exporter, which reads the
+ * standard `OTEL_EXPORTER_OTLP_*` variables itself. Context crosses Kafka in the events' own
+ * `ce_traceparent` / `ce_tracestate` headers (libs/kafka's trace-context), never through a Kafka
+ * client's instrumentation, so it does not depend on which client we use.
+ */
+import {
+  context,
+  propagation,
+  trace,
+  SpanStatusCode,
+  type Attributes,
+  type Context,
+  type Link,
+  type Span,
+  type SpanKind,
+  type Tracer,
+} from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+  type Sampler,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace';
+import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import { loadConfig, tracingVariables } from '@cashflow/config';
+import { z } from 'zod';
+
+/** The instrumentation scope of every span the project makes. */
+export const TRACER_NAME = 'cashflow-refresh';
+
+export function tracer(): Tracer {
+  return trace.getTracer(TRACER_NAME);
+}
+
+export interface Tracing {
+  readonly enabled: boolean;
+  /** Exports what is buffered, then stops; call once, when the app stops. */
+  shutdown(): Promise<void>;
+}
+
+/** How long a stopping app waits for its last spans to be exported. */
+const SHUTDOWN_EXPORT_MS = 3000;
+
+const OFF: Tracing = { enabled: false, shutdown: () => Promise.resolve() };
+
+type TracingConfig = z.output<z.ZodObject<typeof tracingVariables>>;
+
+/**
+ * Starts tracing for a process when the environment asks for it; invalid `OTEL_*` values stop
+ * start-up with a ConfigError naming the variable, as every other setting does.
+ */
+export function startTracing(service: string, env: NodeJS.ProcessEnv = process.env): Tracing {
+  const config = loadConfig(service, z.object(tracingVariables), env);
+  const endpoint = config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? config.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (!endpoint || config.OTEL_SDK_DISABLED === 'true') return OFF;
+  return registerTracing({
+    service: config.OTEL_SERVICE_NAME ?? service,
+    processors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter() })],
+    sampler: samplerFrom(config),
+  });
+}
+
+/**
+ * Registers a tracer provider, an async-local context manager and the W3C trace-context
+ * propagator globally. Tests pass an in-memory exporter's processor here.
+ */
+export function registerTracing(options: {
+  service: string;
+  processors: SpanProcessor[];
+  sampler?: Sampler;
+}): Tracing {
+  const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.service }).merge(
+    detectResources({ detectors: [envDetector] }),
+  );
+  const provider = new TracerProvider({
+    resource,
+    spanProcessors: options.processors,
+    sampler: options.sampler ?? new ParentBasedSampler({ root: new AlwaysOnSampler() }),
+  });
+  const contextManager = new AsyncLocalStorageContextManager().enable();
+  context.setGlobalContextManager(contextManager);
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  trace.setGlobalTracerProvider(provider);
+  let stopped: Promise<void> | undefined;
+  const flushed = () =>
+    new Promise<void>((resolve) => {
+      // An unreachable collector must not hold a stopping app for the exporter's whole time-out.
+      const timer = setTimeout(resolve, SHUTDOWN_EXPORT_MS);
+      void provider.shutdown().finally(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  return {
+    enabled: true,
+    shutdown: () =>
+      (stopped ??= flushed().finally(() => {
+        trace.disable();
+        propagation.disable();
+        context.disable();
+      })),
+  };
+}
+
+function samplerFrom(config: TracingConfig): Sampler {
+  const ratio = new TraceIdRatioBasedSampler(config.OTEL_TRACES_SAMPLER_ARG);
+  switch (config.OTEL_TRACES_SAMPLER) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return ratio;
+    case 'parentbased_always_on':
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: ratio });
+    default: {
+      const unknown: never = config.OTEL_TRACES_SAMPLER;
+      throw new Error(`unknown sampler ${String(unknown)}`);
+    }
+  }
+}
+
+export interface SpanOptions {
+  readonly kind?: SpanKind;
+  readonly attributes?: Attributes;
+  readonly links?: Link[];
+  /** The parent; the active context when absent. */
+  readonly parent?: Context;
+}
+
+/**
+ * Runs `work` in a new span made current for it, ends the span when `work` settles, and records
+ * a thrown error on it (its type and message: messages of this project carry no secrets).
+ */
+export async function inSpan<T>(
+  name: string,
+  options: SpanOptions,
+  work: (span: Span) => Promise<T> | T,
+): Promise<T> {
+  const parent = options.parent ?? context.active();
+  const span = tracer().startSpan(
+    name,
+    { kind: options.kind, attributes: options.attributes, links: options.links },
+    parent,
+  );
+  try {
+    return await context.with(trace.setSpan(parent, span), () => work(span));
+  } catch (error) {
+    recordFailure(span, error);
+    throw error;
+  } finally {
+    span.end();
+  }
+}
+
+/** Marks a span failed with the error's name and message. */
+export function recordFailure(span: Span, error: unknown): void {
+  const err = error instanceof Error ? error : new Error(String(error));
+  span.recordException({ name: err.name, message: err.message });
+  span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+}
