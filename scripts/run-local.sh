@@ -177,6 +177,7 @@ cashflow-refresh is running. Ctrl-C stops everything.
   report-fetcher   http://127.0.0.1:$REPORT_FETCHER_PORT/health/ready
   logs             $logs/<app>.log
   secrets          $secrets (ADMIN_API_TOKEN for the CLI, PROJECTOR_API_TOKENS for the read API)
+  traces           ${OTEL_EXPORTER_OTLP_TRACES_ENDPOINT:-${OTEL_EXPORTER_OTLP_ENDPOINT:-off (set OTEL_EXPORTER_OTLP_ENDPOINT; README: Traces)}}
   ${demo:-}
 
 Try, in another terminal:
