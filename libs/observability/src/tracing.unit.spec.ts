@@ -1,0 +1,68 @@
+import { ConfigError } from '@cashflow/config';
+import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
+import { inSpan, registerTracing, startTracing, tracer } from './tracing';
+
+describe('tracing', () => {
+  it('is off without an OTLP endpoint, and with OTEL_SDK_DISABLED=true', async () => {
+    expect(startTracing('refresh-worker', {}).enabled).toBe(false);
+    const disabled = startTracing('refresh-worker', {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318',
+      OTEL_SDK_DISABLED: 'true',
+    });
+    expect(disabled.enabled).toBe(false);
+    // Off, spans record nothing.
+    expect(tracer().startSpan('x').isRecording()).toBe(false);
+    await disabled.shutdown();
+  });
+
+  it('stops start-up naming the variable when an OTEL_* value is invalid', () => {
+    const start = (env: Record<string, string>) => () => startTracing('projector', env);
+    expect(start({ OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' })).toThrow(ConfigError);
+    expect(start({ OTEL_TRACES_SAMPLER: 'sometimes' })).toThrow(/OTEL_TRACES_SAMPLER:/);
+    expect(start({ OTEL_TRACES_SAMPLER_ARG: '2' })).toThrow(/OTEL_TRACES_SAMPLER_ARG:/);
+  });
+
+  describe('registered', () => {
+    const exporter = new InMemorySpanExporter();
+    let shutdown: () => Promise<void>;
+    beforeAll(() => {
+      shutdown = registerTracing({
+        service: 'test',
+        processors: [new SimpleSpanProcessor({ exporter })],
+      }).shutdown;
+    });
+    afterAll(() => shutdown());
+    beforeEach(() => exporter.reset());
+
+    it('runs work in a span made current, nested spans as its children', async () => {
+      await inSpan('outer', { kind: SpanKind.CONSUMER }, async () => {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        await inSpan('inner', {}, () => {
+          expect(trace.getActiveSpan()).toBeDefined();
+        });
+      });
+      const [inner, outer] = exporter.getFinishedSpans();
+      expect(outer?.name).toBe('outer');
+      expect(inner?.parentSpanContext?.spanId).toBe(outer?.spanContext().spanId);
+      expect(inner?.spanContext().traceId).toBe(outer?.spanContext().traceId);
+      expect(trace.getSpan(context.active())).toBeUndefined();
+    });
+
+    it('records a failure by its type and message, and rethrows it', async () => {
+      await expect(
+        inSpan('failing', {}, () => {
+          throw new TypeError('no such Item');
+        }),
+      ).rejects.toThrow('no such Item');
+      const [span] = exporter.getFinishedSpans();
+      expect(span?.status).toEqual({ code: SpanStatusCode.ERROR, message: 'no such Item' });
+      expect(span?.events[0]?.attributes).toMatchObject({
+        'exception.type': 'TypeError',
+        'exception.message': 'no such Item',
+      });
+      // The stack is left out: it names files, and nothing more is needed to find the failure.
+      expect(span?.events[0]?.attributes?.['exception.stacktrace']).toBeUndefined();
+    });
+  });
+});
