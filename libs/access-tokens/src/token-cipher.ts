@@ -1,4 +1,10 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto';
 
 /** An access token as stored: AES-256-GCM ciphertext with its key id, IV and tag. */
 export interface SealedToken {
@@ -23,14 +29,18 @@ const AUTH_TAG_BYTES = 16;
  * tokens use the current key; any configured key decrypts, which is what rotation needs.
  */
 export class TokenCipher {
+  /** The keys as KeyObjects, made once: from raw bytes node:crypto would make one per call. */
+  private readonly keys: ReadonlyMap<string, KeyObject>;
+
   constructor(
-    private readonly keys: ReadonlyMap<string, Buffer>,
+    keys: ReadonlyMap<string, Buffer>,
     readonly currentKeyId: string,
   ) {
     if (!keys.has(currentKeyId)) throw new Error(`no encryption key with id ${currentKeyId}`);
     for (const [id, key] of keys) {
       if (key.length !== 32) throw new Error(`encryption key ${id} must be 32 bytes`);
     }
+    this.keys = new Map([...keys].map(([id, key]) => [id, createSecretKey(key)]));
   }
 
   seal(itemId: string, token: string): SealedToken {

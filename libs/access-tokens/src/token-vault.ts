@@ -1,4 +1,4 @@
-import { queryRows } from '@cashflow/persistence';
+import { Batched, queryRows } from '@cashflow/persistence';
 import type { DataSource } from 'typeorm';
 import type { TokenCipher } from './token-cipher';
 
@@ -67,15 +67,25 @@ export class TokenVault {
     return rows[0] ? describe(rows[0]) : undefined;
   }
 
-  /** The decrypted token, for the Plaid call only. */
-  async reveal(itemId: string): Promise<string | undefined> {
+  /**
+   * Rows for the Items of calls that want their tokens at the same moment, read in one query: a
+   * busy worker starts hundreds of calls a second, and a query each was over half its statements.
+   */
+  private readonly sealedRows = new Batched<string, Row | undefined>(async (itemIds) => {
     const rows = await queryRows<Row>(
       this.db,
-      'SELECT * FROM item_access_tokens WHERE item_id = $1',
-      [itemId],
+      'SELECT * FROM item_access_tokens WHERE item_id = ANY($1)',
+      [[...new Set(itemIds)]],
     );
-    const row = rows[0];
+    const byItem = new Map(rows.map((r) => [r.item_id, r]));
+    return itemIds.map((id) => byItem.get(id));
+  });
+
+  /** The decrypted token, for the Plaid call only. */
+  async reveal(itemId: string): Promise<string | undefined> {
+    const row = await this.sealedRows.call(itemId);
     if (!row) return undefined;
+    // Decrypted for this caller alone: a token that cannot be opened fails its own call only.
     return this.cipher.open(itemId, {
       keyId: row.key_id,
       iv: row.iv,

@@ -1,7 +1,7 @@
 import type { ItemHealthRestored, ItemNeedsAttention } from '@cashflow/contracts';
 import { queryRows } from '@cashflow/persistence';
 import type { DataSource } from 'typeorm';
-import { Batched } from '../refresh/batched';
+import { Batched } from '@cashflow/persistence';
 import { changeEvent, type ItemFact } from './health-events';
 import {
   decide,

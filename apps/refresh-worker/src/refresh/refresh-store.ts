@@ -1,7 +1,7 @@
 import { queryRows } from '@cashflow/persistence';
 import type { RefreshAccepted, RefreshFailed, RefreshFailure } from '@cashflow/contracts';
 import type { DataSource, EntityManager } from 'typeorm';
-import { Batched } from './batched';
+import { Batched } from '@cashflow/persistence';
 import type { Member } from './outcomes';
 import type { HealthRow } from '../health/health-store';
 
