@@ -23,7 +23,7 @@ const project = (displayName, testMatch, extra = {}) => ({
   testMatch,
   rootDir: __dirname,
   testEnvironment: 'node',
-  // jose, uuid and the OpenAPI validator ship as ECMAScript modules only; Node 20.19+ loads them with require(), Jest
+  // jose, uuid and the OpenAPI validator ship as ECMAScript modules only; Node 22+ loads them with require(), Jest
   // does not, so Jest compiles them to CommonJS like our own code.
   transform: {
     '^.+\\.ts$': swc,

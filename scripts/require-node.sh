@@ -9,9 +9,12 @@ require_node() {
     printf '[%s] Node.js not found: cashflow-refresh needs Node.js 22.19 or newer (24 recommended); %s\n' "$who" "$hint" >&2
     exit 1
   fi
-  major=${found%%.*}
-  minor=${found#*.}
-  minor=${minor%%.*}
+  if ! [[ $found =~ ^([0-9]+)\.([0-9]+)\. ]]; then
+    printf '[%s] cannot tell the version of this Node.js (it says "%s"): cashflow-refresh needs Node.js 22.19 or newer (24 recommended); %s\n' "$who" "$found" "$hint" >&2
+    exit 1
+  fi
+  major=${BASH_REMATCH[1]}
+  minor=${BASH_REMATCH[2]}
   if [ "$major" -lt 22 ] || { [ "$major" -eq 22 ] && [ "$minor" -lt 19 ]; }; then
     printf '[%s] Node.js %s is too old: cashflow-refresh needs Node.js 22.19 or newer (24 recommended); %s\n' "$who" "$found" "$hint" >&2
     exit 1

@@ -7,6 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { testKafka } from '../support/kafka';
 import { otlpReceiver, type ReceivedSpan } from '../support/otlp-receiver';
 import { startSystem, type System } from '../support/system';
+import { steps } from '../support/cli';
 import { waitFor } from '../support/wait-for';
 
 /**
@@ -45,6 +46,29 @@ describe('traces across the system', () => {
       );
     }
     return found[0]!;
+  };
+
+  /** The spans when every name is among them, else undefined (spans arrive batch by batch). */
+  const spansNamed = (spans: ReceivedSpan[], names: string[]) =>
+    names.every((n) => spans.some((s) => s.name === n)) ? spans : undefined;
+
+  /** The trace of the webhook that published `reportEventId`, once fetched and projected. */
+  const reportTrace = (reportEventId: string) => {
+    const published = receiver.spans.find(
+      (s) =>
+        s.service === 'webhook-ingress' && s.attributes['cloudevents.event_id'] === reportEventId,
+    );
+    return published
+      ? spansNamed(inTrace(published.traceId), [
+          'POST /webhooks/plaid',
+          'verify webhook',
+          `publish ${topicName('reportOutcomes', system.prefix)}`,
+          'project ReportReady',
+          'fetch report',
+          'POST /cashflow_report/get',
+          'project ReportFetched',
+        ])
+      : undefined;
   };
 
   it('follows one refresh from an upstream traceparent to the projection, the report linked', async () => {
@@ -90,15 +114,15 @@ describe('traces across the system', () => {
     // Spans reach the receiver in batches (every 5 s, and when an app stops).
     const refresh = await waitFor(
       'the refresh trace down to the projection',
-      () => {
-        const spans = inTrace(traceId);
-        const names = spans.map((s) => s.name);
-        return names.includes('project RefreshAccepted') &&
-          names.includes('project RefreshRequested') &&
-          names.includes(`publish ${topics.outcomes}`)
-          ? spans
-          : undefined;
-      },
+      () =>
+        spansNamed(inTrace(traceId), [
+          `process ${topics.requested}`,
+          'refresh call',
+          'POST /cashflow_report/refresh',
+          `publish ${topics.outcomes}`,
+          'project RefreshRequested',
+          'project RefreshAccepted',
+        ]),
       30_000,
     );
     const consume = one(refresh, 'refresh-worker', `process ${topics.requested}`);
@@ -125,19 +149,7 @@ describe('traces across the system', () => {
     // The webhook's trace: received, verified, published, fetched and projected, linked back.
     const received = await waitFor(
       'the report trace with its fetch and projection',
-      () => {
-        const webhook = receiver.spans.find(
-          (s) =>
-            s.service === 'webhook-ingress' &&
-            s.name === 'POST /webhooks/plaid' &&
-            inTrace(s.traceId).some(
-              (p) =>
-                p.name === 'project ReportFetched' &&
-                p.attributes['cashflow.item_id'] === item.item_id,
-            ),
-        );
-        return webhook ? inTrace(webhook.traceId) : undefined;
-      },
+      () => reportTrace(row!.report_event_id as string),
       30_000,
     );
     const webhook = one(received, 'webhook-ingress', 'POST /webhooks/plaid');
@@ -168,5 +180,46 @@ describe('traces across the system', () => {
     expect(
       findings.findings.find((f) => f.name === 'no secret in any topic, log or span'),
     ).toMatchObject({ holds: true });
+  });
+
+  it('links the report to a refresh asked for without a traceparent (the worker starts its trace)', async () => {
+    const item = await system.item();
+    const run = await system.cli(['refresh', item.item_id, '--wait', '--json']);
+    expect(run.code).toBe(0);
+    const requestId = steps(run.stdout)[0]!.request_id;
+    const [row] = await waitFor(
+      'the request fetched in the projection',
+      async () => {
+        const rows = await system.rows(
+          'SELECT report_event_id, fetched_at FROM refresh_requests WHERE request_id = $1',
+          [requestId],
+        );
+        return rows[0]?.fetched_at ? rows : undefined;
+      },
+      60_000,
+    );
+    const topic = topicName('refreshRequested', system.prefix);
+    const consume = await waitFor(
+      "the worker's span for the request",
+      () =>
+        receiver.spans.find(
+          (s) =>
+            s.name === `process ${topic}` && s.attributes['cloudevents.event_id'] === requestId,
+        ),
+      30_000,
+    );
+    // No upstream span: the worker's is the first of the trace.
+    expect(consume.parentSpanId).toBe('');
+    const received = await waitFor(
+      'the report trace with its fetch and projection',
+      () => reportTrace(row!.report_event_id as string),
+      30_000,
+    );
+    const applied = one(received, 'projector', 'project ReportReady');
+    expect(applied.links).toContainEqual({ traceId: consume.traceId, spanId: consume.spanId });
+    expect(one(received, 'report-fetcher', 'fetch report').links).toContainEqual({
+      traceId: consume.traceId,
+      spanId: consume.spanId,
+    });
   });
 });

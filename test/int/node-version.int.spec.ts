@@ -47,6 +47,12 @@ describe('the supported Node.js versions', () => {
     expect(run.stderr).toContain('Node.js 22.11.0 is too old');
   });
 
+  it.each(['', 'v20.1.0', 'banana'])('stops when Node.js says its version is "%s"', (said) => {
+    const run = runWithNode(said, 'scripts/test.sh');
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('cannot tell the version of this Node.js');
+  });
+
   it('names the same minimum as package.json "engines"', () => {
     const engines = (
       JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {

@@ -328,18 +328,31 @@ export const TRACES_SAMPLERS = [
   'parentbased_traceidratio',
 ] as const;
 
+/** An OTLP/HTTP endpoint: http or https, with a host (`collector:4318` alone is not a URL here). */
+const otlpUrl = z
+  .string()
+  .url()
+  .refine(
+    (u) => /^https?:\/\/[^/]/.test(u),
+    'must be an http:// or https:// URL, e.g. http://127.0.0.1:4318',
+  );
+
 /**
  * OpenTelemetry's standard variables, the subset the apps read. Tracing is off unless an OTLP
  * endpoint is set; the exporter itself also reads OTEL_EXPORTER_OTLP_HEADERS and
  * OTEL_EXPORTER_OTLP_TIMEOUT, and the resource OTEL_RESOURCE_ATTRIBUTES.
  */
 export const tracingVariables = {
-  /** OTLP over HTTP (protobuf), e.g. http://127.0.0.1:4318; traces go to <endpoint>/v1/traces. */
-  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  /** OTLP over HTTP (JSON), e.g. http://127.0.0.1:4318; traces go to <endpoint>/v1/traces. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl.optional(),
   /** The traces endpoint in full (used as given), overriding OTEL_EXPORTER_OTLP_ENDPOINT. */
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional(),
-  /** `true` turns tracing off even with an endpoint set. */
-  OTEL_SDK_DISABLED: z.enum(['true', 'false']).default('false'),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otlpUrl.optional(),
+  /** `true` (any case) turns tracing off even with an endpoint set. */
+  OTEL_SDK_DISABLED: z
+    .string()
+    .transform((v) => v.trim().toLowerCase())
+    .pipe(z.enum(['true', 'false']))
+    .default('false'),
   /** Overrides the service name (default: the app's, e.g. refresh-worker). */
   OTEL_SERVICE_NAME: z.string().min(1).optional(),
   OTEL_TRACES_SAMPLER: z.enum(TRACES_SAMPLERS).default('parentbased_always_on'),

@@ -51,7 +51,7 @@ export function startApp(service: string, start: () => Promise<Started>): void {
   process.once('SIGTERM', () => stop('SIGTERM'));
   Promise.resolve()
     .then(() => {
-      tracing = startTracing(service);
+      tracing = startTracing(service, process.env, fallbackLogger);
       return start();
     })
     .then(

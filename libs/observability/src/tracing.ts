@@ -9,7 +9,9 @@
  * client's instrumentation, so it does not depend on which client we use.
  */
 import {
+  DiagLogLevel,
   context,
+  diag,
   propagation,
   trace,
   SpanStatusCode,
@@ -37,6 +39,8 @@ import {
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { loadConfig, tracingVariables } from '@cashflow/config';
 import { z } from 'zod';
+import type { Logger } from 'pino';
+import { scrubSecrets } from './logger';
 
 /** The instrumentation scope of every span the project makes. */
 export const TRACER_NAME = 'cashflow-refresh';
@@ -62,10 +66,30 @@ type TracingConfig = z.output<z.ZodObject<typeof tracingVariables>>;
  * Starts tracing for a process when the environment asks for it; invalid `OTEL_*` values stop
  * start-up with a ConfigError naming the variable, as every other setting does.
  */
-export function startTracing(service: string, env: NodeJS.ProcessEnv = process.env): Tracing {
+export function startTracing(
+  service: string,
+  env: NodeJS.ProcessEnv = process.env,
+  logger?: Logger,
+): Tracing {
+  // Without an endpoint nothing else is read: OTEL_* variables set for other software on the
+  // machine (a sampler we do not offer, say) must not stop an app that does not trace.
+  if (!env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT && !env.OTEL_EXPORTER_OTLP_ENDPOINT) return OFF;
   const config = loadConfig(service, z.object(tracingVariables), env);
-  const endpoint = config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? config.OTEL_EXPORTER_OTLP_ENDPOINT;
-  if (!endpoint || config.OTEL_SDK_DISABLED === 'true') return OFF;
+  if (config.OTEL_SDK_DISABLED === 'true') return OFF;
+  if (logger) {
+    // The SDK's own warnings (an export that failed, a span dropped) go to the app's log.
+    const log = logger.child({ component: 'opentelemetry' });
+    diag.setLogger(
+      {
+        error: (message) => log.error(message),
+        warn: (message) => log.warn(message),
+        info: () => undefined,
+        debug: () => undefined,
+        verbose: () => undefined,
+      },
+      DiagLogLevel.WARN,
+    );
+  }
   return registerTracing({
     service: config.OTEL_SERVICE_NAME ?? service,
     processors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter() })],
@@ -111,6 +135,7 @@ export function registerTracing(options: {
         trace.disable();
         propagation.disable();
         context.disable();
+        diag.disable();
       })),
   };
 }
@@ -147,7 +172,7 @@ export interface SpanOptions {
 
 /**
  * Runs `work` in a new span made current for it, ends the span when `work` settles, and records
- * a thrown error on it (its type and message: messages of this project carry no secrets).
+ * a thrown error on it (see `recordFailure`).
  */
 export async function inSpan<T>(
   name: string,
@@ -170,9 +195,13 @@ export async function inSpan<T>(
   }
 }
 
-/** Marks a span failed with the error's name and message. */
+/**
+ * Marks a span failed with the error's name and message, scrubbed as the logs scrub them (a
+ * database error can quote a value, a URL can hold a password); never the stack.
+ */
 export function recordFailure(span: Span, error: unknown): void {
   const err = error instanceof Error ? error : new Error(String(error));
-  span.recordException({ name: err.name, message: err.message });
-  span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+  const message = scrubSecrets(err.message);
+  span.recordException({ name: err.name, message });
+  span.setStatus({ code: SpanStatusCode.ERROR, message });
 }

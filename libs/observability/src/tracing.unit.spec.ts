@@ -17,10 +17,30 @@ describe('tracing', () => {
   });
 
   it('stops start-up naming the variable when an OTEL_* value is invalid', () => {
+    const endpoint = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' };
     const start = (env: Record<string, string>) => () => startTracing('projector', env);
     expect(start({ OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' })).toThrow(ConfigError);
-    expect(start({ OTEL_TRACES_SAMPLER: 'sometimes' })).toThrow(/OTEL_TRACES_SAMPLER:/);
-    expect(start({ OTEL_TRACES_SAMPLER_ARG: '2' })).toThrow(/OTEL_TRACES_SAMPLER_ARG:/);
+    expect(start({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toThrow(
+      /OTEL_EXPORTER_OTLP_ENDPOINT: must be an http/,
+    );
+    expect(start({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'grpc://collector:4317' })).toThrow(
+      /OTEL_EXPORTER_OTLP_TRACES_ENDPOINT:/,
+    );
+    expect(start({ ...endpoint, OTEL_TRACES_SAMPLER: 'sometimes' })).toThrow(
+      /OTEL_TRACES_SAMPLER:/,
+    );
+    expect(start({ ...endpoint, OTEL_TRACES_SAMPLER_ARG: '2' })).toThrow(
+      /OTEL_TRACES_SAMPLER_ARG:/,
+    );
+  });
+
+  it('reads no other OTEL_* variable without an endpoint, and takes OTEL_SDK_DISABLED in any case', () => {
+    expect(startTracing('projector', { OTEL_TRACES_SAMPLER: 'jaeger_remote' }).enabled).toBe(false);
+    const disabled = startTracing('projector', {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318',
+      OTEL_SDK_DISABLED: 'TRUE',
+    });
+    expect(disabled.enabled).toBe(false);
   });
 
   describe('registered', () => {
@@ -63,6 +83,20 @@ describe('tracing', () => {
       });
       // The stack is left out: it names files, and nothing more is needed to find the failure.
       expect(span?.events[0]?.attributes?.['exception.stacktrace']).toBeUndefined();
+    });
+
+    it('scrubs secrets from a failure message, as the logs do', async () => {
+      const token = 'access-sandbox-4f2b8c1e-93d7-4a61-b0c5-7e19a2d64f80';
+      await expect(
+        inSpan('leaky', {}, () => {
+          throw new Error(`duplicate key (token)=(${token}) via postgres://app:hunter2@db/x`);
+        }),
+      ).rejects.toThrow();
+      const [span] = exporter.getFinishedSpans();
+      const text = JSON.stringify([span?.status, span?.events]);
+      expect(text).not.toContain(token);
+      expect(text).not.toContain('hunter2');
+      expect(text).toContain('duplicate key');
     });
   });
 });

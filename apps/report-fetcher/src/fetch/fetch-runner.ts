@@ -2,6 +2,7 @@ import { TokenDecryptError, type TokenVault } from '@cashflow/access-tokens';
 import type { FetchFailure } from '@cashflow/contracts';
 import { inSpan, type Logger } from '@cashflow/observability';
 import { contextOf, linksTo } from '@cashflow/kafka';
+import { ROOT_CONTEXT, context } from '@opentelemetry/api';
 import {
   backoffDelay,
   backoffFor,
@@ -78,13 +79,16 @@ export class FetchRunner {
       return;
     }
     this.ticking = true;
-    void this.tick().finally(() => {
-      this.ticking = false;
-      if (this.again) {
-        this.again = false;
-        this.wake();
-      }
-    });
+    // Woken from a consumed event's span: the runs it starts belong to no one event's trace.
+    void context
+      .with(ROOT_CONTEXT, () => this.tick())
+      .finally(() => {
+        this.ticking = false;
+        if (this.again) {
+          this.again = false;
+          this.wake();
+        }
+      });
   }
 
   /** Stops claiming; waits up to `graceMs` for fetches under way (their claims expire otherwise). */
@@ -160,8 +164,30 @@ export class FetchRunner {
     }
   }
 
-  /** Rule 9: asks Plaid whether an overdue refresh's data is there. */
-  private async pollFor(claim: FetchClaim, plan: PollPlan): Promise<RunOutcome> {
+  /**
+   * Rule 9: asks Plaid whether an overdue refresh's data is there, in a trace of its own linked
+   * to the refreshes it asks for.
+   */
+  private pollFor(claim: FetchClaim, plan: PollPlan): Promise<RunOutcome> {
+    return inSpan(
+      'poll report',
+      {
+        parent: ROOT_CONTEXT,
+        links: linksTo(plan.acceptances),
+        attributes: {
+          'cashflow.item_id': claim.itemId,
+          'cashflow.poll.requests': plan.acceptances.length,
+        },
+      },
+      async (span) => {
+        const outcome = await this.pollOnce(claim, plan);
+        span.setAttribute('cashflow.poll.outcome', outcome);
+        return outcome;
+      },
+    );
+  }
+
+  private async pollOnce(claim: FetchClaim, plan: PollPlan): Promise<RunOutcome> {
     let answer: PollAnswer;
     try {
       const accessToken = await this.vault.reveal(claim.itemId);

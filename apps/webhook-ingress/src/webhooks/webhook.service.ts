@@ -1,5 +1,5 @@
 import { NotStoredError, traceFields, type EventPublisher } from '@cashflow/kafka';
-import { inSpan, type Logger } from '@cashflow/observability';
+import { inSpan, scrubSecrets, type Logger } from '@cashflow/observability';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { MAX_TOKEN_AGE_S, type WebhookVerifier } from '../verification/webhook-verifier';
 import type { DeliveryLedger } from './delivery-ledger';
@@ -81,7 +81,9 @@ export class WebhookService {
       const result = await this.verifier.verify(rawBody, verification);
       span.setAttributes({
         'cashflow.verification.result': result.kind,
-        ...(result.kind === 'verified' ? {} : { 'cashflow.verification.reason': result.reason }),
+        ...(result.kind === 'verified'
+          ? {}
+          : { 'cashflow.verification.reason': scrubSecrets(result.reason) }),
       });
       return result;
     });

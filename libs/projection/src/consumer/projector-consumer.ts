@@ -1,4 +1,10 @@
-import { TOPICS, decodeEvent, topicName, type TopicKey } from '@cashflow/contracts';
+import {
+  TOPICS,
+  decodeEvent,
+  topicName,
+  type CashflowEvent,
+  type TopicKey,
+} from '@cashflow/contracts';
 import {
   Holdings,
   RESTARTS_LEFT_TO_US,
@@ -255,9 +261,10 @@ export class ProjectorConsumer {
 
   /**
    * One `project <type>` span per traced event applied, in the event's own trace, timed as its
-   * batch. A report's span also links the spans of the requests it completed, so the report's
-   * trace and each refresh's trace lead to one another. Best effort: a failed look-up only
-   * leaves the links out, and nothing here delays the consumer.
+   * batch. Where the batch completes a request, the report's trace and the request's trace are
+   * linked: a report's span links the requests it completed, and when the report came first (topics
+   * are read in any order) the request's own event's span links the report. Best effort: a failed
+   * look-up only leaves the links out, and nothing here delays the consumer.
    */
   private traceApplied(result: Applied, topic: string, startedAt: number): void {
     const spans = result.applied
@@ -276,25 +283,40 @@ export class ProjectorConsumer {
       }));
     const endedAt = Date.now();
     const end = () => spans.forEach(({ span }) => span.end(endedAt));
-    const reports = new Set(
-      spans.filter(({ span }) => span.isRecording()).map(({ event }) => event.metadata.id),
+    const recording = spans.filter(({ span }) => span.isRecording());
+    if (recording.length === 0 || result.completed.length === 0) return end();
+    const byReport = new Map(recording.map((s) => [s.event.metadata.id, s]));
+    const byRequest = new Map(
+      recording.flatMap((s) => {
+        const requestId = requestIdOf(s.event);
+        return requestId ? [[`${s.event.data.item_id}/${requestId}`, s] as const] : [];
+      }),
     );
-    const completed = result.completed.filter((c) => reports.has(c.reportEventId));
-    if (completed.length === 0) return end();
-    this.store
-      .requestTraces(completed)
-      .then((traces) => {
-        for (const { event, span } of spans) {
-          const mine = completed.filter((c) => c.reportEventId === event.metadata.id);
+    const reportFirst = result.completed.filter((c) => byReport.has(c.reportEventId));
+    const requestFirst = result.completed.filter(
+      (c) => !byReport.has(c.reportEventId) && byRequest.has(`${c.itemId}/${c.requestId}`),
+    );
+    if (reportFirst.length === 0 && requestFirst.length === 0) return end();
+    Promise.all([
+      this.store.requestTraces(reportFirst),
+      this.store.eventTraces(requestFirst.map((c) => c.reportEventId)),
+    ])
+      .then(([requestTraces, reportTraces]) => {
+        for (const [reportId, { span }] of byReport) {
+          const mine = reportFirst.filter((c) => c.reportEventId === reportId);
           if (mine.length === 0) continue;
           span.setAttribute('cashflow.completed_requests', mine.length);
           span.addLinks(
-            linksTo(mine.flatMap((c) => traces.get(`${c.itemId}/${c.requestId}`) ?? [])),
+            linksTo(mine.flatMap((c) => requestTraces.get(`${c.itemId}/${c.requestId}`) ?? [])),
           );
+        }
+        for (const c of requestFirst) {
+          const report = reportTraces.get(c.reportEventId);
+          if (report) byRequest.get(`${c.itemId}/${c.requestId}`)!.span.addLinks(linksTo([report]));
         }
       })
       .catch((error: unknown) =>
-        this.options.logger.debug({ err: error }, 'request traces not found; links left out'),
+        this.options.logger.debug({ err: error }, 'traces to link not found; links left out'),
       )
       .finally(end);
   }
@@ -309,8 +331,23 @@ export class ProjectorConsumer {
     const labels = { topic, partition: String(partition) };
     const behind = Number(BigInt(highWatermark) - BigInt(nextOffset));
     this.metrics.lagEvents.set(labels, Math.max(0, behind));
+    // Caught up, nothing left to read: no lag, however old the last record was. Both gauges are
+    // set only here, so that age would otherwise stay until the partition's next record.
     const last = events[events.length - 1];
-    const age = last ? (Date.now() - Number(last.kafkaTimestamp)) / 1000 : 0;
+    const age = behind > 0 && last ? (Date.now() - Number(last.kafkaTimestamp)) / 1000 : 0;
     this.metrics.lagSeconds.set(labels, Math.max(0, age));
+  }
+}
+
+/** The request an event is about: its own id for a request, the one it answers for an outcome. */
+function requestIdOf(event: CashflowEvent): string | undefined {
+  switch (event.type) {
+    case 'RefreshRequested':
+      return event.metadata.id;
+    case 'RefreshAccepted':
+    case 'RefreshFailed':
+      return event.data.refresh_request_id;
+    default:
+      return undefined;
   }
 }

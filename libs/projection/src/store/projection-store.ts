@@ -44,6 +44,19 @@ export interface Batch {
   readonly events: readonly ConsumedEvent[];
 }
 
+/** W3C trace context as events carry it. */
+export interface TraceContext {
+  readonly traceparent: string;
+  readonly tracestate?: string;
+}
+
+function traceOf(row: { traceparent: string; tracestate: string | null }): TraceContext {
+  return {
+    traceparent: row.traceparent,
+    ...(row.tracestate ? { tracestate: row.tracestate } : {}),
+  };
+}
+
 /** A request completed by a report: which report, and whose request. */
 export interface Completion {
   readonly itemId: string;
@@ -263,34 +276,50 @@ export class ProjectionStore {
   }
 
   /**
-   * The trace context each request was published with (its RefreshRequested's ce_traceparent, as
-   * copied into the events table), keyed `item_id/request_id`; requests without one are absent.
+   * The trace context of each request, keyed `item_id/request_id`: its RefreshRequested's
+   * ce_traceparent (the upstream's trace), or else its RefreshAccepted's (the trace the worker
+   * started for it), as copied into the events table. Requests without either are absent.
    */
   async requestTraces(
     requests: readonly { itemId: string; requestId: string }[],
-  ): Promise<Map<string, { traceparent: string; tracestate?: string }>> {
+  ): Promise<Map<string, TraceContext>> {
     if (requests.length === 0) return new Map();
     const rows = await queryRows<{
       item_id: string;
+      request_id: string;
+      traceparent: string;
+      tracestate: string | null;
+    }>(
+      this.db,
+      `SELECT DISTINCT ON (r.item_id, r.request_id) r.item_id, r.request_id,
+              e.metadata->>'traceparent' AS traceparent, e.metadata->>'tracestate' AS tracestate
+         FROM unnest($1::text[], $2::text[]) AS r(item_id, request_id)
+         JOIN ${this.t.events} e ON e.item_id = r.item_id
+          AND ((e.event_type = 'RefreshRequested' AND e.event_id = r.request_id)
+            OR (e.event_type = 'RefreshAccepted' AND e.data->>'refresh_request_id' = r.request_id))
+        WHERE e.metadata ? 'traceparent'
+        ORDER BY r.item_id, r.request_id, (e.event_type = 'RefreshRequested') DESC`,
+      [requests.map((r) => r.itemId), requests.map((r) => r.requestId)],
+    );
+    return new Map(rows.map((r) => [`${r.item_id}/${r.request_id}`, traceOf(r)]));
+  }
+
+  /** The trace context of report events by id, as copied into the events table. */
+  async eventTraces(eventIds: readonly string[]): Promise<Map<string, TraceContext>> {
+    if (eventIds.length === 0) return new Map();
+    const rows = await queryRows<{
       event_id: string;
       traceparent: string;
       tracestate: string | null;
     }>(
       this.db,
-      `SELECT DISTINCT ON (e.item_id, e.event_id) e.item_id, e.event_id,
-              e.metadata->>'traceparent' AS traceparent, e.metadata->>'tracestate' AS tracestate
-         FROM ${this.t.events} e
-         JOIN unnest($1::text[], $2::text[]) AS r(item_id, request_id)
-           ON e.event_id = r.request_id AND e.item_id = r.item_id
-        WHERE e.event_type = 'RefreshRequested' AND e.metadata ? 'traceparent'`,
-      [requests.map((r) => r.itemId), requests.map((r) => r.requestId)],
+      `SELECT DISTINCT ON (event_id) event_id, metadata->>'traceparent' AS traceparent,
+              metadata->>'tracestate' AS tracestate
+         FROM ${this.t.events}
+        WHERE event_id = ANY($1) AND metadata ? 'traceparent'`,
+      [[...new Set(eventIds)]],
     );
-    return new Map(
-      rows.map((r) => [
-        `${r.item_id}/${r.event_id}`,
-        { traceparent: r.traceparent, ...(r.tracestate ? { tracestate: r.tracestate } : {}) },
-      ]),
-    );
+    return new Map(rows.map((r) => [r.event_id, traceOf(r)]));
   }
 
   /**
