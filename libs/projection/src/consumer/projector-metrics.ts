@@ -38,7 +38,7 @@ export class ProjectorMetrics {
     });
     this.lagSeconds = new Gauge({
       name: 'projector_lag_seconds',
-      help: 'Age of the last record applied, when it was applied (now - its Kafka timestamp).',
+      help: 'Age of the last record applied while records are left to read (now - its Kafka timestamp); 0 once caught up.',
       labelNames: ['topic', 'partition'],
       registers: [registry],
     });
