@@ -86,7 +86,7 @@ describe('tracing', () => {
     });
 
     it('scrubs secrets from a failure message, as the logs do', async () => {
-      const token = 'access-sandbox-4f2b8c1e-93d7-4a61-b0c5-7e19a2d64f80';
+      const token = 'access-sandbox-00000000-fake-token-for-tests';
       await expect(
         inSpan('leaky', {}, () => {
           throw new Error(`duplicate key (token)=(${token}) via postgres://app:hunter2@db/x`);

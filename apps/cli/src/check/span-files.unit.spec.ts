@@ -1,7 +1,7 @@
 import { checkSecrets } from './invariants';
 import { SpanFileError, spanSearchables } from './span-files';
 
-const TOKEN = 'access-sandbox-4f2b8c1e-93d7-4a61-b0c5-7e19a2d64f80';
+const TOKEN = 'access-sandbox-00000000-fake-token-for-tests';
 
 function exportRequest(spans: object[], resource: object[] = []) {
   return {

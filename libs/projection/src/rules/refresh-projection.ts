@@ -697,7 +697,8 @@ function refreshError(failure: RefreshFailure, at: string, eventId: string): Err
   };
 }
 
-function emptyRequest(requestId: string, itemId: string): RequestState {
+/** A request nothing is known of yet: every fact null, status `requested`. */
+export function emptyRequest(requestId: string, itemId: string): RequestState {
   return {
     requestId,
     itemId,

@@ -1,26 +1,8 @@
-import type { RequestState } from '../rules/refresh-projection';
+import { emptyRequest, type RequestState } from '../rules/refresh-projection';
 import { newTimings } from './request-timings';
 
 const request = (times: Partial<RequestState> = {}): RequestState => ({
-  requestId: 'req-1',
-  itemId: 'item-1',
-  requestOffset: null,
-  requestPartition: null,
-  daysRequested: null,
-  requestedBy: null,
-  requestedAt: null,
-  status: 'requested',
-  acceptedAt: null,
-  readyAt: null,
-  failedAt: null,
-  plaidRequestId: null,
-  attempts: null,
-  coalescedInto: null,
-  retryable: null,
-  error: null,
-  reportEventId: null,
-  fetchedAt: null,
-  overdueAt: null,
+  ...emptyRequest('req-1', 'item-1'),
   ...times,
 });
 
