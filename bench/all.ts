@@ -5,10 +5,14 @@
  *
  *   npm run bench              # the full benchmarks + a 2-minute soak
  *   npm run bench -- --quick   # the quick form of each
+ *
+ * Each run is compared with the previous summary of the same form in bench/results/, when there
+ * is one: every figure's change is printed and a drop of more than 15% flagged (bench/compare.ts).
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { changeTable, compare } from './compare';
 import { ROOT, ensureInfra, machine, runBench, stopInfra } from './support';
 
 const quick = process.argv.includes('--quick');
@@ -83,6 +87,7 @@ async function main() {
   } finally {
     stopInfra(started);
   }
+  const previous = previousSummary(quick);
   const about = machine();
   const results = Object.fromEntries(
     ran.map((r) => [r.name, JSON.parse(readFileSync(r.file, 'utf8')) as unknown]),
@@ -107,8 +112,40 @@ async function main() {
       '',
     ]),
   ].join('\n');
-  writeFileSync(`${base}.md`, markdown);
-  process.stdout.write(`\nwritten to ${base}.json and ${base}.md\n`);
+  const comparison = previous
+    ? [
+        `## Against the previous run (${previous.date}, ${previous.file})`,
+        '',
+        changeTable(compare(previous.results, results)),
+        '',
+      ].join('\n')
+    : '## Against the previous run\n\nNo earlier summary of this form in bench/results/.\n';
+  writeFileSync(`${base}.md`, `${markdown}\n${comparison}`);
+  process.stdout.write(`\n${comparison}\nwritten to ${base}.json and ${base}.md\n`);
+}
+
+/** The newest summary of this form (quick or full) in bench/results/, read before it is replaced. */
+function previousSummary(
+  quick: boolean,
+): { date: string; file: string; results: unknown } | undefined {
+  const dir = join(ROOT, 'bench/results');
+  if (!existsSync(dir)) return undefined;
+  const suffix = quick ? '-all-quick.json' : '-all.json';
+  const summaries = readdirSync(dir)
+    .filter((f) => f.endsWith(suffix))
+    .flatMap((file) => {
+      try {
+        const parsed = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+          date: string;
+          results: unknown;
+        };
+        return [{ date: parsed.date, file, results: parsed.results }];
+      } catch {
+        return []; // a summary cut short is no baseline
+      }
+    })
+    .sort((a, b) => a.date.localeCompare(b.date));
+  return summaries.at(-1);
 }
 
 runBench(main);

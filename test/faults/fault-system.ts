@@ -330,9 +330,13 @@ export async function faultSystem(infra: DedicatedInfra, name: string, settings:
       writeFileSync(file, incarnations.map((a) => `${a.stdout()}\n${a.stderr()}`).join('\n'));
       return file;
     },
-    /** Rows of a query on the system's database. */
+    /**
+     * Rows of a query on the system's database. Not a probe run through an outage (`count` is):
+     * its connection may take seconds on a loaded machine (1 s timed out once with the checker
+     * and every app busy).
+     */
     async rows(query: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
-      const client = new Client({ connectionString: databaseUrl, connectionTimeoutMillis: 1000 });
+      const client = new Client({ connectionString: databaseUrl, connectionTimeoutMillis: 15_000 });
       await client.connect();
       try {
         return (await client.query(query, params)).rows as Record<string, unknown>[];
