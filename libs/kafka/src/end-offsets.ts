@@ -1,4 +1,5 @@
-import type { Admin, Kafka } from 'kafkajs';
+import { KafkaJSError, type Admin, type Kafka } from 'kafkajs';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** One partition's log: its first offset still held, and its high-water mark. */
 export interface PartitionEnd {
@@ -38,18 +39,35 @@ export async function fetchEndOffsets(
   return ends;
 }
 
-/** `fetchEndOffsets` with an admin client of its own, for callers that do not hold one. */
+/**
+ * `fetchEndOffsets` with an admin client of its own, for callers that do not hold one. A leader
+ * that moved (a broker restarted, a partition re-elected) is asked for again with a new admin:
+ * kafkajs's fetchTopicOffsets gives up at once on NOT_LEADER_FOR_PARTITION and its admin keeps
+ * the stale metadata for minutes, so asking the same admin again would ask the same broker.
+ */
 export async function readEndOffsets(
   kafka: Kafka,
   topics: readonly string[],
+  options: { readonly attempts?: number; readonly retryDelayMs?: number } = {},
 ): Promise<Map<string, PartitionEnd>> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return await fetchEndOffsets(admin, topics);
-  } finally {
-    await admin.disconnect();
+  const attempts = options.attempts ?? 8;
+  for (let attempt = 1; ; attempt++) {
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      return await fetchEndOffsets(admin, topics);
+    } catch (error) {
+      if (attempt >= attempts || !isRetriable(error)) throw error;
+    } finally {
+      await admin.disconnect();
+    }
+    await sleep((options.retryDelayMs ?? 250) * attempt);
   }
+}
+
+/** kafkajs marks errors that asking again may cure (a leader moving, a broker away). */
+function isRetriable(error: unknown): boolean {
+  return error instanceof KafkaJSError && error.retriable;
 }
 
 /** The high-water mark of every partition of `topics`, keyed by `partitionKey`. */
