@@ -265,7 +265,14 @@ async function settled(name: string, system: FaultSystem, requests: number, time
         "SELECT item_id, status, latest_request_id FROM item_refresh_state WHERE status IN ('requested', 'refreshing') LIMIT 20",
       )
       .catch(() => []);
-    console.error(`${name}: not settled; logs in ${logs}; stuck: ${JSON.stringify(stuck)}`);
+    // Which wait gave up, and where the requests stand, in the first line: CI shows the start of
+    // a long output and may cut the failure's own message.
+    const requests = await system
+      .rows('SELECT status, count(*)::int AS n FROM refresh_requests GROUP BY status')
+      .catch(() => []);
+    console.error(
+      `${name}: not settled (${error instanceof Error ? error.message : String(error)}); requests by status: ${JSON.stringify(requests)}; logs in ${logs}; stuck: ${JSON.stringify(stuck)}`,
+    );
     // Held (FAULTS_HOLD_MS), what to look at is written next to the logs: jest shows console
     // output only once a test ends.
     if (HOLD_MS > 0) {
