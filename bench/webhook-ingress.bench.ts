@@ -3,6 +3,7 @@
  *
  *   npm run bench:ingress              # 30 s per run
  *   npm run bench:ingress -- --quick   # 5 s per run
+ *   BENCH_INGRESS_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench:ingress -- --quick
  *
  * autocannon sends validly signed CASHFLOW_REPORT_READY webhooks (each with its own JWT, for its
  * own Item) over loopback to:
