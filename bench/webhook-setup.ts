@@ -175,10 +175,10 @@ export async function start(
   };
   const entry =
     target === 'ingress' ? 'apps/webhook-ingress/src/main.js' : 'bench/bare-ingress/main.js';
-  // BENCH_INGRESS_NODE_FLAGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`): node flags for the
-  // ingress only, to profile it; the bare server runs as it is.
-  const flags = target === 'ingress' ? (process.env.BENCH_INGRESS_NODE_FLAGS ?? '') : '';
-  const proc = run(entry, env, flags.split(/\s+/).filter(Boolean));
+  // BENCH_INGRESS_NODE_FLAGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`): node flags for both
+  // servers, to profile them side by side (a profile per run, in the order the runs are made).
+  const flags = (process.env.BENCH_INGRESS_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const proc = run(entry, env, flags);
   const url = `http://127.0.0.1:${port}${PATH}`;
   await waitUntil(
     `${target} to answer`,
