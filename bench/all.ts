@@ -76,6 +76,8 @@ function runOne(bench: (typeof BENCHES)[number]): Promise<Ran> {
 
 async function main() {
   // Started once for all, so no bench pays for (or measures) a broker start.
+  // Read before anything runs: a run later today writes over today's summary.
+  const previous = previousSummary(quick);
   const started = ensureInfra();
   const date = new Date().toISOString();
   const ran: Ran[] = [];
@@ -87,7 +89,6 @@ async function main() {
   } finally {
     stopInfra(started);
   }
-  const previous = previousSummary(quick);
   const about = machine();
   const results = Object.fromEntries(
     ran.map((r) => [r.name, JSON.parse(readFileSync(r.file, 'utf8')) as unknown]),
@@ -112,11 +113,15 @@ async function main() {
       '',
     ]),
   ].join('\n');
+  const otherMachine =
+    previous && JSON.stringify(previous.machine) !== JSON.stringify(about)
+      ? `The previous run was on another machine (${JSON.stringify(previous.machine)}): changes say as much about the machines as about the code.\n\n`
+      : '';
   const comparison = previous
     ? [
-        `## Against the previous run (${previous.date}, ${previous.file})`,
+        `## Against the previous run (${previous.date})`,
         '',
-        changeTable(compare(previous.results, results)),
+        `${otherMachine}${changeTable(compare(previous.results, results))}`,
         '',
       ].join('\n')
     : '## Against the previous run\n\nNo earlier summary of this form in bench/results/.\n';
@@ -127,7 +132,7 @@ async function main() {
 /** The newest summary of this form (quick or full) in bench/results/, read before it is replaced. */
 function previousSummary(
   quick: boolean,
-): { date: string; file: string; results: unknown } | undefined {
+): { date: string; machine: unknown; results: unknown } | undefined {
   const dir = join(ROOT, 'bench/results');
   if (!existsSync(dir)) return undefined;
   const suffix = quick ? '-all-quick.json' : '-all.json';
@@ -136,10 +141,12 @@ function previousSummary(
     .flatMap((file) => {
       try {
         const parsed = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
-          date: string;
-          results: unknown;
+          date?: unknown;
+          machine?: unknown;
+          results?: unknown;
         };
-        return [{ date: parsed.date, file, results: parsed.results }];
+        if (typeof parsed.date !== 'string' || parsed.results === undefined) return [];
+        return [{ date: parsed.date, machine: parsed.machine, results: parsed.results }];
       } catch {
         return []; // a summary cut short is no baseline
       }

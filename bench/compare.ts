@@ -55,28 +55,45 @@ function rowName(row: unknown): string | undefined {
 }
 
 /**
- * Which way is better for the figure at `path`: from its own name, else from its parent's
- * (`lag.worker_max` is a lag; `lag.rate`, a rate, is not).
+ * Which way is better for the figure at `path`: from its own name; a count is neither; else from
+ * the nearest ancestor that says (`lag.worker_max` is a lag, `per_fetch_ms.pages_mean` a time,
+ * `rss.projector.max_mb` memory; `lag.rate` is a rate and `lag.events` a count, neither).
  */
 export function better(path: string): Better {
-  const names = path
+  const [own = '', ...ancestors] = path
     .split('.')
     .map((n) => n.replace(/\[.*\]$/, '').toLowerCase())
     .reverse();
-  const own = betterByName(names[0] ?? '');
-  if (own !== undefined || /rate/.test(names[0] ?? '')) return own;
-  return /^(lag|rss|latency)$/.test(names[1] ?? '') ? 'lower' : undefined;
+  const direction = betterByName(own);
+  if (direction !== undefined || /rate|slope/.test(own) || COUNT.test(own)) return direction;
+  for (const name of ancestors) {
+    if (/(^|_)ms$|^(lag|rss|latency)$/.test(name)) return 'lower';
+  }
+  return undefined;
 }
 
+/** Numbers of things: more or fewer is the workload's doing, not a regression. */
+const COUNT =
+  /^(events|count|requests|outcomes|reports|rows|items|calls|plaid_calls|coalesced|published|answered_200|events_on_topic|pages|fetches)$/;
+
 function betterByName(name: string): Better {
-  if (/per_s$|per_s_|per_second|share|_pct$|percent|ratio|throughput/.test(name)) return 'higher';
-  if (
-    /(^|_)(ms|s|mb|seconds)$|rss|cpu|lag|lost|429|errors?$|failed|non_2xx|unanswered/.test(name)
-  ) {
+  if (/per_s$|per_s_|per_second|share|_pct$|percent|(^|_)ratio($|_)|throughput/.test(name)) {
+    return 'higher';
+  }
+  // CPU seconds of a run of fixed length grow with the work done: only CPU per unit of work
+  // says whether the code got slower.
+  if (/cpu/.test(name)) return /per_/.test(name) ? 'lower' : undefined;
+  if (/(^|_)(ms|s|mb|seconds)$|rss|lag|lost|429|errors?$|failed|non_2xx|unanswered/.test(name)) {
     return 'lower';
   }
   return undefined;
 }
+
+/**
+ * RSS slopes (MiB per minute) sit around zero, where a percentage means nothing: one is flagged
+ * when it rose above this.
+ */
+export const FLAG_SLOPE_MB_PER_MIN = 1;
 
 export interface Change {
   readonly figure: string;
@@ -97,8 +114,9 @@ export function compare(before: unknown, after: unknown): Change[] {
     if (was === undefined) continue;
     const change = was === 0 ? null : (value - was) / Math.abs(was);
     const direction = better(figure);
-    const worse =
-      direction === 'higher'
+    const worse = /slope/.test(figure)
+      ? value > FLAG_SLOPE_MB_PER_MIN && value > was
+      : direction === 'higher'
         ? change !== null && change < -FLAG_DROP
         : direction === 'lower'
           ? change === null

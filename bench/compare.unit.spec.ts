@@ -28,13 +28,21 @@ describe('bench comparison', () => {
     ['refresh-worker.ratio', 'higher'],
     ['refresh-worker.rate_limited.share_of_allowed_rate', 'higher'],
     ['projector.lag.p99_ms', 'lower'],
-    ['refresh-worker.throughput.worker_cpu_s', 'lower'],
+    ['refresh-worker.throughput.worker_cpu_s', undefined],
     ['projector.catch_up.peak_rss_mb', 'lower'],
     ['projector.catch_up.seconds', 'lower'],
     ['soak.lag.worker_max', 'lower'],
     ['webhook-ingress.runs[nest flat-out].lost', 'lower'],
     ['refresh-worker.rate_limited.rate_limited_429', 'lower'],
+    ['webhook-ingress.runs[ingress flat-out].cpu_s_per_1000_webhooks', 'lower'],
+    ['refresh-worker.throughput.cpu_s_per_1000_outcomes', 'lower'],
+    ['report-fetcher.fetch.per_fetch_ms.pages_mean', 'lower'],
+    ['soak.rss.projector.max_mb', 'lower'],
     ['projector.lag.rate', undefined],
+    ['projector.lag.events', undefined],
+    ['webhook-ingress.runs[ingress flat-out].cpu_s', undefined],
+    ['webhook-ingress.duration_s', 'lower'],
+    ['soak.rss.projector.slope_mb_per_min', undefined],
     ['refresh-worker.rate_limited.plaid_calls', undefined],
     ['projector.catch_up.events', undefined],
   ])('%s: %s is better', (path, direction) => {
@@ -55,14 +63,25 @@ describe('bench comparison', () => {
     expect(flagged).toEqual(['p.events_per_s', 'p.peak_rss_mb', 'p.lost']);
   });
 
+  it('flags an RSS slope only once it rose above 1 MiB a minute', () => {
+    const flagged = (before: number, after: number) =>
+      compare(
+        { rss: { a: { slope_mb_per_min: before } } },
+        { rss: { a: { slope_mb_per_min: after } } },
+      )[0]!.flagged;
+    expect(flagged(0.01, 0.5)).toBe(false);
+    expect(flagged(0.2, 1.5)).toBe(true);
+    expect(flagged(3, 2)).toBe(false);
+  });
+
   it('does not flag improvements, and leaves out figures only one run has', () => {
     const changes = compare(
-      { p: { events_per_s: 1000, cpu_s: 10, old_only: 1 } },
-      { p: { events_per_s: 2000, cpu_s: 5, new_only: 1 } },
+      { p: { events_per_s: 1000, cpu_s_per_1000: 10, old_only: 1 } },
+      { p: { events_per_s: 2000, cpu_s_per_1000: 5, new_only: 1 } },
     );
     expect(changes.map((c) => [c.figure, c.change, c.flagged])).toEqual([
       ['p.events_per_s', 1, false],
-      ['p.cpu_s', -0.5, false],
+      ['p.cpu_s_per_1000', -0.5, false],
     ]);
     expect(changeTable(changes)).toContain('| p.events_per_s | 1000 | 2000 | +100.0% |  |');
     expect(changeTable(changes)).toContain('0 of 2 figures worse by more than 15%');
