@@ -79,6 +79,8 @@ async function scenario(target: Target, key: PlaidKey, plaidUrl: string, rate?: 
     pool_exhausted: wrapped,
     peak_rss_mb: sampler.peakMb,
     cpu_s: sampler.cpuSeconds,
+    cpu_s_per_1000_webhooks:
+      ok > 0 ? Math.round((sampler.cpuSeconds / ok) * 1000 * 1000) / 1000 : null,
   };
 }
 
@@ -102,6 +104,8 @@ async function main() {
       machine: machine(),
       runs,
       share_of_bare_pct: share,
+      // A profiled run is slower: the comparison with earlier runs should know.
+      node_flags: process.env.BENCH_INGRESS_NODE_FLAGS ?? '',
     };
 
     const rows: (string | number)[][] = [
@@ -120,7 +124,7 @@ async function main() {
     ];
     const targets: (string | number)[][] = [
       ['measure', 'value', 'target'],
-      ['ingress throughput / bare node:http (%)', share, '>= 70'],
+      ['ingress throughput / bare node:http (%)', share, '>= 90'],
       [`ingress p99 at ${FIXED_RATE}/s (ms)`, nestFixed!.p99_ms, '< 50'],
       [`bare p99 at ${FIXED_RATE}/s (ms)`, bareFixed!.p99_ms, ''],
       ['webhooks lost (answered 200, not on the topic)', runs.reduce((s, r) => s + r.lost, 0), '0'],
