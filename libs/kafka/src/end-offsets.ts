@@ -1,4 +1,4 @@
-import { KafkaJSError, type Admin, type Kafka } from 'kafkajs';
+import { KafkaJSProtocolError, type Admin, type Kafka } from 'kafkajs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** One partition's log: its first offset still held, and its high-water mark. */
@@ -59,15 +59,19 @@ export async function readEndOffsets(
     } catch (error) {
       if (attempt >= attempts || !isRetriable(error)) throw error;
     } finally {
-      await admin.disconnect();
+      // Leaving must not hide what happened (or fail what succeeded).
+      await admin.disconnect().catch(() => undefined);
     }
     await sleep((options.retryDelayMs ?? 250) * attempt);
   }
 }
 
-/** kafkajs marks errors that asking again may cure (a leader moving, a broker away). */
+/**
+ * A broker's answer kafkajs marks retriable (a leader that moved, one not elected yet). Not a
+ * time-out or a connection kafkajs already retried: asking again would only wait as long again.
+ */
 function isRetriable(error: unknown): boolean {
-  return error instanceof KafkaJSError && error.retriable;
+  return error instanceof KafkaJSProtocolError && error.retriable;
 }
 
 /** The high-water mark of every partition of `topics`, keyed by `partitionKey`. */

@@ -1,4 +1,4 @@
-import { KafkaJSProtocolError, type Kafka } from 'kafkajs';
+import { KafkaJSProtocolError, KafkaJSRequestTimeoutError, type Kafka } from 'kafkajs';
 import { fetchEndOffsets, partitionKey, readEndOffsets } from './end-offsets';
 
 describe('fetchEndOffsets', () => {
@@ -92,10 +92,15 @@ describe('readEndOffsets', () => {
     ).rejects.toBe(denied);
     const moved = () =>
       protocolError('LEADER_NOT_AVAILABLE', 5, true, 'There is no leader for this topic-partition');
+    // A request that timed out is not asked again: it would only wait as long again.
+    const timedOut = new KafkaJSRequestTimeoutError('Request ListOffsets(key: 2) timed out');
+    await expect(
+      readEndOffsets(kafkaAnswering([timedOut]).kafka, ['a'], { retryDelayMs: 1 }),
+    ).rejects.toBe(timedOut);
     const { kafka, admins } = kafkaAnswering(Array.from({ length: 10 }, moved));
     await expect(readEndOffsets(kafka, ['a'], { retryDelayMs: 1, attempts: 3 })).rejects.toThrow(
       'no leader',
     );
-    expect(admins.created).toBe(3);
+    expect(admins).toEqual({ created: 3, disconnected: 3 });
   });
 });
