@@ -258,20 +258,28 @@ async function settled(name: string, system: FaultSystem, requests: number, time
     );
     await fetcherSettled(system, SCENARIO_MS / 4);
   } catch (error) {
-    // Leave what is needed to see why: the stuck Items and every app's output.
-    const logs = system.writeLogs(mkdtempSync(join(tmpdir(), `cashflow-${name}-stuck-`)));
-    const stuck = await system
-      .rows(
-        "SELECT item_id, status, latest_request_id FROM item_refresh_state WHERE status IN ('requested', 'refreshing') LIMIT 20",
-      )
-      .catch(() => []);
-    // Which wait gave up, and where the requests stand, in the first line: CI shows the start of
-    // a long output and may cut the failure's own message.
-    const requests = await system
-      .rows('SELECT status, count(*)::int AS n FROM refresh_requests GROUP BY status')
-      .catch(() => []);
+    // Which wait gave up first, before anything that could take time: CI shows the start of a
+    // long output and may cut the failure's own message.
     console.error(
-      `${name}: not settled (${error instanceof Error ? error.message : String(error)}); requests by status: ${JSON.stringify(requests)}; logs in ${logs}; stuck: ${JSON.stringify(stuck)}`,
+      `${name}: not settled (${error instanceof Error ? error.message : String(error)})`,
+    );
+    // Then what is needed to see why: every app's output, the stuck Items and where the
+    // requests stand (worker: unanswered; projector: answered but not folded into the Items).
+    const logs = system.writeLogs(mkdtempSync(join(tmpdir(), `cashflow-${name}-stuck-`)));
+    const within = <T>(query: Promise<T>): Promise<T | []> =>
+      Promise.race([query.catch(() => [] as []), sleep(3000).then(() => [] as [])]);
+    const [stuck, requests] = await Promise.all([
+      within(
+        system.rows(
+          "SELECT item_id, status, latest_request_id FROM item_refresh_state WHERE status IN ('requested', 'refreshing') LIMIT 20",
+        ),
+      ),
+      within(
+        system.rows('SELECT status, count(*)::int AS n FROM refresh_requests GROUP BY status'),
+      ),
+    ]);
+    console.error(
+      `${name}: requests by status: ${JSON.stringify(requests)}; logs in ${logs}; stuck: ${JSON.stringify(stuck)}`,
     );
     // Held (FAULTS_HOLD_MS), what to look at is written next to the logs: jest shows console
     // output only once a test ends.
