@@ -84,6 +84,54 @@ const stats = (values: number[]) => {
   };
 };
 
+/** What a request went through on its way to its outcome, as the outcome tells. */
+type OutcomeCause =
+  'own call, first attempt' | 'own call, retried' | 'joined another request’s call' | 'failed';
+
+function outcomeCause(event: CashflowEvent): OutcomeCause {
+  if (event.type === 'RefreshFailed') return 'failed';
+  if (event.type !== 'RefreshAccepted') throw new Error(`not an outcome: ${event.type}`);
+  if (event.data.coalesced_into) return 'joined another request’s call';
+  return event.data.attempts > 1 ? 'own call, retried' : 'own call, first attempt';
+}
+
+interface SandboxDelivery {
+  readonly item_id: string;
+  readonly webhook_code: string;
+  readonly created_at: string;
+  readonly attempts: readonly {
+    readonly at: string;
+    readonly status: number | null;
+    readonly error: string | null;
+  }[];
+}
+
+/**
+ * How the webhook that brought a report went: the sandbox's CASHFLOW_REPORT_READY delivery for
+ * the Item made between the call's acceptance and the report landing, by its attempts (a first
+ * attempt refused or timed out names its cause).
+ */
+function reportCause(
+  pair: { itemId: string; acceptedAt: number; reportAt: number },
+  deliveries: readonly SandboxDelivery[],
+): string {
+  const delivery = deliveries.find(
+    (d) =>
+      d.item_id === pair.itemId &&
+      d.webhook_code === 'CASHFLOW_REPORT_READY' &&
+      Date.parse(d.created_at) >= pair.acceptedAt - 1000 &&
+      Date.parse(d.created_at) <= pair.reportAt,
+  );
+  if (!delivery) return 'no webhook found (log full, or made before the acceptance)';
+  const first = delivery.attempts[0];
+  if (delivery.attempts.length <= 1) return 'webhook delivered at its first attempt';
+  // Ports and addresses in an error message would make every line a cause of its own.
+  const why = first?.status
+    ? `answered ${first.status}`
+    : (first?.error?.replace(/[\d.:]{2,}/g, '…') ?? 'no answer');
+  return `webhook retried (first attempt: ${why})`;
+}
+
 async function main() {
   const startedInfra = ensureInfra();
   const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(',');
@@ -179,8 +227,11 @@ async function main() {
 
   // Observe outcomes and reports as they land.
   const sentAt = new Map<string, number>();
+  /** Per Item, when its oldest call not yet reported was accepted (Kafka time). */
   const acceptedAt = new Map<string, number>();
   const latency = { request_to_outcome: [] as number[], accepted_to_report: [] as number[] };
+  const outcomesByCause = new Map<OutcomeCause, number[]>();
+  const reported: { itemId: string; acceptedAt: number; reportAt: number }[] = [];
   let outcomes = 0;
   let reports = 0;
   const observer = kafka.consumer({ groupId: `${prefix}observer`, maxWaitTimeInMs: 200 });
@@ -201,9 +252,18 @@ async function main() {
         const sent = sentAt.get(requestId);
         if (sent !== undefined) {
           latency.request_to_outcome.push(at - sent);
+          const cause = outcomeCause(event);
+          outcomesByCause.set(cause, [...(outcomesByCause.get(cause) ?? []), at - sent]);
           sentAt.delete(requestId);
         }
-        if (event.type === 'RefreshAccepted' && !acceptedAt.has(event.data.item_id)) {
+        // Only a call's leader stands for a Plaid call, and so for a report to come: a request
+        // answered by a call made earlier (coalesced into it) gets no report of its own, and
+        // pairing it with the Item's next report would count the time to the next call.
+        if (
+          event.type === 'RefreshAccepted' &&
+          !event.data.coalesced_into &&
+          !acceptedAt.has(event.data.item_id)
+        ) {
           acceptedAt.set(event.data.item_id, at);
         }
       } else if (event.type === 'ReportReady' || event.type === 'ReportFailed') {
@@ -211,6 +271,7 @@ async function main() {
         const accepted = acceptedAt.get(event.data.item_id);
         if (accepted !== undefined) {
           latency.accepted_to_report.push(at - accepted);
+          reported.push({ itemId: event.data.item_id, acceptedAt: accepted, reportAt: at });
           acceptedAt.delete(event.data.item_id);
         }
       }
@@ -358,6 +419,19 @@ async function main() {
     120_000,
   ).catch(() => undefined);
 
+  const deliveries = (await fetch(`http://127.0.0.1:${port.sandbox}/sandbox/webhooks`)
+    .then((r) => r.json() as Promise<{ deliveries: SandboxDelivery[] }>)
+    .then((b) => b.deliveries)
+    .catch(() => [])) as SandboxDelivery[];
+  const reportsByCause = new Map<string, number[]>();
+  for (const pair of reported) {
+    const cause = reportCause(pair, deliveries);
+    reportsByCause.set(cause, [
+      ...(reportsByCause.get(cause) ?? []),
+      pair.reportAt - pair.acceptedAt,
+    ]);
+  }
+
   const projected = await sql.query<{ event_type: string; ms: number }>(
     `SELECT event_type, extract(epoch FROM projected_at - kafka_timestamp) * 1000 AS ms
        FROM projection_events WHERE event_type IN ('RefreshAccepted', 'ReportReady')`,
@@ -386,6 +460,15 @@ async function main() {
       ),
       report_to_projected: stats(
         projected.rows.filter((r) => r.event_type === 'ReportReady').map((r) => Number(r.ms)),
+      ),
+    },
+    /** request -> outcome and accepted -> report, each split by what the request went through. */
+    causes: {
+      request_to_outcome: Object.fromEntries(
+        [...outcomesByCause].map(([cause, values]) => [cause, stats(values)]),
+      ),
+      accepted_to_report: Object.fromEntries(
+        [...reportsByCause].map(([cause, values]) => [cause, stats(values)]),
       ),
     },
     lag: {
@@ -419,6 +502,16 @@ async function main() {
     `\n${table([
       ['stage', 'count', 'p50 ms', 'p99 ms'],
       ...Object.entries(result.latency).map(([stage, s]) => [stage, s.count, s.p50_ms, s.p99_ms]),
+    ])}\n\n${table([
+      ['stage, by cause', 'count', 'p50 ms', 'p99 ms'],
+      ...Object.entries(result.causes).flatMap(([stage, causes]) =>
+        Object.entries(causes).map(([cause, s]) => [
+          `${stage}: ${cause}`,
+          s.count,
+          s.p50_ms,
+          s.p99_ms,
+        ]),
+      ),
     ])}\n\n${table([
       ['process', 'start MiB', 'end MiB', 'max MiB', 'slope MiB/min (2nd half)'],
       ...Object.entries(result.rss).map(([app, r]) => [
