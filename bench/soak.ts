@@ -7,6 +7,7 @@
  *   npm run soak                         # 10 minutes at 30 requests/s over 600 Items
  *   npm run soak -- --minutes 60 --rate 50
  *   npm run soak -- --quick              # 2 minutes (the form `npm run bench` runs)
+ *   npm run soak -- --in-flight 2000     # the worker's REFRESH_MAX_IN_FLIGHT
  */
 import {
   createEvent,
@@ -50,6 +51,8 @@ const quick = args.includes('--quick');
 const minutes = flag('minutes', quick ? 2 : 10);
 const rate = flag('rate', 30);
 const itemCount = flag('items', 600);
+/** The worker's REFRESH_MAX_IN_FLIGHT (`--in-flight`); its own default when not given. */
+const inFlight = args.includes('--in-flight') ? flag('in-flight', 500) : undefined;
 const intervalMs = minutes <= 2 ? 5000 : 10_000;
 
 const APPS = ['plaid-sandbox', 'refresh-worker', 'webhook-ingress', 'projector'] as const;
@@ -84,15 +87,32 @@ const stats = (values: number[]) => {
   };
 };
 
+/**
+ * Plaid's per-Item pace as the worker keeps it by default (2 calls a minute): a call cannot leave
+ * sooner than this after the Item's previous one.
+ */
+const ITEM_SPACING_MS = 30_000;
+
 /** What a request went through on its way to its outcome, as the outcome tells. */
 type OutcomeCause =
-  'own call, first attempt' | 'own call, retried' | 'joined another request’s call' | 'failed';
+  | 'own call, at once'
+  | 'own call, after the Item’s window (Plaid’s 2 calls a minute)'
+  | 'own call, retried'
+  | 'joined another request’s call'
+  | 'failed';
 
-function outcomeCause(event: CashflowEvent): OutcomeCause {
+/**
+ * `sent`: when the request was published; `lastCall`: when Plaid answered the Item's call before
+ * this outcome's (a request sent within the spacing after it waited for the Item's window).
+ */
+function outcomeCause(event: CashflowEvent, sent: number, lastCall?: number): OutcomeCause {
   if (event.type === 'RefreshFailed') return 'failed';
   if (event.type !== 'RefreshAccepted') throw new Error(`not an outcome: ${event.type}`);
   if (event.data.coalesced_into) return 'joined another request’s call';
-  return event.data.attempts > 1 ? 'own call, retried' : 'own call, first attempt';
+  if (event.data.attempts > 1) return 'own call, retried';
+  return lastCall !== undefined && sent < lastCall + ITEM_SPACING_MS
+    ? 'own call, after the Item’s window (Plaid’s 2 calls a minute)'
+    : 'own call, at once';
 }
 
 interface SandboxDelivery {
@@ -178,6 +198,7 @@ async function main() {
       TOKEN_ENCRYPTION_KEYS: `soak:${randomBytes(32).toString('base64')}`,
       ADMIN_API_TOKENS: `soak:${adminToken}`,
       PLAID_RATE_LIMIT_PER_CLIENT: '1000000',
+      ...(inFlight ? { REFRESH_MAX_IN_FLIGHT: String(inFlight) } : {}),
     },
     `http://127.0.0.1:${port.worker}/health/ready`,
   );
@@ -231,6 +252,8 @@ async function main() {
   const acceptedAt = new Map<string, number>();
   const latency = { request_to_outcome: [] as number[], accepted_to_report: [] as number[] };
   const outcomesByCause = new Map<OutcomeCause, number[]>();
+  /** Per Item, when Plaid answered its latest call (a leader's accepted_at). */
+  const lastCallAt = new Map<string, number>();
   const reported: { itemId: string; acceptedAt: number; reportAt: number }[] = [];
   let outcomes = 0;
   let reports = 0;
@@ -252,19 +275,16 @@ async function main() {
         const sent = sentAt.get(requestId);
         if (sent !== undefined) {
           latency.request_to_outcome.push(at - sent);
-          const cause = outcomeCause(event);
+          const cause = outcomeCause(event, sent, lastCallAt.get(event.data.item_id));
           outcomesByCause.set(cause, [...(outcomesByCause.get(cause) ?? []), at - sent]);
           sentAt.delete(requestId);
         }
         // Only a call's leader stands for a Plaid call, and so for a report to come: a request
         // answered by a call made earlier (coalesced into it) gets no report of its own, and
         // pairing it with the Item's next report would count the time to the next call.
-        if (
-          event.type === 'RefreshAccepted' &&
-          !event.data.coalesced_into &&
-          !acceptedAt.has(event.data.item_id)
-        ) {
-          acceptedAt.set(event.data.item_id, at);
+        if (event.type === 'RefreshAccepted' && !event.data.coalesced_into) {
+          lastCallAt.set(event.data.item_id, Date.parse(event.data.accepted_at));
+          if (!acceptedAt.has(event.data.item_id)) acceptedAt.set(event.data.item_id, at);
         }
       } else if (event.type === 'ReportReady' || event.type === 'ReportFailed') {
         reports += 1;
@@ -441,7 +461,13 @@ async function main() {
     date: new Date().toISOString(),
     quick,
     machine: machine(),
-    settings: { minutes, rate_per_s: rate, items: itemCount, interval_s: intervalMs / 1000 },
+    settings: {
+      minutes,
+      rate_per_s: rate,
+      items: itemCount,
+      interval_s: intervalMs / 1000,
+      worker_max_in_flight: inFlight ?? 'default',
+    },
     totals: {
       requests: published,
       outcomes,
