@@ -102,7 +102,8 @@ export async function uncommitted(
  * yet put the new topic in its metadata (seen with two test files at once); this looks again.
  */
 export async function createTopics(admin: Admin, topics: ITopicConfig[]): Promise<void> {
-  await admin.createTopics({ topics });
+  // kafkajs waits for leaders unless told not to (its default), and that wait is what gives up.
+  await admin.createTopics({ topics, waitForLeaders: false });
   const names = topics.map((t) => t.topic);
   await waitFor(
     `leaders for ${names.join(', ')}`,
