@@ -103,14 +103,16 @@ export async function waitForHttp(url: string, proc: Proc, timeoutMs = 60_000): 
 /**
  * Samples a process's resident set size (`peakMb` is the largest seen, `hwmMb` the kernel's own
  * high-water mark, VmHWM, which no sampling interval can miss) and the CPU time it has used
- * (`cpuSeconds`, user + system, as of the last sample).
+ * (`cpuSeconds`, user + system since the process started, as of the last sample;
+ * `cpuSecondsSinceStart`, the same since the sampler started, which leaves out a process's own
+ * start-up when it is sampled once ready).
  */
 export function processSampler(pid: number) {
   let peak = 0;
   let hwm = 0;
   let cpu = 0;
   const ticksPerSecond = 100; // USER_HZ on Linux
-  const timer = setInterval(() => {
+  const sample = () => {
     try {
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
       const match = /VmRSS:\s+(\d+) kB/.exec(status);
@@ -124,9 +126,15 @@ export function processSampler(pid: number) {
     } catch {
       // The process has exited.
     }
-  }, 200);
+  };
+  sample();
+  const atStart = cpu;
+  const timer = setInterval(sample, 200);
   return {
-    stop: () => clearInterval(timer),
+    stop: () => {
+      clearInterval(timer);
+      sample();
+    },
     get peakMb() {
       return Math.round(peak);
     },
@@ -135,6 +143,13 @@ export function processSampler(pid: number) {
     },
     get cpuSeconds() {
       return Math.round(cpu * 10) / 10;
+    },
+    /** The CPU the process had used when the sampler started (its start-up, when sampled once ready). */
+    get startCpuSeconds() {
+      return Math.round(atStart * 10) / 10;
+    },
+    get cpuSecondsSinceStart() {
+      return Math.round((cpu - atStart) * 10) / 10;
     },
   };
 }
