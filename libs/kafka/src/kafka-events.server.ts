@@ -12,7 +12,7 @@ import { BaseRpcContext, Server, type CustomTransportStrategy } from '@nestjs/mi
 import type { Kafka } from 'kafkajs';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { lastValueFrom, throwError, type Observable } from 'rxjs';
+import { isObservable, lastValueFrom, throwError, type Observable } from 'rxjs';
 import { Catch, type RpcExceptionFilter } from '@nestjs/common';
 import type { EventPublisher } from './event-publisher';
 import { ParallelConsumer, type ConsumedMessage } from './parallel-consumer';
@@ -77,6 +77,11 @@ export interface KafkaEventsServerOptions {
  */
 export class KafkaEventsServer extends Server implements CustomTransportStrategy {
   private consumer: ParallelConsumer | undefined;
+  /**
+   * Each event type's handler, looked up once at start: Nest's getHandlerByPattern first tries
+   * the pattern as JSON, which for a plain event type throws and catches an error per message.
+   */
+  private readonly handlers = new Map<EventType, (data: unknown, ctx: KafkaEventContext) => unknown>();
 
   constructor(private readonly options: KafkaEventsServerOptions) {
     super();
@@ -99,6 +104,7 @@ export class KafkaEventsServer extends Server implements CustomTransportStrategy
         );
         return;
       }
+      this.handlers.set(pattern as EventType, this.getHandlers().get(pattern)!);
       const topic = topicName(topicKeyForEvent(pattern as EventType), this.options.topicPrefix);
       expected.set(topic, [...(expected.get(topic) ?? []), pattern as EventType]);
     }
@@ -130,14 +136,14 @@ export class KafkaEventsServer extends Server implements CustomTransportStrategy
     const decoded = decodeEvent(message, expected);
     if (!decoded.ok) return this.deadLetter(message, decoded.error);
     const event: CashflowEvent = decoded.value;
-    const handler = this.getHandlerByPattern(event.type);
+    const handler = this.handlers.get(event.type);
     if (!handler) throw new Error(`no handler for ${event.type}`);
     try {
       await inConsumeSpan(event, message.topic, async (): Promise<void> => {
-        await lastValueFrom(
-          this.transformToObservable(await handler(event, new KafkaEventContext([message]))),
-          { defaultValue: undefined },
-        );
+        // What Nest's transformToObservable + lastValueFrom do, without building an Observable
+        // for the common case: a handler's promise (an error filter's answer is an Observable).
+        const result: unknown = await handler(event, new KafkaEventContext([message]));
+        if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined });
       });
     } catch (error) {
       if (!(error instanceof UnusableRecord)) throw error;

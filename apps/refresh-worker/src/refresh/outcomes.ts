@@ -10,10 +10,13 @@ import {
 import { healthState } from '../health/health-events';
 import { healthOf, type ItemHealth } from '../health/item-health';
 import { failureFacts, type PlaidCallError } from '@cashflow/plaid-client';
-import { v5 as uuidv5 } from 'uuid';
+import { parse as parseUuid, v5 as uuidv5 } from 'uuid';
 
-/** Fixed namespace for outcome ids: an outcome's id is derived from its request's id. */
-const OUTCOME_NAMESPACE = '6f1c2d0e-5b7a-4c1e-9a43-2f8d6b0c9e11';
+/**
+ * Fixed namespace for outcome ids: an outcome's id is derived from its request's id. Parsed once
+ * (uuid parses a namespace given as a string on every call).
+ */
+const OUTCOME_NAMESPACE = parseUuid('6f1c2d0e-5b7a-4c1e-9a43-2f8d6b0c9e11');
 
 /**
  * The id of the one outcome event of a request. Derived, not random, so an outcome published
