@@ -23,7 +23,7 @@ export const KEYS = `bench:${randomBytes(32).toString('base64')}`;
  */
 export const WORKER_NODE_FLAGS = process.env.BENCH_WORKER_NODE_FLAGS?.split(' ').filter(
   Boolean,
-) ?? ['--heap-growing-percent=20'];
+) ?? ['--heap-growing-percent=20', '--max-semi-space-size=32'];
 
 export const itemId = (i: number) => `bench-item-${i}`;
 const token = (i: number) => `access-sandbox-bench-${String(i).padStart(8, '0')}`;

@@ -63,6 +63,7 @@ describe('docker-compose.yml', () => {
     const line = /^start_app refresh-worker(.*)$/m.exec(script)?.[1] ?? '';
     expect(composeFlags).toEqual(line.trim().split(/\s+/).filter(Boolean));
     expect(composeFlags).toContain('--heap-growing-percent=20');
+    expect(composeFlags).toContain('--max-semi-space-size=32');
   });
 
   it('uses only variable names the apps read', () => {
