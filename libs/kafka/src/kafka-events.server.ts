@@ -81,7 +81,10 @@ export class KafkaEventsServer extends Server implements CustomTransportStrategy
    * Each event type's handler, looked up once at start: Nest's getHandlerByPattern first tries
    * the pattern as JSON, which for a plain event type throws and catches an error per message.
    */
-  private readonly handlers = new Map<EventType, (data: unknown, ctx: KafkaEventContext) => unknown>();
+  private readonly handlers = new Map<
+    EventType,
+    (data: unknown, ctx: KafkaEventContext) => unknown
+  >();
 
   constructor(private readonly options: KafkaEventsServerOptions) {
     super();
