@@ -1,10 +1,12 @@
 import { Kafka, logLevel, type KafkaConfig, type LogEntry } from 'kafkajs';
 import type { Logger } from 'pino';
+import { patchKafkajsEncoder } from './kafkajs-encoder';
 import { patchKafkajsForNode } from './kafkajs-node-compat';
 import { murmur2Partitioner } from './murmur2-partitioner';
 
-// Before any connection: see kafkajs-node-compat.ts.
+// Before any connection: see kafkajs-node-compat.ts and kafkajs-encoder.ts.
 patchKafkajsForNode();
+patchKafkajsEncoder();
 
 export interface KafkaOptions {
   readonly brokers: readonly string[];
