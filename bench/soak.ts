@@ -9,6 +9,7 @@
  *   npm run soak -- --quick              # 2 minutes (the form `npm run bench` runs)
  *   npm run soak -- --in-flight 2000     # the worker's REFRESH_MAX_IN_FLIGHT
  */
+import { histogramQuantiles } from './histogram';
 import {
   createEvent,
   decodeEvent,
@@ -452,6 +453,16 @@ async function main() {
     ]);
   }
 
+  // How long Plaid (the sandbox) took to answer the worker's calls: an own call made at once
+  // still waits this long for its outcome.
+  const plaidCall = histogramQuantiles(
+    await fetch(`http://127.0.0.1:${port.worker}/metrics`)
+      .then((r) => r.text())
+      .catch(() => ''),
+    'plaid_refresh_call_seconds',
+    [0.5, 0.99],
+  );
+
   const projected = await sql.query<{ event_type: string; ms: number }>(
     `SELECT event_type, extract(epoch FROM projected_at - kafka_timestamp) * 1000 AS ms
        FROM projection_events WHERE event_type IN ('RefreshAccepted', 'ReportReady')`,
@@ -497,6 +508,8 @@ async function main() {
         [...reportsByCause].map(([cause, values]) => [cause, stats(values)]),
       ),
     },
+    /** The worker's histogram of its Plaid calls: the bucket each quantile falls in. */
+    plaid_call: plaidCall ?? null,
     lag: {
       worker_max: Math.max(...samples.map((s) => s.worker_lag)),
       projector_max: Math.max(...samples.map((s) => s.projector_lag)),
@@ -547,7 +560,11 @@ async function main() {
         r.max_mb,
         r.slope_mb_per_min,
       ]),
-    ])}\n\nrequests ${result.totals.requests} (${result.totals.requests_per_s}/s), outcomes ${result.totals.outcomes}, reports ${result.totals.reports}; max lag: worker ${result.lag.worker_max}, projector ${result.lag.projector_max}\n`,
+    ])}\n\nPlaid call (the worker's histogram, upper bounds): ${
+      result.plaid_call
+        ? `p50 <= ${result.plaid_call.at_most_s.p50} s, p99 <= ${result.plaid_call.at_most_s.p99} s of ${result.plaid_call.count} calls`
+        : 'not read'
+    }\nrequests ${result.totals.requests} (${result.totals.requests_per_s}/s), outcomes ${result.totals.outcomes}, reports ${result.totals.reports}; max lag: worker ${result.lag.worker_max}, projector ${result.lag.projector_max}\n`,
   );
   writeResults('soak', quick, result);
 }
