@@ -34,6 +34,11 @@ const BENCHES = [
     entry: 'bench/report-fetcher.bench.js',
     args: quick ? ['--quick'] : [],
   },
+  {
+    name: 'kafka-encoding',
+    entry: 'bench/kafka-encoding.bench.js',
+    args: quick ? ['--quick'] : [],
+  },
   { name: 'soak', entry: 'bench/soak.js', args: ['--quick'] },
 ];
 
