@@ -64,9 +64,15 @@ async function snapshot(world: ProjectorWorld, schema: string, table: string): P
 
 /**
  * Applies events in the order given, as a consumer reading that order would: each run of
- * consecutive records of one partition is one batch.
+ * consecutive records of one partition is one batch, and consecutive batches go together into
+ * one transaction, `groupSizes[i]` of them in the i-th (one each when not given), as the
+ * projector's group commit takes the batches of one fetch together.
  */
-async function applyInOrder(store: ProjectionStore, events: readonly PositionedEvent[]) {
+async function applyInOrder(
+  store: ProjectionStore,
+  events: readonly PositionedEvent[],
+  groupSizes: readonly number[] = [],
+) {
   const batches: PositionedEvent[][] = [];
   for (const e of events) {
     const batch = batches[batches.length - 1];
@@ -78,9 +84,9 @@ async function applyInOrder(store: ProjectionStore, events: readonly PositionedE
     if (batch && follows) batch.push(e);
     else batches.push([e]);
   }
-  for (const batch of batches) {
+  const asBatch = (batch: PositionedEvent[]) => {
     const { topic, partition, offset } = batch[0]!.position;
-    await store.apply({
+    return {
       topic,
       partition,
       firstOffset: offset,
@@ -90,7 +96,13 @@ async function applyInOrder(store: ProjectionStore, events: readonly PositionedE
         position,
         kafkaTimestamp: String(Date.parse(event.metadata.time)),
       })),
-    });
+    };
+  };
+  for (let at = 0, group = 0; at < batches.length; group++) {
+    const size = Math.max(1, groupSizes[group] ?? 1);
+    const { outcomes } = await store.applyAll(batches.slice(at, at + size).map(asBatch));
+    expect(outcomes.every((o) => o.kind === 'applied')).toBe(true);
+    at += size;
   }
 }
 
@@ -192,8 +204,9 @@ describe('projector delivery', () => {
 
   let run = 0;
   /**
-   * Projects the history topic by topic and in the given interleaving: the rows must agree with
-   * each other and with the library's fold of the history in time order.
+   * Projects the history topic by topic and in the given interleaving, its batches grouped into
+   * transactions of 1-6 (by `choices` too): the rows must agree with each other and with the
+   * library's fold of the history in time order.
    */
   async function sameRows(
     plan: RefreshPlan[][],
@@ -206,14 +219,18 @@ describe('projector delivery', () => {
     run += 1;
     const topics = historyEvents(plan, `run${run}`);
     const results = [];
-    for (const [name, events] of [
-      ['canonical', topicByTopic(topics)],
-      ['interleaved', interleave(topics, choices, duplicates, readFirst)],
+    for (const [name, events, groupSizes] of [
+      ['canonical', topicByTopic(topics), []],
+      [
+        'interleaved',
+        interleave(topics, choices, duplicates, readFirst),
+        choices.map((c) => 1 + (c % 6)),
+      ],
     ] as const) {
       const schema = `prop_${name}`;
       await createProjectionSchema(db, schema);
       await world.rows('DELETE FROM consumer_checkpoints WHERE consumer = $1', [schema]);
-      await applyInOrder(new ProjectionStore(db, { schema, consumer: schema }), events);
+      await applyInOrder(new ProjectionStore(db, { schema, consumer: schema }), events, groupSizes);
       results.push({
         items: await snapshot(world, schema, 'item_refresh_state'),
         requests: await snapshot(world, schema, 'refresh_requests'),

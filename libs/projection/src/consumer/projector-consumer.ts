@@ -5,6 +5,7 @@ import {
   type CashflowEvent,
   type TopicKey,
 } from '@cashflow/contracts';
+import { Batched } from '@cashflow/persistence';
 import {
   Holdings,
   RESTARTS_LEFT_TO_US,
@@ -26,10 +27,22 @@ import {
 } from 'kafkajs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECTED_TOPICS } from '../projected-topics';
-import type { Batch, BatchResult, ConsumedEvent, ProjectionStore } from '../store/projection-store';
-
-type Applied = Extract<BatchResult, { kind: 'applied' }>;
+import type {
+  Batch,
+  BatchOutcome,
+  ConsumedEvent,
+  GroupResult,
+  ProjectionStore,
+} from '../store/projection-store';
 import type { ProjectorMetrics } from './projector-metrics';
+
+/**
+ * A transaction takes the batches waiting (of partitions read together) up to this many events,
+ * and at least one batch.
+ */
+const EVENTS_PER_TRANSACTION = 5_000;
+/** Transactions at once; more batches wait and go together in the next. */
+const TRANSACTIONS_AT_ONCE = 2;
 
 export interface ProjectorConsumerOptions {
   readonly groupId: string;
@@ -41,7 +54,7 @@ export interface ProjectorConsumerOptions {
    * live projector already dead-lettered them.
    */
   readonly deadLetter?: boolean;
-  /** Partitions whose batches are applied at once. */
+  /** Partitions whose batches are handled at once (default 256: every partition of a fetch). */
   readonly concurrency?: number;
   /** KAFKA_SESSION_TIMEOUT_MS (default 30 s). */
   readonly sessionTimeoutMs?: number;
@@ -63,6 +76,19 @@ export class ProjectorConsumer {
   /** Per `topic:partition`, the work queued for it: batches and skipped records, in order. */
   private readonly partitionWork = new Map<string, Promise<void>>();
   private stopping = false;
+  /**
+   * Group commit: the batches of one fetch (every partition's at once) are applied in as few
+   * transactions as their size allows, rather than one transaction per partition's batch.
+   */
+  private readonly transactions = new Batched<Batch, BatchOutcome>(
+    (batches) => this.applyTogether(batches),
+    {
+      concurrency: TRANSACTIONS_AT_ONCE,
+      weigh: (batch) => batch.events.length,
+      maxWeight: EVENTS_PER_TRANSACTION,
+      gatherTurn: true,
+    },
+  );
 
   constructor(
     kafka: Kafka,
@@ -104,7 +130,7 @@ export class ProjectorConsumer {
     const run = () =>
       this.consumer.run({
         eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: this.options.concurrency ?? 6,
+        partitionsConsumedConcurrently: this.options.concurrency ?? 256,
         eachBatch: (payload) => this.handle(payload),
       });
     restartWhenGivenUp(this.consumer, {
@@ -212,12 +238,8 @@ export class ProjectorConsumer {
   ): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       if (!run.isRunning() || this.stopping) return false;
-      const timer = this.metrics.batchSeconds.startTimer();
-      const startedAt = Date.now();
       try {
-        const result = await this.store.apply(batch);
-        timer();
-        if (result.kind === 'applied') this.traceApplied(result, batch.topic, startedAt);
+        const result = await this.transactions.call(batch);
         if (result.kind === 'seek') {
           this.metrics.batches.inc({ result: 'seek' });
           this.options.logger.info(
@@ -232,13 +254,6 @@ export class ProjectorConsumer {
           return false;
         }
         this.metrics.batches.inc({ result: result.applied.length > 0 ? 'applied' : 'skipped' });
-        for (const { event } of result.applied) this.metrics.applied.inc({ type: event.type });
-        for (const s of result.timings.toAccept) {
-          this.metrics.refreshSeconds.observe({ stage: 'to_accept' }, s);
-        }
-        for (const s of result.timings.toReady) {
-          this.metrics.refreshSeconds.observe({ stage: 'to_ready' }, s);
-        }
         this.recordLag(
           batch.topic,
           batch.partition,
@@ -259,6 +274,26 @@ export class ProjectorConsumer {
     }
   }
 
+  /** One transaction for batches of several partitions; what it did is measured here, once. */
+  private async applyTogether(batches: readonly Batch[]): Promise<readonly BatchOutcome[]> {
+    const timer = this.metrics.batchSeconds.startTimer();
+    const startedAt = Date.now();
+    const result = await this.store.applyAll(batches);
+    timer();
+    for (const outcome of result.outcomes) {
+      if (outcome.kind !== 'applied') continue;
+      for (const { event } of outcome.applied) this.metrics.applied.inc({ type: event.type });
+    }
+    for (const s of result.timings.toAccept) {
+      this.metrics.refreshSeconds.observe({ stage: 'to_accept' }, s);
+    }
+    for (const s of result.timings.toReady) {
+      this.metrics.refreshSeconds.observe({ stage: 'to_ready' }, s);
+    }
+    this.traceApplied(result, startedAt);
+    return result.outcomes;
+  }
+
   /**
    * One `project <type>` span per traced event applied, in the event's own trace, timed as its
    * batch. Where the batch completes a request, the report's trace and the request's trace are
@@ -266,10 +301,11 @@ export class ProjectorConsumer {
    * are read in any order) the request's own event's span links the report. Best effort: a failed
    * look-up only leaves the links out, and nothing here delays the consumer.
    */
-  private traceApplied(result: Applied, topic: string, startedAt: number): void {
-    const spans = result.applied
+  private traceApplied(result: GroupResult, startedAt: number): void {
+    const spans = result.outcomes
+      .flatMap((outcome) => (outcome.kind === 'applied' ? outcome.applied : []))
       .filter(({ event }) => event.metadata.traceparent)
-      .map(({ event }) => ({
+      .map(({ event, position: { topic } }) => ({
         event,
         span: tracer().startSpan(
           `project ${event.type}`,

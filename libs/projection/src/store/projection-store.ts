@@ -64,22 +64,33 @@ export interface Completion {
   readonly reportEventId: string;
 }
 
-export type BatchResult =
+/** What became of one batch of a transaction. */
+export type BatchOutcome =
   | {
       readonly kind: 'applied';
       /** Events applied; those below the checkpoint were already applied and are skipped. */
       readonly applied: readonly ConsumedEvent[];
       readonly nextOffset: string;
-      /** Steps of requests first timeable in this batch (none when nothing was applied). */
-      readonly timings: RequestTimings;
-      /** Requests a report in this batch completed (or took over), for the report's span links. */
-      readonly completed: readonly Completion[];
     }
   /**
    * The checkpoint is behind the batch (moved back by hand; a rebuild never moves it behind the
    * projector): read again from there.
    */
   | { readonly kind: 'seek'; readonly offset: string };
+
+/** One transaction's result: each batch's outcome, in the order given, and what they did. */
+export interface GroupResult {
+  readonly outcomes: readonly BatchOutcome[];
+  /** Steps of requests first timeable in these batches (none when nothing was applied). */
+  readonly timings: RequestTimings;
+  /** Requests a report in these batches completed (or took over), for the report's span links. */
+  readonly completed: readonly Completion[];
+}
+
+/** One batch applied on its own: its outcome and what it did. */
+export type BatchResult =
+  | (Extract<BatchOutcome, { kind: 'applied' }> & Omit<GroupResult, 'outcomes'>)
+  | Extract<BatchOutcome, { kind: 'seek' }>;
 
 const NO_TIMINGS: RequestTimings = { toAccept: [], toReady: [] };
 
@@ -127,45 +138,97 @@ export class ProjectionStore {
   }
 
   async apply(batch: Batch): Promise<BatchResult> {
+    const { outcomes, ...did } = await this.applyAll([batch]);
+    const outcome = outcomes[0]!;
+    return outcome.kind === 'seek' ? outcome : { ...outcome, ...did };
+  }
+
+  /**
+   * Applies batches of several partitions in one transaction (group commit: one round of
+   * statements for everything a fetch brought). A partition's batches must come in offset order.
+   * Items are folded over the events of every batch, each partition's in its order; the topics
+   * of a batch group interleave as they may anyway.
+   */
+  async applyAll(batches: readonly Batch[]): Promise<GroupResult> {
     return this.db.transaction(async (m) => {
-      const stored = await this.lockCheckpoint(m, batch.topic, batch.partition);
-      if (BigInt(stored) < BigInt(batch.firstOffset)) return { kind: 'seek', offset: stored };
-      const nextOffset = (BigInt(batch.lastOffset) + 1n).toString();
-      if (BigInt(stored) >= BigInt(nextOffset)) {
-        return {
-          kind: 'applied',
-          applied: [],
-          nextOffset: stored,
-          timings: NO_TIMINGS,
-          completed: [],
-        };
+      const stored = await this.lockCheckpoints(m, batches);
+      const outcomes: BatchOutcome[] = [];
+      const fresh: ConsumedEvent[] = [];
+      const moved = new Map<string, { topic: string; partition: number }>();
+      for (const batch of batches) {
+        const key = `${batch.topic}:${batch.partition}`;
+        const at = stored.get(key)!;
+        if (BigInt(at) < BigInt(batch.firstOffset)) {
+          outcomes.push({ kind: 'seek', offset: at });
+          continue;
+        }
+        const nextOffset = (BigInt(batch.lastOffset) + 1n).toString();
+        if (BigInt(at) >= BigInt(nextOffset)) {
+          outcomes.push({ kind: 'applied', applied: [], nextOffset: at });
+          continue;
+        }
+        const applied = batch.events.filter((e) => BigInt(e.position.offset) >= BigInt(at));
+        fresh.push(...applied);
+        stored.set(key, nextOffset);
+        moved.set(key, { topic: batch.topic, partition: batch.partition });
+        outcomes.push({ kind: 'applied', applied, nextOffset });
       }
-      const fresh = batch.events.filter((e) => BigInt(e.position.offset) >= BigInt(stored));
+      if (moved.size === 0) return { outcomes, timings: NO_TIMINGS, completed: [] };
       await this.copyEvents(m, fresh);
       const { timings, completed } = await this.project(m, fresh);
-      await queryRows(
-        m,
-        `UPDATE consumer_checkpoints SET next_offset = $4, updated_at = now()
-          WHERE consumer = $1 AND topic = $2 AND partition = $3`,
-        [this.options.consumer, batch.topic, batch.partition, nextOffset],
+      const checkpoints = [...moved.entries()].map(([key, p]) => ({
+        ...p,
+        next: stored.get(key)!,
+      }));
+      await m.query(
+        `UPDATE consumer_checkpoints c SET next_offset = u.next_offset, updated_at = now()
+           FROM unnest($2::text[], $3::integer[], $4::bigint[]) AS u(topic, partition, next_offset)
+          WHERE c.consumer = $1 AND c.topic = u.topic AND c.partition = u.partition`,
+        [
+          this.options.consumer,
+          checkpoints.map((c) => c.topic),
+          checkpoints.map((c) => c.partition),
+          checkpoints.map((c) => c.next),
+        ],
       );
-      return { kind: 'applied', applied: fresh, nextOffset, timings, completed };
+      return { outcomes, timings, completed };
     });
   }
 
-  private async lockCheckpoint(m: EntityManager, topic: string, partition: number) {
+  /**
+   * Locks the batches' checkpoints (created at 0 when new) in topic, partition order, the order
+   * `projection rebuild`'s swap locks them in; answers each one's next offset by
+   * `topic:partition`.
+   */
+  private async lockCheckpoints(
+    m: EntityManager,
+    batches: readonly Batch[],
+  ): Promise<Map<string, string>> {
+    const partitions = [
+      ...new Map(batches.map((b) => [`${b.topic}:${b.partition}`, b] as const)).values(),
+    ].sort((a, b) =>
+      a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1,
+    );
+    const topics = partitions.map((p) => p.topic);
+    const numbers = partitions.map((p) => p.partition);
     await m.query(
       `INSERT INTO consumer_checkpoints (consumer, topic, partition, next_offset)
-       VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING`,
-      [this.options.consumer, topic, partition],
+       SELECT $1, topic, partition, 0
+         FROM unnest($2::text[], $3::integer[]) WITH ORDINALITY AS p(topic, partition, n)
+        ORDER BY n
+       ON CONFLICT DO NOTHING`,
+      [this.options.consumer, topics, numbers],
     );
-    const [row] = await queryRows<{ next_offset: string }>(
+    const rows = await queryRows<{ topic: string; partition: number; next_offset: string }>(
       m,
-      `SELECT next_offset FROM consumer_checkpoints
-        WHERE consumer = $1 AND topic = $2 AND partition = $3 FOR UPDATE`,
-      [this.options.consumer, topic, partition],
+      `SELECT c.topic, c.partition, c.next_offset FROM consumer_checkpoints c
+         JOIN unnest($2::text[], $3::integer[]) AS p(topic, partition)
+           ON c.topic = p.topic AND c.partition = p.partition
+        WHERE c.consumer = $1
+        ORDER BY c.topic, c.partition FOR UPDATE OF c`,
+      [this.options.consumer, topics, numbers],
     );
-    return row!.next_offset;
+    return new Map(rows.map((r) => [`${r.topic}:${r.partition}`, r.next_offset]));
   }
 
   private async copyEvents(m: EntityManager, events: readonly ConsumedEvent[]): Promise<void> {
