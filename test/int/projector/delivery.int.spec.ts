@@ -161,6 +161,40 @@ describe('projector delivery', () => {
     expect(await snapshot(world, 'public', 'projection_events')).toEqual(copies);
   });
 
+  it('applies the batches of one fetch together: fewer transactions than batches', async () => {
+    // Forty Items' requests and acceptances wait on many partitions of two topics before the
+    // projector starts, so its first fetches bring many partitions' batches at once.
+    const itemIds = Array.from({ length: 40 }, () => `item-${randomUUID()}`);
+    for (const itemId of itemIds) {
+      const e = eventsFor(itemId);
+      await world.publish(
+        e.requested(`${itemId}-r1`),
+        e.accepted(`${itemId}-r1`, '2026-11-24T10:00:02Z'),
+      );
+    }
+    const projector = await world.startProjector();
+    await waitForValue('every Item refreshing', async () => {
+      const [row] = await world.rows(
+        `SELECT count(*)::int AS n FROM item_refresh_state
+          WHERE item_id = ANY($1) AND status = 'refreshing'`,
+        [itemIds],
+      );
+      return row!.n === itemIds.length ? true : undefined;
+    });
+    const batches = await metric(
+      projector.url,
+      /projector_batches_total\{[^}]*result="(?:applied|skipped)"[^}]*\} (\d+)/g,
+    );
+    const transactions = await metric(
+      projector.url,
+      /projector_batch_seconds_count(?:\{[^}]*\})? (\d+)/g,
+    );
+    expect(batches).toBeGreaterThan(2);
+    expect(transactions).toBeGreaterThan(0);
+    expect(transactions).toBeLessThan(batches);
+    await projector.close();
+  });
+
   it('applies a batch once when the commit fails after every write was made', async () => {
     // A deferred constraint trigger runs at COMMIT, after the batch's writes: the first commit
     // of the projector's checkpoint fails, as if the process died between write and commit.

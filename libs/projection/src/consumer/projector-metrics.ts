@@ -26,7 +26,7 @@ export class ProjectorMetrics {
     });
     this.batchSeconds = new Histogram({
       name: 'projector_batch_seconds',
-      help: 'Time to apply one batch (one PostgreSQL transaction).',
+      help: 'Time to apply one PostgreSQL transaction (the batches of the partitions read together).',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     });
