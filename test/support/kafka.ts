@@ -89,7 +89,8 @@ export async function uncommitted(
   for (const { topic, partitions } of committed) {
     for (const p of partitions) {
       const end = ends.get(partitionKey(topic, p.partition))?.high ?? 0n;
-      const at = BigInt(p.offset === '-1' ? '0' : p.offset);
+      // -1: nothing committed; -2: reset to the earliest offset (kafkajs's resetOffsets).
+      const at = BigInt(p.offset) < 0n ? 0n : BigInt(p.offset);
       if (at < end) behind += end - at;
     }
   }

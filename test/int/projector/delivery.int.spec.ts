@@ -1,4 +1,7 @@
+import { topicName } from '@cashflow/contracts';
+import { readEndOffsets } from '@cashflow/kafka';
 import {
+  PROJECTED_TOPICS,
   PROJECTION_TABLES,
   ProjectionStore,
   createProjectionSchema,
@@ -15,7 +18,7 @@ import {
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
-import { quietLogger } from '../../support/kafka';
+import { quietLogger, uncommitted } from '../../support/kafka';
 import { waitFor as waitForValue } from '../../support/wait-for';
 import { projectorWorld, type ProjectorWorld, type Row } from '../../support/projector';
 import {
@@ -192,6 +195,24 @@ describe('projector delivery', () => {
     expect(batches).toBeGreaterThan(2);
     expect(transactions).toBeGreaterThan(0);
     expect(transactions).toBeLessThan(batches);
+
+    // Kafka is told how far the projector got (every few seconds, not per batch), so Kafka's
+    // tools see the group's lag.
+    const ends = await readEndOffsets(
+      world.kafka,
+      PROJECTED_TOPICS.map((key) => topicName(key, world.prefix)),
+    );
+    const admin = world.kafka.admin();
+    await admin.connect();
+    try {
+      await waitForValue('the projector group to commit the end of the log', async () =>
+        (await uncommitted(admin, `${world.prefix}cashflow-projector`, ends)) === 0n
+          ? true
+          : undefined,
+      );
+    } finally {
+      await admin.disconnect();
+    }
     await projector.close();
   });
 
