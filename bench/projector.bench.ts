@@ -4,6 +4,7 @@
  *   npm run bench:projector              # 200,000 events for 20,000 Items; 30 s at 2,000/s
  *   npm run bench:projector -- --quick   # 50,000 events for 5,000 Items; 10 s at 2,000/s
  *   BENCH_PROJECTOR_NODE_FLAGS=--cpu-prof npm run bench:projector   # node flags for the projector
+ *     (default: PROJECTOR_NODE_FLAGS, those docker-compose.yml and scripts/run-local.sh use)
  *
  * 1. Catch-up: the topics are filled first, then the projector (dist/apps/projector, its own
  *    process) starts from zero; events applied per second until every partition's checkpoint
@@ -45,6 +46,10 @@ const LAG_RATE = 2_000;
 const LAG_SECONDS = quick ? 10 : 30;
 const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:19092';
 const logger = createLogger({ service: 'bench', level: 'error' });
+/** The projector's node flags: docker-compose.yml's and scripts/run-local.sh's unless given. */
+const PROJECTOR_NODE_FLAGS = (process.env.BENCH_PROJECTOR_NODE_FLAGS ?? '--max-semi-space-size=16')
+  .split(/\s+/)
+  .filter(Boolean);
 
 /** Ten events per Item: two refreshes ready (one report twice), one failed, one waiting. */
 function itemHistory(itemId: string, base: number): CashflowEvent[] {
@@ -187,7 +192,7 @@ async function main() {
         PROJECTOR_API_TOKENS: `bench:${randomBytes(24).toString('hex')}`,
         LOG_LEVEL: 'warn',
       },
-      (process.env.BENCH_PROJECTOR_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean),
+      PROJECTOR_NODE_FLAGS,
     );
     const sampler = processSampler(proc.child.pid!);
     await waitForHttp(`http://127.0.0.1:${port}/health/ready`, proc);
@@ -265,6 +270,7 @@ async function main() {
       quick,
       machine: machine(),
       partitions: DEFAULT_PARTITIONS,
+      node_flags: PROJECTOR_NODE_FLAGS.join(' '),
       catch_up: catchUp,
       ceiling: plain,
       share_of_ceiling_pct: share,

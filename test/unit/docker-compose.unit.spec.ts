@@ -66,6 +66,15 @@ describe('docker-compose.yml', () => {
     expect(composeFlags).toContain('--max-semi-space-size=32');
   });
 
+  it('starts the projector with the node flags scripts/run-local.sh uses', () => {
+    const command = compose.services.projector?.command ?? [];
+    const composeFlags = command.filter((arg) => arg.startsWith('--'));
+    const script = readFileSync(join(__dirname, '../../scripts/run-local.sh'), 'utf8');
+    const line = /^start_app projector(.*)$/m.exec(script)?.[1] ?? '';
+    expect(composeFlags).toEqual(line.trim().split(/\s+/).filter(Boolean));
+    expect(composeFlags).toContain('--max-semi-space-size=16');
+  });
+
   it('uses only variable names the apps read', () => {
     const known = new Set(Object.keys(ALL_VARIABLES));
     for (const service of [...Object.keys(loaders), 'setup']) {
