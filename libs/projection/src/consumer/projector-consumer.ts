@@ -158,9 +158,10 @@ export class ProjectorConsumer {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.commitTimer);
+    // Batches being applied finish (those not started give up), then Kafka hears how far they got.
+    await Promise.all(this.partitionWork.values());
     await this.commitApplied();
     await this.consumer.disconnect();
-    await Promise.all(this.partitionWork.values());
   }
 
   /**
