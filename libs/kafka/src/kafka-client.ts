@@ -2,11 +2,13 @@ import { Kafka, logLevel, type KafkaConfig, type LogEntry } from 'kafkajs';
 import type { Logger } from 'pino';
 import { patchKafkajsEncoder } from './kafkajs-encoder';
 import { patchKafkajsForNode } from './kafkajs-node-compat';
+import { patchKafkajsRecordDecoder } from './kafkajs-record-decoder';
 import { murmur2Partitioner } from './murmur2-partitioner';
 
-// Before any connection: see kafkajs-node-compat.ts and kafkajs-encoder.ts.
+// Before any connection: see kafkajs-node-compat.ts, kafkajs-encoder.ts, kafkajs-record-decoder.ts.
 patchKafkajsForNode();
 patchKafkajsEncoder();
+patchKafkajsRecordDecoder();
 
 export interface KafkaOptions {
   readonly brokers: readonly string[];
