@@ -17,7 +17,7 @@ import {
 } from '@cashflow/projection';
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { quietLogger, uncommitted } from '../../support/kafka';
 import { waitFor as waitForValue } from '../../support/wait-for';
 import { projectorWorld, type ProjectorWorld, type Row } from '../../support/projector';
@@ -63,6 +63,17 @@ async function snapshot(world: ProjectorWorld, schema: string, table: string): P
       delete copy[column];
     return copy;
   });
+}
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  Plans?: PlanNode[];
+}
+
+/** Every node of an EXPLAIN (FORMAT JSON) plan. */
+function planNodes(node: PlanNode): PlanNode[] {
+  return [node, ...(node.Plans ?? []).flatMap(planNodes)];
 }
 
 /**
@@ -215,6 +226,58 @@ describe('projector delivery', () => {
     }
     await projector.close();
   });
+
+  it('looks up the requests a batch needs by index, however large the table: no transaction reads refresh_requests whole', async () => {
+    const schema = 'lookups';
+    await createProjectionSchema(db, schema);
+    await world.rows('DELETE FROM consumer_checkpoints WHERE consumer = $1', [schema]);
+    const store = new ProjectionStore(db, { schema, consumer: schema });
+    const topic = topicName('refreshRequested', '');
+    const requests = (from: number, count: number): PositionedEvent[] =>
+      Array.from({ length: count }, (_, i) => ({
+        event: eventsFor(`lookup-item-${(from + i) % 4_000}`).requested(`lookup-${from + i}`),
+        position: { topic, partition: 0, offset: String(from + i) },
+      }));
+    // 12,000 requests projected, and statistics that know it: the planner's choice is then its
+    // own, not forced by an empty table.
+    await applyInOrder(store, requests(0, 12_000));
+    await world.rows(`ANALYZE ${schema}.refresh_requests`);
+
+    // One transaction naming 3,000 requests (a quarter of the table) over 3,000 Items; the
+    // statements it sends are planned again here, with the same parameters.
+    const sent: [string, unknown[]][] = [];
+    const transaction = db.transaction.bind(db) as (
+      work: (m: EntityManager) => Promise<unknown>,
+    ) => Promise<unknown>;
+    const spy = jest.spyOn(db, 'transaction').mockImplementation(((
+      work: (m: EntityManager) => Promise<unknown>,
+    ) =>
+      transaction((m) => {
+        const query = m.query.bind(m);
+        m.query = (sql: string, params?: unknown[]) => {
+          sent.push([sql, params ?? []]);
+          return query(sql, params);
+        };
+        return work(m);
+      })) as unknown as typeof db.transaction);
+    try {
+      await applyInOrder(store, requests(12_000, 3_000));
+    } finally {
+      spy.mockRestore();
+    }
+    const reads = sent.filter(
+      ([sql]) => /^\s*SELECT/.test(sql) && sql.includes(`"${schema}".refresh_requests`),
+    );
+    expect(reads.length).toBeGreaterThan(0);
+    for (const [sql, params] of reads) {
+      const [row] = await world.rows(`EXPLAIN (FORMAT JSON) ${sql}`, params);
+      const scans = planNodes((row!['QUERY PLAN'] as [{ Plan: PlanNode }])[0].Plan)
+        .filter((node) => node['Relation Name'] === 'refresh_requests')
+        .map((node) => node['Node Type']);
+      expect(scans.length).toBeGreaterThan(0);
+      expect(scans).not.toContain('Seq Scan');
+    }
+  }, 120_000);
 
   it('applies a batch once when the commit fails after every write was made', async () => {
     // A deferred constraint trigger runs at COMMIT, after the batch's writes: the first commit
