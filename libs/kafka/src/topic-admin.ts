@@ -196,18 +196,31 @@ async function differingConfigs(
   return differing;
 }
 
-/** Fails with a clear message when a topic is missing (the apps never auto-create topics). */
-export async function assertTopicsExist(kafka: Kafka, topics: readonly string[]): Promise<void> {
+/**
+ * Fails with a clear message when a topic is missing (the apps never auto-create topics). A topic
+ * missing from the broker's answer is asked about again a few times, a second apart, before
+ * start-up fails: a broker that has just started (or a topic just created) can leave it out of a
+ * first answer.
+ */
+export async function assertTopicsExist(
+  kafka: Kafka,
+  topics: readonly string[],
+  { attempts = 5, intervalMs = 1_000 }: { attempts?: number; intervalMs?: number } = {},
+): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const present = new Set(await admin.listTopics());
-    const missing = topics.filter((t) => !present.has(t));
-    if (missing.length > 0) {
-      throw new Error(
-        `missing Kafka topics ${missing.join(', ')}: create them with \`cashflow-refresh topics create\``,
-      );
+    let missing: string[] = [...topics];
+    for (let attempt = 1; ; attempt++) {
+      const present = new Set(await admin.listTopics());
+      missing = missing.filter((t) => !present.has(t));
+      if (missing.length === 0) return;
+      if (attempt >= attempts) break;
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
     }
+    throw new Error(
+      `missing Kafka topics ${missing.join(', ')}: create them with \`cashflow-refresh topics create\``,
+    );
   } finally {
     await admin.disconnect();
   }
