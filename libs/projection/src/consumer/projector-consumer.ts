@@ -43,6 +43,11 @@ import type { ProjectorMetrics } from './projector-metrics';
 const EVENTS_PER_TRANSACTION = 5_000;
 /** Transactions at once; more batches wait and go together in the next. */
 const TRANSACTIONS_AT_ONCE = 2;
+/**
+ * Bytes a fetch brings at most (an eighth of it per partition); also how many bytes of records
+ * read may wait to be applied before the projector stops reading (see handle).
+ */
+const FETCH_BYTES = 8 * 1024 * 1024;
 /** How often Kafka is told the offsets applied (see commitApplied). */
 const COMMIT_EVERY_MS = 5_000;
 
@@ -84,6 +89,8 @@ export class ProjectorConsumer {
     { topic: string; partition: number; offset: string }
   >();
   private commitTimer?: NodeJS.Timeout;
+  /** Bytes of records read and not yet applied, up to a fetch's worth (FETCH_BYTES). */
+  private readonly reading = new ByteBudget(FETCH_BYTES);
   /**
    * Group commit: the batches of one fetch (every partition's at once) are applied in as few
    * transactions as their size allows, rather than one transaction per partition's batch.
@@ -110,12 +117,12 @@ export class ProjectorConsumer {
       sessionTimeout: options.sessionTimeoutMs ?? 30_000,
       heartbeatInterval: 3000,
       maxWaitTimeInMs: 250,
-      // What is held in memory is bounded by bytes: one fetch at a time (kafkajs decodes a record
-      // into about five times its size in objects) and at most two transactions of 5,000 events.
-      // Larger fetches did not make catch-up faster with group commit, only the heap larger
-      // (32 MB fetches: 780 MB peak RSS; 8 MB: 560 MB; npm run bench:projector).
-      maxBytesPerPartition: 1024 * 1024,
-      maxBytes: 8 * 1024 * 1024,
+      // What is held in memory is bounded by bytes: a fetch being read and at most a fetch's
+      // worth of records waiting to be applied (see handle; kafkajs decodes a record into about
+      // five times its size in objects). Larger fetches did not make catch-up faster with group
+      // commit, only the heap larger (32 MB fetches: 780 MB peak RSS; 8 MB: 560 MB).
+      maxBytesPerPartition: FETCH_BYTES / 8,
+      maxBytes: FETCH_BYTES,
       // A rebalance moves only the partitions the balance needs (see stickyAssigner).
       partitionAssigners: [stickyAssigner(this.holdings), PartitionAssigners.roundRobin],
       // kafkajs never restarts the consumer itself; restartWhenGivenUp does, failures included.
@@ -190,20 +197,45 @@ export class ProjectorConsumer {
     // is passed too, so a partition ending in one is read to its end.
     const lastOffset = batch.lastOffset();
     const key = `${batch.topic}:${batch.partition}`;
-    const done = await this.inOrder(key, () =>
+    const bytes = batch.messages.reduce(
+      (sum, m) => sum + (m.value?.length ?? 0) + (m.key?.length ?? 0),
+      0,
+    );
+    await this.reading.acquire(bytes);
+    const applied = this.inOrder(key, () =>
       this.applyUntilDone(
         { topic: batch.topic, partition: batch.partition, firstOffset: first, lastOffset, events },
         batch.highWatermark,
         {
-          isRunning: () => payload.isRunning() && !payload.isStale(),
+          // A batch read before a rebalance took its partition away is left to the new owner.
+          isRunning: () =>
+            payload.isRunning() && !payload.isStale() && this.holds(batch.topic, batch.partition),
           heartbeat: () => payload.heartbeat(),
         },
       ),
     );
-    if (!done) return;
+    void applied
+      .then((done) => {
+        if (!done) return;
+        const offset = (BigInt(lastOffset) + 1n).toString();
+        this.applied.set(key, { topic: batch.topic, partition: batch.partition, offset });
+      })
+      .catch((error: unknown) =>
+        this.options.logger.error(
+          { err: error, topic: batch.topic, partition: batch.partition },
+          'applying a batch failed',
+        ),
+      )
+      .finally(() => this.reading.release(bytes));
+    // Reading goes on while the batch waits to be applied: kafkajs fetches again only once every
+    // batch of a fetch is handed back, and its next fetch starts from the offsets resolved here.
+    // Where reading resumes after a restart or rebalance is the stored checkpoint, which only an
+    // applied batch moves; Kafka's committed offsets are only told what was applied.
     payload.resolveOffset(lastOffset);
-    const offset = (BigInt(lastOffset) + 1n).toString();
-    this.applied.set(key, { topic: batch.topic, partition: batch.partition, offset });
+  }
+
+  private holds(topic: string, partition: number): boolean {
+    return this.holdings.owned.some((p) => p.topic === topic && p.partition === partition);
   }
 
   /**
@@ -427,5 +459,30 @@ function requestIdOf(event: CashflowEvent): string | undefined {
       return event.data.refresh_request_id;
     default:
       return undefined;
+  }
+}
+
+/**
+ * A budget of bytes held: `acquire` waits while the bytes held reach the limit, except that an
+ * empty budget always lets one batch in, however large.
+ */
+class ByteBudget {
+  private held = 0;
+  private waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async acquire(bytes: number): Promise<void> {
+    while (this.held > 0 && this.held + bytes > this.limit) {
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+    this.held += bytes;
+  }
+
+  release(bytes: number): void {
+    this.held -= bytes;
+    const waiting = this.waiting;
+    this.waiting = [];
+    waiting.forEach((wake) => wake());
   }
 }
