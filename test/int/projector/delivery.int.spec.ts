@@ -1,8 +1,9 @@
 import { topicName } from '@cashflow/contracts';
-import { readEndOffsets } from '@cashflow/kafka';
+import { murmur2, readEndOffsets } from '@cashflow/kafka';
 import {
   PROJECTED_TOPICS,
   PROJECTION_TABLES,
+  PROJECTOR_CONSUMER,
   ProjectionStore,
   createProjectionSchema,
   foldEvents,
@@ -17,6 +18,7 @@ import {
 } from '@cashflow/projection';
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
+import { Client } from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
 import { quietLogger, uncommitted } from '../../support/kafka';
 import { waitFor as waitForValue } from '../../support/wait-for';
@@ -278,6 +280,66 @@ describe('projector delivery', () => {
       expect(scans).not.toContain('Seq Scan');
     }
   }, 120_000);
+
+  it('reads on while a transaction waits: a record published after a blocked batch is applied first', async () => {
+    const requests = topicName('refreshRequested', world.prefix);
+    const partitionOf = (key: string) => (murmur2(Buffer.from(key)) & 0x7fffffff) % 3;
+    const itemOn = (partition: number) => {
+      for (;;) {
+        const id = `item-${randomUUID()}`;
+        if (partitionOf(id) === partition) return id;
+      }
+    };
+    const [blocked, later] = [itemOn(0), itemOn(1)];
+    const projector = await world.startProjector();
+    try {
+      // Partition 0's checkpoint, held by another session: a transaction applying a batch of
+      // partition 0 waits for it.
+      await world.rows(
+        `INSERT INTO consumer_checkpoints (consumer, topic, partition, next_offset)
+       VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING`,
+        [PROJECTOR_CONSUMER, requests],
+      );
+      const holder = new Client({ connectionString: world.db.url });
+      await holder.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query(
+          `SELECT 1 FROM consumer_checkpoints
+          WHERE consumer = $1 AND topic = $2 AND partition = 0 FOR UPDATE`,
+          [PROJECTOR_CONSUMER, requests],
+        );
+        await world.publish(eventsFor(blocked).requested(`${blocked}-r1`));
+        await waitForValue('the projector waiting for the checkpoint', async () => {
+          const [row] = await world.rows(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          );
+          return (row!.n as number) > 0 ? true : undefined;
+        });
+
+        await world.publish(eventsFor(later).requested(`${later}-r1`));
+
+        await world.until(
+          'the later record applied while the first waits',
+          'SELECT item_id FROM item_refresh_state WHERE item_id = ANY($1)',
+          [[blocked, later]],
+          (rows) => rows.length === 1 && rows[0]!.item_id === later,
+        );
+      } finally {
+        await holder.query('COMMIT').catch(() => undefined);
+        await holder.end();
+      }
+      await world.until(
+        'the first record applied once the checkpoint is free',
+        'SELECT item_id FROM item_refresh_state WHERE item_id = $1',
+        [blocked],
+        (rows) => rows.length === 1,
+      );
+    } finally {
+      await projector.close();
+    }
+  });
 
   it('applies a batch once when the commit fails after every write was made', async () => {
     // A deferred constraint trigger runs at COMMIT, after the batch's writes: the first commit

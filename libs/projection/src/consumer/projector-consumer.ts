@@ -180,8 +180,11 @@ export class ProjectorConsumer {
    */
   private async commitApplied(): Promise<void> {
     if (this.applied.size === 0) return;
-    const offsets = [...this.applied.values()];
+    // Only partitions still held: a batch read before a rebalance may finish after its partition
+    // moved, and its offset must not undo what the new owner has told Kafka.
+    const offsets = [...this.applied.values()].filter((p) => this.holds(p.topic, p.partition));
     this.applied.clear();
+    if (offsets.length === 0) return;
     await this.consumer
       .commitOffsets(offsets)
       .catch((error: unknown) =>
