@@ -468,7 +468,9 @@ function requestIdOf(event: CashflowEvent): string | undefined {
 
 /**
  * A budget of bytes held: `acquire` waits while the bytes held reach the limit, except that an
- * empty budget always lets one batch in, however large.
+ * empty budget always lets one batch in, however large. Written here rather than taken from a
+ * semaphore library: weighted semaphores (async-mutex's) never admit a weight above their limit,
+ * and a single partition's batch may exceed it.
  */
 class ByteBudget {
   private held = 0;
