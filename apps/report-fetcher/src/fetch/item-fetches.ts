@@ -19,7 +19,9 @@
  * 2. **A ReportReady wants a fetch** when it answers a pending acceptance that no fetch wanted
  *    or under way will bring, or when the Item has never been fetched and nothing is under way
  *    (a refresh made outside this system). Otherwise it is a repeat (Plaid's retry, a replay, a
- *    second report for refreshes already covered) and fetches nothing.
+ *    second report for refreshes already covered) and fetches nothing. A report no later than
+ *    the last one fetched wants nothing for an acceptance that fetch showed older data for: its
+ *    data comes with a later report (`shownOlder`).
  * 3. **The window** of a fetch is the largest days_requested among the acceptances it brings
  *    (DEFAULT_DAYS when it brings none).
  * 4. **One fetch at a time, at most one more.** Whatever wants a fetch while one is under way
@@ -397,7 +399,9 @@ function onAccepted(state: ItemFetches, acceptance: Acceptance, now: number): It
 /** Rules 2 and 3. */
 function onReportReady(state: ItemFetches, report: ReportRef, now: number): ItemFetches {
   state = revive(state, report);
-  const answered = unplanned(state).filter((a) => reportAnswers(report.receivedAt, a.acceptedAt));
+  const answered = unplanned(state).filter(
+    (a) => reportAnswers(report.receivedAt, a.acceptedAt) && !shownOlder(state, report, a),
+  );
   const neverFetched = !state.last && !state.gaveUp && !state.running && !state.wanted;
   if (answered.length === 0 && !neverFetched) {
     const unused = state.unused;
@@ -409,13 +413,30 @@ function onReportReady(state: ItemFetches, report: ReportRef, now: number): Item
 /** Rule 9: acceptances given up that a late report answers wait for its fetch after all. */
 function revive(state: ItemFetches, report: ReportRef): ItemFetches {
   const overdue = state.overdue ?? [];
-  const back = overdue.filter((a) => reportAnswers(report.receivedAt, a.acceptedAt));
+  const back = overdue.filter(
+    (a) => reportAnswers(report.receivedAt, a.acceptedAt) && !shownOlder(state, report, a),
+  );
   if (back.length === 0) return state;
   return {
     ...state,
     overdue: overdue.filter((a) => !back.includes(a)),
     pending: [...state.pending, ...back.map((a) => ({ ...a, gaveUp: true }))],
   };
+}
+
+/**
+ * Rules 1 and 2: whether the last stored fetch, of `report` or of one received after it, showed
+ * data older than the acceptance. Fetching `report` again would show no newer data for it than
+ * that (its data comes with a later report), so `report` read again (a replay, a consumer
+ * reading on from its last committed offset) wants nothing for it.
+ */
+function shownOlder(state: ItemFetches, report: ReportRef, a: Acceptance): boolean {
+  const last = state.last;
+  return (
+    !!last &&
+    !receivedBefore(last.report, report) &&
+    !dataHolds(last.lastSuccessfulUpdateTime, a.acceptedAt)
+  );
 }
 
 /** Rule 6. */

@@ -115,6 +115,29 @@ describe('the report fetcher, per Item (item-fetches)', () => {
       expect(replayed.wanted).toBeNull();
       expect(replayed.pending).toEqual(afterFetch.pending);
     });
+
+    it('given a request its stored fetch showed older data for, when that report is read again, then nothing is wanted', () => {
+      // r-2 is accepted just after rep-1 was received (within the clock tolerance) and asks
+      // for more days: rep-1 answers it by time, so rep-1 is fetched again over its window
+      // (rule 5), and that fetch shows data from before it, so it waits for rep-2.
+      const running = given(accepted('r-1', 0, 30), ready('rep-1', 8), claimed);
+      const wider = fetchedNow(evolve(running, accepted('r-2', 8.5, 365), T0 + 9 * S));
+      expect(dueFetch(wider, T0 + 20 * S)).toMatchObject({ days: 365, requestIds: ['r-2'] });
+      const afterFetch = fetchedNow(evolve(wider, claimed, T0 + 20 * S), 30);
+      expect(afterFetch.last?.days).toBe(365);
+      expect(afterFetch.wanted).toBeNull();
+      expect(afterFetch.pending.map((a) => a.requestId)).toEqual(['r-2']);
+      // The events are read again (offsets not committed when PostgreSQL went away).
+      const replayed = [accepted('r-2', 8.5, 365), ready('rep-1', 8)].reduce(
+        (s, i) => evolve(s, i, T0 + 60 * S),
+        afterFetch,
+      );
+      expect(replayed.wanted).toBeNull();
+      expect(dueFetch(replayed, T0 + 60 * S)).toBeNull();
+      // Its own report still fetches it.
+      const next = evolve(replayed, ready('rep-2', 40), T0 + 40 * S);
+      expect(dueFetch(next, T0 + 40 * S)?.requestIds).toEqual(['r-2']);
+    });
   });
 
   describe('rule 4: one fetch at a time, reports during it make at most one more', () => {
@@ -524,6 +547,29 @@ describe('the report fetcher, per Item (item-fetches)', () => {
       const fetched = evolve(running, { kind: 'fetched', fetch: older }, T0 + 310 * S);
       expect(fetched.pending).toEqual([]);
       expect(nextDueAt(fetched, policy)).toBeNull();
+    });
+
+    it('given an acceptance given up after its report showed older data, when that report is read again, then nothing is fetched', () => {
+      const afterFetch = fetchedNow(given(accepted('r-0', 0, 90), ready('rep-1', 8), claimed));
+      const waiting = evolve(afterFetch, accepted('r-1', 8.5, 90), T0 + 9 * S);
+      expect(waiting.wanted).toBeNull();
+      const error = {
+        source: 'fetcher' as const,
+        error_code: 'UNKNOWN_ITEM',
+        error_message: 'no token',
+      };
+      const givenUp = decidePoll(
+        waiting,
+        duePoll(waiting, T0 + 70 * S, policy)!,
+        { kind: 'failed', error, permanent: true },
+        T0 + 70 * S,
+        policy,
+        'poll-1',
+      ).state;
+      expect(givenUp.overdue?.map((a) => a.requestId)).toEqual(['r-1']);
+      const replayed = evolve(givenUp, ready('rep-1', 8), T0 + 100 * S);
+      expect(replayed.wanted).toBeNull();
+      expect(replayed.overdue?.map((a) => a.requestId)).toEqual(['r-1']);
     });
 
     it('given an Item error on the poll, then the acceptance is overdue at once', () => {
