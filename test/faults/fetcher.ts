@@ -189,8 +189,11 @@ export async function fetcherFindings(
   for (const id of storedIds) if (!published.has(id)) problem(`fetch ${id}: stored, not published`);
 
   // No second fetch of a report unless over a larger window.
+  // A fetch is published again when marking it published failed (PostgreSQL went away just
+  // after Kafka had it): the same fetch_id twice is one fetch.
   const byReport = new Map<string, ReportFetched[]>();
-  for (const e of events) {
+  const unique = new Map(events.map((e) => [e.data.fetch_id, e]));
+  for (const e of unique.values()) {
     byReport.set(e.data.report_event_id, [...(byReport.get(e.data.report_event_id) ?? []), e]);
   }
   let refetchedWider = 0;
