@@ -30,8 +30,9 @@
  * 5. **An acceptance read after its report** (the outcome topic is behind the report topic) is
  *    brought by the last stored fetch if that fetch's report answers it and its window is large
  *    enough; a larger window wants one more fetch of the same report. A report that wanted
- *    nothing when it was read is remembered (the latest such), and an acceptance read later that
- *    it answers wants a fetch of it.
+ *    nothing when it was read is remembered (the latest such, if later than the last fetched),
+ *    and an acceptance read later that it answers wants a fetch of it. No report the last fetch
+ *    showed older data for an acceptance (`shownOlder`) is fetched again for it.
  * 6. **ReportFailed** ends the acceptances it answers that no fetch is bringing: no data comes
  *    for them, and it fetches nothing.
  * 7. **A fetch that fails** and may succeed later is wanted again at `retryAt` (after what came
@@ -377,8 +378,13 @@ function onAccepted(state: ItemFetches, acceptance: Acceptance, now: number): It
     return want(addPending(state, acceptance), planFor(last.report, [acceptance]), now);
   }
   const withPending = addPending(state, acceptance);
+  // A report answers it only when it does by time and the last fetch did not show it older data.
+  const answers = (report: ReportRef | null | undefined): report is ReportRef =>
+    !!report &&
+    reportAnswers(report.receivedAt, acceptance.acceptedAt) &&
+    !shownOlder(state, report, acceptance);
   const running = state.running;
-  if (running && reportAnswers(running.report.receivedAt, acceptance.acceptedAt)) {
+  if (running && answers(running.report)) {
     if (acceptance.days > running.days) {
       return want(withPending, planFor(running.report, [acceptance]), now);
     }
@@ -386,11 +392,11 @@ function onAccepted(state: ItemFetches, acceptance: Acceptance, now: number): It
     return { ...withPending, running: { ...running, requestIds } };
   }
   const wanted = state.wanted;
-  if (wanted && reportAnswers(wanted.report.receivedAt, acceptance.acceptedAt)) {
+  if (wanted && answers(wanted.report)) {
     return want(withPending, planFor(wanted.report, [acceptance]), now);
   }
   const unused = state.unused;
-  if (unused && reportAnswers(unused.receivedAt, acceptance.acceptedAt)) {
+  if (answers(unused)) {
     return want({ ...withPending, unused: null }, planFor(unused, [acceptance]), now);
   }
   return withPending;
@@ -404,8 +410,13 @@ function onReportReady(state: ItemFetches, report: ReportRef, now: number): Item
   );
   const neverFetched = !state.last && !state.gaveUp && !state.running && !state.wanted;
   if (answered.length === 0 && !neverFetched) {
+    // Remembered only when it is the latest report read and later than the last one fetched:
+    // an acceptance read later that an earlier one answers is answered by that fetch's report.
     const unused = state.unused;
-    return unused && !receivedBefore(unused, report) ? state : { ...state, unused: report };
+    const superseded =
+      (unused && !receivedBefore(unused, report)) ||
+      (state.last && !receivedBefore(state.last.report, report));
+    return superseded ? state : { ...state, unused: report };
   }
   return want(state, planFor(report, answered), now);
 }

@@ -138,6 +138,22 @@ describe('the report fetcher, per Item (item-fetches)', () => {
       const next = evolve(replayed, ready('rep-2', 40), T0 + 40 * S);
       expect(dueFetch(next, T0 + 40 * S)?.requestIds).toEqual(['r-2']);
     });
+
+    it('given a report read again after its fetch, when a request it showed older data for is read later, then that report is not fetched again', () => {
+      const afterFetch = fetchedNow(given(accepted('r-1', 0, 90), ready('rep-1', 8), claimed));
+      // rep-1 read again (a replay) wants nothing, and is no report to fetch later either.
+      const replayed = evolve(afterFetch, ready('rep-1', 8), T0 + 30 * S);
+      expect(replayed.wanted).toBeNull();
+      // r-2, accepted just after rep-1 was received, is read only now: rep-1 answers it by
+      // time, its fetch showed data from before it, so it waits for its own report.
+      const next = evolve(replayed, accepted('r-2', 8.5, 90), T0 + 31 * S);
+      expect(next.wanted).toBeNull();
+      expect(next.pending.map((a) => a.requestId)).toEqual(['r-2']);
+      expect(dueFetch(evolve(next, ready('rep-2', 40), T0 + 40 * S), T0 + 40 * S)).toMatchObject({
+        report: { eventId: 'rep-2' },
+        requestIds: ['r-2'],
+      });
+    });
   });
 
   describe('rule 4: one fetch at a time, reports during it make at most one more', () => {
