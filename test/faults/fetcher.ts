@@ -188,12 +188,11 @@ export async function fetcherFindings(
   const published = new Set(events.map((e) => e.data.fetch_id));
   for (const id of storedIds) if (!published.has(id)) problem(`fetch ${id}: stored, not published`);
 
-  // No second fetch of a report unless over a larger window.
-  // A fetch is published again when marking it published failed (PostgreSQL went away just
-  // after Kafka had it): the same fetch_id twice is one fetch.
+  // No second fetch of a report unless over a larger window. (readEvents keeps one of each
+  // event id: a fetch published twice, when marking it published failed, is one fetch.)
   const byReport = new Map<string, ReportFetched[]>();
-  const unique = new Map(events.map((e) => [e.data.fetch_id, e]));
-  for (const e of unique.values()) {
+  const repeated = new Set<string>();
+  for (const e of events) {
     byReport.set(e.data.report_event_id, [...(byReport.get(e.data.report_event_id) ?? []), e]);
   }
   let refetchedWider = 0;
@@ -203,9 +202,31 @@ export async function fetcherFindings(
       const before = Math.max(...ordered.slice(0, i).map((f) => f.data.days_requested));
       if (ordered[i]!.data.days_requested > before) refetchedWider += 1;
       else {
+        // Each fetch with what decided it, to tell a repeated fetch's cause from the log.
+        const detail = ordered
+          .map(
+            (f) =>
+              `${f.data.fetch_id} at ${f.data.fetched_at}: ${f.data.days_requested} days, data of ${f.data.last_successful_update_time}, brought [${f.data.refresh_request_ids.join(' ')}]`,
+          )
+          .join('; ');
+        repeated.add(ordered[i]!.data.item_id);
         problem(
-          `report ${report} of item ${ordered[i]!.data.item_id}: fetched ${ordered.length} times (${ordered.map((f) => f.data.days_requested).join(', ')} days)`,
+          `report ${report} of item ${ordered[i]!.data.item_id} (received ${ordered[i]!.data.report_received_at}): fetched ${ordered.length} times (${ordered.map((f) => f.data.days_requested).join(', ')} days): ${detail}`,
         );
+      }
+    }
+  }
+
+  if (repeated.size > 0) {
+    // What the fetcher read for those Items, in the order of the log, to tell why.
+    for (const e of await readEvents(system, ['refreshOutcomes', 'reportOutcomes'])) {
+      if (!repeated.has(e.data.item_id)) continue;
+      if (e.type === 'RefreshAccepted') {
+        problem(
+          `  ${e.data.item_id}: RefreshAccepted ${e.data.refresh_request_id} ${e.data.days_requested} days at ${e.data.accepted_at}`,
+        );
+      } else if (e.type === 'ReportReady') {
+        problem(`  ${e.data.item_id}: ReportReady ${e.metadata.id} received ${e.data.received_at}`);
       }
     }
   }
