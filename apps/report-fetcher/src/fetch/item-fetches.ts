@@ -29,7 +29,8 @@
  *    arriving during a fetch make at most one more.
  * 5. **An acceptance read after its report** (the outcome topic is behind the report topic) is
  *    brought by the last stored fetch if that fetch's report answers it and its window is large
- *    enough; a larger window wants one more fetch of the same report. A report that wanted
+ *    enough; a larger window wants one more fetch of the same report, unless a fetch under way
+ *    that answers it covers its window (then that fetch brings it). A report that wanted
  *    nothing when it was read is remembered (the latest such, if later than the last fetched),
  *    and an acceptance read later that it answers wants a fetch of it. No report the last fetch
  *    showed older data for an acceptance (`shownOlder`) is fetched again for it.
@@ -369,20 +370,19 @@ function onAccepted(state: ItemFetches, acceptance: Acceptance, now: number): It
     inPlan(state.running, acceptance.requestId);
   if (known) return state;
   const last = state.last;
-  if (
+  const lastHolds =
     last &&
     reportAnswers(last.report.receivedAt, acceptance.acceptedAt) &&
-    dataHolds(last.lastSuccessfulUpdateTime, acceptance.acceptedAt)
-  ) {
-    if (acceptance.days <= last.days) return state;
-    return want(addPending(state, acceptance), planFor(last.report, [acceptance]), now);
-  }
+    dataHolds(last.lastSuccessfulUpdateTime, acceptance.acceptedAt);
+  if (lastHolds && acceptance.days <= last.days) return state;
   const withPending = addPending(state, acceptance);
   // A report answers it only when it does by time and the last fetch did not show it older data.
   const answers = (report: ReportRef | null | undefined): report is ReportRef =>
     !!report &&
     reportAnswers(report.receivedAt, acceptance.acceptedAt) &&
     !shownOlder(state, report, acceptance);
+  // A fetch under way that answers it brings it (a wider one, say, wanted by an acceptance read
+  // just before it with the same window), or is followed by one over its window.
   const running = state.running;
   if (running && answers(running.report)) {
     if (acceptance.days > running.days) {
@@ -391,6 +391,7 @@ function onAccepted(state: ItemFetches, acceptance: Acceptance, now: number): It
     const requestIds = [...running.requestIds, acceptance.requestId];
     return { ...withPending, running: { ...running, requestIds } };
   }
+  if (lastHolds) return want(withPending, planFor(last.report, [acceptance]), now);
   const wanted = state.wanted;
   if (wanted && answers(wanted.report)) {
     return want(withPending, planFor(wanted.report, [acceptance]), now);

@@ -230,6 +230,24 @@ describe('the report fetcher, per Item (item-fetches)', () => {
       });
     });
 
+    it('given a wider fetch of the stored report under way, when another acceptance it covers arrives, then that fetch brings it and no third is wanted', () => {
+      // Two requests coalesced into one call (one accepted_at), read after their report's
+      // first fetch (the default window): the first wants the report again over 730 days.
+      const stored = fetchedNow(given(ready('rep-1', 8), claimed));
+      const wider = evolve(
+        evolve(stored, accepted('r-1', 7.5, 730), T0 + 21 * S),
+        claimed,
+        T0 + 21 * S,
+      );
+      expect(wider.running).toMatchObject({ days: 730, requestIds: ['r-1'] });
+      const next = evolve(wider, accepted('r-2', 7.5, 730), T0 + 22 * S);
+      expect(next.wanted).toBeNull();
+      expect(next.running?.requestIds).toEqual(['r-1', 'r-2']);
+      const after = fetchedNow(next, 23);
+      expect(after.pending).toEqual([]);
+      expect(dueFetch(after, T0 + 23 * S)).toBeNull();
+    });
+
     it('given a fetch under way, when an acceptance it answers arrives, then that fetch brings it', () => {
       const running = given(ready('rep-1', 8), claimed);
       const next = evolve(running, accepted('r-1', 7.9, 90), T0 + 9 * S);
