@@ -21,7 +21,8 @@
  *    (a refresh made outside this system). Otherwise it is a repeat (Plaid's retry, a replay, a
  *    second report for refreshes already covered) and fetches nothing. A report no later than
  *    the last one fetched wants nothing for an acceptance that fetch showed older data for: its
- *    data comes with a later report (`shownOlder`).
+ *    data comes with a later report (`shownOlder`). The report of the fetch wanted or under way,
+ *    read again (or a found report's own ReportReady, rule 9), is a repeat too.
  * 3. **The window** of a fetch is the largest days_requested among the acceptances it brings
  *    (DEFAULT_DAYS when it brings none).
  * 4. **One fetch at a time, at most one more.** Whatever wants a fetch while one is under way
@@ -53,10 +54,11 @@
  *    cannot change without the Item's user (an Item error) drops them at once. Polling stops as
  *    soon as no acceptance waits (a webhook came). A webhook after a poll found the data is a
  *    repeat (rule 2): the found report was received first. A report that comes after an
- *    acceptance was given up (the latest OVERDUE_KEPT are remembered) still wants a fetch for
- *    it, as the projection counts it answered; if that fetch does not bring its data either, it
- *    is dropped without a second ReportOverdue, and the same RefreshAccepted read again is not
- *    taken up again.
+ *    acceptance was given up (the latest OVERDUE_KEPT are remembered; a report found by polling
+ *    takes those it answers into its fetch at once) still wants a fetch for it, as the
+ *    projection counts it answered; if that fetch does not bring its data either, it is dropped
+ *    without a second ReportOverdue, and the same RefreshAccepted read again is not taken up
+ *    again.
  */
 import type { FetchFailure } from '@cashflow/contracts';
 import { dataHolds, reportAnswers, receivedBefore } from '@cashflow/projection';
@@ -292,7 +294,11 @@ export function decidePoll(
     const held = waiting.filter((a) => dataHolds(lut, a.acceptedAt));
     if (held.length > 0) {
       const report = { eventId: reportId, receivedAt: lut };
-      next = want(next, planFor(report, held), now);
+      // Acceptances given up that the found report answers join its fetch now, as they would
+      // when its ReportReady is read (which then finds nothing left to fetch).
+      const revived = revive(next, report);
+      const back = revived.pending.filter((a) => !next.pending.includes(a));
+      next = want(revived, planFor(report, [...held, ...back]), now);
       found = {
         report,
         requestIds: held.map((a) => a.requestId),
@@ -405,6 +411,14 @@ function onAccepted(state: ItemFetches, acceptance: Acceptance, now: number): It
 
 /** Rules 2 and 3. */
 function onReportReady(state: ItemFetches, report: ReportRef, now: number): ItemFetches {
+  // The report of the fetch wanted or under way, read again (or a found report's own event):
+  // what it answers was decided when that fetch was wanted.
+  if (
+    state.running?.report.eventId === report.eventId ||
+    state.wanted?.report.eventId === report.eventId
+  ) {
+    return state;
+  }
   state = revive(state, report);
   const answered = unplanned(state).filter(
     (a) => reportAnswers(report.receivedAt, a.acceptedAt) && !shownOlder(state, report, a),

@@ -700,4 +700,126 @@ describe('the report fetcher, per Item (item-fetches)', () => {
       expect(nextDueAt(fetched, policy)).toBe(T0 + 100 * S);
     });
   });
+  describe('inputs read in any order, and again: no report fetched twice over the same window', () => {
+    const policy: PollPolicy = {
+      overdueAfterMs: 60 * S,
+      giveUpAfterMs: 600 * S,
+      backoff: { baseMs: 10 * S, maxMs: 120 * S },
+    };
+    const answered = (lut: number): PollAnswer => ({
+      kind: 'answered',
+      lastSuccessfulUpdateTime: at(lut),
+      plaidRequestId: 'p',
+    });
+
+    /** A tiny driver recording every stored fetch (report event id, window). */
+    class Sim {
+      state: ItemFetches = initialItemFetches('item-1');
+      fetches: { report: string; days: number; lut: string }[] = [];
+      in(i: FetchInput, now: number) {
+        this.state = evolve(this.state, i, T0 + now * S);
+        return this;
+      }
+      /** claim + store the due fetch; Plaid's data then last updated at `lut` (seconds). */
+      fetch(now: number, lut: number) {
+        expect(dueFetch(this.state, T0 + now * S)).not.toBeNull();
+        this.in({ kind: 'claimed' }, now);
+        return this.store(now, lut);
+      }
+      store(now: number, lut: number) {
+        const p = this.state.running!;
+        const f: StoredFetch = {
+          fetchId: `f-${this.fetches.length + 1}`,
+          report: p.report,
+          days: p.days,
+          lastSuccessfulUpdateTime: at(lut),
+          fetchedAt: at(now),
+        };
+        this.fetches.push({ report: p.report.eventId, days: p.days, lut: at(lut) });
+        return this.in({ kind: 'fetched', fetch: f }, now);
+      }
+      poll(now: number, answer: PollAnswer, id: string) {
+        const plan = duePoll(this.state, T0 + now * S, policy);
+        expect(plan).not.toBeNull();
+        const d = decidePoll(this.state, plan!, answer, T0 + now * S, policy, id);
+        this.state = d.state;
+        return d;
+      }
+      /** The fault test's rule: a report fetched again only over a strictly larger window. */
+      expectNoRefetch() {
+        const best = new Map<string, number>();
+        for (const f of this.fetches) {
+          const prev = best.get(f.report);
+          expect({ f, prev, ok: prev === undefined || f.days > prev }).toMatchObject({ ok: true });
+          best.set(f.report, Math.max(prev ?? 0, f.days));
+        }
+      }
+    }
+
+    /** r-1 waits with no report and is given up (ReportOverdue) by polling. */
+    function givenUpR1(): Sim {
+      const s = new Sim().in(accepted('r-1', 0, 90), 0);
+      let now = 60;
+      for (;;) {
+        const d = s.poll(now, answered(-3600), `poll-old-${now}`);
+        if (d.overdue) break;
+        now = nextDueAt(s.state, policy)! / S - T0 / S;
+      }
+      expect(s.state.overdue?.map((a) => a.requestId)).toEqual(['r-1']);
+      return s;
+    }
+
+    it('given a report found by polling and fetched, when its own ReportReady is read, then it is not fetched again for an acceptance given up before', () => {
+      const s = givenUpR1();
+      s.in(accepted('r-2', 1000, 90), 1000);
+      const found = s.poll(1060, answered(1010), 'poll-2');
+      expect(found.found?.requestIds).toEqual(['r-2']);
+      s.fetch(1061, 1010); // poll-2, 90 days, brings r-2
+      // The fetcher consumes the ReportReady it published for poll-2 (after the claim).
+      s.in(ready('poll-2', 1010), 1070);
+      if (dueFetch(s.state, T0 + 1070 * S)) s.fetch(1071, 1010);
+      s.expectNoRefetch();
+    });
+
+    it('given a report found by polling, when its own ReportReady is read while it is fetched, then it is not fetched again', () => {
+      const s = givenUpR1();
+      s.in(accepted('r-2', 1000, 90), 1000);
+      s.poll(1060, answered(1010), 'poll-2');
+      s.in({ kind: 'claimed' }, 1061);
+      s.in(ready('poll-2', 1010), 1062);
+      s.store(1063, 1010);
+      if (dueFetch(s.state, T0 + 1063 * S)) s.fetch(1064, 1010);
+      s.expectNoRefetch();
+    });
+
+    it('given an acceptance given up, when a report found by polling later brings its data, then an older report read again fetches nothing', () => {
+      const s = new Sim().in(accepted('r-1', 10, 90), 10).in(ready('rep-1', 10.5), 11);
+      s.fetch(12, 9); // rep-1 shows data older than r-1
+      expect(s.state.pending.map((a) => a.requestId)).toEqual(['r-1']);
+      let now = 70;
+      for (;;) {
+        const d = s.poll(now, answered(9), `poll-old-${now}`);
+        if (d.overdue) break;
+        now = nextDueAt(s.state, policy)! / S - T0 / S;
+      }
+      s.in(accepted('r-2', 1000, 90), 1000);
+      s.poll(1060, answered(1010), 'poll-2');
+      s.fetch(1061, 1010);
+      // Consumer restarts and reads rep-1 again (before it reaches poll-2's own ReportReady).
+      s.in(ready('rep-1', 10.5), 1100);
+      if (dueFetch(s.state, T0 + 1100 * S)) s.fetch(1101, 1010);
+      s.expectNoRefetch();
+    });
+
+    it('given a report found by polling that answers a second acceptance by time only, when its ReportReady is read while it is fetched, then it is not fetched again', () => {
+      const s = new Sim().in(accepted('r-1', 0, 90), 0).in(accepted('r-2', 10.5, 90), 1);
+      const d = s.poll(61, answered(10), 'poll-1'); // holds r-1, not r-2 (answers it by time)
+      expect(d.found?.requestIds).toEqual(['r-1']);
+      s.in({ kind: 'claimed' }, 62);
+      s.in(ready('poll-1', 10), 63);
+      s.store(64, 12); // brings r-1 and r-2 (data moved on)
+      if (dueFetch(s.state, T0 + 64 * S)) s.fetch(65, 12);
+      s.expectNoRefetch();
+    });
+  });
 });
