@@ -1,14 +1,17 @@
 import { Kafka, logLevel, type KafkaConfig, type LogEntry } from 'kafkajs';
 import type { Logger } from 'pino';
+import { patchKafkajsCrc32c } from './kafkajs-crc32c';
 import { patchKafkajsEncoder } from './kafkajs-encoder';
 import { patchKafkajsForNode } from './kafkajs-node-compat';
 import { patchKafkajsRecordDecoder } from './kafkajs-record-decoder';
 import { murmur2Partitioner } from './murmur2-partitioner';
 
-// Before any connection: see kafkajs-node-compat.ts, kafkajs-encoder.ts, kafkajs-record-decoder.ts.
+// Before any connection: see kafkajs-node-compat.ts, kafkajs-encoder.ts, kafkajs-record-decoder.ts,
+// kafkajs-crc32c.ts.
 patchKafkajsForNode();
 patchKafkajsEncoder();
 patchKafkajsRecordDecoder();
+patchKafkajsCrc32c();
 
 export interface KafkaOptions {
   readonly brokers: readonly string[];
