@@ -33,6 +33,18 @@ const failedReport = (eventId: string, atSeconds: number): FetchInput => ({
   report: { eventId, receivedAt: at(atSeconds) },
 });
 const claimed: FetchInput = { kind: 'claimed' };
+// Rule 9: overdue 60 s after acceptance, given up 600 s after it; polls 10 s, 20 s, 40 s... apart.
+const policy: PollPolicy = {
+  overdueAfterMs: 60 * S,
+  giveUpAfterMs: 600 * S,
+  backoff: { baseMs: 10 * S, maxMs: 120 * S },
+};
+/** A poll's answer: Plaid's data last updated at `lutSeconds`. */
+const answered = (lutSeconds: number): PollAnswer => ({
+  kind: 'answered',
+  lastSuccessfulUpdateTime: at(lutSeconds),
+  plaidRequestId: 'plaid-get-1',
+});
 
 /** Applies inputs in order, each at `now` (seconds). */
 function given(...inputs: (FetchInput | [FetchInput, number])[]): ItemFetches {
@@ -423,17 +435,6 @@ describe('the report fetcher, per Item (item-fetches)', () => {
   });
 
   describe('rule 9: a report that does not come is polled for', () => {
-    // Overdue 60 s after acceptance, given up 600 s after it; polls 10 s, 20 s, 40 s... apart.
-    const policy: PollPolicy = {
-      overdueAfterMs: 60 * S,
-      giveUpAfterMs: 600 * S,
-      backoff: { baseMs: 10 * S, maxMs: 120 * S },
-    };
-    const answered = (lutSeconds: number): PollAnswer => ({
-      kind: 'answered',
-      lastSuccessfulUpdateTime: at(lutSeconds),
-      plaidRequestId: 'plaid-get-1',
-    });
     const notYet = answered(-3600);
     const waitingOne = () => given(accepted('r-1', 0, 90));
 
@@ -701,17 +702,6 @@ describe('the report fetcher, per Item (item-fetches)', () => {
     });
   });
   describe('inputs read in any order, and again: no report fetched twice over the same window', () => {
-    const policy: PollPolicy = {
-      overdueAfterMs: 60 * S,
-      giveUpAfterMs: 600 * S,
-      backoff: { baseMs: 10 * S, maxMs: 120 * S },
-    };
-    const answered = (lut: number): PollAnswer => ({
-      kind: 'answered',
-      lastSuccessfulUpdateTime: at(lut),
-      plaidRequestId: 'p',
-    });
-
     /** A tiny driver recording every stored fetch (report event id, window). */
     class Sim {
       state: ItemFetches = initialItemFetches('item-1');
