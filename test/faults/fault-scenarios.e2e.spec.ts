@@ -697,6 +697,23 @@ describe(`fault scenarios (${PLAN.form} form: ${PLAN.requests} requests over ${P
         };
       });
       expect(result.fault.restarts).toBe(PLAN.restarts);
+      // Handing requests over must cost no Plaid calls: per own call (1 plus retries and calls
+      // made again) within 1.2x of the worker kill's, whose hand-over re-runs the dead worker's
+      // calls. Calls per request is held to the control's instead: it also counts how much a
+      // backlog let requests coalesce, and the kill's stall coalesces more than any restart.
+      // Run alone (jest -t), there is nothing to compare with; in the full run there always is.
+      const killed = results.find((r) => r.scenario === 'worker_kill');
+      if (killed) {
+        expect(result.plaid_calls_per_own_call).toBeLessThanOrEqual(
+          1.2 * killed.plaid_calls_per_own_call,
+        );
+      }
+      const control = results.find((r) => r.scenario === 'no_fault');
+      if (control) {
+        expect(result.plaid_calls_per_request).toBeLessThanOrEqual(
+          1.2 * control.plaid_calls_per_request,
+        );
+      }
     },
     SCENARIO_TIMEOUT_MS,
   );
