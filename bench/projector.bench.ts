@@ -23,6 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { foldEvents, itemToRow, requestToRow, type PositionedEvent } from '@cashflow/projection';
 import {
+  benchPrefix,
   ensureInfra,
   freePort,
   machine,
@@ -166,7 +167,7 @@ async function ceiling(url: string, events: CashflowEvent[], prefix: string) {
 
 async function main() {
   const infra = ensureInfra();
-  const prefix = `bench-${randomBytes(4).toString('hex')}.`;
+  const prefix = benchPrefix(BROKERS);
   const kafka = createKafka({ brokers: [BROKERS], clientId: 'bench', topicPrefix: prefix, logger });
   await ensureTopics(kafka, { prefix, partitions: DEFAULT_PARTITIONS, replicationFactor: 1 });
   const url = await benchDatabase();

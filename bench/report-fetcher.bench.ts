@@ -40,6 +40,7 @@ import { performance } from 'node:perf_hooks';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import {
+  benchPrefix,
   benchDatabase,
   dropBenchDatabase,
   ensureInfra,
@@ -179,7 +180,7 @@ async function registerTokens(dbUrl: string): Promise<void> {
 
 /** Topics with a fresh prefix, a publisher, and a reader noting when each ReportFetched arrives. */
 async function topics() {
-  const prefix = `bench-${randomBytes(3).toString('hex')}.`;
+  const prefix = benchPrefix(BROKERS);
   const kafka: Kafka = createKafka({
     brokers: BROKERS.split(','),
     clientId: 'bench',

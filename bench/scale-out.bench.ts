@@ -27,6 +27,7 @@ import {
   percentile,
   processSampler,
   runBench,
+  deleteBenchTopics,
   stopAll,
   table,
   waitUntil,
@@ -291,6 +292,7 @@ async function main() {
     writeResults('scale-out', quick, result);
   } finally {
     await stopAll();
+    await deleteBenchTopics();
     infra.remove();
   }
 }

@@ -24,6 +24,7 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import {
+  benchPrefix,
   benchDatabase,
   dropBenchDatabase,
   ensureInfra,
@@ -156,7 +157,7 @@ function reportCause(
 async function main() {
   const startedInfra = ensureInfra();
   const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(',');
-  const prefix = `soak-${randomBytes(3).toString('hex')}.`;
+  const prefix = benchPrefix(brokers, 'soak');
   const logger = createLogger({ service: 'soak', level: 'error' });
   const kafka = createKafka({ brokers, clientId: 'soak', topicPrefix: prefix, logger });
   await ensureTopics(kafka, { prefix, partitions: 6, replicationFactor: 1 });

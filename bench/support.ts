@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
 import { Client } from 'pg';
 
 export const ROOT = join(__dirname, '../..');
@@ -210,13 +211,57 @@ export async function dropBenchDatabase(url: string): Promise<void> {
   await admin.end();
 }
 
-/** Runs a bench's main: exit 0 when done, 1 with the stack when it failed. */
+/** The topic prefixes this run made, and the brokers they were made on. */
+const prefixes: { brokers: string[]; prefix: string }[] = [];
+
+/**
+ * A fresh topic prefix for this run (`<kind>-<hex>.`); runBench deletes every topic under it when
+ * the run ends, failed or not. A bench makes 40 to 100 partitions a run, and a local broker left
+ * with thousands (its heap is 512 MB) ran out of memory.
+ */
+export function benchPrefix(brokers: string | readonly string[], kind = 'bench'): string {
+  const prefix = `${kind}-${randomBytes(4).toString('hex')}.`;
+  prefixes.push({
+    brokers: typeof brokers === 'string' ? brokers.split(',') : [...brokers],
+    prefix,
+  });
+  return prefix;
+}
+
+/** Deletes the topics of every prefix this run made; a broker already gone is passed over. */
+export async function deleteBenchTopics(): Promise<void> {
+  for (const { brokers, prefix } of prefixes.splice(0)) {
+    const admin = new Kafka({
+      brokers,
+      clientId: 'bench-cleanup',
+      connectionTimeout: 2000,
+      retry: { retries: 2 },
+      logLevel: logLevel.NOTHING,
+    }).admin();
+    try {
+      await admin.connect();
+      const topics = (await admin.listTopics()).filter((t) => t.startsWith(prefix));
+      if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 30_000 });
+    } catch (error) {
+      process.stderr.write(`could not delete the topics ${prefix}*: ${String(error)}\n`);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * Runs a bench's main: exit 0 when done, 1 with the stack when it failed; either way, the topics
+ * it made are deleted first.
+ */
 export function runBench(main: () => Promise<void>): void {
-  main().then(
-    () => process.exit(0),
-    (error: unknown) => {
-      process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
-      process.exit(1);
-    },
-  );
+  main()
+    .finally(deleteBenchTopics)
+    .then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
+        process.exit(1);
+      },
+    );
 }

@@ -10,7 +10,7 @@ import autocannon from 'autocannon';
 import { createHash, generateKeyPairSync, randomBytes, sign as signBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { freePort, run, waitUntil, type Proc } from './support';
+import { benchPrefix, freePort, run, waitUntil, type Proc } from './support';
 
 const PATH = '/webhooks/plaid';
 const logger = createLogger({ service: 'bench', level: 'error' });
@@ -110,7 +110,7 @@ export function sign(key: PlaidKey, count: number): Signed[] {
 }
 
 export async function topics(brokers: string, replicationFactor = 1): Promise<string> {
-  const prefix = `bench-${randomBytes(3).toString('hex')}.`;
+  const prefix = benchPrefix(brokers);
   const kafka = createKafka({
     brokers: brokers.split(','),
     clientId: 'bench',

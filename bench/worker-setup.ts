@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { freePort, run, waitForHttp, type Proc } from './support';
+import { benchPrefix, freePort, run, waitForHttp, type Proc } from './support';
 
 const logger = createLogger({ service: 'bench', level: 'error' });
 /** The vault's key for every bench run of this process. */
@@ -113,7 +113,7 @@ export async function worker(
 
 /** Topics with a fresh prefix and a reader that notes when each request's outcome arrives. */
 export async function topics(brokers: string, partitions: number, replicationFactor = 1) {
-  const prefix = `bench-${randomBytes(3).toString('hex')}.`;
+  const prefix = benchPrefix(brokers);
   const kafka: Kafka = createKafka({
     brokers: brokers.split(','),
     clientId: 'bench',
