@@ -10,16 +10,31 @@ import {
   context,
   defaultTextMapGetter,
   defaultTextMapSetter,
+  isSpanContextValid,
   trace,
   type Context,
   type Link,
   type Span,
 } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import type { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { CashflowEvent, EventMetadata } from '@cashflow/contracts';
 import { inSpan } from '@cashflow/observability';
 
-const w3c = new W3CTraceContextPropagator();
+let propagator: W3CTraceContextPropagator | undefined;
+
+/**
+ * The W3C propagator, loaded when a context is first written or read: with tracing off (the
+ * default) and events carrying no trace fields, `@opentelemetry/core` is never loaded (about
+ * 7 MB of a process's memory).
+ */
+function w3c(): W3CTraceContextPropagator {
+  if (propagator === undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when used (above)
+    const core = require('@opentelemetry/core') as typeof import('@opentelemetry/core');
+    propagator = new core.W3CTraceContextPropagator();
+  }
+  return propagator;
+}
 
 export type TraceFields = Pick<EventMetadata, 'traceparent' | 'tracestate'>;
 
@@ -28,8 +43,10 @@ export type TraceFields = Pick<EventMetadata, 'traceparent' | 'tracestate'>;
  * nothing there is traced, so events stay as they were with tracing off.
  */
 export function traceFields(ctx: Context = context.active()): TraceFields {
+  const spanContext = trace.getSpanContext(ctx);
+  if (spanContext === undefined || !isSpanContextValid(spanContext)) return {};
   const carrier: Record<string, string> = {};
-  w3c.inject(ctx, carrier, defaultTextMapSetter);
+  w3c().inject(ctx, carrier, defaultTextMapSetter);
   const { traceparent, tracestate } = carrier;
   return {
     ...(traceparent ? { traceparent } : {}),
@@ -40,7 +57,7 @@ export function traceFields(ctx: Context = context.active()): TraceFields {
 /** The context an event's trace fields name, as a remote parent; the root when it has none. */
 export function contextOf(fields: TraceFields): Context {
   if (!fields.traceparent) return ROOT_CONTEXT;
-  return w3c.extract(
+  return w3c().extract(
     ROOT_CONTEXT,
     {
       traceparent: fields.traceparent,

@@ -3,6 +3,14 @@ import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { inSpan, registerTracing, startTracing, tracer } from './tracing';
 
+/** What an app would load for tracing it does not do (about 15 MB of a process's memory). */
+const SDK_MODULES = [
+  '@opentelemetry/sdk-trace',
+  '@opentelemetry/exporter-trace-otlp-http',
+  '@opentelemetry/resources',
+  '@opentelemetry/context-async-hooks',
+];
+
 describe('tracing', () => {
   it('is off without an OTLP endpoint, and with OTEL_SDK_DISABLED=true', async () => {
     expect(startTracing('refresh-worker', {}).enabled).toBe(false);
@@ -41,6 +49,27 @@ describe('tracing', () => {
       OTEL_SDK_DISABLED: 'TRUE',
     });
     expect(disabled.enabled).toBe(false);
+  });
+
+  it('loads no OpenTelemetry SDK module while tracing is off', () => {
+    const loaded: string[] = [];
+    jest.isolateModules(() => {
+      for (const name of SDK_MODULES) {
+        jest.doMock(name, () => {
+          loaded.push(name);
+          return jest.requireActual(name);
+        });
+      }
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- a fresh copy, mocks in place
+      const fresh = require('./tracing') as typeof import('./tracing');
+      expect(fresh.startTracing('refresh-worker', {}).enabled).toBe(false);
+      expect(loaded).toEqual([]);
+      fresh.registerTracing({ service: 'test', processors: [] });
+    });
+    // Turned on, it is loaded.
+    expect(loaded).toEqual(expect.arrayContaining(['@opentelemetry/sdk-trace']));
+    trace.disable();
+    context.disable();
   });
 
   describe('registered', () => {
