@@ -376,6 +376,19 @@ describe('checkProjection', () => {
     expect(finding.counts).toMatchObject({ items: 2, requests: 2, events: 6, mismatches: 0 });
   });
 
+  it('compares a report delivered twice by its earliest-received copy, the store keeping a row per copy', () => {
+    // One delivery taken by two ingress replicas: the report's one id, received 0.7 s apart.
+    const twice = log([...events, fromIngress(a.ready('w1', '2026-11-24T10:00:05.700Z'), 'jwt-1')]);
+    const held = snapshot(twice);
+    const copy = reportToRow({
+      ...[...foldLog(twice, everything).items.get('item-a')!.reports.values()][0]!,
+      receivedAt: '2026-11-24T10:00:05.700Z',
+    });
+    const finding = checkProjection(twice, { ...held, reports: [...held.reports, copy] });
+    expect(finding.examples).toEqual([]);
+    expect(finding.holds).toBe(true);
+  });
+
   it('finds a changed value, a missing row, an extra row and a wrong event count', () => {
     const good = snapshot(records);
     const items = good.items.map((row) =>

@@ -404,7 +404,11 @@ function onRefreshFailed(
 
 function onReport(state: ItemProjection, report: ReportFacts): ItemProjection {
   const reports = new Map(state.reports);
-  reports.set(report.eventId, report);
+  // Copies of one report (one id) can differ in when they were received: one webhook delivery
+  // taken by two ingress replicas. The earliest-received copy is the report (rules 3 and 4), so
+  // the result does not depend on which copy is read first.
+  const known = state.reports.get(report.eventId);
+  if (!known || !receivedBefore(known, report)) reports.set(report.eventId, report);
   const item = state.item;
   let next: ItemProjection = {
     ...state,

@@ -203,6 +203,32 @@ describe('refresh projection rules', () => {
     expect(withoutPositions(landedOutOfOrder)).toEqual(withoutPositions(inReceivedOrder));
   });
 
+  it('completes a request with the earliest-received copy of a report delivered twice, whatever the order', () => {
+    // One webhook delivery taken by two ingress replicas (a balancer sent it again when the first
+    // died before answering): two events with the report's one id, received 0.7 s apart.
+    const r = requested('r1');
+    const a = accepted('r1', '2026-11-24T10:00:02Z');
+    const first = ready('x1', '2026-11-24T10:00:59.213Z');
+    const again = ready('x1', '2026-11-24T10:00:59.901Z');
+    const orders = [
+      [a, first, again],
+      [a, again, first],
+      [first, again, a],
+      [again, first, a],
+      [first, a, again],
+      [again, a, first],
+    ];
+    const states = orders.map((order) => run(r, ...order));
+    for (const state of states) {
+      expect(state.requests.get('r1')).toMatchObject({
+        status: 'ready',
+        readyAt: '2026-11-24T10:00:59.213Z',
+        reportEventId: 'x1',
+      });
+      expect(orderFree(state)).toEqual(orderFree(states[0]!));
+    }
+  });
+
   it('gives an Item known only from reports the newest of each kind, whatever their order', () => {
     const x1 = ready('x1', '2026-11-24T10:00:00Z');
     const x2 = reportFailed('x2', '2026-11-24T10:05:00Z');
