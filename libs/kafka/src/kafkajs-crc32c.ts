@@ -12,6 +12,8 @@
  * keeps its own: the same bytes either way. `kafkajs-crc32c.unit.spec.ts` compares the checksums
  * and whole record batches with kafkajs's own.
  */
+import { replaceKafkajsModule } from './kafkajs-module';
+
 /* eslint-disable @typescript-eslint/no-require-imports -- kafkajs's internals have no types */
 const CRC32C = require.resolve('kafkajs/src/protocol/recordBatch/crc32C');
 const RECORD_BATCH = require.resolve('kafkajs/src/protocol/recordBatch/v0');
@@ -41,15 +43,9 @@ export function nativeCrc32c(): ((buffer: Buffer) => number) | undefined {
  */
 export function patchKafkajsCrc32c(): boolean {
   if (patched) return true;
-  const cache = require.cache;
-  if (cache[RECORD_BATCH] !== undefined) return false;
+  if (require.cache[RECORD_BATCH] !== undefined) return false;
   const native = nativeCrc32c();
   if (native === undefined) return false;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require(CRC32C);
-  const entry = cache[CRC32C];
-  if (entry === undefined) return false;
-  entry.exports = native;
-  patched = true;
-  return true;
+  patched = replaceKafkajsModule(CRC32C, RECORD_BATCH, native);
+  return patched;
 }

@@ -25,6 +25,8 @@
  * apps read and fails when a kafkajs release changes the decoder, so the patch is looked at again
  * then. `npm run bench:projector` shows the gain.
  */
+import { replaceKafkajsModule } from './kafkajs-module';
+
 /* eslint-disable @typescript-eslint/no-require-imports -- kafkajs's internals have no types */
 const RECORD_DECODER = require.resolve('kafkajs/src/protocol/recordBatch/record/v0/decoder');
 const RECORD_BATCH_DECODER = require.resolve('kafkajs/src/protocol/recordBatch/v0/decoder');
@@ -181,13 +183,6 @@ let patched = false;
  */
 export function patchKafkajsRecordDecoder(): boolean {
   if (patched) return true;
-  const cache = require.cache;
-  if (cache[RECORD_BATCH_DECODER] !== undefined) return false;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require(RECORD_DECODER);
-  const entry = cache[RECORD_DECODER];
-  if (entry === undefined) return false;
-  entry.exports = decodeRecord;
-  patched = true;
-  return true;
+  patched = replaceKafkajsModule(RECORD_DECODER, RECORD_BATCH_DECODER, decodeRecord);
+  return patched;
 }
