@@ -14,7 +14,16 @@ import { readFileSync } from 'node:fs';
 export const FLAG_DROP = 0.15;
 
 /** Keys that describe a run rather than measure it. */
-const NOT_FIGURES = new Set(['date', 'quick', 'machine', 'settings', 'targets', 'pass', 'plan']);
+const NOT_FIGURES = new Set([
+  'date',
+  'quick',
+  'machine',
+  'settings',
+  'targets',
+  'pass',
+  'plan',
+  'round',
+]);
 
 /** Arrays longer than this are samples (time series), not rows of a table. */
 const MAX_ROWS = 20;
@@ -48,7 +57,7 @@ export function figures(results: unknown, path = ''): Map<string, number> {
 function rowName(row: unknown): string | undefined {
   if (row === null || typeof row !== 'object') return undefined;
   const r = row as Record<string, unknown>;
-  const parts = ['name', 'run', 'scenario', 'target', 'mode', 'app']
+  const parts = ['name', 'run', 'scenario', 'target', 'mode', 'app', 'round']
     .map((k) => r[k])
     .filter((v): v is string | number => typeof v === 'string' || typeof v === 'number');
   return parts.length > 0 ? parts.join(' ') : undefined;

@@ -12,6 +12,12 @@ describe('bench comparison', () => {
           { target: 'bare', mode: 'flat-out', webhooks_per_s: 1000 },
         ],
       },
+      rounds: {
+        runs: [
+          { round: 1, target: 'bare', mode: 'flat-out', webhooks_per_s: 1010 },
+          { round: 2, target: 'bare', mode: 'flat-out', webhooks_per_s: 990 },
+        ],
+      },
       soak: { samples: Array.from({ length: 50 }, (_, i) => ({ at: i })) },
     });
     expect([...found]).toEqual([
@@ -19,12 +25,16 @@ describe('bench comparison', () => {
       ['projector.catch_up.peak_rss_mb', 250],
       ['ingress.runs[nest flat-out].webhooks_per_s', 900],
       ['ingress.runs[bare flat-out].webhooks_per_s', 1000],
+      ['rounds.runs[bare flat-out 1].webhooks_per_s', 1010],
+      ['rounds.runs[bare flat-out 2].webhooks_per_s', 990],
     ]);
   });
 
   it.each([
     ['projector.catch_up.events_per_s', 'higher'],
     ['webhook-ingress.share_of_bare_pct', 'higher'],
+    ['webhook-ingress.flat_out_mean.ingress_webhooks_per_s', 'higher'],
+    ['webhook-ingress.p99_at_fixed_rate_mean_ms.ingress', 'lower'],
     ['refresh-worker.ratio', 'higher'],
     ['refresh-worker.rate_limited.share_of_allowed_rate', 'higher'],
     ['projector.lag.p99_ms', 'lower'],

@@ -34,7 +34,7 @@ import { createLogger } from '@cashflow/observability';
 import type { Kafka } from 'kafkajs';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Client } from 'pg';
@@ -47,6 +47,7 @@ import {
   freePort,
   machine,
   processSampler,
+  sharedCpu,
   run,
   runBench,
   stopAll,
@@ -451,10 +452,13 @@ async function fetchPhase(
 
     const first = Date.now();
     const sandboxCpuBefore = sandboxSampler.cpuSeconds;
+    const fetcherCpuBefore = sampler.cpuSeconds;
+    const shared = sharedCpu();
     await t.ready();
     await everyItemFetched(t, proc, first).catch((error: Error) => {
       throw new Error(`${error.message}\nfetcher output:\n${proc.output()}`);
     });
+    const sharedUse = shared.stop();
     const fetched = [...t.fetched.values()];
     const last = Math.max(...fetched.map((f) => f.at));
     const seconds = (last - first) / 1000;
@@ -462,6 +466,7 @@ async function fetchPhase(
     const sandboxCpu = round(sandboxSampler.cpuSeconds - sandboxCpuBefore, 1);
     const loadAfter = loadavg()[0]!;
     sampler.stop();
+    const fetcherCpu = round(sampler.cpuSeconds - fetcherCpuBefore, 1);
     await proc.stop();
     const fetcherOutput = proc.output();
 
@@ -501,8 +506,10 @@ async function fetchPhase(
       fetches_per_s: round(ITEMS / seconds, 1),
       peak_rss_mb: sampler.hwmMb,
       sampled_peak_rss_mb: sampler.peakMb,
-      fetcher_cpu_s: sampler.cpuSeconds,
+      // CPU in the timed window (from the first ReportReady to the last ReportFetched), by process.
+      fetcher_cpu_s: fetcherCpu,
       sandbox_cpu_s: sandboxCpu,
+      ...sharedUse,
       acceptances_read_s: round(acceptSeconds, 1),
       per_fetch_ms: {
         insights_and_pages_mean: Math.round(mean(paging)),
@@ -582,6 +589,7 @@ async function ceiling(dbUrl: string, plaidUrl: string) {
   );
   let insertMs = 0;
   let statementCount = 0;
+  const cpu = { postgres_cpu_s: 0, kafka_cpu_s: 0, machine_busy_cpu_s: 0 };
   try {
     for (let start = 0; start < ITEMS; start += CEILING_BATCH) {
       const statements = await ceilingStatements(
@@ -590,6 +598,7 @@ async function ceiling(dbUrl: string, plaidUrl: string) {
       );
       let next = 0;
       const began = performance.now();
+      const shared = sharedCpu();
       await Promise.all(
         clients.map(async (client) => {
           while (next < statements.length) {
@@ -599,6 +608,10 @@ async function ceiling(dbUrl: string, plaidUrl: string) {
         }),
       );
       insertMs += performance.now() - began;
+      const used = shared.stop();
+      cpu.postgres_cpu_s += used.postgres_cpu_s;
+      cpu.kafka_cpu_s += used.kafka_cpu_s;
+      cpu.machine_busy_cpu_s += used.machine_busy_cpu_s;
       statementCount += statements.length;
     }
   } finally {
@@ -615,10 +628,17 @@ async function ceiling(dbUrl: string, plaidUrl: string) {
     connections: CONCURRENCY,
     insert_seconds: round(insertMs / 1000, 1),
     rows_per_s: Math.round(rows / (insertMs / 1000)),
+    // CPU while the INSERTs ran (the timed parts only).
+    postgres_cpu_s: round(cpu.postgres_cpu_s, 1),
+    kafka_cpu_s: round(cpu.kafka_cpu_s, 1),
+    machine_busy_cpu_s: round(cpu.machine_busy_cpu_s, 1),
   };
 }
 
 const verdict = (pass: boolean) => (pass ? 'PASS' : 'FAIL');
+const CORES = cpus().length;
+/** CPU seconds spent on the run's transactions, as microseconds per transaction. */
+const perRow = (cpuSeconds: number) => Math.round((cpuSeconds / (ITEMS * PER_ITEM)) * 1e6);
 
 async function main() {
   const started = ensureInfra();
@@ -700,6 +720,24 @@ async function main() {
       [
         'fetcher CPU s / sandbox CPU s, timed window',
         `${fetched.fetcher_cpu_s} / ${fetched.sandbox_cpu_s}`,
+        '',
+        '',
+      ],
+      [
+        'PostgreSQL / Kafka / whole machine CPU s: fetch',
+        `${fetched.postgres_cpu_s} / ${fetched.kafka_cpu_s} / ${fetched.machine_busy_cpu_s} of ${round(fetched.seconds * CORES, 1)}`,
+        '',
+        '',
+      ],
+      [
+        'PostgreSQL / Kafka / whole machine CPU s: ceiling',
+        `${plain.postgres_cpu_s} / ${plain.kafka_cpu_s} / ${plain.machine_busy_cpu_s} of ${round(plain.insert_seconds * CORES, 1)}`,
+        '',
+        '',
+      ],
+      [
+        'CPU µs per transaction: fetcher / PostgreSQL (fetch); PostgreSQL (ceiling)',
+        `${perRow(fetched.fetcher_cpu_s)} / ${perRow(fetched.postgres_cpu_s)}; ${perRow(plain.postgres_cpu_s)}`,
         '',
         '',
       ],

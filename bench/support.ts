@@ -1,7 +1,7 @@
 import { runMigrations } from '@cashflow/persistence';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
@@ -151,6 +151,55 @@ export function processSampler(pid: number) {
     },
     get cpuSecondsSinceStart() {
       return Math.round((cpu - atStart) * 10) / 10;
+    },
+  };
+}
+
+/**
+ * CPU seconds used by the machine's shared services while a bench phase runs: every PostgreSQL
+ * process (backends come and go; one that exits is counted through its parent's reaped-children
+ * time), every Kafka broker (a `java` process running kafka), and the whole machine (/proc/stat).
+ * `stop()` returns the seconds used since the call, so a ceiling and the work it bounds can be
+ * compared for what the database and the broker cost, not only for rows per second.
+ */
+export function sharedCpu() {
+  const read = () => {
+    let postgres = 0;
+    let kafka = 0;
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const own = (Number(fields[11]) + Number(fields[12])) / 100;
+        const reaped = (Number(fields[13]) + Number(fields[14])) / 100;
+        if (comm === 'postgres') postgres += own + reaped;
+        else if (
+          comm === 'java' &&
+          readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('kafka')
+        )
+          kafka += own;
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    // The first line of /proc/stat: the machine's ticks per state; all but idle and iowait.
+    const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
+    const n = ticks.map(Number);
+    const busy = n.reduce((sum, t) => sum + t, 0) - (n[3] ?? 0) - (n[4] ?? 0);
+    return { postgres, kafka, machine: busy / 100 };
+  };
+  const before = read();
+  const round1 = (x: number) => Math.round(x * 10) / 10;
+  return {
+    stop() {
+      const after = read();
+      return {
+        postgres_cpu_s: round1(after.postgres - before.postgres),
+        kafka_cpu_s: round1(after.kafka - before.kafka),
+        machine_busy_cpu_s: round1(after.machine - before.machine),
+      };
     },
   };
 }
