@@ -7,7 +7,7 @@
  *
  * autocannon sends validly signed CASHFLOW_REPORT_READY webhooks (each with its own JWT, for its
  * own Item) over loopback to:
- *   - the ingress (NestJS on Fastify, dist/apps/webhook-ingress), and
+ *   - the ingress (dist/apps/webhook-ingress: its NestJS app and its public server), and
  *   - a bare node:http server (bench/bare-ingress) running the same pipeline: the same
  *     verification, the same replay ledger and the same durable Kafka send.
  * Each is run flat out (throughput) and at a fixed 500 webhooks/s (latency), each run on topics

@@ -1,14 +1,14 @@
 import { listenHttpApp, type Logger } from '@cashflow/observability';
 import type { WebhookIngressConfig } from './config';
-import { publicWebhookAdapter } from './http/public-server';
-import { PublicErrorFilter } from './http/public-error.filter';
-import { PublicWebhookModule, WebhookIngressModule } from './webhook-ingress.module';
+import { createPublicServer } from './http/public-server';
+import { WebhookIngressModule } from './webhook-ingress.module';
 import { WebhookMetrics } from './webhooks/webhook-metrics';
 import { WebhookService } from './webhooks/webhook.service';
 
 /**
- * Starts the ingress as two NestJS apps in one process: the admin app (health, metrics, and the
- * core providers) and the public app, which serves only `POST <WEBHOOK_PATH>` on its own port.
+ * Starts the ingress: the NestJS app (health, metrics, and the providers: verification, the
+ * replay ledger, Kafka) on the admin port, and the public server, which serves only
+ * `POST <WEBHOOK_PATH>` on its own port with the app's WebhookService (see public-server.ts).
  */
 export async function startWebhookIngress(config: WebhookIngressConfig, logger: Logger) {
   const admin = await listenHttpApp({
@@ -16,31 +16,24 @@ export async function startWebhookIngress(config: WebhookIngressConfig, logger: 
     logger,
     ...config.adminHttp,
   });
-  let publicApp;
+  const publicServer = createPublicServer(
+    config,
+    admin.get(WebhookService),
+    admin.get(WebhookMetrics),
+    logger.child({ component: 'public-server' }),
+  );
   try {
-    const metrics = admin.get(WebhookMetrics);
-    publicApp = await listenHttpApp({
-      module: PublicWebhookModule.forRoot(config, admin.get(WebhookService)),
-      logger,
-      ...config.publicHttp,
-      adapter: publicWebhookAdapter(config, metrics),
-      bodyParser: false,
-      configure: (app) => {
-        app.setGlobalPrefix(config.webhook.path);
-        app.useGlobalFilters(new PublicErrorFilter(metrics, config.webhook.maxBodyBytes, logger));
-      },
-    });
+    await publicServer.listen();
   } catch (error) {
     await admin.close();
     throw error;
   }
-  const started = publicApp;
   return {
     admin,
-    publicApp: started,
+    publicServer,
     async close(): Promise<void> {
       // Stop taking webhooks first; then Kafka, once what is in hand has been answered.
-      await started.close();
+      await publicServer.close();
       await admin.close();
     },
   };

@@ -10,7 +10,6 @@ import {
 } from '@nestjs/common';
 import type { Registry } from 'prom-client';
 import { SERVICE, type WebhookIngressConfig } from './config';
-import { WebhookController } from './http/webhook.controller';
 import { createWebhookPipeline, type WebhookPipeline } from './pipeline';
 import { WebhookMetrics } from './webhooks/webhook-metrics';
 import { WebhookService } from './webhooks/webhook.service';
@@ -42,8 +41,8 @@ class PipelineLifecycle implements OnApplicationBootstrap, OnApplicationShutdown
 }
 
 /**
- * The ingress's core and admin side (health and metrics). The public webhook path is served by a
- * second app, PublicWebhookModule, on its own port; it shares this module's WebhookService.
+ * The ingress's core and admin side (health and metrics). The public webhook path is served by
+ * the public server (http/public-server.ts) on its own port, with this module's WebhookService.
  * Global, so the observability module's readiness check can see KafkaReadiness.
  */
 @Module({})
@@ -80,21 +79,6 @@ export class WebhookIngressModule {
         PipelineLifecycle,
       ],
       exports: [KafkaReadiness, WebhookService, WebhookMetrics],
-    };
-  }
-}
-
-/** The public side: one path, `POST <WEBHOOK_PATH>`, and nothing else (see public-server.ts). */
-@Module({})
-export class PublicWebhookModule {
-  static forRoot(config: WebhookIngressConfig, service: WebhookService): DynamicModule {
-    return {
-      module: PublicWebhookModule,
-      controllers: [WebhookController],
-      providers: [
-        { provide: CONFIG, useValue: config },
-        { provide: WebhookService, useValue: service },
-      ],
     };
   }
 }
