@@ -48,7 +48,9 @@ const LAG_SECONDS = quick ? 10 : 30;
 const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:19092';
 const logger = createLogger({ service: 'bench', level: 'error' });
 /** The projector's node flags: docker-compose.yml's and scripts/run-local.sh's unless given. */
-const PROJECTOR_NODE_FLAGS = (process.env.BENCH_PROJECTOR_NODE_FLAGS ?? '--max-semi-space-size=16')
+const PROJECTOR_NODE_FLAGS = (
+  process.env.BENCH_PROJECTOR_NODE_FLAGS ?? '--max-semi-space-size=16 --heap-growing-percent=50'
+)
   .split(/\s+/)
   .filter(Boolean);
 

@@ -73,6 +73,7 @@ describe('docker-compose.yml', () => {
     const line = /^start_app projector(.*)$/m.exec(script)?.[1] ?? '';
     expect(composeFlags).toEqual(line.trim().split(/\s+/).filter(Boolean));
     expect(composeFlags).toContain('--max-semi-space-size=16');
+    expect(composeFlags).toContain('--heap-growing-percent=50');
   });
 
   it('uses only variable names the apps read', () => {
