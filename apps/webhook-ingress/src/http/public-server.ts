@@ -24,7 +24,8 @@ export interface PublicServer {
   /**
    * Stops taking webhooks: the listening socket closes, idle connections close, a request that
    * arrives meanwhile on a kept-alive connection is answered 503 (Plaid retries it), and the
-   * webhooks in hand are answered before this resolves.
+   * webhooks in hand (bodies read) are answered before this resolves; connections still sending
+   * a body are then closed. Calling it again returns the same promise.
    */
   close(): Promise<void>;
   readonly server: Server;
@@ -68,9 +69,31 @@ export function createPublicServer(
     answer(res, STATUS[outcome], { error: outcome, reason }, headers);
   };
 
+  /**
+   * A webhook is in hand from the moment its body has been read until its answer has left (or
+   * its connection closed): a pipelined answer still queued behind another is still in hand.
+   */
+  const takeInHand = (res: ServerResponse) => {
+    inHand += 1;
+    res.once('close', () => {
+      inHand -= 1;
+      if (inHand === 0) settled?.();
+    });
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     if ((req.url ?? '').split('?', 1)[0] !== path) {
       answer(res, 404, { error: 'not_found' });
+      return;
+    }
+    if (stopping) {
+      metrics?.request('unavailable');
+      answer(
+        res,
+        503,
+        { error: 'unavailable', reason: 'the ingress is stopping' },
+        { 'retry-after': String(STOPPING_RETRY_AFTER_S), connection: 'close' },
+      );
       return;
     }
     if (req.method !== 'POST') return refuse(res, 'method_not_allowed', 'only POST');
@@ -80,15 +103,6 @@ export function createPublicServer(
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBodyBytes) {
       return refuse(res, 'too_large', `body larger than ${maxBodyBytes} bytes`);
-    }
-    if (stopping) {
-      answer(
-        res,
-        503,
-        { error: 'unavailable', reason: 'the ingress is stopping' },
-        { 'retry-after': String(STOPPING_RETRY_AFTER_S), connection: 'close' },
-      );
-      return;
     }
     let body: Buffer;
     try {
@@ -101,6 +115,7 @@ export function createPublicServer(
       answer(res, 400, { error: 'bad_request', reason: 'request could not be read' });
       return;
     }
+    takeInHand(res);
     const header = req.headers['plaid-verification'];
     const result = await webhooks.receive(body, Array.isArray(header) ? undefined : header);
     answer(res, result.status, result.body, result.headers);
@@ -114,18 +129,26 @@ export function createPublicServer(
       keepAliveTimeout: 5000,
     },
     (req, res) => {
-      inHand += 1;
-      handle(req, res)
-        .catch((error: unknown) => {
-          logger.error({ err: error }, 'webhook request failed');
-          answer(res, 500, { error: 'internal' });
-        })
-        .finally(() => {
-          inHand -= 1;
-          if (inHand === 0) settled?.();
-        });
+      handle(req, res).catch((error: unknown) => {
+        logger.error({ err: error }, 'webhook request failed');
+        answer(res, 500, { error: 'internal' });
+      });
     },
   );
+
+  let closing: Promise<void> | undefined;
+  const close = async () => {
+    stopping = true;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    // Each answer in hand is bounded by the service (the Kafka send's and Plaid's time-outs).
+    if (inHand > 0) await new Promise<void>((resolve) => (settled = resolve));
+    // What is left: connections kept alive after their last answer, and requests whose body was
+    // still being read (node stops its request time-out once the server closes, so a stalled
+    // client would otherwise hold the process): Plaid retries those.
+    server.closeAllConnections();
+    await closed;
+  };
 
   return {
     server,
@@ -137,15 +160,7 @@ export function createPublicServer(
           resolve();
         });
       }),
-    async close() {
-      stopping = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      if (inHand > 0) await new Promise<void>((resolve) => (settled = resolve));
-      // Connections kept alive after their last answer (their next request would get 503).
-      server.closeAllConnections();
-      await closed;
-    },
+    close: () => (closing ??= close()),
   };
 }
 

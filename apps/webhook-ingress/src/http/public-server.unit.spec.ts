@@ -1,5 +1,6 @@
 import { createLogger } from '@cashflow/observability';
 import { request as httpRequest, Agent } from 'node:http';
+import { connect } from 'node:net';
 import { Writable, Readable } from 'node:stream';
 import { loadWebhookIngressConfig } from '../config';
 import type { WebhookResponse } from '../webhooks/webhook.service';
@@ -180,6 +181,49 @@ describe('public webhook server', () => {
     } finally {
       agent.destroy();
     }
+  });
+
+  it('stops without waiting for a client still sending its body, and answers every close', async () => {
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    // Headers and the first byte of a 10-byte body; the rest never comes.
+    socket.write(
+      `POST ${new URL(url).pathname} HTTP/1.1\r\nHost: x\r\n` +
+        'Content-Type: application/json\r\nContent-Length: 10\r\n\r\n{',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const first = server.close();
+    const second = server.close();
+    await Promise.all([first, second]);
+    await ended;
+    expect(received).toHaveLength(0);
+  });
+
+  it('sends every pipelined answer before it stops, whichever was ready first', async () => {
+    const held: (() => void)[] = [];
+    answerWith = () =>
+      new Promise((resolve) => {
+        const n = held.length + 1;
+        held.push(() => resolve({ status: 200, body: { n }, outcome: 'accepted' }));
+      });
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const one = `POST ${new URL(url).pathname} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`;
+    socket.write(one + one);
+    await waitUntil(() => held.length === 2);
+    const closing = server.close();
+    held[1]!();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    held[0]!();
+    await closing;
+    await ended;
+    expect(text.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
+    expect(text).toContain('{"n":1}');
+    expect(text).toContain('{"n":2}');
   });
 });
 
