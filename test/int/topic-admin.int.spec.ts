@@ -1,24 +1,14 @@
+import { loggerInto } from '../support/logs';
 import { TOPIC_KEYS, topicName } from '@cashflow/contracts';
 import { createKafka, ensureTopics } from '@cashflow/kafka';
-import { createLogger } from '@cashflow/observability';
 import { ConfigResourceTypes, ConfigSource, type Kafka } from 'kafkajs';
-import { Writable } from 'node:stream';
 import { KAFKA_BROKERS, uniqueTopicPrefix } from '../support/infra';
 import { createTopics } from '../support/kafka';
 
 /** A Kafka client whose log lines (kafkajs's and the library's) the test can read. */
 function kafkaWithLog(prefix: string) {
   const lines: string[] = [];
-  const logger = createLogger({
-    service: 'test',
-    level: 'warn',
-    destination: new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(chunk.toString());
-        done();
-      },
-    }),
-  });
+  const logger = loggerInto(lines, 'test', 'warn');
   const kafka = createKafka({
     brokers: KAFKA_BROKERS,
     clientId: 'test',

@@ -1,3 +1,4 @@
+import { loggerInto } from './logs';
 import {
   createEvent,
   decodeEvent,
@@ -7,11 +8,9 @@ import {
   type RefreshRequested,
 } from '@cashflow/contracts';
 import { EventPublisher, ensureTopics, type ParallelConsumer } from '@cashflow/kafka';
-import { createLogger } from '@cashflow/observability';
 import { runMigrations } from '@cashflow/persistence';
 import type { INestApplication } from '@nestjs/common';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { loadRefreshWorkerConfig } from '../../apps/refresh-worker/src/config';
 import { startRefreshWorker } from '../../apps/refresh-worker/src/start-refresh-worker';
 import { KAFKA_BROKERS, createTestDatabase, uniqueTopicPrefix, type TestDatabase } from './infra';
@@ -148,16 +147,7 @@ export type WorkerWorld = Awaited<ReturnType<typeof workerWorld>>;
 export async function startWorker(world: WorkerWorld, overrides: Record<string, string> = {}) {
   const env = await world.workerEnv(overrides);
   const config = loadRefreshWorkerConfig(env);
-  const logger = createLogger({
-    service: 'refresh-worker',
-    level: 'debug',
-    destination: new Writable({
-      write(chunk: Buffer, _enc, done) {
-        world.logLines.push(chunk.toString());
-        done();
-      },
-    }),
-  });
+  const logger = loggerInto(world.logLines, 'refresh-worker', 'debug');
   let consumer: ParallelConsumer | undefined;
   const app: INestApplication = await startRefreshWorker(config, logger);
   const url = `http://127.0.0.1:${config.http.port}`;

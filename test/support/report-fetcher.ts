@@ -1,3 +1,4 @@
+import { loggerInto } from './logs';
 import { TokenCipher, TokenVault } from '@cashflow/access-tokens';
 import {
   createEvent,
@@ -7,11 +8,9 @@ import {
   type ReportFetched,
 } from '@cashflow/contracts';
 import { EventPublisher, ensureTopics, readEndOffsets } from '@cashflow/kafka';
-import { createLogger } from '@cashflow/observability';
 import { runMigrations } from '@cashflow/persistence';
 import type { INestApplication } from '@nestjs/common';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { DataSource } from 'typeorm';
 import { loadReportFetcherConfig } from '../../apps/report-fetcher/src/config';
 import { startReportFetcher } from '../../apps/report-fetcher/src/start-report-fetcher';
@@ -131,16 +130,7 @@ export async function fetcherWorld(sandboxEnv: Record<string, string> = {}) {
         LOG_LEVEL: 'info',
         ...overrides,
       });
-      const logger = createLogger({
-        service: 'report-fetcher',
-        level: 'debug',
-        destination: new Writable({
-          write(chunk: Buffer, _enc, done) {
-            logLines.push(chunk.toString());
-            done();
-          },
-        }),
-      });
+      const logger = loggerInto(logLines, 'report-fetcher', 'debug');
       const app = await startReportFetcher(config, logger);
       apps.push(app);
       return { app, url: `http://127.0.0.1:${config.http.port}` };

@@ -1,7 +1,6 @@
+import { loggerInto } from './logs';
 import { decodeEvent, topicName, type CashflowEvent } from '@cashflow/contracts';
 import { ensureTopics } from '@cashflow/kafka';
-import { createLogger } from '@cashflow/observability';
-import { Writable } from 'node:stream';
 import { loadWebhookIngressConfig } from '../../apps/webhook-ingress/src/config';
 import { startWebhookIngress } from '../../apps/webhook-ingress/src/start-ingress';
 import { KAFKA_BROKERS, uniqueTopicPrefix } from './infra';
@@ -64,21 +63,10 @@ export async function startIngress(env: Record<string, string>) {
     ...env,
   });
   const logLines: string[] = [];
-  const logger = createLogger({
-    service: 'webhook-ingress',
-    level: 'info',
-    destination: new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        logLines.push(chunk.toString());
-        if (
-          process.env.SHOW_INGRESS_LOGS &&
-          /"level":"(warn|error|fatal)"/.test(chunk.toString())
-        ) {
-          process.stderr.write(chunk);
-        }
-        done();
-      },
-    }),
+  const logger = loggerInto(logLines, 'webhook-ingress', 'info', (line) => {
+    if (process.env.SHOW_INGRESS_LOGS && /"level":"(warn|error|fatal)"/.test(line)) {
+      process.stderr.write(line);
+    }
   });
   const ingress = await startWebhookIngress(config, logger);
   const url = `http://127.0.0.1:${port}${config.webhook.path}`;

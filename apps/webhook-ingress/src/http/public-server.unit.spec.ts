@@ -1,7 +1,7 @@
-import { createLogger } from '@cashflow/observability';
+import { loggerInto } from '../../../../test/support/logs';
 import { request as httpRequest, Agent } from 'node:http';
 import { connect } from 'node:net';
-import { Writable, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { loadWebhookIngressConfig } from '../config';
 import type { WebhookResponse } from '../webhooks/webhook.service';
 import { freePort } from '../../../../test/support/ports';
@@ -44,16 +44,7 @@ describe('public webhook server', () => {
         },
       },
       { request: (outcome) => void counted.push(outcome) },
-      createLogger({
-        service: 'test',
-        level: 'error',
-        destination: new Writable({
-          write(chunk: Buffer, _encoding, done) {
-            logged.push(chunk.toString());
-            done();
-          },
-        }),
-      }),
+      loggerInto(logged, 'test', 'error'),
     );
     await server.listen();
     url = `http://127.0.0.1:${port}${config.webhook.path}`;
