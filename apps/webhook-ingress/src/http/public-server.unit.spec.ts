@@ -175,6 +175,8 @@ describe('public webhook server', () => {
   });
 
   it('stops without waiting for a client still sending its body, and answers every close', async () => {
+    let started = false;
+    server.server.once('request', () => (started = true));
     const socket = connect(Number(new URL(url).port), '127.0.0.1');
     socket.on('error', () => undefined);
     const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
@@ -183,7 +185,7 @@ describe('public webhook server', () => {
       `POST ${new URL(url).pathname} HTTP/1.1\r\nHost: x\r\n` +
         'Content-Type: application/json\r\nContent-Length: 10\r\n\r\n{',
     );
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitUntil(() => started);
     const first = server.close();
     const second = server.close();
     await Promise.all([first, second]);
