@@ -1,6 +1,6 @@
 import { ConfigError } from '@cashflow/config';
 import type { INestApplication, Type } from '@nestjs/common';
-import { AbstractHttpAdapter, NestFactory } from '@nestjs/core';
+import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { createServer, type ServerOptions } from 'node:http';
 import type { Logger } from 'pino';
@@ -84,8 +84,6 @@ export interface HttpAppOptions {
    * (which node only reads when the server is created).
    */
   readonly httpServerOptions?: ServerOptions;
-  /** Another HTTP adapter (e.g. Fastify) instead of Express; httpServerOptions is then unused. */
-  readonly adapter?: AbstractHttpAdapter;
 }
 
 /** NestJS's Express adapter, with a node:http server created with our options. */
@@ -104,11 +102,9 @@ class ExpressAdapterWithServerOptions extends ExpressAdapter {
  * (an unreachable broker, a port in use) reject instead of aborting, so startApp reports them.
  */
 export async function listenHttpApp(options: HttpAppOptions): Promise<INestApplication> {
-  const adapter =
-    options.adapter ??
-    (options.httpServerOptions
-      ? new ExpressAdapterWithServerOptions(options.httpServerOptions)
-      : new ExpressAdapter());
+  const adapter = options.httpServerOptions
+    ? new ExpressAdapterWithServerOptions(options.httpServerOptions)
+    : new ExpressAdapter();
   const app = await NestFactory.create(options.module as Type, adapter, {
     logger: new PinoNestLogger(options.logger),
     abortOnError: false,
