@@ -12,6 +12,7 @@ import { ReportFetchProjection1764700000000 } from './1764700000000-report-fetch
 import { MissedWebhooks1764800000000, grantPolls } from './1764800000000-missed-webhooks';
 import { ItemHealth1764900000000, grantItemHealth } from './1764900000000-item-health';
 import { PlaidCallBudget1765000000000 } from './1765000000000-plaid-call-budget';
+import { ProjectionItemLocks1765100000000 } from './1765100000000-projection-item-locks';
 
 /** Every migration, oldest first. TypeORM runs those not yet recorded in `migrations`. */
 export const MIGRATIONS = [
@@ -29,6 +30,7 @@ export const MIGRATIONS = [
   MissedWebhooks1764800000000,
   ItemHealth1764900000000,
   PlaidCallBudget1765000000000,
+  ProjectionItemLocks1765100000000,
 ];
 
 /**

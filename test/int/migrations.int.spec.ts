@@ -29,6 +29,7 @@ describe('migrations against the real PostgreSQL', () => {
       'MissedWebhooks1764800000000',
       'ItemHealth1764900000000',
       'PlaidCallBudget1765000000000',
+      'ProjectionItemLocks1765100000000',
     ]);
 
     const client = new Client({ connectionString: db.url });
@@ -48,6 +49,7 @@ describe('migrations against the real PostgreSQL', () => {
         'migrations',
         'plaid_call_budget',
         'projection_events',
+        'projection_item_locks',
         'refresh_outcomes',
         'refresh_request_ids',
         'refresh_requests',
@@ -99,6 +101,29 @@ describe('migrations against the real PostgreSQL', () => {
       expect(await can('cashflow_analytics', 'item_access_tokens')).toBe(false);
     } finally {
       await client.end();
+    }
+  });
+
+  it('gives every Item already projected its lock row', async () => {
+    const ds = await createDataSource({ url: db.url, applicationName: 'test' }).initialize();
+    const client = new Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      await runMigrations({ url: db.url, applicationName: 'test' });
+      await ds.undoLastMigration({ transaction: 'each' });
+      await client.query(
+        `INSERT INTO item_refresh_state (item_id, status) VALUES ('item-l1', 'requested'),
+           ('item-l2', 'ready') ON CONFLICT DO NOTHING`,
+      );
+      const again = await runMigrations({ url: db.url, applicationName: 'test' });
+      expect(again.applied).toEqual(['ProjectionItemLocks1765100000000']);
+      const rows = await client.query(
+        `SELECT item_id FROM projection_item_locks WHERE item_id LIKE 'item-l%' ORDER BY 1`,
+      );
+      expect(rows.rows).toEqual([{ item_id: 'item-l1' }, { item_id: 'item-l2' }]);
+    } finally {
+      await client.end();
+      await ds.destroy();
     }
   });
 

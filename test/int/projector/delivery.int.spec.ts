@@ -1,4 +1,4 @@
-import { topicName } from '@cashflow/contracts';
+import { topicName, type CashflowEvent } from '@cashflow/contracts';
 import { murmur2, readEndOffsets } from '@cashflow/kafka';
 import {
   PROJECTED_TOPICS,
@@ -280,6 +280,137 @@ describe('projector delivery', () => {
       expect(scans).not.toContain('Seq Scan');
     }
   }, 120_000);
+
+  /**
+   * Makes the next transaction of `db` stop before it reads its Items' rows (so after it has
+   * locked them) until `release` is called; `held` resolves once it stopped there.
+   */
+  const holdNextTransaction = (schema: string) => {
+    let stopped!: () => void;
+    const held = new Promise<void>((resolve) => (stopped = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const transaction = db.transaction.bind(db) as (
+      work: (m: EntityManager) => Promise<unknown>,
+    ) => Promise<unknown>;
+    const spy = jest.spyOn(db, 'transaction').mockImplementationOnce(((
+      work: (m: EntityManager) => Promise<unknown>,
+    ) =>
+      transaction((m) => {
+        const query = m.query.bind(m);
+        m.query = async (sql: string, params?: unknown[]) => {
+          if (sql.includes(`"${schema}".item_refresh_state WHERE item_id = ANY`)) {
+            stopped();
+            await released;
+          }
+          return query(sql, params);
+        };
+        return work(m);
+      })) as unknown as typeof db.transaction);
+    return {
+      held,
+      release: () => {
+        spy.mockRestore();
+        release();
+      },
+    };
+  };
+
+  /** A batch of `events` at offsets 0.. of a partition, as the consumer hands it over. */
+  const batchOf = (topic: string, partition: number, events: CashflowEvent[]) => ({
+    topic,
+    partition,
+    firstOffset: '0',
+    lastOffset: String(events.length - 1),
+    events: events.map((event, i) => ({
+      event,
+      position: { topic, partition, offset: String(i) },
+      kafkaTimestamp: String(Date.parse(event.metadata.time)),
+    })),
+  });
+
+  it("applies batches of thousands of Items while another projector's transaction holds as many: PostgreSQL's shared lock table does not bound them", async () => {
+    const schema = 'many_items';
+    await createProjectionSchema(db, schema);
+    await world.rows('DELETE FROM consumer_checkpoints WHERE consumer = $1', [schema]);
+    // The server's shared lock table has room for max_locks_per_transaction x (max_connections +
+    // max_prepared_transactions) locks (a little more in practice), for every session together.
+    // Two transactions of a quarter more Items than that each: a replica of the projector, or a
+    // rebuild beside the live projector, catching up a log of many Items.
+    const [row] = await world.rows(
+      `SELECT current_setting('max_locks_per_transaction')::int
+              * (current_setting('max_connections')::int
+                 + current_setting('max_prepared_transactions')::int) AS slots`,
+    );
+    const perBatch = Math.ceil((row!.slots as number) * 1.25);
+    const topic = topicName('refreshRequested', '');
+    const requests = (partition: number) =>
+      Array.from({ length: perBatch }, (_, i) =>
+        eventsFor(`many-${partition}-${i}`).requested(`many-${partition}-r${i}`),
+      );
+    const store = new ProjectionStore(db, { schema, consumer: schema });
+
+    const first = holdNextTransaction(schema);
+    const applying = store.applyAll([batchOf(topic, 0, requests(0))]);
+    try {
+      expect(await Promise.race([first.held.then(() => 'held'), applying])).toBe('held');
+      const second = await store.applyAll([batchOf(topic, 1, requests(1))]);
+      expect(second.outcomes.map((o) => o.kind)).toEqual(['applied']);
+    } finally {
+      first.release();
+    }
+    expect((await applying).outcomes.map((o) => o.kind)).toEqual(['applied']);
+    const [count] = await world.rows(
+      `SELECT count(*)::int AS n FROM "${schema}".item_refresh_state WHERE status = 'requested'`,
+    );
+    expect(count!.n).toBe(2 * perBatch);
+  }, 180_000);
+
+  it('a transaction changing an Item waits for one already changing it, and folds over its rows', async () => {
+    const schema = 'one_item';
+    await createProjectionSchema(db, schema);
+    await world.rows('DELETE FROM consumer_checkpoints WHERE consumer = $1', [schema]);
+    const store = new ProjectionStore(db, { schema, consumer: schema });
+    const itemId = `item-${randomUUID()}`;
+    const e = eventsFor(itemId);
+
+    // The request (one topic) is being applied when its acceptance (another topic) arrives.
+    const first = holdNextTransaction(schema);
+    const requesting = store.applyAll([
+      batchOf(topicName('refreshRequested', ''), 0, [e.requested(`${itemId}-r1`)]),
+    ]);
+    let accepting: ReturnType<ProjectionStore['applyAll']> | undefined;
+    try {
+      expect(await Promise.race([first.held.then(() => 'held'), requesting])).toBe('held');
+      accepting = store.applyAll([
+        batchOf(topicName('refreshOutcomes', ''), 0, [
+          e.accepted(`${itemId}-r1`, '2026-11-24T10:00:02Z'),
+        ]),
+      ]);
+      await waitForValue('the second transaction waiting for the Item', async () => {
+        const [row] = await world.rows(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        );
+        return (row!.n as number) > 0 ? true : undefined;
+      });
+    } finally {
+      first.release();
+    }
+    expect((await requesting).outcomes.map((o) => o.kind)).toEqual(['applied']);
+    expect((await accepting).outcomes.map((o) => o.kind)).toEqual(['applied']);
+    const [item] = await world.rows(
+      `SELECT status, latest_request_id FROM "${schema}".item_refresh_state WHERE item_id = $1`,
+      [itemId],
+    );
+    expect(item).toEqual({ status: 'refreshing', latest_request_id: `${itemId}-r1` });
+    const [request] = await world.rows(
+      `SELECT requested_at IS NOT NULL AS requested, accepted_at IS NOT NULL AS accepted
+         FROM "${schema}".refresh_requests WHERE item_id = $1`,
+      [itemId],
+    );
+    expect(request).toEqual({ requested: true, accepted: true });
+  }, 60_000);
 
   it('reads on while a transaction waits: a record published after a blocked batch is applied first', async () => {
     const requests = topicName('refreshRequested', world.prefix);

@@ -21,15 +21,24 @@ export const PROJECTION_TABLES = [
   'projection_events',
 ];
 
+/**
+ * Where a projection's transactions lock the Items they change: not projection data, so a
+ * rebuild locks in its own schema's copy and the swap leaves the live one as it is.
+ */
+const ITEM_LOCKS = 'projection_item_locks';
+
 export const REBUILD_SCHEMA = 'projection_rebuild';
 export const REBUILD_CONSUMER = 'projector-rebuild';
 
-/** Creates empty copies of the projection tables (columns, defaults, indexes) in `schema`. */
+/**
+ * Creates empty copies of the projection tables (columns, defaults, indexes) in `schema`, and of
+ * the table its transactions lock Items in.
+ */
 export async function createProjectionSchema(db: DataSource, schema: string): Promise<void> {
   const s = quoteIdent(schema);
   await db.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
   await db.query(`CREATE SCHEMA ${s}`);
-  for (const table of PROJECTION_TABLES) {
+  for (const table of [...PROJECTION_TABLES, ITEM_LOCKS]) {
     await db.query(`CREATE TABLE ${s}.${table} (LIKE public.${table} INCLUDING ALL)`);
   }
 }

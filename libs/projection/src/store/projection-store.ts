@@ -101,15 +101,13 @@ export interface StoreOptions {
   readonly consumer: string;
 }
 
-/** Namespace of the projector's advisory locks (pg_advisory_xact_lock(namespace, key)). */
-const LOCK_NAMESPACE = 8211;
-
 /**
  * Writes the projection. Each batch is one PostgreSQL transaction: the event copies, the Items'
  * and requests' new rows, and the partition's checkpoint (next offset to read) commit together,
  * so a batch is applied entirely or not at all, and a batch delivered again is recognised by the
- * checkpoint and skipped. Items are locked (advisory, in key order) for the transaction, so
- * batches of several partitions can be applied at once.
+ * checkpoint and skipped. The Items a batch changes are locked for the transaction (their rows
+ * in projection_item_locks, in key order), so batches of several partitions, replicas and a
+ * rebuild can be applied at once.
  */
 export class ProjectionStore {
   private readonly t: {
@@ -117,6 +115,7 @@ export class ProjectionStore {
     requests: string;
     reports: string;
     events: string;
+    locks: string;
   };
 
   constructor(
@@ -129,6 +128,7 @@ export class ProjectionStore {
       requests: `${schema}.refresh_requests`,
       reports: `${schema}.item_reports`,
       events: `${schema}.projection_events`,
+      locks: `${schema}.projection_item_locks`,
     };
   }
 
@@ -278,10 +278,18 @@ export class ProjectionStore {
     }
     if (byItem.size === 0) return { timings: NO_TIMINGS, completed: [] };
     const itemIds = [...byItem.keys()];
+    // Row locks, not advisory ones: an advisory lock per Item takes an entry of the server's
+    // shared lock table (about max_locks_per_transaction x max_connections for every session),
+    // which two transactions of a few thousand Items filled. One statement, in key order: an
+    // Item met for the first time gets its row (a concurrent inserter of it waits for this
+    // transaction), a known one has its row locked (ON CONFLICT DO UPDATE locks the row it
+    // conflicts with even when its WHERE updates nothing). Acquired in one order, so two
+    // transactions never wait for each other in a circle.
     await m.query(
-      `SELECT pg_advisory_xact_lock(${LOCK_NAMESPACE}, k)
-         FROM (SELECT DISTINCT hashtext($2 || id) AS k FROM unnest($1::text[]) AS id ORDER BY 1) s`,
-      [itemIds, `${this.options.schema}:`],
+      `INSERT INTO ${this.t.locks} (item_id)
+       SELECT id FROM unnest($1::text[]) AS id ORDER BY id
+       ON CONFLICT (item_id) DO UPDATE SET item_id = EXCLUDED.item_id WHERE false`,
+      [itemIds],
     );
     const items = new Map(
       (
