@@ -1,20 +1,24 @@
 import type { z } from 'zod';
 
-export type DecodeErrorCode =
-  | 'MISSING_HEADER'
-  | 'INVALID_HEADER'
-  | 'UNKNOWN_EVENT_TYPE'
-  | 'UNEXPECTED_EVENT_TYPE'
-  | 'MISSING_VALUE'
-  | 'TOO_LARGE'
-  | 'INVALID_JSON'
-  | 'SCHEMA_VIOLATION'
-  | 'SUBJECT_MISMATCH'
-  | 'KEY_MISMATCH'
+/** Why a record could not be used; each is the dlq_error_code of its dead letter. */
+export const DECODE_ERROR_CODES = [
+  'MISSING_HEADER',
+  'INVALID_HEADER',
+  'UNKNOWN_EVENT_TYPE',
+  'UNEXPECTED_EVENT_TYPE',
+  'MISSING_VALUE',
+  'TOO_LARGE',
+  'INVALID_JSON',
+  'SCHEMA_VIOLATION',
+  'SUBJECT_MISMATCH',
+  'KEY_MISMATCH',
   /** Decoded, but its handler kept failing until the consumer gave it up (see dlq_reason). */
-  | 'HANDLER_FAILED'
+  'HANDLER_FAILED',
   /** A request whose ce_id another source or Item used first (ids are unique per source only). */
-  | 'REQUEST_ID_CONFLICT';
+  'REQUEST_ID_CONFLICT',
+] as const;
+
+export type DecodeErrorCode = (typeof DECODE_ERROR_CODES)[number];
 
 export interface FieldIssue {
   /** Dotted path, e.g. `data.days_requested` or `ce_time`. */

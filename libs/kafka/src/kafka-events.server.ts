@@ -1,4 +1,5 @@
 import {
+  DECODE_ERROR_CODES,
   EVENT_TYPES,
   decodeEvent,
   topicKeyForEvent,
@@ -63,7 +64,10 @@ export interface KafkaEventsServerOptions {
   readonly shutdownGraceMs: number;
   readonly logger: Logger;
   readonly sessionTimeoutMs?: number;
-  /** Where to count group joins (`kafka_consumer_group_joins_total`); rebalances show there. */
+  /**
+   * Where to count group joins (`kafka_consumer_group_joins_total`; rebalances show there) and
+   * dead letters (`kafka_dead_letters_total`).
+   */
   readonly registry?: Registry;
   /** A handler failing this long sends its record to the dead-letter topic (HANDLER_FAILED). */
   readonly giveUpAfterMs?: number;
@@ -77,6 +81,7 @@ export interface KafkaEventsServerOptions {
  */
 export class KafkaEventsServer extends Server implements CustomTransportStrategy {
   private consumer: ParallelConsumer | undefined;
+  private deadLetters: Counter<'group' | 'topic' | 'code'> | undefined;
   /**
    * Each event type's handler, looked up once at start: Nest's getHandlerByPattern first tries
    * the pattern as JSON, which for a plain event type throws and catches an error per message.
@@ -110,6 +115,20 @@ export class KafkaEventsServer extends Server implements CustomTransportStrategy
       this.handlers.set(pattern as EventType, this.getHandlers().get(pattern)!);
       const topic = topicName(topicKeyForEvent(pattern as EventType), this.options.topicPrefix);
       expected.set(topic, [...(expected.get(topic) ?? []), pattern as EventType]);
+    }
+    if (this.options.registry) {
+      this.deadLetters = new Counter({
+        name: 'kafka_dead_letters_total',
+        help: 'Records this consumer copied to the dead-letter topic, by source topic and dlq_error_code.',
+        labelNames: ['group', 'topic', 'code'],
+        registers: [this.options.registry],
+      });
+      // Every series from the start, so the first dead letter is an increase (alert rules).
+      for (const topic of expected.keys()) {
+        for (const code of DECODE_ERROR_CODES) {
+          this.deadLetters.inc({ group: this.options.groupId, topic, code }, 0);
+        }
+      }
     }
     this.consumer = new ParallelConsumer(
       this.options.kafka,
@@ -173,6 +192,7 @@ export class KafkaEventsServer extends Server implements CustomTransportStrategy
   private async deadLetter(message: ConsumedMessage, error: DecodeError): Promise<void> {
     const position = { topic: message.topic, partition: message.partition, offset: message.offset };
     await this.options.publisher.deadLetter(message, error, position, this.options.groupId);
+    this.deadLetters?.inc({ group: this.options.groupId, topic: message.topic, code: error.code });
     this.options.logger.warn(
       { ...position, code: error.code, field: error.field },
       'dead-lettered a record',

@@ -33,6 +33,19 @@ describe('refresh worker: one outcome per request', () => {
 
   const plaidCalls = (itemId: string) => world.plaidCalls(itemId);
 
+  /** The worker's kafka_dead_letters_total for the request topic and `code` (0 from the start). */
+  const deadLetters = async (code: string) => {
+    const text = await (await fetch(`${worker.url}/metrics`)).text();
+    const topic = topicName('refreshRequested', world.prefix).replace(/\./g, '\\.');
+    const series = new RegExp(
+      `^kafka_dead_letters_total\\{(?=[^}]*topic="${topic}")(?=[^}]*code="${code}")[^}]*\\} (\\d+)$`,
+      'm',
+    );
+    const found = series.exec(text);
+    if (!found) throw new Error(`no kafka_dead_letters_total series for ${code}`);
+    return Number(found[1]);
+  };
+
   it('calls Plaid and publishes RefreshAccepted with Plaid request id, days and attempts', async () => {
     const { item_id } = await item();
     const request = await world.request(item_id, { days_requested: 90 });
@@ -170,6 +183,8 @@ describe('refresh worker: one outcome per request', () => {
       const [letter] = await dlq.until(1);
       expect(letter!.message.headers?.[DLQ_HEADERS.errorCode]?.toString()).toBe('MISSING_HEADER');
       expect(letter!.message.value?.toString()).toBe('{"item_id": 42}');
+      // Counted for ops (the CashflowDeadLetters alert), by topic and code.
+      expect(await deadLetters('MISSING_HEADER')).toBe(1);
 
       const { item_id } = await item();
       const request = await world.request(item_id);
@@ -207,6 +222,7 @@ describe('refresh worker: one outcome per request', () => {
       );
       expect(letter!.message.key?.toString()).toBe(second.item_id);
       expect(letter!.message.headers?.[DLQ_HEADERS.reason]?.toString()).toContain(first.item_id);
+      expect(await deadLetters('REQUEST_ID_CONFLICT')).toBe(1);
       // Not answered with the first Item's outcome, and Plaid not called for it.
       const marker = await world.request(second.item_id);
       await world.outcomeOf(marker.metadata.id);
@@ -218,6 +234,8 @@ describe('refresh worker: one outcome per request', () => {
   });
 
   it('counts outcomes and Plaid calls in its metrics', async () => {
+    // Every dead-letter code is there from the start, so the first letter is an increase.
+    expect(await deadLetters('HANDLER_FAILED')).toBe(0);
     const text = await (await fetch(`${worker.url}/metrics`)).text();
     expect(text).toMatch(
       /refresh_outcomes_total\{type="RefreshAccepted",error_code="none",coalesced="no",service="refresh-worker"\} [1-9]/,
