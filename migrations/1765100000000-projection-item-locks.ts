@@ -7,10 +7,13 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * or of a rebuild beside the live projector never fold one Item at the same time.
  *
  * Row locks live in the rows themselves. The transaction-scoped advisory locks used before took
- * one entry of PostgreSQL's shared lock table per Item, and that table holds about
- * max_locks_per_transaction x max_connections entries for the whole server: two transactions
+ * one entry of PostgreSQL's shared lock table per Item, and that table holds
+ * max_locks_per_transaction entries per server process for the whole server: two transactions
  * of a few thousand Items each (a replica or a rebuild catching up) filled it, and every
  * session needing a lock then failed with "out of shared memory".
+ *
+ * Projectors before this migration and after it do not exclude each other: stop the old ones
+ * before a new one starts (README: Several replicas).
  */
 export class ProjectionItemLocks1765100000000 implements MigrationInterface {
   name = 'ProjectionItemLocks1765100000000';

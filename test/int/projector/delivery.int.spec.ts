@@ -316,15 +316,15 @@ describe('projector delivery', () => {
     };
   };
 
-  /** A batch of `events` at offsets 0.. of a partition, as the consumer hands it over. */
-  const batchOf = (topic: string, partition: number, events: CashflowEvent[]) => ({
+  /** A batch of `events` at offsets `from`.. of a partition, as the consumer hands it over. */
+  const batchOf = (topic: string, partition: number, events: CashflowEvent[], from = 0) => ({
     topic,
     partition,
-    firstOffset: '0',
-    lastOffset: String(events.length - 1),
+    firstOffset: String(from),
+    lastOffset: String(from + events.length - 1),
     events: events.map((event, i) => ({
       event,
-      position: { topic, partition, offset: String(i) },
+      position: { topic, partition, offset: String(from + i) },
       kafkaTimestamp: String(Date.parse(event.metadata.time)),
     })),
   });
@@ -333,13 +333,17 @@ describe('projector delivery', () => {
     const schema = 'many_items';
     await createProjectionSchema(db, schema);
     await world.rows('DELETE FROM consumer_checkpoints WHERE consumer = $1', [schema]);
-    // The server's shared lock table has room for max_locks_per_transaction x (max_connections +
-    // max_prepared_transactions) locks (a little more in practice), for every session together.
-    // Two transactions of a quarter more Items than that each: a replica of the projector, or a
-    // rebuild beside the live projector, catching up a log of many Items.
+    // The server's shared lock table has room for max_locks_per_transaction locks per server
+    // process (client backends, background ones, prepared transactions; a little more in
+    // practice), for every session together. Two transactions of a quarter more Items than that
+    // each: a replica of the projector, or a rebuild beside the live projector, catching up a
+    // log of many Items.
     const [row] = await world.rows(
       `SELECT current_setting('max_locks_per_transaction')::int
               * (current_setting('max_connections')::int
+                 + current_setting('autovacuum_max_workers')::int + 1
+                 + current_setting('max_worker_processes')::int
+                 + current_setting('max_wal_senders')::int
                  + current_setting('max_prepared_transactions')::int) AS slots`,
     );
     const perBatch = Math.ceil((row!.slots as number) * 1.25);
@@ -366,51 +370,67 @@ describe('projector delivery', () => {
     expect(count!.n).toBe(2 * perBatch);
   }, 180_000);
 
-  it('a transaction changing an Item waits for one already changing it, and folds over its rows', async () => {
-    const schema = 'one_item';
-    await createProjectionSchema(db, schema);
-    await world.rows('DELETE FROM consumer_checkpoints WHERE consumer = $1', [schema]);
-    const store = new ProjectionStore(db, { schema, consumer: schema });
-    const itemId = `item-${randomUUID()}`;
-    const e = eventsFor(itemId);
+  it.each([
+    ['met for the first time', false],
+    ['already projected', true],
+  ])(
+    'a transaction changing an Item %s waits for one already changing it, and folds over its rows',
+    async (_, known) => {
+      const schema = known ? 'known_item' : 'new_item';
+      await createProjectionSchema(db, schema);
+      await world.rows('DELETE FROM consumer_checkpoints WHERE consumer = $1', [schema]);
+      const store = new ProjectionStore(db, { schema, consumer: schema });
+      const itemId = `item-${randomUUID()}`;
+      const e = eventsFor(itemId);
+      const requested = topicName('refreshRequested', '');
+      const outcomes = topicName('refreshOutcomes', '');
+      // A known Item: an earlier request is projected (committed) before the race.
+      const earlier = known ? [e.requested(`${itemId}-r0`, undefined, '2026-11-24T09:00:00Z')] : [];
+      if (known) await store.applyAll([batchOf(requested, 0, earlier)]);
 
-    // The request (one topic) is being applied when its acceptance (another topic) arrives.
-    const first = holdNextTransaction(schema);
-    const requesting = store.applyAll([
-      batchOf(topicName('refreshRequested', ''), 0, [e.requested(`${itemId}-r1`)]),
-    ]);
-    let accepting: ReturnType<ProjectionStore['applyAll']> | undefined;
-    try {
-      expect(await Promise.race([first.held.then(() => 'held'), requesting])).toBe('held');
-      accepting = store.applyAll([
-        batchOf(topicName('refreshOutcomes', ''), 0, [
-          e.accepted(`${itemId}-r1`, '2026-11-24T10:00:02Z'),
-        ]),
+      // A request (one topic) is being applied when its acceptance (another topic) arrives.
+      const first = holdNextTransaction(schema);
+      const requesting = store.applyAll([
+        batchOf(requested, 0, [e.requested(`${itemId}-r1`)], earlier.length),
       ]);
-      await waitForValue('the second transaction waiting for the Item', async () => {
-        const [row] = await world.rows(
-          `SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-        );
-        return (row!.n as number) > 0 ? true : undefined;
-      });
-    } finally {
-      first.release();
-    }
-    expect((await requesting).outcomes.map((o) => o.kind)).toEqual(['applied']);
-    expect((await accepting).outcomes.map((o) => o.kind)).toEqual(['applied']);
-    const [item] = await world.rows(
-      `SELECT status, latest_request_id FROM "${schema}".item_refresh_state WHERE item_id = $1`,
-      [itemId],
-    );
-    expect(item).toEqual({ status: 'refreshing', latest_request_id: `${itemId}-r1` });
-    const [request] = await world.rows(
-      `SELECT requested_at IS NOT NULL AS requested, accepted_at IS NOT NULL AS accepted
-         FROM "${schema}".refresh_requests WHERE item_id = $1`,
-      [itemId],
-    );
-    expect(request).toEqual({ requested: true, accepted: true });
-  }, 60_000);
+      let accepting: ReturnType<ProjectionStore['applyAll']> | undefined;
+      try {
+        expect(await Promise.race([first.held.then(() => 'held'), requesting])).toBe('held');
+        accepting = store.applyAll([
+          batchOf(outcomes, 0, [e.accepted(`${itemId}-r1`, '2026-11-24T10:00:02Z')]),
+        ]);
+        accepting.catch(() => undefined);
+        await waitForValue('the second transaction waiting for the Item', async () => {
+          const [row] = await world.rows(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event = 'transactionid'
+                AND query LIKE '%projection_item_locks%'`,
+          );
+          return (row!.n as number) > 0 ? true : undefined;
+        });
+      } finally {
+        first.release();
+      }
+      expect((await requesting).outcomes.map((o) => o.kind)).toEqual(['applied']);
+      expect((await accepting).outcomes.map((o) => o.kind)).toEqual(['applied']);
+      // The acceptance folded over the request's rows.
+      const [item] = await world.rows(
+        `SELECT status, latest_request_id FROM "${schema}".item_refresh_state WHERE item_id = $1`,
+        [itemId],
+      );
+      expect(item).toEqual({ status: 'refreshing', latest_request_id: `${itemId}-r1` });
+      const requests = await world.rows(
+        `SELECT request_id, requested_at IS NOT NULL AS requested, accepted_at IS NOT NULL AS accepted
+           FROM "${schema}".refresh_requests WHERE item_id = $1 ORDER BY request_id`,
+        [itemId],
+      );
+      expect(requests).toEqual([
+        ...(known ? [{ request_id: `${itemId}-r0`, requested: true, accepted: false }] : []),
+        { request_id: `${itemId}-r1`, requested: true, accepted: true },
+      ]);
+    },
+    60_000,
+  );
 
   it('reads on while a transaction waits: a record published after a blocked batch is applied first', async () => {
     const requests = topicName('refreshRequested', world.prefix);

@@ -279,8 +279,8 @@ export class ProjectionStore {
     if (byItem.size === 0) return { timings: NO_TIMINGS, completed: [] };
     const itemIds = [...byItem.keys()];
     // Row locks, not advisory ones: an advisory lock per Item takes an entry of the server's
-    // shared lock table (about max_locks_per_transaction x max_connections for every session),
-    // which two transactions of a few thousand Items filled. One statement, in key order: an
+    // shared lock table (max_locks_per_transaction per server process, for every session
+    // together), which two transactions of a few thousand Items filled. One statement, in key order: an
     // Item met for the first time gets its row (a concurrent inserter of it waits for this
     // transaction), a known one has its row locked (ON CONFLICT DO UPDATE locks the row it
     // conflicts with even when its WHERE updates nothing). Acquired in one order, so two
