@@ -80,4 +80,41 @@ describe('cashflow-refresh events and dlq', () => {
       await projector.close();
     }
   });
+
+  it('topics lag shows, per consumer group and partition, what the group has not yet committed', async () => {
+    const topic = topicName('refreshRequested', world.prefix);
+    const group = `${world.prefix}cashflow-projector`;
+    const requests = () =>
+      Array.from({ length: 3 }, () => {
+        const itemId = `item-${randomUUID()}`;
+        return { itemId, event: eventsFor(itemId).requested(`${itemId}-r1`) };
+      });
+    const first = requests();
+    await world.publish(...first.map((r) => r.event));
+    const projector = await world.startProjector();
+    try {
+      for (const r of first) await world.untilStatus(r.itemId, 'requested');
+    } finally {
+      await projector.close(); // commits what it applied
+    }
+    const lagOf = async () => {
+      const run = await cli(['topics', 'lag', '--json'], env);
+      expect(run.code).toBe(0);
+      const rows = run.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { group: string; topic: string; lag: number });
+      const ours = rows.filter((r) => r.group === group && r.topic === topic);
+      expect(ours.length).toBe(2); // both partitions
+      return ours.reduce((sum, r) => sum + r.lag, 0);
+    };
+    expect(await lagOf()).toBe(0);
+
+    // Three more while the projector is stopped: three behind.
+    await world.publish(...requests().map((r) => r.event));
+    expect(await lagOf()).toBe(3);
+    const text = await cli(['topics', 'lag'], env);
+    expect(text.stdout).toMatch(/^group\s+topic\s+partition\s+committed\s+end\s+lag/);
+    expect(text.stdout).toContain(`${group}: 3 behind`);
+  });
 });

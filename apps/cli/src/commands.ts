@@ -15,9 +15,11 @@ import { Command } from 'commander';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { addCheckCommand } from './check/check-command';
+import { consumerLag } from './consumer-lag';
 import { cliLogger, kafkaFrom } from './clients';
 import { addEventsCommands } from './events-commands';
 import { addItemsCommands } from './items-command';
+import { print, textTable } from './output';
 import { addRefreshCommands, outcome } from './refresh-commands';
 import { addReportCommands } from './report-commands';
 
@@ -69,6 +71,39 @@ export function buildProgram(): Command {
         process.stderr.write(
           `warning: ${m.topic} has ${m.partitions} partitions, KAFKA_PARTITIONS says ${m.expected}; left unchanged\n`,
         );
+      }
+    });
+
+  topics
+    .command('lag')
+    .description(
+      "Records each of the service's consumer groups has not yet committed, per topic and partition (KAFKA_*). An app commits below what it still has in hand (the worker below its oldest unanswered request), so lag counts records being handled as well as unread ones.",
+    )
+    .option('--json', 'one JSON line per partition')
+    .action(async (options: { json?: boolean }) => {
+      const env = loadConfig(SERVICE, z.object({ ...commonVariables, ...kafkaVariables }));
+      const admin = kafkaFrom(env, cliLogger()).admin();
+      await admin.connect();
+      try {
+        const rows = await consumerLag(admin, env.KAFKA_TOPIC_PREFIX);
+        if (options.json) {
+          for (const row of rows) print(true, row, () => '');
+          return;
+        }
+        if (rows.length === 0) {
+          process.stdout.write('no consumer group of the service has committed an offset yet\n');
+          return;
+        }
+        const totals = new Map<string, number>();
+        for (const row of rows) totals.set(row.group, (totals.get(row.group) ?? 0) + row.lag);
+        process.stdout.write(
+          `${textTable(
+            rows.map((r) => ({ ...r })),
+            ['group', 'topic', 'partition', 'committed', 'end', 'lag'],
+          )}\n\n${[...totals].map(([group, lag]) => `${group}: ${lag} behind`).join('\n')}\n`,
+        );
+      } finally {
+        await admin.disconnect();
       }
     });
 
