@@ -229,6 +229,32 @@ describe('projector delivery', () => {
     await projector.close();
   });
 
+  /**
+   * Runs `before` ahead of every statement of the transactions `db` starts (only the next one
+   * with `once`), until the returned spy is restored.
+   */
+  const beforeEachStatement = (
+    before: (sql: string, params: unknown[]) => Promise<void> | void,
+    once = false,
+  ) => {
+    const transaction = db.transaction.bind(db) as (
+      work: (m: EntityManager) => Promise<unknown>,
+    ) => Promise<unknown>;
+    const spy = jest.spyOn(db, 'transaction');
+    const intercepted = ((work: (m: EntityManager) => Promise<unknown>) =>
+      transaction((m) => {
+        const query = m.query.bind(m);
+        m.query = async (sql: string, params?: unknown[]) => {
+          await before(sql, params ?? []);
+          return query(sql, params);
+        };
+        return work(m);
+      })) as unknown as typeof db.transaction;
+    if (once) spy.mockImplementationOnce(intercepted);
+    else spy.mockImplementation(intercepted);
+    return spy;
+  };
+
   it('looks up the requests a batch needs by index, however large the table: no transaction reads refresh_requests whole', async () => {
     const schema = 'lookups';
     await createProjectionSchema(db, schema);
@@ -248,20 +274,9 @@ describe('projector delivery', () => {
     // One transaction naming 3,000 requests (a quarter of the table) over 3,000 Items; the
     // statements it sends are planned again here, with the same parameters.
     const sent: [string, unknown[]][] = [];
-    const transaction = db.transaction.bind(db) as (
-      work: (m: EntityManager) => Promise<unknown>,
-    ) => Promise<unknown>;
-    const spy = jest.spyOn(db, 'transaction').mockImplementation(((
-      work: (m: EntityManager) => Promise<unknown>,
-    ) =>
-      transaction((m) => {
-        const query = m.query.bind(m);
-        m.query = (sql: string, params?: unknown[]) => {
-          sent.push([sql, params ?? []]);
-          return query(sql, params);
-        };
-        return work(m);
-      })) as unknown as typeof db.transaction);
+    const spy = beforeEachStatement((sql, params) => {
+      sent.push([sql, params]);
+    });
     try {
       await applyInOrder(store, requests(12_000, 3_000));
     } finally {
@@ -290,23 +305,12 @@ describe('projector delivery', () => {
     const held = new Promise<void>((resolve) => (stopped = resolve));
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
-    const transaction = db.transaction.bind(db) as (
-      work: (m: EntityManager) => Promise<unknown>,
-    ) => Promise<unknown>;
-    const spy = jest.spyOn(db, 'transaction').mockImplementationOnce(((
-      work: (m: EntityManager) => Promise<unknown>,
-    ) =>
-      transaction((m) => {
-        const query = m.query.bind(m);
-        m.query = async (sql: string, params?: unknown[]) => {
-          if (sql.includes(`"${schema}".item_refresh_state WHERE item_id = ANY`)) {
-            stopped();
-            await released;
-          }
-          return query(sql, params);
-        };
-        return work(m);
-      })) as unknown as typeof db.transaction);
+    const spy = beforeEachStatement(async (sql) => {
+      if (sql.includes(`"${schema}".item_refresh_state WHERE item_id = ANY`)) {
+        stopped();
+        await released;
+      }
+    }, true);
     return {
       held,
       release: () => {
