@@ -34,6 +34,24 @@ export function workerSecrets() {
 
 export type Outcome = RefreshAccepted | RefreshFailed;
 
+/** A RefreshRequested as an upstream publishes it. */
+function requested(
+  itemId: string,
+  data: Partial<RefreshRequested['data']> = {},
+  id: string = randomUUID(),
+  metadata: { time?: string; source?: string } = {},
+) {
+  return createEvent(
+    'RefreshRequested',
+    { item_id: itemId, ...data },
+    {
+      id,
+      source: metadata.source ?? 'urn:test:upstream',
+      time: metadata.time ?? new Date().toISOString(),
+    },
+  );
+}
+
 /**
  * Everything the worker needs, real: topics with a unique prefix, a migrated database of its
  * own, the Plaid sandbox over HTTP, and a reader of the outcome topic.
@@ -96,17 +114,18 @@ export async function workerWorld(sandboxEnv: Record<string, string> = {}) {
       id: string = randomUUID(),
       metadata: { time?: string; source?: string } = {},
     ) {
-      const event = createEvent(
-        'RefreshRequested',
-        { item_id: itemId, ...data },
-        {
-          id,
-          source: metadata.source ?? 'urn:test:upstream',
-          time: metadata.time ?? new Date().toISOString(),
-        },
-      );
+      const event = requested(itemId, data, id, metadata);
       await publisher.publish(event);
       return event;
+    },
+    /**
+     * `count` requests for the Item in one send, so they reach Kafka at the same moment however
+     * loaded the machine (requests sent one after another may be seconds apart there).
+     */
+    async burst(itemId: string, count: number, data: Partial<RefreshRequested['data']> = {}) {
+      const events = Array.from({ length: count }, () => requested(itemId, data));
+      await publisher.publish(...events);
+      return events;
     },
     /** Waits for the outcome of a request and returns it. */
     async outcomeOf(requestId: string, timeoutMs = 30_000): Promise<Outcome> {
