@@ -22,7 +22,7 @@ import type { Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { ReportFetchController } from './admin/report-fetch.controller';
 import { SERVICE, type ReportFetcherConfig } from './config';
-import { FetchMetrics } from './fetch/fetch-metrics';
+import { FetchMetrics, plaidCallMetrics } from './fetch/fetch-metrics';
 import { FetchPublisher } from './fetch/fetch-publisher';
 import { FetchRunner } from './fetch/fetch-runner';
 import { FetchStateStore } from './fetch/fetch-state-store';
@@ -103,7 +103,13 @@ export class ReportFetcherModule {
         },
         {
           provide: PlaidClient,
-          useValue: PlaidClient.fromSettings(config.plaid, config.fetch.concurrency * 2),
+          useFactory: (registry: Registry) =>
+            PlaidClient.fromSettings(
+              config.plaid,
+              config.fetch.concurrency * 2,
+              plaidCallMetrics(registry),
+            ),
+          inject: [METRICS_REGISTRY],
         },
         {
           provide: FetchStateStore,

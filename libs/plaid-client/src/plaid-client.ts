@@ -15,7 +15,15 @@ export interface PlaidClientOptions {
   readonly bodyTimeoutMs?: number;
   /** Concurrent connections per origin. */
   readonly connections?: number;
+  /** Told of every answer (or failure to get one): for an app's metrics. */
+  readonly onAnswer?: PlaidAnswerObserver;
 }
+
+/**
+ * Sees each call end: the endpoint's path, the seconds from sending to the answer read and
+ * validated, and `ok` or why not (Plaid's error_code, or `network`, `timeout`, `invalid`...).
+ */
+export type PlaidAnswerObserver = (path: string, seconds: number, result: string) => void;
 
 /** An app's Plaid settings as its configuration resolves them (PLAID_* variables). */
 export interface PlaidSettings {
@@ -107,8 +115,13 @@ export class PlaidClient {
   }
 
   /** A client for an app's settings, with as many connections as it has calls out at once. */
-  static fromSettings(settings: PlaidSettings, connections: number): PlaidClient {
+  static fromSettings(
+    settings: PlaidSettings,
+    connections: number,
+    onAnswer?: PlaidAnswerObserver,
+  ): PlaidClient {
     return new PlaidClient({
+      ...(onAnswer ? { onAnswer } : {}),
       baseUrl: settings.baseUrl,
       clientId: settings.clientId,
       secret: settings.secret,
@@ -175,7 +188,13 @@ export class PlaidClient {
         },
       },
       async (span) => {
+        const started = performance.now();
         const result = await this.send(path, body, schema);
+        this.options.onAnswer?.(
+          path,
+          (performance.now() - started) / 1000,
+          result.ok ? 'ok' : failureCode(result.error),
+        );
         span.setAttributes(resultAttributes(result));
         if (!result.ok) {
           span.setStatus({ code: SpanStatusCode.ERROR, message: failureCode(result.error) });

@@ -7,10 +7,11 @@ import {
 import { fetcherWorld, type FetcherWorld } from '../../support/report-fetcher';
 
 let world: FetcherWorld;
+let fetcherUrl: string;
 
 beforeAll(async () => {
   world = await fetcherWorld();
-  await world.startFetcher({ REPORT_FETCH_PAGE_SIZE: '100' });
+  fetcherUrl = (await world.startFetcher({ REPORT_FETCH_PAGE_SIZE: '100' })).url;
 });
 
 afterAll(() => world?.close());
@@ -155,6 +156,24 @@ describe('report fetcher: after ReportReady, the report stored and delivered', (
       [itemId],
     );
     expect(gone[0]!.n).toBeGreaterThan(0);
+  });
+
+  it('counts its Plaid calls by endpoint and result in plaid_report_call_seconds', async () => {
+    const { itemId } = await world.item({ transactions_per_account: 150 });
+    await world.accepted(itemId, 730);
+    await world.reportReady(itemId);
+    await world.untilFetches(itemId);
+    const text = await (await fetch(`${fetcherUrl}/metrics`)).text();
+    const count = (endpoint: string, result: string) =>
+      Number(
+        new RegExp(
+          `^plaid_report_call_seconds_count\\{(?=[^}]*endpoint="${endpoint}")(?=[^}]*result="${result}")[^}]*\\} (\\d+)$`,
+          'm',
+        ).exec(text)?.[1] ?? 0,
+      );
+    // Three pages of 100 for this Item alone, and its insights.
+    expect(count('/cashflow_report/get', 'ok')).toBeGreaterThanOrEqual(3);
+    expect(count('/cashflow_report/insights/get', 'ok')).toBeGreaterThanOrEqual(1);
   });
 
   it('answers an Item whose token is not registered with ReportFetchFailed UNKNOWN_ITEM, not retrying', async () => {

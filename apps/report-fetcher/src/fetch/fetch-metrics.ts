@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { PlaidAnswerObserver } from '@cashflow/plaid-client';
 import type { RunOutcome } from './fetch-runner';
 
 /** What ops watch on the fetcher: runs by outcome, what fetches changed, how long they take. */
@@ -59,4 +60,20 @@ export class FetchMetrics {
     this.restarts.inc(changes.restarts);
     this.duration.observe(changes.duration_ms / 1000);
   }
+}
+
+/**
+ * `plaid_report_call_seconds{endpoint,result}`: the fetcher's calls to Plaid (`/get` pages and
+ * polls, `/insights/get`) by how they ended, `ok` or the error code, as the worker's
+ * `plaid_refresh_call_seconds` does for refreshes.
+ */
+export function plaidCallMetrics(registry: Registry): PlaidAnswerObserver {
+  const calls = new Histogram({
+    name: 'plaid_report_call_seconds',
+    help: "Duration of the fetcher's Plaid calls, by endpoint and result (ok or the error code).",
+    labelNames: ['endpoint', 'result'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 90],
+    registers: [registry],
+  });
+  return (endpoint, seconds, result) => calls.observe({ endpoint, result }, seconds);
 }
