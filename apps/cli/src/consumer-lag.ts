@@ -17,9 +17,9 @@ export interface PartitionLag {
 /**
  * Lag of the service's consumer groups (`<prefix>cashflow-<app>`), from Kafka alone: for every
  * partition of each topic a group commits in, the end offset less the committed one (less the
- * earliest kept, where the group has not committed yet). An app commits below
- * what it still has in hand (the worker below its oldest unanswered request), so lag counts
- * records read and not yet done as well as records not yet read.
+ * earliest kept, where the group has not committed yet). An app commits below what it still has
+ * in hand (the worker below its oldest unanswered request), so lag counts records read and not
+ * yet done as well as records not yet read.
  */
 export async function consumerLag(admin: Admin, topicPrefix: string): Promise<PartitionLag[]> {
   const { groups } = await admin.listGroups();
