@@ -1,5 +1,12 @@
 import type { Logger } from '@cashflow/observability';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  STATUS_CODES,
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import type { Socket } from 'node:net';
 import getRawBody from 'raw-body';
 import type { WebhookIngressConfig } from '../config';
 import type { WebhookMetrics } from '../webhooks/webhook-metrics';
@@ -47,7 +54,11 @@ export interface PublicServer {
  * - Before any body is read: only the webhook path (404), only POST (405), only a JSON content
  *   type (415), and no declared length over the cap (413). A streamed body that passes the cap
  *   is refused 413 as soon as it does. A 413 closes the connection: the rest of the body is not
- *   read.
+ *   read. A client that waits for `100 Continue` before sending its body (`Expect:
+ *   100-continue`) gets it only once those checks pass; otherwise the refusal comes instead, and
+ *   the connection closes (the body it holds back is never read).
+ * - Every answer is counted in webhook_requests_total, node's own 400 (a request it could not
+ *   parse) and 408 among them.
  */
 export function createPublicServer(
   config: WebhookIngressConfig,
@@ -60,12 +71,13 @@ export function createPublicServer(
   let inHand = 0;
   let settled: (() => void) | undefined;
 
-  const refuse = (res: ServerResponse, outcome: Refusal, reason: string) => {
+  const refuse = (req: IncomingMessage, res: ServerResponse, outcome: Refusal, reason: string) => {
     metrics?.request(outcome);
     const headers: Record<string, string> = {};
     if (outcome === 'method_not_allowed') headers.allow = 'POST';
-    // Stop reading a body we will not take; the client must open a new connection.
-    if (outcome === 'too_large') headers.connection = 'close';
+    // Stop reading a body we will not take (or that was held back for a 100 Continue that will
+    // not come); the client must open a new connection.
+    if (outcome === 'too_large' || expectsContinue(req)) headers.connection = 'close';
     answer(res, STATUS[outcome], { error: outcome, reason }, headers);
   };
 
@@ -83,7 +95,8 @@ export function createPublicServer(
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     if ((req.url ?? '').split('?', 1)[0] !== path) {
-      answer(res, 404, { error: 'not_found' });
+      metrics?.request('not_found');
+      answer(res, 404, { error: 'not_found' }, expectsContinue(req) ? { connection: 'close' } : {});
       return;
     }
     if (stopping) {
@@ -96,29 +109,62 @@ export function createPublicServer(
       );
       return;
     }
-    if (req.method !== 'POST') return refuse(res, 'method_not_allowed', 'only POST');
+    if (req.method !== 'POST') return refuse(req, res, 'method_not_allowed', 'only POST');
     if (!JSON_TYPE.test(req.headers['content-type'] ?? '')) {
-      return refuse(res, 'unsupported_media_type', 'content-type must be application/json');
+      return refuse(req, res, 'unsupported_media_type', 'content-type must be application/json');
     }
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBodyBytes) {
-      return refuse(res, 'too_large', `body larger than ${maxBodyBytes} bytes`);
+      return refuse(req, res, 'too_large', `body larger than ${maxBodyBytes} bytes`);
     }
+    if (expectsContinue(req)) res.writeContinue();
     let body: Buffer;
     try {
       body = await getRawBody(req, { limit: maxBodyBytes });
     } catch (error) {
       if ((error as { type?: string }).type === 'entity.too.large') {
-        return refuse(res, 'too_large', `body larger than ${maxBodyBytes} bytes`);
+        return refuse(req, res, 'too_large', `body larger than ${maxBodyBytes} bytes`);
       }
-      // Aborted or malformed: there may be no one left to answer.
-      answer(res, 400, { error: 'bad_request', reason: 'request could not be read' });
+      // Aborted or malformed: there may be no one left to answer (a request that timed out was
+      // answered 408 and counted by onClientError).
+      if (answer(res, 400, { error: 'bad_request', reason: 'request could not be read' })) {
+        metrics?.request('bad_request');
+      }
       return;
     }
     takeInHand(res);
     const header = req.headers['plaid-verification'];
     const result = await webhooks.receive(body, Array.isArray(header) ? undefined : header);
     answer(res, result.status, result.body, result.headers);
+  };
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    handle(req, res).catch((error: unknown) => {
+      logger.error({ err: error }, 'webhook request failed');
+      answer(res, 500, { error: 'internal' });
+    });
+  };
+
+  /**
+   * What node answers itself, counted: a request not received within the time-out (408) or not
+   * parseable (400; 431 for oversized headers). The same answers as node's default handler,
+   * which a listener replaces: only when nothing of a response has been written on the
+   * connection yet, and the connection is then destroyed.
+   */
+  const onClientError = (error: NodeJS.ErrnoException, socket: Socket) => {
+    const status =
+      error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? 408
+        : error.code === 'HPE_HEADER_OVERFLOW'
+          ? 431
+          : 400;
+    const current = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+    // A connection the client reset has no one to answer.
+    if (socket.writable && !current?.headersSent && error.code !== 'ECONNRESET') {
+      metrics?.request(status === 408 ? 'timeout' : 'bad_request');
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+    }
+    socket.destroy(error);
   };
 
   const server = createServer(
@@ -128,13 +174,12 @@ export function createPublicServer(
       connectionsCheckingInterval: 1000,
       keepAliveTimeout: 5000,
     },
-    (req, res) => {
-      handle(req, res).catch((error: unknown) => {
-        logger.error({ err: error }, 'webhook request failed');
-        answer(res, 500, { error: 'internal' });
-      });
-    },
+    onRequest,
   );
+  // With a listener, node leaves `100 Continue` to us: handle() sends it once the request passed
+  // the checks that need no body.
+  server.on('checkContinue', onRequest);
+  server.on('clientError', onClientError);
 
   let closing: Promise<void> | undefined;
   const close = async () => {
@@ -164,14 +209,22 @@ export function createPublicServer(
   };
 }
 
-/** A JSON answer, unless the response has already been sent or its connection is gone. */
+/** Whether the client holds its body back until it is told `100 Continue`. */
+function expectsContinue(req: IncomingMessage): boolean {
+  return /^100-continue$/i.test(req.headers.expect ?? '');
+}
+
+/**
+ * A JSON answer, unless the response has already been sent or its connection is gone; says
+ * whether it was sent.
+ */
 function answer(
   res: ServerResponse,
   status: number,
   body: object,
   headers: Readonly<Record<string, string>> = {},
-): void {
-  if (res.headersSent || res.destroyed) return;
+): boolean {
+  if (res.headersSent || res.destroyed) return false;
   const json = JSON.stringify(body);
   res.writeHead(status, {
     ...headers,
@@ -179,4 +232,5 @@ function answer(
     'content-length': Buffer.byteLength(json),
   });
   res.end(json);
+  return true;
 }

@@ -21,7 +21,8 @@ describe('public webhook server', () => {
   let counted: string[];
   let logged: string[];
 
-  beforeEach(async () => {
+  /** A server on a free port; `env` adds to (or overrides) the test's variables. */
+  const startServer = async (env: Record<string, string> = {}) => {
     const port = await freePort();
     const config = loadWebhookIngressConfig({
       KAFKA_BROKERS: '127.0.0.1:9',
@@ -30,12 +31,9 @@ describe('public webhook server', () => {
       WEBHOOK_INGRESS_PORT: String(port),
       WEBHOOK_INGRESS_ADMIN_PORT: String(await freePort()),
       WEBHOOK_MAX_BODY_BYTES: String(MAX_BODY),
+      ...env,
     });
-    received = [];
-    counted = [];
-    logged = [];
-    answerWith = () => Promise.resolve({ status: 200, body: { ok: true }, outcome: 'accepted' });
-    server = createPublicServer(
+    const started = createPublicServer(
       config,
       {
         receive: (body, token) => {
@@ -46,8 +44,16 @@ describe('public webhook server', () => {
       { request: (outcome) => void counted.push(outcome) },
       loggerInto(logged, 'test', 'error'),
     );
-    await server.listen();
-    url = `http://127.0.0.1:${port}${config.webhook.path}`;
+    await started.listen();
+    return { server: started, url: `http://127.0.0.1:${port}${config.webhook.path}` };
+  };
+
+  beforeEach(async () => {
+    received = [];
+    counted = [];
+    logged = [];
+    answerWith = () => Promise.resolve({ status: 200, body: { ok: true }, outcome: 'accepted' });
+    ({ server, url } = await startServer());
   });
   afterEach(() => server.close());
 
@@ -94,7 +100,58 @@ describe('public webhook server', () => {
       reason: 'content-type must be application/json',
     });
     expect(received).toHaveLength(0);
-    expect(counted).toEqual(['method_not_allowed', 'unsupported_media_type']);
+    expect(counted).toEqual(['not_found', 'method_not_allowed', 'unsupported_media_type']);
+  });
+
+  it('sends 100 Continue only to a request that passed the checks, and the refusal instead to one that did not', async () => {
+    const headers = (length: number, path = new URL(url).pathname) =>
+      `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`;
+
+    const tooLarge = rawConnection(url);
+    tooLarge.socket.write(headers(MAX_BODY + 1));
+    await tooLarge.closed;
+    expect(tooLarge.text()).toMatch(/^HTTP\/1\.1 413 /);
+    expect(tooLarge.text()).not.toContain('100 Continue');
+
+    const elsewhere = rawConnection(url);
+    elsewhere.socket.write(headers(2, '/other'));
+    await elsewhere.closed;
+    expect(elsewhere.text()).toMatch(/^HTTP\/1\.1 404 /);
+
+    const fine = rawConnection(url);
+    fine.socket.write(headers(2));
+    await fine.until(/\r\n\r\n/);
+    expect(fine.text()).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+    expect(received).toHaveLength(0);
+    fine.socket.end('{}');
+    await fine.until(/\{"ok":true\}/);
+    expect(fine.text()).toContain('HTTP/1.1 200 OK');
+    expect(received.map((r) => r.body.toString())).toEqual(['{}']);
+    expect(counted).toEqual(['too_large', 'not_found']);
+  });
+
+  it("counts node's own answers: 400 to a request it cannot parse, 408 to one not received in time", async () => {
+    const garbled = rawConnection(url);
+    garbled.socket.write('NOT HTTP AT ALL\r\n\r\n');
+    await garbled.closed;
+    expect(garbled.text()).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+
+    const slow = await startServer({ WEBHOOK_REQUEST_TIMEOUT_MS: '500' });
+    try {
+      const stalled = rawConnection(slow.url);
+      // Headers and the first byte of a 10-byte body; the rest never comes.
+      stalled.socket.write(
+        `POST ${new URL(slow.url).pathname} HTTP/1.1\r\nHost: x\r\n` +
+          'Content-Type: application/json\r\nContent-Length: 10\r\n\r\n{',
+      );
+      await stalled.closed;
+      expect(stalled.text()).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    } finally {
+      await slow.server.close();
+    }
+    expect(received).toHaveLength(0);
+    expect(counted).toEqual(['bad_request', 'timeout']);
   });
 
   it('answers 413 and hangs up on a body over the cap, declared or streamed', async () => {
@@ -219,6 +276,41 @@ describe('public webhook server', () => {
     expect(text).toContain('{"n":2}');
   });
 });
+
+/** A raw connection to the server of `url`: what it has received, and waits on it. */
+function rawConnection(url: string) {
+  const socket = connect(Number(new URL(url).port), '127.0.0.1');
+  socket.on('error', () => undefined);
+  let text = '';
+  socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  return {
+    socket,
+    closed,
+    text: () => text,
+    /** Resolves once what was received matches `pattern`; fails if the connection closes first. */
+    until: (pattern: RegExp) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (!pattern.test(text)) return;
+          stop();
+          resolve();
+        };
+        const onClose = () => {
+          stop();
+          if (pattern.test(text)) resolve();
+          else reject(new Error(`connection closed with ${JSON.stringify(text)}`));
+        };
+        const stop = () => {
+          socket.off('data', check);
+          socket.off('close', onClose);
+        };
+        socket.on('data', check);
+        socket.on('close', onClose);
+        check();
+      }),
+  };
+}
 
 async function waitUntil(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));

@@ -10,7 +10,13 @@ export type WebhookOutcome =
   | 'unavailable'
   | 'too_large'
   | 'unsupported_media_type'
-  | 'method_not_allowed';
+  | 'method_not_allowed'
+  /** Not the webhook path (404): not a webhook, so left out of the webhook alerts' ratios. */
+  | 'not_found'
+  /** A request that could not be read or parsed (400, or 431 for oversized headers). */
+  | 'bad_request'
+  /** Not received within WEBHOOK_REQUEST_TIMEOUT_MS (408). */
+  | 'timeout';
 
 /** What ops watch on the ingress. */
 export class WebhookMetrics {
@@ -23,7 +29,7 @@ export class WebhookMetrics {
   constructor(registry: Registry, deliveriesRemembered: () => number) {
     this.requests = new Counter({
       name: 'webhook_requests_total',
-      help: 'Webhook requests by how they ended (accepted, duplicate, rejected, unavailable, ...).',
+      help: 'Requests to the public port by how they ended (accepted, duplicate, rejected, unavailable, not_found, ...).',
       labelNames: ['outcome'],
       registers: [registry],
     });
