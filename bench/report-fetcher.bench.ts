@@ -4,6 +4,7 @@
  *   npm run bench:fetcher                # 2,000 Items x 1,000 transactions
  *   npm run bench:fetcher -- --quick     # 200 Items x 1,000 transactions
  *   BENCH_FETCHER_NODE_FLAGS=--cpu-prof npm run bench:fetcher -- --quick   # node flags for the fetcher
+ *     (default: those docker-compose.yml and scripts/run-local.sh use)
  *   REPORT_FETCH_CONCURRENCY=16 npm run bench:fetcher   # REPORT_* variables go to the fetcher
  *
  * 1. Fetch: every Item (2 accounts x 500 transactions, all inside 730 days) has its token in the
@@ -73,7 +74,12 @@ const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:19092';
 const logger = createLogger({ service: 'bench', level: 'fatal' });
 const KEY_ID = 'bench';
 const KEY = randomBytes(32);
-const FETCHER_NODE_FLAGS = process.env.BENCH_FETCHER_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+/** The fetcher's node flags: docker-compose.yml's and scripts/run-local.sh's unless given. */
+const FETCHER_NODE_FLAGS = (
+  process.env.BENCH_FETCHER_NODE_FLAGS ?? '--max-semi-space-size=8 --heap-growing-percent=50'
+)
+  .split(/\s+/)
+  .filter(Boolean);
 /** REPORT_* variables set for the bench go to the fetcher; none are set for the recorded runs. */
 const FETCHER_OVERRIDES = Object.fromEntries(
   Object.entries(process.env).filter(
@@ -89,7 +95,11 @@ const PAGE_SIZE = reportFetcherVariables.REPORT_FETCH_PAGE_SIZE.parse(
 );
 /** Items whose pages the ceiling holds in memory at once (read untimed, then inserted timed). */
 const CEILING_BATCH = 200;
-const TARGETS = { rowsPerS: 20_000, shareOfCeiling: 50, rssMb: 300 };
+/**
+ * The report ingestion issue's targets (20,000/s and RSS under 300 MB), with the performance
+ * issue's share of the ceiling (80%, raised from the first 50%).
+ */
+const TARGETS = { rowsPerS: 20_000, shareOfCeiling: 80, rssMb: 300 };
 
 const itemId = (i: number) => `bench-fetch-item-${i}`;
 const token = (i: number) => `access-sandbox-bench-fetch-${String(i).padStart(8, '0')}`;

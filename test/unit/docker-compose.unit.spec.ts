@@ -56,24 +56,17 @@ describe('docker-compose.yml', () => {
     expect(() => load(environmentOf(service))).not.toThrow();
   });
 
-  it('starts the worker with the node flags scripts/run-local.sh uses', () => {
-    const command = compose.services['refresh-worker']?.command ?? [];
+  it.each([
+    ['refresh-worker', ['--heap-growing-percent=20', '--max-semi-space-size=32']],
+    ['projector', ['--max-semi-space-size=16', '--heap-growing-percent=50']],
+    ['report-fetcher', ['--max-semi-space-size=8', '--heap-growing-percent=50']],
+  ])('starts the %s with the node flags scripts/run-local.sh uses', (service, flags) => {
+    const command = compose.services[service]?.command ?? [];
     const composeFlags = command.filter((arg) => arg.startsWith('--'));
     const script = readFileSync(join(__dirname, '../../scripts/run-local.sh'), 'utf8');
-    const line = /^start_app refresh-worker(.*)$/m.exec(script)?.[1] ?? '';
+    const line = new RegExp(`^start_app ${service}(.*)$`, 'm').exec(script)?.[1] ?? '';
     expect(composeFlags).toEqual(line.trim().split(/\s+/).filter(Boolean));
-    expect(composeFlags).toContain('--heap-growing-percent=20');
-    expect(composeFlags).toContain('--max-semi-space-size=32');
-  });
-
-  it('starts the projector with the node flags scripts/run-local.sh uses', () => {
-    const command = compose.services.projector?.command ?? [];
-    const composeFlags = command.filter((arg) => arg.startsWith('--'));
-    const script = readFileSync(join(__dirname, '../../scripts/run-local.sh'), 'utf8');
-    const line = /^start_app projector(.*)$/m.exec(script)?.[1] ?? '';
-    expect(composeFlags).toEqual(line.trim().split(/\s+/).filter(Boolean));
-    expect(composeFlags).toContain('--max-semi-space-size=16');
-    expect(composeFlags).toContain('--heap-growing-percent=50');
+    expect(composeFlags).toEqual(flags);
   });
 
   it('uses only variable names the apps read', () => {
